@@ -1,0 +1,65 @@
+//! What the core asks its caller to do.
+
+use bytes::Bytes;
+use thiserror::Error;
+
+use crate::{Frame, FrameError, MessageId, PeerId};
+
+/// An instruction for the caller, drained with
+/// [`Node::poll_action`](crate::Node::poll_action) or
+/// [`Node::drain_actions`](crate::Node::drain_actions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Write `frame` to `peer`, after every frame sent to it before, and report the
+    /// written bytes with [`Node::handle_flushed`](crate::Node::handle_flushed).
+    Send {
+        /// The peer to write to.
+        peer: PeerId,
+        /// The frame; its payload buffer is shared with every other copy.
+        frame: Frame,
+    },
+    /// Hand a new message to the application. Each message is delivered once (see
+    /// [`Config::seen_retention`](crate::Config::seen_retention) for the exact bound).
+    Deliver(Delivery),
+    /// Close the connection to `peer`. The core has already forgotten it; calling
+    /// [`Node::peer_disconnected`](crate::Node::peer_disconnected) afterwards is harmless.
+    Disconnect {
+        /// The peer to drop.
+        peer: PeerId,
+        /// Why.
+        reason: DisconnectReason,
+    },
+}
+
+/// A message received from a peer for the first time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The message id, `blake3(payload)`.
+    pub id: MessageId,
+    /// The payload. It shares the buffer it was read into; copy it
+    /// (`Bytes::copy_from_slice`) before keeping many small payloads for long.
+    pub payload: Bytes,
+    /// The peer it first arrived from.
+    pub from: PeerId,
+}
+
+/// Why the core wants a peer gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum DisconnectReason {
+    /// The peer broke the framing rules.
+    #[error("protocol error: {0}")]
+    Protocol(#[from] FrameError),
+    /// The peer's queue stayed over budget for
+    /// [`Config::slow_peer_timeout`](crate::Config::slow_peer_timeout).
+    #[error("slow peer: {queued_bytes} bytes queued, overloaded too long")]
+    SlowPeer {
+        /// Bytes still queued for it.
+        queued_bytes: usize,
+    },
+    /// The node already had [`Config::max_peers`](crate::Config::max_peers) peers.
+    #[error("too many peers (limit {limit})")]
+    TooManyPeers {
+        /// The configured limit.
+        limit: usize,
+    },
+}

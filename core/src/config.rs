@@ -1,0 +1,118 @@
+//! Limits and policies of a [`Node`](crate::Node), each with a documented default.
+
+use std::time::Duration;
+
+use thiserror::Error;
+
+use crate::{SeenSet, HEADER_LEN};
+
+/// Every limit a node enforces. All fields are public; start from [`Config::default`].
+///
+/// Worst-case memory of one node, beyond the application's own copies of delivered
+/// payloads, is about `seen_budget_bytes + total_queue_bytes + max_peers * (max_frame_len
+/// + read size)`: the seen set, queued output, and one partial frame per peer.
+///
+/// ```
+/// use std::time::Duration;
+/// use gossip_core::{Config, Node};
+///
+/// let config = Config {
+///     max_frame_len: 64 * 1024,
+///     seen_retention: Duration::from_secs(30),
+///     ..Config::default()
+/// };
+/// let node = Node::new(config)?;
+/// # Ok::<(), gossip_core::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Largest payload accepted from a peer or from [`publish`](crate::Node::publish).
+    /// A peer announcing more is disconnected before anything is allocated for it.
+    ///
+    /// Default 1 MiB: room for transactions, votes and small blocks, while a peer can pin
+    /// at most 1 MiB of partial frame in its decoder. At most `u32::MAX`.
+    pub max_frame_len: usize,
+    /// Most peers connected at once; one more is disconnected with
+    /// [`DisconnectReason::TooManyPeers`](crate::DisconnectReason::TooManyPeers).
+    /// Default 128.
+    pub max_peers: usize,
+    /// Heap bytes the seen set may use; its capacity in ids is derived from it with
+    /// [`SeenSet::capacity_for_budget`]. Default 32 MiB (229,375 ids).
+    pub seen_budget_bytes: usize,
+    /// How long an id is remembered at most. Default 5 minutes.
+    ///
+    /// Exactly-once holds while every copy of a message reaches a node within
+    /// `min(seen_retention, time for the seen set's capacity of newer messages to
+    /// arrive)` of its first copy. A copy arriving later is taken for a new message:
+    /// delivered again and flooded again (the flood dies out at nodes that still
+    /// remember it).
+    pub seen_retention: Duration,
+    /// Wire bytes that may be queued for one peer (sent but not yet reported flushed).
+    /// A message that does not fit is dropped for that peer and counted in
+    /// [`Stats::frames_shed`](crate::Stats::frames_shed). Default 4 MiB.
+    pub peer_queue_bytes: usize,
+    /// Wire bytes that may be queued across all peers. Default 64 MiB.
+    pub total_queue_bytes: usize,
+    /// A peer that stays overloaded this long is disconnected with
+    /// [`DisconnectReason::SlowPeer`](crate::DisconnectReason::SlowPeer). It stops being
+    /// overloaded once its queue drains to half of `peer_queue_bytes`. Default 10 s.
+    pub slow_peer_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_frame_len: 1 << 20,
+            max_peers: 128,
+            seen_budget_bytes: 32 << 20,
+            seen_retention: Duration::from_secs(300),
+            peer_queue_bytes: 4 << 20,
+            total_queue_bytes: 64 << 20,
+            slow_peer_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A [`Config`] that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ConfigError {
+    /// `max_frame_len` does not fit the 32-bit length prefix.
+    #[error("max_frame_len {0} does not fit a u32 length prefix")]
+    FrameLenTooLarge(usize),
+    /// `seen_budget_bytes` cannot hold a single id.
+    #[error("seen_budget_bytes {0} cannot hold even one message id")]
+    SeenBudgetTooSmall(usize),
+    /// A queue budget is smaller than one frame of `max_frame_len`, so such a message
+    /// could never be sent.
+    #[error("queue budget {budget} is smaller than one maximal frame ({frame} bytes)")]
+    QueueSmallerThanFrame {
+        /// The offending budget.
+        budget: usize,
+        /// Wire bytes of the largest frame.
+        frame: usize,
+    },
+}
+
+impl Config {
+    /// Checks that the limits are consistent.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if u32::try_from(self.max_frame_len).is_err() {
+            return Err(ConfigError::FrameLenTooLarge(self.max_frame_len));
+        }
+        if self.seen_capacity() == 0 {
+            return Err(ConfigError::SeenBudgetTooSmall(self.seen_budget_bytes));
+        }
+        let frame = self.max_frame_len + HEADER_LEN;
+        for budget in [self.peer_queue_bytes, self.total_queue_bytes] {
+            if budget < frame {
+                return Err(ConfigError::QueueSmallerThanFrame { budget, frame });
+            }
+        }
+        Ok(())
+    }
+
+    /// How many ids the seen set holds within `seen_budget_bytes`.
+    pub fn seen_capacity(&self) -> usize {
+        SeenSet::capacity_for_budget(self.seen_budget_bytes)
+    }
+}

@@ -1,0 +1,336 @@
+//! The gossip state machine: [`Node`].
+
+mod peer;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Instant;
+
+use bytes::Bytes;
+use thiserror::Error;
+
+use crate::{
+    Action, Config, ConfigError, Delivery, DisconnectReason, Frame, MessageId, PeerId, SeenSet,
+    Stats,
+};
+use peer::Peer;
+
+/// One gossip node: events in, [`Action`]s out.
+///
+/// Every method takes the current time from the caller (`now`, from any monotonic clock;
+/// the simulator passes virtual time). After each call, drain the actions with
+/// [`poll_action`](Self::poll_action) or [`drain_actions`](Self::drain_actions) and
+/// carry them out, and arrange to call [`handle_timeout`](Self::handle_timeout) at
+/// [`poll_timeout`](Self::poll_timeout). No method panics on any input.
+///
+/// Flooding rule: a message not seen before is delivered once and forwarded to every
+/// connected peer except the one it came from; a message already seen is dropped and
+/// counted as a duplicate.
+///
+/// See the [crate documentation](crate) for a complete example.
+#[derive(Debug)]
+pub struct Node {
+    config: Config,
+    peers: BTreeMap<PeerId, Peer>,
+    seen: SeenSet,
+    actions: VecDeque<Action>,
+    stats: Stats,
+    queued_bytes: usize,
+}
+
+/// What [`Node::publish`] did with a payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublishOutcome {
+    /// New message: marked seen and queued for `peers` peers (those with room in their
+    /// queue; the others count as shed).
+    Sent {
+        /// The message id.
+        id: MessageId,
+        /// Peers it was queued for.
+        peers: usize,
+    },
+    /// The same payload (so the same id) is still remembered: nothing was sent. Identical
+    /// bytes are one message, so publishing them again is a no-op within the retention
+    /// window.
+    AlreadySeen {
+        /// The message id.
+        id: MessageId,
+    },
+}
+
+impl PublishOutcome {
+    /// The message id, whatever the outcome.
+    pub fn id(&self) -> MessageId {
+        match *self {
+            PublishOutcome::Sent { id, .. } | PublishOutcome::AlreadySeen { id } => id,
+        }
+    }
+}
+
+/// Why [`Node::publish`] refused a payload. A refused payload is not marked seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum PublishError {
+    /// The payload is longer than [`Config::max_frame_len`].
+    #[error("payload of {len} bytes exceeds the maximum of {max}")]
+    TooLarge {
+        /// The payload length.
+        len: usize,
+        /// The configured maximum.
+        max: usize,
+    },
+}
+
+impl Node {
+    /// A node with no peers. Fails if the configuration is inconsistent.
+    pub fn new(config: Config) -> Result<Self, ConfigError> {
+        config.validate()?;
+        Ok(Node {
+            seen: SeenSet::new(config.seen_capacity(), config.seen_retention),
+            config,
+            peers: BTreeMap::new(),
+            actions: VecDeque::new(),
+            stats: Stats::default(),
+            queued_bytes: 0,
+        })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// A new connection to `peer` is up. If the node is full it is refused with
+    /// [`DisconnectReason::TooManyPeers`]; an id that is already connected is ignored.
+    pub fn peer_connected(&mut self, _now: Instant, peer: PeerId) {
+        if self.peers.contains_key(&peer) {
+            return;
+        }
+        if self.peers.len() >= self.config.max_peers {
+            self.stats.peers_refused += 1;
+            let limit = self.config.max_peers;
+            self.actions.push_back(Action::Disconnect {
+                peer,
+                reason: DisconnectReason::TooManyPeers { limit },
+            });
+            return;
+        }
+        self.peers
+            .insert(peer, Peer::new(self.config.max_frame_len));
+        self.stats.peers_connected += 1;
+    }
+
+    /// The connection to `peer` is gone. Its queued output is forgotten. Unknown ids are
+    /// ignored.
+    pub fn peer_disconnected(&mut self, _now: Instant, peer: PeerId) {
+        if let Some(state) = self.peers.remove(&peer) {
+            self.queued_bytes -= state.queued_bytes;
+        }
+    }
+
+    /// Whether `peer` is connected.
+    pub fn is_connected(&self, peer: PeerId) -> bool {
+        self.peers.contains_key(&peer)
+    }
+
+    /// Bytes arrived from `peer`, in any chunking: part of a frame, many frames, or both.
+    ///
+    /// New messages are delivered and forwarded; a framing error disconnects the peer.
+    /// Bytes from an unknown peer are ignored.
+    pub fn handle_received(&mut self, now: Instant, peer: PeerId, data: &[u8]) {
+        let Some(state) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        self.stats.bytes_in += data.len() as u64;
+        state.decoder.extend(data);
+        loop {
+            let Some(state) = self.peers.get_mut(&peer) else {
+                return;
+            };
+            match state.decoder.next_frame() {
+                Ok(Some(payload)) => {
+                    self.stats.frames_in += 1;
+                    self.handle_message(now, peer, payload);
+                }
+                Ok(None) => return,
+                Err(error) => {
+                    self.stats.protocol_errors += 1;
+                    self.disconnect(peer, DisconnectReason::Protocol(error));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The caller wrote `bytes` bytes of queued frames to `peer`'s socket.
+    pub fn handle_flushed(&mut self, _now: Instant, peer: PeerId, bytes: usize) {
+        let Some(state) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        let flushed = state.flushed(bytes, self.config.peer_queue_bytes);
+        self.queued_bytes -= flushed;
+        self.stats.bytes_flushed += flushed as u64;
+    }
+
+    /// Publishes `payload` from this node: marks it seen and queues it for every peer.
+    ///
+    /// The publisher gets no [`Action::Deliver`] for its own message (it already has
+    /// it). Publishing bytes that are still remembered returns
+    /// [`PublishOutcome::AlreadySeen`] and sends nothing.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use gossip_core::{Config, Node, PublishError, PublishOutcome};
+    ///
+    /// let now = Instant::now();
+    /// let mut node = Node::new(Config { max_frame_len: 4, ..Config::default() })?;
+    /// assert!(matches!(node.publish(now, &b"ping"[..]), Ok(PublishOutcome::Sent { .. })));
+    /// assert!(matches!(node.publish(now, &b"ping"[..]), Ok(PublishOutcome::AlreadySeen { .. })));
+    /// assert_eq!(
+    ///     node.publish(now, &b"pings"[..]),
+    ///     Err(PublishError::TooLarge { len: 5, max: 4 })
+    /// );
+    /// # Ok::<(), gossip_core::ConfigError>(())
+    /// ```
+    pub fn publish(
+        &mut self,
+        now: Instant,
+        payload: impl Into<Bytes>,
+    ) -> Result<PublishOutcome, PublishError> {
+        let payload = payload.into();
+        let max = self.config.max_frame_len;
+        if payload.len() > max {
+            return Err(PublishError::TooLarge {
+                len: payload.len(),
+                max,
+            });
+        }
+        let id = MessageId::of(&payload);
+        if !self.seen.insert(id, now) {
+            self.stats.duplicates += 1;
+            return Ok(PublishOutcome::AlreadySeen { id });
+        }
+        self.stats.messages_published += 1;
+        let peers = self.flood(now, None, id, payload);
+        Ok(PublishOutcome::Sent { id, peers })
+    }
+
+    /// Runs what was due by `now`: disconnects peers that stayed overloaded too long and
+    /// forgets expired message ids.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.seen.expire(now);
+        let timeout = self.config.slow_peer_timeout;
+        let slow: Vec<(PeerId, usize)> = self
+            .peers
+            .iter()
+            .filter(|(_, state)| state.slow_deadline(timeout).is_some_and(|d| d <= now))
+            .map(|(peer, state)| (*peer, state.queued_bytes))
+            .collect();
+        for (peer, queued_bytes) in slow {
+            self.stats.slow_peer_disconnects += 1;
+            self.disconnect(peer, DisconnectReason::SlowPeer { queued_bytes });
+        }
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) next has work, if ever. Only
+    /// overloaded peers set a deadline; expired ids are also forgotten lazily, so an idle
+    /// node is never woken.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let timeout = self.config.slow_peer_timeout;
+        self.peers
+            .values()
+            .filter_map(|state| state.slow_deadline(timeout))
+            .min()
+    }
+
+    /// The next action, oldest first.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// Drains every pending action, oldest first. The internal queue keeps its
+    /// allocation, so steady-state operation allocates nothing for actions.
+    pub fn drain_actions(&mut self) -> impl Iterator<Item = Action> + '_ {
+        self.actions.drain(..)
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            peers_current: self.peers.len(),
+            queued_bytes: self.queued_bytes,
+            seen_len: self.seen.len(),
+            seen_evicted: self.seen.evicted(),
+            ..self.stats
+        }
+    }
+
+    /// The seen set, for inspection.
+    pub fn seen(&self) -> &SeenSet {
+        &self.seen
+    }
+
+    fn handle_message(&mut self, now: Instant, from: PeerId, payload: Bytes) {
+        let id = MessageId::of(&payload);
+        if !self.seen.insert(id, now) {
+            self.stats.duplicates += 1;
+            return;
+        }
+        self.stats.messages_delivered += 1;
+        self.actions.push_back(Action::Deliver(Delivery {
+            id,
+            payload: payload.clone(),
+            from,
+        }));
+        self.flood(now, Some(from), id, payload);
+    }
+
+    /// Queues the message for every peer but `except`; returns how many took it.
+    fn flood(
+        &mut self,
+        now: Instant,
+        except: Option<PeerId>,
+        id: MessageId,
+        payload: Bytes,
+    ) -> usize {
+        // `max_frame_len` fits a u32 (checked by `Config::validate`) and every payload was
+        // checked against it, so framing cannot fail.
+        let Some(frame) = Frame::new(id, payload) else {
+            return 0;
+        };
+        let wire_len = frame.wire_len();
+        let peer_budget = self.config.peer_queue_bytes;
+        let mut sent = 0;
+        for (&peer, state) in self.peers.iter_mut() {
+            if Some(peer) == except {
+                continue;
+            }
+            let fits_peer = state.queued_bytes + wire_len <= peer_budget;
+            let fits_total = self.queued_bytes + wire_len <= self.config.total_queue_bytes;
+            if !(fits_peer && fits_total) {
+                self.stats.frames_shed += 1;
+                if !fits_peer {
+                    // Only a peer's own backlog counts against it; a full total queue is
+                    // resolved by disconnecting the peers that filled it.
+                    state.overloaded_since.get_or_insert(now);
+                }
+                continue;
+            }
+            state.queued_bytes += wire_len;
+            self.queued_bytes += wire_len;
+            self.stats.frames_out += 1;
+            self.stats.bytes_out += wire_len as u64;
+            self.actions.push_back(Action::Send {
+                peer,
+                frame: frame.clone(),
+            });
+            sent += 1;
+        }
+        sent
+    }
+
+    fn disconnect(&mut self, peer: PeerId, reason: DisconnectReason) {
+        if let Some(state) = self.peers.remove(&peer) {
+            self.queued_bytes -= state.queued_bytes;
+            self.actions.push_back(Action::Disconnect { peer, reason });
+        }
+    }
+}

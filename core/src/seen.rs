@@ -1,0 +1,262 @@
+//! The set of message ids a node has already handled, bounded in memory and in time.
+//!
+//! Ids are remembered in arrival order. An id is forgotten when it is older than the
+//! retention period (checked lazily, whenever the set is touched) or when room is needed
+//! for a newer id and the set is at capacity (oldest first). So an id is remembered for
+//! **at least** `min(retention, time until capacity newer ids arrive)`.
+//!
+//! The hash table is keyed per set with [`RandomState`] (SipHash with random keys). Message
+//! ids are BLAKE3 outputs, but a peer chooses the payloads, so it can grind ids whose raw
+//! bits collide in an unkeyed table; with a secret per-node key it cannot. Nothing in the
+//! crate iterates the table, so the random key never makes behaviour nondeterministic.
+
+use std::collections::hash_map::RandomState;
+use std::collections::{HashSet, VecDeque};
+use std::hash::BuildHasher;
+use std::mem::size_of;
+use std::time::{Duration, Instant};
+
+use crate::MessageId;
+
+/// One remembered id, in arrival order.
+type Entry = (MessageId, Instant);
+
+/// A bounded set of recently seen message ids.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use gossip_core::{MessageId, SeenSet};
+///
+/// let t0 = Instant::now();
+/// let mut seen = SeenSet::new(2, Duration::from_secs(60));
+/// let (a, b, c) = (MessageId::of(b"a"), MessageId::of(b"b"), MessageId::of(b"c"));
+/// assert!(seen.insert(a, t0));
+/// assert!(!seen.insert(a, t0)); // already seen
+/// seen.insert(b, t0);
+/// seen.insert(c, t0); // at capacity: forgets `a`, the oldest
+/// assert!(!seen.contains(&a));
+/// // After the retention period everything is forgotten.
+/// assert!(seen.insert(b, t0 + Duration::from_secs(61)));
+/// ```
+#[derive(Debug)]
+pub struct SeenSet<S = RandomState> {
+    ids: HashSet<MessageId, S>,
+    order: VecDeque<Entry>,
+    capacity: usize,
+    retention: Duration,
+    evicted: u64,
+}
+
+impl SeenSet {
+    /// A set holding at most `capacity` ids (at least one), each for at most `retention`.
+    pub fn new(capacity: usize, retention: Duration) -> Self {
+        Self::with_hasher(capacity, retention, RandomState::new())
+    }
+
+    /// The largest capacity whose worst-case footprint ([`Self::memory_bound`]) fits in
+    /// `budget_bytes`. Zero if not even one id fits.
+    pub fn capacity_for_budget(budget_bytes: usize) -> usize {
+        // memory_bound is monotonic in capacity: binary search the largest that fits.
+        let (mut low, mut high) = (0usize, budget_bytes / size_of::<MessageId>() + 1);
+        while low < high {
+            let mid = low + (high - low).div_ceil(2);
+            if Self::memory_bound(mid) <= budget_bytes {
+                low = mid;
+            } else {
+                high = mid - 1;
+            }
+        }
+        low
+    }
+
+    /// Worst-case heap bytes held by a set of the given capacity, whatever the order of
+    /// inserts and evictions: both tables grow by doubling, and the hash table may grow
+    /// once more while tombstones of forgotten ids fill it (32 MiB holds 229,375 ids).
+    pub fn memory_bound(capacity: usize) -> usize {
+        if capacity == 0 {
+            return 0;
+        }
+        // Buckets for `capacity` ids at the 7/8 load factor, doubled: forgotten ids leave
+        // tombstones, and a table full of them may grow once more instead of rehashing.
+        let table_buckets = (capacity.saturating_mul(8) / 7 + 1)
+            .checked_next_power_of_two()
+            .unwrap_or(usize::MAX)
+            .saturating_mul(2)
+            .max(MIN_TABLE_BUCKETS);
+        let order_slots = capacity
+            .checked_next_power_of_two()
+            .unwrap_or(usize::MAX)
+            .max(MIN_ORDER_SLOTS);
+        table_buckets
+            .saturating_add(GROUP_WIDTH)
+            .saturating_mul(TABLE_BYTES_PER_BUCKET)
+            .saturating_add(order_slots.saturating_mul(size_of::<Entry>()))
+    }
+}
+
+/// Control bytes past the end of a SwissTable (one SIMD group).
+const GROUP_WIDTH: usize = 16;
+/// The smallest SwissTable that allocates.
+const MIN_TABLE_BUCKETS: usize = 4;
+/// The smallest allocation a `VecDeque` of entries makes.
+const MIN_ORDER_SLOTS: usize = 4;
+/// A SwissTable bucket holds the key plus one control byte.
+const TABLE_BYTES_PER_BUCKET: usize = size_of::<MessageId>() + 1;
+
+impl<S: BuildHasher> SeenSet<S> {
+    /// A set with a caller-provided keyed hasher (for example a fixed one, to reproduce a
+    /// table layout). The hasher must be keyed secretly if peers can choose payloads.
+    pub fn with_hasher(capacity: usize, retention: Duration, hasher: S) -> Self {
+        SeenSet {
+            ids: HashSet::with_hasher(hasher),
+            order: VecDeque::new(),
+            capacity: capacity.max(1),
+            retention,
+            evicted: 0,
+        }
+    }
+
+    /// Records `id` as seen at `now`. Returns `true` if it was not already remembered.
+    pub fn insert(&mut self, id: MessageId, now: Instant) -> bool {
+        self.expire(now);
+        if self.ids.contains(&id) {
+            return false;
+        }
+        while self.order.len() >= self.capacity {
+            self.evict_oldest();
+        }
+        self.ids.insert(id);
+        self.order.push_back((id, now));
+        true
+    }
+
+    /// Whether `id` is remembered. Does not expire anything, so an id past its retention
+    /// may still be reported until the next [`insert`](Self::insert) or
+    /// [`expire`](Self::expire).
+    pub fn contains(&self, id: &MessageId) -> bool {
+        self.ids.contains(id)
+    }
+
+    /// Forgets every id recorded more than the retention period before `now`.
+    pub fn expire(&mut self, now: Instant) {
+        while let Some(&(_, seen_at)) = self.order.front() {
+            let expired = seen_at
+                .checked_add(self.retention)
+                .is_some_and(|deadline| deadline <= now);
+            if !expired {
+                break;
+            }
+            self.evict_oldest();
+        }
+    }
+
+    fn evict_oldest(&mut self) {
+        if let Some((id, _)) = self.order.pop_front() {
+            self.ids.remove(&id);
+            self.evicted += 1;
+        }
+    }
+
+    /// Ids currently remembered.
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    /// Whether no id is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    /// The most ids ever remembered at once.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Ids forgotten so far, by age or for room.
+    pub fn evicted(&self) -> u64 {
+        self.evicted
+    }
+
+    /// Heap bytes the set holds now, from the capacities of its two tables. Never more
+    /// than [`SeenSet::memory_bound`] of its capacity.
+    pub fn memory_bytes(&self) -> usize {
+        // Invert the SwissTable load factor: 7/8 of the buckets are usable, all of them
+        // in tables of fewer than 8 buckets (which leave one free).
+        let usable = self.ids.capacity();
+        let buckets = match usable {
+            0 => 0,
+            1..=6 => usable + 1 + GROUP_WIDTH,
+            _ => usable / 7 * 8 + GROUP_WIDTH,
+        };
+        buckets * TABLE_BYTES_PER_BUCKET + self.order.capacity() * size_of::<Entry>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u32) -> MessageId {
+        MessageId::of(&n.to_be_bytes())
+    }
+
+    #[test]
+    fn capacity_is_a_hard_bound_and_evicts_oldest_first() {
+        let now = Instant::now();
+        let mut seen = SeenSet::new(3, Duration::from_secs(60));
+        for n in 0..5 {
+            assert!(seen.insert(id(n), now));
+        }
+        assert_eq!(seen.len(), 3);
+        assert!(!seen.contains(&id(0)) && !seen.contains(&id(1)));
+        assert!(seen.contains(&id(2)) && seen.contains(&id(4)));
+        assert_eq!(seen.evicted(), 2);
+    }
+
+    #[test]
+    fn retention_edge_is_exclusive() {
+        let t0 = Instant::now();
+        let retention = Duration::from_secs(10);
+        let mut seen = SeenSet::new(10, retention);
+        seen.insert(id(1), t0);
+        assert!(!seen.insert(id(1), t0 + retention - Duration::from_nanos(1)));
+        assert!(seen.insert(id(1), t0 + retention));
+    }
+
+    #[test]
+    fn huge_retention_never_overflows() {
+        let t0 = Instant::now();
+        let mut seen = SeenSet::new(10, Duration::MAX);
+        seen.insert(id(1), t0);
+        assert!(!seen.insert(id(1), t0 + Duration::from_secs(1 << 40)));
+    }
+
+    #[test]
+    fn budget_gives_a_capacity_whose_bound_fits() {
+        for budget in [0, 100, 1000, 1 << 20, 32 << 20] {
+            let capacity = SeenSet::capacity_for_budget(budget);
+            assert!(SeenSet::memory_bound(capacity) <= budget);
+            assert!(SeenSet::memory_bound(capacity + 1) > budget || capacity == 0);
+        }
+    }
+
+    #[test]
+    fn real_footprint_stays_within_the_bound() {
+        let now = Instant::now();
+        for capacity in [1, 2, 3, 7, 8, 13, 100, 1000, 4096, 5000] {
+            let mut seen = SeenSet::new(capacity, Duration::from_secs(60));
+            for n in 0..(3 * capacity as u32) {
+                seen.insert(id(n), now);
+                assert!(
+                    seen.memory_bytes() <= SeenSet::memory_bound(capacity),
+                    "capacity {capacity}, len {}, table {}, order {}: {} > {}",
+                    seen.len(),
+                    seen.ids.capacity(),
+                    seen.order.capacity(),
+                    seen.memory_bytes(),
+                    SeenSet::memory_bound(capacity)
+                );
+            }
+        }
+    }
+}

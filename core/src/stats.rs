@@ -1,0 +1,42 @@
+//! Counters a node keeps, readable at any time.
+
+/// A snapshot of a node's counters, from [`Node::stats`](crate::Node::stats).
+///
+/// Counters (`u64`) only grow; gauges (`usize`) are current values.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// New messages received from peers and delivered to the application.
+    pub messages_delivered: u64,
+    /// Messages published locally and flooded.
+    pub messages_published: u64,
+    /// Messages received (or published) again while still remembered, and dropped.
+    pub duplicates: u64,
+    /// Complete frames received from peers.
+    pub frames_in: u64,
+    /// Bytes received from peers.
+    pub bytes_in: u64,
+    /// Frames handed to the caller to send.
+    pub frames_out: u64,
+    /// Wire bytes handed to the caller to send.
+    pub bytes_out: u64,
+    /// Bytes the caller reported written to sockets.
+    pub bytes_flushed: u64,
+    /// Frames not sent to a peer because its queue (or the total queue) was full.
+    pub frames_shed: u64,
+    /// Peers disconnected for breaking the framing rules.
+    pub protocol_errors: u64,
+    /// Peers disconnected for staying overloaded.
+    pub slow_peer_disconnects: u64,
+    /// Connections refused because the node was at `max_peers`.
+    pub peers_refused: u64,
+    /// Peers accepted so far.
+    pub peers_connected: u64,
+    /// Peers connected now.
+    pub peers_current: usize,
+    /// Wire bytes queued for all peers now.
+    pub queued_bytes: usize,
+    /// Message ids remembered now.
+    pub seen_len: usize,
+    /// Message ids forgotten so far, by age or for room.
+    pub seen_evicted: u64,
+}

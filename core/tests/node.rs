@@ -1,0 +1,339 @@
+//! Behaviour of one node, driven by hand, at the edges of every limit.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use gossip_core::frame::encode;
+use gossip_core::{
+    Action, Config, ConfigError, DisconnectReason, FrameError, MessageId, Node, PeerId,
+    PublishError, PublishOutcome,
+};
+
+const A: PeerId = PeerId(1);
+const B: PeerId = PeerId(2);
+const C: PeerId = PeerId(3);
+
+fn node_with(config: Config, peers: &[PeerId]) -> (Node, Instant) {
+    let now = Instant::now();
+    let mut node = Node::new(config).unwrap();
+    for &peer in peers {
+        node.peer_connected(now, peer);
+    }
+    (node, now)
+}
+
+fn actions(node: &mut Node) -> Vec<Action> {
+    node.drain_actions().collect()
+}
+
+fn sends(actions: &[Action]) -> Vec<PeerId> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send { peer, .. } => Some(*peer),
+            _ => None,
+        })
+        .collect()
+}
+
+fn deliveries(actions: &[Action]) -> Vec<(Bytes, PeerId)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Deliver(d) => Some((d.payload.clone(), d.from)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn new_message_is_delivered_once_and_forwarded_to_all_but_its_sender() {
+    let (mut node, now) = node_with(Config::default(), &[A, B, C]);
+    node.handle_received(now, B, &encode(b"m"));
+    let out = actions(&mut node);
+    assert_eq!(deliveries(&out), [(Bytes::from_static(b"m"), B)]);
+    assert_eq!(sends(&out), [A, C]);
+
+    node.handle_received(now, C, &encode(b"m"));
+    assert!(actions(&mut node).is_empty());
+    let stats = node.stats();
+    assert_eq!((stats.messages_delivered, stats.duplicates), (1, 1));
+}
+
+#[test]
+fn forwarded_frames_share_one_payload_buffer() {
+    let (mut node, now) = node_with(Config::default(), &[A, B, C]);
+    node.handle_received(now, A, &encode(b"shared"));
+    let pointers: Vec<*const u8> = actions(&mut node)
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send { frame, .. } => Some(frame.payload().as_ptr()),
+            Action::Deliver(d) => Some(d.payload.as_ptr()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(pointers.len(), 3);
+    assert!(pointers.windows(2).all(|w| w[0] == w[1]));
+}
+
+#[test]
+fn publisher_gets_no_delivery_and_every_peer_gets_the_frame() {
+    let (mut node, now) = node_with(Config::default(), &[A, B]);
+    let outcome = node.publish(now, &b"mine"[..]).unwrap();
+    assert_eq!(
+        outcome,
+        PublishOutcome::Sent {
+            id: MessageId::of(b"mine"),
+            peers: 2
+        }
+    );
+    let out = actions(&mut node);
+    assert!(deliveries(&out).is_empty());
+    assert_eq!(sends(&out), [A, B]);
+    // Echoed back by a peer, it is a duplicate, not a delivery.
+    node.handle_received(now, A, &encode(b"mine"));
+    assert!(actions(&mut node).is_empty());
+}
+
+#[test]
+fn publishing_the_same_bytes_again_is_a_no_op() {
+    let (mut node, now) = node_with(Config::default(), &[A]);
+    node.publish(now, &b"x"[..]).unwrap();
+    actions(&mut node);
+    let again = node.publish(now, &b"x"[..]).unwrap();
+    assert_eq!(
+        again,
+        PublishOutcome::AlreadySeen {
+            id: MessageId::of(b"x")
+        }
+    );
+    assert!(actions(&mut node).is_empty());
+}
+
+#[test]
+fn oversized_publish_is_refused_and_not_marked_seen() {
+    let config = Config {
+        max_frame_len: 8,
+        ..Config::default()
+    };
+    let (mut node, now) = node_with(config, &[A]);
+    assert!(node.publish(now, vec![0u8; 8]).is_ok());
+    let big = vec![1u8; 9];
+    assert_eq!(
+        node.publish(now, big.clone()),
+        Err(PublishError::TooLarge { len: 9, max: 8 })
+    );
+    assert!(!node.seen().contains(&MessageId::of(&big)));
+    assert_eq!(node.stats().messages_published, 1);
+}
+
+#[test]
+fn zero_length_frames_are_messages_with_an_empty_payload() {
+    let (mut node, now) = node_with(Config::default(), &[A, B]);
+    node.handle_received(now, A, &[0, 0, 0, 0, 0, 0, 0, 0]);
+    let out = actions(&mut node);
+    assert_eq!(deliveries(&out), [(Bytes::new(), A)]);
+    assert_eq!(sends(&out), [B]);
+    assert_eq!(node.stats().duplicates, 1);
+}
+
+#[test]
+fn frame_at_the_limit_passes_and_one_byte_more_disconnects_only_that_peer() {
+    let config = Config {
+        max_frame_len: 16,
+        ..Config::default()
+    };
+    let (mut node, now) = node_with(config, &[A, B]);
+    node.handle_received(now, A, &encode(&[7; 16]));
+    assert_eq!(deliveries(&actions(&mut node)).len(), 1);
+
+    let mut wire = encode(&[8; 17]);
+    wire.extend(encode(b"after the bad frame"));
+    node.handle_received(now, A, &wire);
+    assert_eq!(
+        actions(&mut node),
+        [Action::Disconnect {
+            peer: A,
+            reason: DisconnectReason::Protocol(FrameError::TooLarge { len: 17, max: 16 })
+        }]
+    );
+    assert!(!node.is_connected(A));
+    assert_eq!(node.stats().protocol_errors, 1);
+
+    node.handle_received(now, B, &encode(b"still fine"));
+    assert_eq!(deliveries(&actions(&mut node)).len(), 1);
+}
+
+#[test]
+fn four_gigabyte_length_prefix_is_dropped_before_any_payload() {
+    let (mut node, now) = node_with(Config::default(), &[A, B]);
+    node.handle_received(now, A, &4_000_000_000u32.to_be_bytes());
+    assert!(matches!(
+        actions(&mut node)[..],
+        [Action::Disconnect {
+            peer: A,
+            reason: DisconnectReason::Protocol(FrameError::TooLarge { .. })
+        }]
+    ));
+}
+
+#[test]
+fn peer_limit_is_exact() {
+    let config = Config {
+        max_peers: 2,
+        ..Config::default()
+    };
+    let (mut node, now) = node_with(config, &[A, B]);
+    assert!(actions(&mut node).is_empty());
+    node.peer_connected(now, C);
+    assert_eq!(
+        actions(&mut node),
+        [Action::Disconnect {
+            peer: C,
+            reason: DisconnectReason::TooManyPeers { limit: 2 }
+        }]
+    );
+    assert!(!node.is_connected(C));
+    node.peer_disconnected(now, A);
+    node.peer_connected(now, C);
+    assert!(actions(&mut node).is_empty());
+    assert!(node.is_connected(C));
+}
+
+#[test]
+fn slow_peer_is_shed_at_its_budget_then_disconnected_after_the_timeout() {
+    // Frames of 10 payload bytes are 14 wire bytes; the budget holds exactly two.
+    let timeout = Duration::from_secs(5);
+    let config = Config {
+        max_frame_len: 10,
+        peer_queue_bytes: 28,
+        slow_peer_timeout: timeout,
+        ..Config::default()
+    };
+    let (mut node, t0) = node_with(config, &[A, B]);
+    for n in 0..3u8 {
+        node.handle_received(t0, A, &encode(&[n; 10]));
+    }
+    assert_eq!(sends(&actions(&mut node)), [B, B]);
+    assert_eq!(node.stats().frames_shed, 1);
+    assert_eq!(node.stats().queued_bytes, 28);
+    assert_eq!(node.poll_timeout(), Some(t0 + timeout));
+
+    node.handle_timeout(t0 + timeout - Duration::from_millis(1));
+    assert!(actions(&mut node).is_empty());
+    node.handle_timeout(t0 + timeout);
+    assert_eq!(
+        actions(&mut node),
+        [Action::Disconnect {
+            peer: B,
+            reason: DisconnectReason::SlowPeer { queued_bytes: 28 }
+        }]
+    );
+    assert_eq!(node.stats().slow_peer_disconnects, 1);
+    assert_eq!(node.stats().queued_bytes, 0);
+}
+
+#[test]
+fn draining_to_half_the_budget_clears_the_overload() {
+    let config = Config {
+        max_frame_len: 10,
+        peer_queue_bytes: 28,
+        ..Config::default()
+    };
+    let (mut node, t0) = node_with(config, &[A, B]);
+    for n in 0..3u8 {
+        node.handle_received(t0, A, &encode(&[n; 10]));
+    }
+    actions(&mut node);
+    node.handle_flushed(t0, B, 13);
+    assert!(node.poll_timeout().is_some(), "15 bytes left is over half");
+    node.handle_flushed(t0, B, 1);
+    assert_eq!(node.poll_timeout(), None);
+    // Flushing more than was queued is clamped, not an underflow.
+    node.handle_flushed(t0, B, 1000);
+    assert_eq!(node.stats().queued_bytes, 0);
+    assert_eq!(node.stats().bytes_flushed, 28);
+}
+
+#[test]
+fn total_queue_budget_sheds_without_blaming_fast_peers() {
+    let config = Config {
+        max_frame_len: 10,
+        peer_queue_bytes: 28,
+        total_queue_bytes: 42,
+        ..Config::default()
+    };
+    let (mut node, t0) = node_with(config, &[A, B, C]);
+    for n in 0..2u8 {
+        node.handle_received(t0, A, &encode(&[n; 10]));
+    }
+    // Four frames wanted, three fit the total.
+    assert_eq!(sends(&actions(&mut node)), [B, C, B]);
+    assert_eq!(node.stats().frames_shed, 1);
+    assert_eq!(node.poll_timeout(), None);
+}
+
+#[test]
+fn a_copy_arriving_after_the_retention_is_a_new_message() {
+    let retention = Duration::from_secs(60);
+    let config = Config {
+        seen_retention: retention,
+        ..Config::default()
+    };
+    let (mut node, t0) = node_with(config, &[A]);
+    node.handle_received(t0, A, &encode(b"old"));
+    node.handle_received(t0 + retention - Duration::from_nanos(1), A, &encode(b"old"));
+    node.handle_received(t0 + retention, A, &encode(b"old"));
+    assert_eq!(node.stats().messages_delivered, 2);
+}
+
+#[test]
+fn time_going_backwards_does_not_panic() {
+    let (mut node, t0) = node_with(Config::default(), &[A, B]);
+    node.handle_received(t0 + Duration::from_secs(100), A, &encode(b"a"));
+    node.handle_received(t0, A, &encode(b"b"));
+    node.handle_timeout(t0);
+    assert_eq!(node.stats().messages_delivered, 2);
+}
+
+#[test]
+fn events_for_unknown_peers_are_ignored() {
+    let (mut node, now) = node_with(Config::default(), &[]);
+    node.handle_received(now, A, &encode(b"x"));
+    node.handle_flushed(now, A, 10);
+    node.peer_disconnected(now, A);
+    assert!(actions(&mut node).is_empty());
+    assert_eq!(node.stats().bytes_in, 0);
+}
+
+#[test]
+fn inconsistent_configs_are_rejected() {
+    let too_big = Config {
+        max_frame_len: u32::MAX as usize + 1,
+        ..Config::default()
+    };
+    assert!(matches!(
+        Node::new(too_big),
+        Err(ConfigError::FrameLenTooLarge(_))
+    ));
+    let tiny_seen = Config {
+        seen_budget_bytes: 10,
+        ..Config::default()
+    };
+    assert!(matches!(
+        Node::new(tiny_seen),
+        Err(ConfigError::SeenBudgetTooSmall(10))
+    ));
+    let tiny_queue = Config {
+        max_frame_len: 100,
+        peer_queue_bytes: 103,
+        ..Config::default()
+    };
+    assert_eq!(
+        Node::new(tiny_queue).unwrap_err(),
+        ConfigError::QueueSmallerThanFrame {
+            budget: 103,
+            frame: 104
+        }
+    );
+}
