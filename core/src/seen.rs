@@ -119,13 +119,13 @@ impl<S: BuildHasher> SeenSet<S> {
     /// Records `id` as seen at `now`. Returns `true` if it was not already remembered.
     pub fn insert(&mut self, id: MessageId, now: Instant) -> bool {
         self.expire(now);
-        if self.ids.contains(&id) {
+        if !self.ids.insert(id) {
             return false;
         }
+        // The new id is the youngest, so making room never evicts it (capacity >= 1).
         while self.order.len() >= self.capacity {
             self.evict_oldest();
         }
-        self.ids.insert(id);
         self.order.push_back((id, now));
         true
     }

@@ -2,7 +2,7 @@
 
 mod peer;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -12,7 +12,7 @@ use crate::{
     Action, Config, ConfigError, Delivery, DisconnectReason, Frame, MessageId, PeerId, SeenSet,
     Stats,
 };
-use peer::Peer;
+use peer::{Peer, PeerTable};
 
 /// One gossip node: events in, [`Action`]s out.
 ///
@@ -30,7 +30,7 @@ use peer::Peer;
 #[derive(Debug)]
 pub struct Node {
     config: Config,
-    peers: BTreeMap<PeerId, Peer>,
+    peers: PeerTable,
     seen: SeenSet,
     actions: VecDeque<Action>,
     stats: Stats,
@@ -86,7 +86,7 @@ impl Node {
         Ok(Node {
             seen: SeenSet::new(config.seen_capacity(), config.seen_retention),
             config,
-            peers: BTreeMap::new(),
+            peers: PeerTable::default(),
             actions: VecDeque::new(),
             stats: Stats::default(),
             queued_bytes: 0,
@@ -101,7 +101,7 @@ impl Node {
     /// A new connection to `peer` is up. If the node is full it is refused with
     /// [`DisconnectReason::TooManyPeers`]; an id that is already connected is ignored.
     pub fn peer_connected(&mut self, _now: Instant, peer: PeerId) {
-        if self.peers.contains_key(&peer) {
+        if self.peers.contains(peer) {
             return;
         }
         if self.peers.len() >= self.config.max_peers {
@@ -121,14 +121,14 @@ impl Node {
     /// The connection to `peer` is gone. Its queued output is forgotten. Unknown ids are
     /// ignored.
     pub fn peer_disconnected(&mut self, _now: Instant, peer: PeerId) {
-        if let Some(state) = self.peers.remove(&peer) {
+        if let Some(state) = self.peers.remove(peer) {
             self.queued_bytes -= state.queued_bytes;
         }
     }
 
     /// Whether `peer` is connected.
     pub fn is_connected(&self, peer: PeerId) -> bool {
-        self.peers.contains_key(&peer)
+        self.peers.contains(peer)
     }
 
     /// Bytes arrived from `peer`, in any chunking: part of a frame, many frames, or both.
@@ -136,13 +136,13 @@ impl Node {
     /// New messages are delivered and forwarded; a framing error disconnects the peer.
     /// Bytes from an unknown peer are ignored.
     pub fn handle_received(&mut self, now: Instant, peer: PeerId, data: &[u8]) {
-        let Some(state) = self.peers.get_mut(&peer) else {
+        let Some(state) = self.peers.get_mut(peer) else {
             return;
         };
         self.stats.bytes_in += data.len() as u64;
         state.decoder.extend(data);
         loop {
-            let Some(state) = self.peers.get_mut(&peer) else {
+            let Some(state) = self.peers.get_mut(peer) else {
                 return;
             };
             match state.decoder.next_frame() {
@@ -162,7 +162,7 @@ impl Node {
 
     /// The caller wrote `bytes` bytes of queued frames to `peer`'s socket.
     pub fn handle_flushed(&mut self, _now: Instant, peer: PeerId, bytes: usize) {
-        let Some(state) = self.peers.get_mut(&peer) else {
+        let Some(state) = self.peers.get_mut(peer) else {
             return;
         };
         let flushed = state.flushed(bytes, self.config.peer_queue_bytes);
@@ -222,7 +222,7 @@ impl Node {
             .peers
             .iter()
             .filter(|(_, state)| state.slow_deadline(timeout).is_some_and(|d| d <= now))
-            .map(|(peer, state)| (*peer, state.queued_bytes))
+            .map(|(peer, state)| (peer, state.queued_bytes))
             .collect();
         for (peer, queued_bytes) in slow {
             self.stats.slow_peer_disconnects += 1;
@@ -236,8 +236,8 @@ impl Node {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let timeout = self.config.slow_peer_timeout;
         self.peers
-            .values()
-            .filter_map(|state| state.slow_deadline(timeout))
+            .iter()
+            .filter_map(|(_, state)| state.slow_deadline(timeout))
             .min()
     }
 
@@ -299,7 +299,7 @@ impl Node {
         let wire_len = frame.wire_len();
         let peer_budget = self.config.peer_queue_bytes;
         let mut sent = 0;
-        for (&peer, state) in self.peers.iter_mut() {
+        for (peer, state) in self.peers.iter_mut() {
             if Some(peer) == except {
                 continue;
             }
@@ -328,7 +328,7 @@ impl Node {
     }
 
     fn disconnect(&mut self, peer: PeerId, reason: DisconnectReason) {
-        if let Some(state) = self.peers.remove(&peer) {
+        if let Some(state) = self.peers.remove(peer) {
             self.queued_bytes -= state.queued_bytes;
             self.actions.push_back(Action::Disconnect { peer, reason });
         }

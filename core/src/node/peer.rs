@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::FrameDecoder;
+use crate::{FrameDecoder, PeerId};
 
 /// What a node knows about one connected peer.
 #[derive(Debug)]
@@ -37,5 +37,52 @@ impl Peer {
             self.overloaded_since = None;
         }
         flushed
+    }
+}
+
+/// The connected peers, sorted by id: a flood walks them in a fixed order (so runs are
+/// deterministic) over contiguous memory, and lookups are a binary search.
+#[derive(Debug, Default)]
+pub(crate) struct PeerTable {
+    entries: Vec<(PeerId, Peer)>,
+}
+
+impl PeerTable {
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub(crate) fn contains(&self, id: PeerId) -> bool {
+        self.position(id).is_ok()
+    }
+
+    pub(crate) fn get_mut(&mut self, id: PeerId) -> Option<&mut Peer> {
+        let index = self.position(id).ok()?;
+        Some(&mut self.entries[index].1)
+    }
+
+    /// Adds a peer, replacing any with the same id.
+    pub(crate) fn insert(&mut self, id: PeerId, peer: Peer) {
+        match self.position(id) {
+            Ok(index) => self.entries[index].1 = peer,
+            Err(index) => self.entries.insert(index, (id, peer)),
+        }
+    }
+
+    pub(crate) fn remove(&mut self, id: PeerId) -> Option<Peer> {
+        let index = self.position(id).ok()?;
+        Some(self.entries.remove(index).1)
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (PeerId, &Peer)> {
+        self.entries.iter().map(|(id, peer)| (*id, peer))
+    }
+
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (PeerId, &mut Peer)> {
+        self.entries.iter_mut().map(|(id, peer)| (*id, peer))
+    }
+
+    fn position(&self, id: PeerId) -> Result<usize, usize> {
+        self.entries.binary_search_by_key(&id, |(key, _)| *key)
     }
 }

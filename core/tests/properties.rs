@@ -1,0 +1,278 @@
+//! Property tests of the core and of whole simulated networks.
+//!
+//! Case counts are modest so `cargo test` stays quick; raise them with
+//! `PROPTEST_CASES=10000 cargo test --release -p gossip-core --test properties`.
+//! `scripts/mutants.sh` shows each property failing against a deliberately broken core.
+
+use std::time::{Duration, Instant};
+
+use gossip_core::frame::encode;
+use gossip_core::sim::{SimConfig, Simulation, Topology};
+use gossip_core::{
+    Action, Config, DisconnectReason, FrameDecoder, FrameError, MessageId, Node, PeerId, SeenSet,
+};
+use proptest::prelude::*;
+
+fn cases(default: u32) -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default);
+    ProptestConfig::with_cases(cases)
+}
+
+/// Splits `bytes` at the given cut points (taken modulo the length).
+fn chunks<'a>(bytes: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
+    let mut points: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+    points.push(0);
+    points.push(bytes.len());
+    points.sort_unstable();
+    points.windows(2).map(|w| &bytes[w[0]..w[1]]).collect()
+}
+
+fn topology() -> impl Strategy<Value = Topology> {
+    prop_oneof![
+        (1usize..=200).prop_map(Topology::line),
+        (1usize..=200).prop_map(Topology::ring),
+        (1usize..=200).prop_map(Topology::star),
+        (1usize..=30).prop_map(Topology::clique),
+        (1usize..=200, 1usize..=8, any::<u64>())
+            .prop_map(|(n, d, seed)| Topology::random_connected(n, d, seed)),
+    ]
+}
+
+fn network() -> impl Strategy<Value = SimConfig> {
+    (
+        any::<u64>(),
+        0u64..20,
+        0u64..20,
+        prop_oneof![Just(usize::MAX), 1usize..64],
+    )
+        .prop_map(|(seed, latency_ms, jitter_ms, max_read)| SimConfig {
+            seed,
+            node: Config {
+                max_peers: 256,
+                ..Config::default()
+            },
+            latency: (Duration::ZERO, Duration::from_millis(latency_ms)),
+            jitter: Duration::from_millis(jitter_ms),
+            max_read,
+            ..SimConfig::default()
+        })
+}
+
+proptest! {
+    #![proptest_config(cases(256))]
+
+    #[test]
+    fn framing_round_trips_under_any_chunking(
+        payloads in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..300), 0..20),
+        cuts in prop::collection::vec(any::<usize>(), 0..40),
+    ) {
+        let wire: Vec<u8> = payloads.iter().flat_map(|p| encode(p)).collect();
+        let mut decoder = FrameDecoder::new(300);
+        let mut decoded = Vec::new();
+        for chunk in chunks(&wire, &cuts) {
+            decoder.extend(chunk);
+            while let Some(frame) = decoder.next_frame().unwrap() {
+                decoded.push(frame.to_vec());
+            }
+        }
+        prop_assert_eq!(decoded, payloads);
+        prop_assert_eq!(decoder.buffered_len(), 0);
+    }
+
+    #[test]
+    fn no_frame_over_the_limit_is_ever_accepted(
+        max in 0usize..64,
+        lengths in prop::collection::vec(0usize..100, 1..10),
+        cuts in prop::collection::vec(any::<usize>(), 0..20),
+    ) {
+        let wire: Vec<u8> = lengths.iter().flat_map(|&n| encode(&vec![1; n])).collect();
+        let mut decoder = FrameDecoder::new(max);
+        let mut accepted = Vec::new();
+        let mut error = None;
+        'feed: for chunk in chunks(&wire, &cuts) {
+            decoder.extend(chunk);
+            loop {
+                match decoder.next_frame() {
+                    Ok(Some(frame)) => accepted.push(frame.len()),
+                    Ok(None) => break,
+                    Err(e) => { error = Some(e); break 'feed; }
+                }
+            }
+        }
+        // Exactly the frames before the first oversized one, then its error.
+        let first_bad = lengths.iter().position(|&n| n > max);
+        let expected: Vec<usize> = lengths[..first_bad.unwrap_or(lengths.len())].to_vec();
+        prop_assert_eq!(accepted, expected);
+        prop_assert_eq!(
+            error,
+            first_bad.map(|i| FrameError::TooLarge { len: lengths[i] as u64, max })
+        );
+    }
+
+    #[test]
+    fn seen_set_never_exceeds_its_bound(
+        capacity in 1usize..64,
+        retention_ms in 1u64..1000,
+        steps in prop::collection::vec((0u16..200, 0u64..100), 0..500),
+    ) {
+        let t0 = Instant::now();
+        let mut now = t0;
+        let mut seen = SeenSet::new(capacity, Duration::from_millis(retention_ms));
+        for (id, advance_ms) in steps {
+            now += Duration::from_millis(advance_ms);
+            seen.insert(MessageId::of(&id.to_be_bytes()), now);
+            prop_assert!(seen.len() <= capacity);
+            prop_assert!(seen.memory_bytes() <= SeenSet::memory_bound(capacity));
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(cases(48))]
+
+    #[test]
+    fn every_message_reaches_every_node_exactly_once(
+        topology in topology(),
+        network in network(),
+        publishers in prop::collection::vec(any::<prop::sample::Index>(), 1..6),
+    ) {
+        let nodes = topology.nodes();
+        let mut sim = Simulation::new(topology, network);
+        for (n, publisher) in publishers.iter().enumerate() {
+            sim.publish(publisher.index(nodes), format!("message {n}").into_bytes()).unwrap();
+        }
+        prop_assert!(sim.run_until_quiet());
+        let report = sim.report();
+        for message in &report.messages {
+            prop_assert_eq!(message.reached, nodes, "{:?}", message);
+            prop_assert_eq!(message.delivered_again, 0, "{:?}", message);
+        }
+        prop_assert_eq!(report.deliveries, (publishers.len() * (nodes - 1)) as u64);
+    }
+
+    #[test]
+    fn flooding_is_loop_free_and_falls_quiet(
+        topology in topology(),
+        network in network(),
+        publishers in prop::collection::vec(any::<prop::sample::Index>(), 1..4),
+    ) {
+        let (nodes, degree_sum) = (topology.nodes(), topology.degree_sum() as u64);
+        let mut sim = Simulation::new(topology, network);
+        for (n, publisher) in publishers.iter().enumerate() {
+            sim.publish(publisher.index(nodes), vec![n as u8; 10]).unwrap();
+        }
+        prop_assert!(sim.run_until_quiet(), "events still pending after 24 virtual hours");
+        for message in sim.report().messages {
+            prop_assert!(
+                message.frames_sent <= degree_sum,
+                "{} frames for one message over links with degree sum {}",
+                message.frames_sent,
+                degree_sum
+            );
+        }
+    }
+
+    #[test]
+    fn garbage_peer_is_disconnected_and_the_rest_unaffected(
+        topology in topology(),
+        network in network(),
+        victim in any::<prop::sample::Index>(),
+        length in (Config::default().max_frame_len as u32 + 1)..=u32::MAX,
+        junk in prop::collection::vec(any::<u8>(), 0..64),
+    ) {
+        let nodes = topology.nodes();
+        let mut sim = Simulation::new(topology, network);
+        let attacker = sim.attach_raw_peer(victim.index(nodes));
+        let mut garbage = length.to_be_bytes().to_vec();
+        garbage.extend(junk);
+        sim.send_raw(attacker, &garbage);
+        let reason = sim.raw_peer_disconnected(attacker);
+        prop_assert!(
+            matches!(reason, Some(DisconnectReason::Protocol(FrameError::TooLarge { .. }))),
+            "attacker not dropped for its length prefix: {:?}",
+            reason
+        );
+        sim.publish(victim.index(nodes), &b"after the attack"[..]).unwrap();
+        sim.publish(0, &b"from elsewhere"[..]).unwrap();
+        prop_assert!(sim.run_until_quiet());
+        prop_assert!(sim.report().all_delivered_exactly_once());
+    }
+}
+
+/// Events a hostile or buggy environment may throw at one node.
+#[derive(Debug, Clone)]
+enum NodeEvent {
+    Connect(u8),
+    Disconnect(u8),
+    Receive(u8, Vec<u8>),
+    Flush(u8, u16),
+    Publish(Vec<u8>),
+    Advance(u16),
+}
+
+fn node_event() -> impl Strategy<Value = NodeEvent> {
+    let small_payload = prop::collection::vec(0u8..4, 0..3);
+    prop_oneof![
+        (0u8..6).prop_map(NodeEvent::Connect),
+        (0u8..6).prop_map(NodeEvent::Disconnect),
+        (0u8..6, small_payload.clone()).prop_map(|(p, m)| NodeEvent::Receive(p, encode(&m))),
+        (0u8..6, prop::collection::vec(any::<u8>(), 0..16))
+            .prop_map(|(p, b)| NodeEvent::Receive(p, b)),
+        (0u8..6, any::<u16>()).prop_map(|(p, n)| NodeEvent::Flush(p, n)),
+        small_payload.prop_map(NodeEvent::Publish),
+        any::<u16>().prop_map(NodeEvent::Advance),
+    ]
+}
+
+proptest! {
+    #![proptest_config(cases(256))]
+
+    /// Under any event sequence the node's bounds hold and it never echoes a message to
+    /// the peer it came from.
+    #[test]
+    fn node_invariants_hold_under_any_events(events in prop::collection::vec(node_event(), 0..200)) {
+        let config = Config {
+            max_frame_len: 8,
+            max_peers: 4,
+            seen_budget_bytes: SeenSet::memory_bound(5),
+            seen_retention: Duration::from_millis(5000),
+            peer_queue_bytes: 24,
+            total_queue_bytes: 60,
+            slow_peer_timeout: Duration::from_millis(3000),
+        };
+        let capacity = config.seen_capacity();
+        let t0 = Instant::now();
+        let mut now = t0;
+        let mut node = Node::new(config).unwrap();
+        for event in events {
+            let mut from = None;
+            match event {
+                NodeEvent::Connect(p) => node.peer_connected(now, PeerId(p.into())),
+                NodeEvent::Disconnect(p) => node.peer_disconnected(now, PeerId(p.into())),
+                NodeEvent::Receive(p, bytes) => {
+                    from = Some(PeerId(p.into()));
+                    node.handle_received(now, PeerId(p.into()), &bytes);
+                }
+                NodeEvent::Flush(p, n) => node.handle_flushed(now, PeerId(p.into()), n.into()),
+                NodeEvent::Publish(payload) => { let _ = node.publish(now, payload); }
+                NodeEvent::Advance(ms) => {
+                    now += Duration::from_millis(ms.into());
+                    node.handle_timeout(now);
+                }
+            }
+            for action in node.drain_actions() {
+                if let Action::Send { peer, .. } = action {
+                    prop_assert_ne!(Some(peer), from, "echoed a message to its sender");
+                }
+            }
+            let stats = node.stats();
+            prop_assert!(stats.seen_len <= capacity);
+            prop_assert!(stats.peers_current <= 4);
+            prop_assert!(stats.queued_bytes <= 60);
+            prop_assert!(node.seen().memory_bytes() <= SeenSet::memory_bound(capacity));
+        }
+    }
+}
