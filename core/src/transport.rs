@@ -196,3 +196,58 @@ mod tests {
         assert!(queue.is_empty());
     }
 }
+
+/// How a socket adapter runs a node: where it listens, whom it dials, and its limits.
+/// Shared by every runtime adapter, so switching runtime does not change configuration.
+///
+/// ```
+/// use gossip_core::transport::NetConfig;
+/// let config = NetConfig::new("127.0.0.1:0".parse().unwrap())
+///     .with_peers(["127.0.0.1:7000".parse().unwrap()]);
+/// assert_eq!(config.peers.len(), 1);
+/// ```
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    /// Address to listen on (port 0 picks a free one).
+    pub listen: std::net::SocketAddr,
+    /// Addresses to dial, and redial whenever the connection drops or the dial fails.
+    pub peers: Vec<std::net::SocketAddr>,
+    /// The core's limits and policies.
+    pub core: crate::Config,
+    /// First redial delay. Default 100 ms.
+    pub redial_initial: Duration,
+    /// Largest redial delay. Default 5 s.
+    pub redial_max: Duration,
+    /// Bytes read from a socket at most per read call. Default 64 KiB.
+    pub read_chunk: usize,
+    /// Deliveries buffered for the application before the node stops reading from its
+    /// peers (backpressure). Default 1024.
+    pub delivery_queue: usize,
+}
+
+impl NetConfig {
+    /// Defaults, listening on `listen` and dialling no one.
+    pub fn new(listen: std::net::SocketAddr) -> Self {
+        NetConfig {
+            listen,
+            peers: Vec::new(),
+            core: crate::Config::default(),
+            redial_initial: Duration::from_millis(100),
+            redial_max: Duration::from_secs(5),
+            read_chunk: 64 * 1024,
+            delivery_queue: 1024,
+        }
+    }
+
+    /// The same, dialling `peers`.
+    pub fn with_peers(mut self, peers: impl IntoIterator<Item = std::net::SocketAddr>) -> Self {
+        self.peers.extend(peers);
+        self
+    }
+
+    /// The same, with `core` limits.
+    pub fn with_core(mut self, core: crate::Config) -> Self {
+        self.core = core;
+        self
+    }
+}

@@ -1,0 +1,125 @@
+//! `gossip-node`: run a gossip node from the command line. See `gossip-node --help`.
+
+mod cli;
+mod demo;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use gossip_core::Delivery;
+use gossip_tokio::GossipNode;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use cli::{Cli, Command};
+
+/// How long shutdown waits for queued output to reach the peers.
+const SHUTDOWN_FLUSH: Duration = Duration::from_secs(2);
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("gossip-node: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match (&cli.command, cli.listen) {
+        (Some(Command::Demo { nodes, logging }), _) => {
+            logging.init();
+            runtime.block_on(demo::run(usize::from(*nodes)))
+        }
+        (None, Some(listen)) => {
+            cli.logging.init();
+            runtime.block_on(run_node(&cli, listen))
+        }
+        (None, None) => unreachable!("clap requires LISTEN without a subcommand"),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("gossip-node: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_node(cli: &Cli, listen: SocketAddr) -> std::io::Result<()> {
+    let mut node = GossipNode::start(cli.net_config(listen)).await?;
+    tracing::info!(addr = %node.local_addr(), peers = ?cli.peers, "listening");
+
+    let publisher = node.publisher();
+    tokio::spawn(async move {
+        // Each stdin line is one message. End of input does not stop the node.
+        let mut lines = BufReader::new(tokio::io::stdin()).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            match publisher.publish(line.into_bytes()).await {
+                Ok(outcome) => tracing::debug!(id = %outcome.id(), "published"),
+                Err(error) => tracing::error!(%error, "cannot publish line"),
+            }
+        }
+        tracing::info!("stdin closed; still relaying");
+    });
+
+    if let Some(interval) = cli.heartbeat {
+        let publisher = node.publisher();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(interval);
+            ticks.tick().await;
+            for n in 1u64.. {
+                ticks.tick().await;
+                let message = format!("hello from {listen} #{n}");
+                if publisher.publish(message.into_bytes()).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+
+    let hex = cli.hex;
+    let mut deliveries = node.take_deliveries();
+    let printer = tokio::spawn(async move {
+        while let Some(delivery) = deliveries.recv().await {
+            if print_delivery(&delivery, hex).is_err() {
+                return; // stdout closed
+            }
+        }
+    });
+
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    node.shutdown(SHUTDOWN_FLUSH).await;
+    printer.abort();
+    Ok(())
+}
+
+fn print_delivery(delivery: &Delivery, hex: bool) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if hex {
+        for byte in delivery.payload.iter() {
+            write!(out, "{byte:02x}")?;
+        }
+        writeln!(out)?;
+    } else {
+        writeln!(out, "{}", String::from_utf8_lossy(&delivery.payload))?;
+    }
+    out.flush()
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut terminate) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
