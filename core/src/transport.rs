@@ -251,3 +251,123 @@ impl NetConfig {
         self
     }
 }
+
+/// The adapter's side of one connection, as the [`Connections`] registry needs it.
+pub trait Connection {
+    /// Queues a frame for this connection's writer. Called only for frames the core
+    /// accounted for, so an unbounded channel here is bounded by
+    /// [`Config::peer_queue_bytes`](crate::Config::peer_queue_bytes).
+    fn send(&mut self, frame: Frame);
+    /// Stops the connection's tasks and closes its socket now.
+    fn close(self);
+    /// Stops reading, lets the writer send what is queued, then closes (shutdown).
+    fn finish(self);
+}
+
+/// The connections an adapter has open, keyed by the [`PeerId`](crate::PeerId)s it
+/// gave the core, and the code that carries out the core's actions on them. Runtime
+/// adapters share it so that only the socket loops differ between them.
+#[derive(Debug)]
+pub struct Connections<C> {
+    open: std::collections::HashMap<crate::PeerId, (std::net::SocketAddr, C)>,
+    next_peer: u64,
+}
+
+impl<C> Default for Connections<C> {
+    fn default() -> Self {
+        Connections {
+            open: std::collections::HashMap::new(),
+            next_peer: 0,
+        }
+    }
+}
+
+/// A connection closed by the core, for the adapter to log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Closed {
+    /// The peer's id.
+    pub peer: crate::PeerId,
+    /// The remote address.
+    pub addr: std::net::SocketAddr,
+    /// Why the core dropped it.
+    pub reason: crate::DisconnectReason,
+}
+
+impl<C: Connection> Connections<C> {
+    /// The id the next [`add`](Self::add) will use, so the adapter can start the
+    /// connection's tasks with it first.
+    pub fn next_peer(&self) -> crate::PeerId {
+        crate::PeerId(self.next_peer)
+    }
+
+    /// Registers a connection under [`next_peer`](Self::next_peer) and tells the core.
+    pub fn add(
+        &mut self,
+        core: &mut crate::Node,
+        now: std::time::Instant,
+        addr: std::net::SocketAddr,
+        connection: C,
+    ) -> crate::PeerId {
+        let peer = self.next_peer();
+        self.next_peer += 1;
+        self.open.insert(peer, (addr, connection));
+        core.peer_connected(now, peer);
+        peer
+    }
+
+    /// Forgets a connection whose socket closed and tells the core. Returns its address
+    /// and handle, or `None` if it was already gone.
+    pub fn remove(
+        &mut self,
+        core: &mut crate::Node,
+        now: std::time::Instant,
+        peer: crate::PeerId,
+    ) -> Option<(std::net::SocketAddr, C)> {
+        core.peer_disconnected(now, peer);
+        self.open.remove(&peer)
+    }
+
+    /// Connections open now.
+    pub fn len(&self) -> usize {
+        self.open.len()
+    }
+
+    /// Whether no connection is open.
+    pub fn is_empty(&self) -> bool {
+        self.open.is_empty()
+    }
+
+    /// Carries out the core's pending actions: frames go to their connection, closed
+    /// connections are closed and appended to `closed`, deliveries are appended to
+    /// `deliveries` for the adapter to hand to the application.
+    pub fn carry_out(
+        &mut self,
+        core: &mut crate::Node,
+        deliveries: &mut Vec<crate::Delivery>,
+        closed: &mut Vec<Closed>,
+    ) {
+        while let Some(action) = core.poll_action() {
+            match action {
+                crate::Action::Send { peer, frame } => {
+                    if let Some((_, connection)) = self.open.get_mut(&peer) {
+                        connection.send(frame);
+                    }
+                }
+                crate::Action::Deliver(delivery) => deliveries.push(delivery),
+                crate::Action::Disconnect { peer, reason } => {
+                    if let Some((addr, connection)) = self.open.remove(&peer) {
+                        connection.close();
+                        closed.push(Closed { peer, addr, reason });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Finishes every connection: no more reads, queued output still goes out.
+    pub fn finish_all(&mut self) {
+        for (_, (_, connection)) in self.open.drain() {
+            connection.finish();
+        }
+    }
+}

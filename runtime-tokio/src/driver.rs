@@ -1,12 +1,11 @@
 //! The driver task: owns the core, feeds it events and carries out its actions.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use gossip_core::transport::NetConfig;
-use gossip_core::{Action, Delivery, Node, PeerId, PublishError, PublishOutcome, Stats};
+use gossip_core::transport::{Closed, Connection, Connections, NetConfig};
+use gossip_core::{Delivery, Frame, Node, PeerId, PublishError, PublishOutcome, Stats};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::{AbortHandle, JoinHandle, JoinSet};
@@ -38,13 +37,30 @@ pub(crate) enum Command {
     Shutdown(Duration, oneshot::Sender<()>),
 }
 
-/// Driver-side state of one connection.
-struct Connection {
-    addr: SocketAddr,
-    writer: mpsc::UnboundedSender<gossip_core::Frame>,
+/// The driver's handle on one connection's tasks.
+struct TokioConnection {
+    frames: mpsc::UnboundedSender<Frame>,
     reader: AbortHandle,
-    writer_task: AbortHandle,
-    _closed: Option<oneshot::Sender<()>>,
+    writer: AbortHandle,
+    /// Dropped with the connection, which wakes the dialler that made it.
+    _on_close: Option<oneshot::Sender<()>>,
+}
+
+impl Connection for TokioConnection {
+    fn send(&mut self, frame: Frame) {
+        // The writer may already have ended; its Closed event is on the way.
+        let _ = self.frames.send(frame);
+    }
+
+    fn close(self) {
+        self.reader.abort();
+        self.writer.abort();
+    }
+
+    fn finish(self) {
+        // Dropping `frames` lets the writer send what is queued, then close.
+        self.reader.abort();
+    }
 }
 
 pub(crate) struct Driver {
@@ -54,8 +70,10 @@ pub(crate) struct Driver {
     deliveries: mpsc::Sender<Delivery>,
     /// Peers connected now, for the application to wait on.
     peer_count: watch::Sender<usize>,
-    connections: HashMap<PeerId, Connection>,
-    next_peer: u64,
+    connections: Connections<TokioConnection>,
+    /// Reused between events.
+    delivered: Vec<Delivery>,
+    closed: Vec<Closed>,
     tasks: JoinSet<()>,
     writers: JoinSet<()>,
 }
@@ -75,23 +93,22 @@ impl Driver {
         let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
         let mut driver = Driver {
             core,
-            config,
             events_tx: events_tx.clone(),
             deliveries,
             peer_count,
-            connections: HashMap::new(),
-            next_peer: 0,
+            connections: Connections::default(),
+            delivered: Vec::new(),
+            closed: Vec::new(),
             tasks: JoinSet::new(),
             writers: JoinSet::new(),
+            config,
         };
         driver.tasks.spawn(accept_loop(listener, events_tx.clone()));
-        for addr in driver.config.peers.clone() {
-            driver.tasks.spawn(dialler::run(
-                addr,
-                driver.config.redial_initial,
-                driver.config.redial_max,
-                events_tx.clone(),
-            ));
+        for &addr in &driver.config.peers {
+            let (initial, max) = (driver.config.redial_initial, driver.config.redial_max);
+            driver
+                .tasks
+                .spawn(dialler::run(addr, initial, max, events_tx.clone()));
         }
         let task = tokio::spawn(async move { driver.run(events).await });
         (events_tx, task)
@@ -119,11 +136,12 @@ impl Driver {
                 Event::Received(peer, bytes) => self.core.handle_received(now, peer, &bytes),
                 Event::Flushed(peer, bytes) => self.core.handle_flushed(now, peer, bytes),
                 Event::Closed(peer) => {
-                    if let Some(connection) = self.connections.remove(&peer) {
-                        tracing::info!(%peer, addr = %connection.addr, "connection closed");
-                        connection.reader.abort();
+                    if let Some((addr, connection)) =
+                        self.connections.remove(&mut self.core, now, peer)
+                    {
+                        tracing::info!(%peer, %addr, "connection closed");
+                        connection.finish();
                     }
-                    self.core.peer_disconnected(now, peer);
                 }
                 Event::Command(Command::Publish(payload, reply)) => {
                     let _ = reply.send(self.core.publish(now, payload));
@@ -145,84 +163,52 @@ impl Driver {
         &mut self,
         stream: TcpStream,
         addr: SocketAddr,
-        closed: Option<oneshot::Sender<()>>,
+        on_close: Option<oneshot::Sender<()>>,
     ) {
-        let peer = PeerId(self.next_peer);
-        self.next_peer += 1;
+        let peer = self.connections.next_peer();
         let _ = stream.set_nodelay(true);
         let (read_half, write_half) = stream.into_split();
-        let (writer, frames) = mpsc::unbounded_channel();
+        let (frames, queued) = mpsc::unbounded_channel();
+        let events = self.events_tx.clone();
         let reader = self.tasks.spawn(connection::read_loop(
             peer,
             read_half,
             self.config.read_chunk,
-            self.events_tx.clone(),
+            events.clone(),
         ));
-        let writer_task = self.writers.spawn(connection::write_loop(
-            peer,
-            write_half,
-            frames,
-            self.events_tx.clone(),
-        ));
+        let writer = self
+            .writers
+            .spawn(connection::write_loop(peer, write_half, queued, events));
         tracing::info!(%peer, %addr, "connected");
-        self.connections.insert(
-            peer,
-            Connection {
-                addr,
-                writer,
-                reader,
-                writer_task,
-                _closed: closed,
-            },
-        );
-        self.core.peer_connected(Instant::now(), peer);
+        let connection = TokioConnection {
+            frames,
+            reader,
+            writer,
+            _on_close: on_close,
+        };
+        self.connections
+            .add(&mut self.core, Instant::now(), addr, connection);
     }
 
     async fn carry_out_actions(&mut self) {
-        self.carry_out_pending().await;
-        self.peer_count.send_if_modified(|count| {
-            let now = self.connections.len();
-            std::mem::replace(count, now) != now
-        });
-    }
-
-    async fn carry_out_pending(&mut self) {
-        while let Some(action) = self.core.poll_action() {
-            match action {
-                Action::Send { peer, frame } => {
-                    if let Some(connection) = self.connections.get(&peer) {
-                        // Unbounded on purpose: the core stops sending to a peer whose
-                        // queue is over `peer_queue_bytes`, so this is bounded by it.
-                        let _ = connection.writer.send(frame);
-                    }
-                }
-                Action::Deliver(delivery) => {
-                    // Waits while the application is behind: backpressure to the peers.
-                    let _ = self.deliveries.send(delivery).await;
-                }
-                Action::Disconnect { peer, reason } => {
-                    if let Some(connection) = self.connections.remove(&peer) {
-                        tracing::warn!(%peer, addr = %connection.addr, %reason, "disconnecting peer");
-                        connection.reader.abort();
-                        connection.writer_task.abort();
-                    }
-                }
-            }
+        self.connections
+            .carry_out(&mut self.core, &mut self.delivered, &mut self.closed);
+        for Closed { peer, addr, reason } in self.closed.drain(..) {
+            tracing::warn!(%peer, %addr, %reason, "disconnected peer");
         }
+        for delivery in self.delivered.drain(..) {
+            // Waits while the application is behind: backpressure to the peers. A
+            // dropped receiver means the application does not want deliveries.
+            let _ = self.deliveries.send(delivery).await;
+        }
+        let open = self.connections.len();
+        self.peer_count
+            .send_if_modified(|count| std::mem::replace(count, open) != open);
     }
 
     async fn shutdown(mut self, deadline: Duration) {
         self.tasks.abort_all();
-        // Dropping the frame senders lets each writer finish its queue and close.
-        let readers: Vec<AbortHandle> = self
-            .connections
-            .values()
-            .map(|c| c.reader.clone())
-            .collect();
-        self.connections.clear();
-        for reader in readers {
-            reader.abort();
-        }
+        self.connections.finish_all();
         let flushed = tokio::time::timeout(deadline, async {
             while self.writers.join_next().await.is_some() {}
         })

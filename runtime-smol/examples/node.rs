@@ -1,0 +1,54 @@
+//! A gossip node on smol, with the tutorial node's command line:
+//!
+//! ```text
+//! cargo run -p gossip-smol --example node -- LISTEN_ADDR [PEER_ADDR...]
+//! ```
+//!
+//! Each stdin line is published; each delivered message is printed on stdout. It
+//! interoperates with `gossip-node` (tokio) and with the tutorial node.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use gossip_smol::{GossipNode, NetConfig};
+use smol::io::{AsyncBufReadExt, BufReader};
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let addrs: Result<Vec<SocketAddr>, _> = std::env::args().skip(1).map(|a| a.parse()).collect();
+    let Some((listen, peers)) = addrs.as_deref().ok().and_then(|a| a.split_first()) else {
+        eprintln!("usage: node LISTEN_ADDR [PEER_ADDR...]");
+        return ExitCode::FAILURE;
+    };
+    let config = NetConfig::new(*listen).with_peers(peers.iter().copied());
+    let result = smol::block_on(async {
+        let mut node = GossipNode::start(config).await?;
+        let publisher = node.publisher();
+        smol::spawn(async move {
+            let mut lines = BufReader::new(smol::Unblock::new(std::io::stdin())).lines();
+            while let Some(Ok(line)) = smol::stream::StreamExt::next(&mut lines).await {
+                if let Err(error) = publisher.publish(line.into_bytes()).await {
+                    tracing::error!(%error, "cannot publish line");
+                }
+            }
+        })
+        .detach();
+        while let Some(delivery) = node.next_delivery().await {
+            println!("{}", String::from_utf8_lossy(&delivery.payload));
+        }
+        Ok::<(), std::io::Error>(())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("node: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

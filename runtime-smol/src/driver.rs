@@ -1,0 +1,278 @@
+//! The driver task: owns the core, feeds it events and carries out its actions.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use gossip_core::transport::{Closed, Connection, Connections, NetConfig};
+use gossip_core::{Delivery, Frame, Node, PeerId, PublishError, PublishOutcome, Stats};
+use smol::channel::{bounded, unbounded, Receiver, Sender};
+use smol::future::FutureExt;
+use smol::net::{TcpListener, TcpStream};
+use smol::{Task, Timer};
+
+use crate::connection;
+use crate::dialler;
+
+/// Events the driver waits for, from connections, diallers and the application.
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// A connection is up. `closed` is dropped when it goes away (diallers wait on it).
+    Connected {
+        stream: TcpStream,
+        addr: SocketAddr,
+        closed: Option<Sender<()>>,
+    },
+    Received(PeerId, Bytes),
+    Flushed(PeerId, usize),
+    /// The socket closed or failed.
+    Closed(PeerId),
+    Command(Command),
+}
+
+/// Requests from the application.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Publish(Bytes, Sender<Result<PublishOutcome, PublishError>>),
+    Stats(Sender<Stats>),
+    Shutdown(Duration, Sender<()>),
+}
+
+/// Peers connected now, and a signal for whoever waits on a change.
+#[derive(Debug, Default)]
+pub(crate) struct PeerCount {
+    pub(crate) count: AtomicUsize,
+    pub(crate) changed: event_listener::Event,
+}
+
+/// The driver's handle on one connection's tasks.
+struct SmolConnection {
+    frames: Sender<Frame>,
+    reader: Task<()>,
+    writer: Task<()>,
+    /// Dropped with the connection, which wakes the dialler that made it.
+    _on_close: Option<Sender<()>>,
+}
+
+impl Connection for SmolConnection {
+    fn send(&mut self, frame: Frame) {
+        // The writer may already have ended; its Closed event is on the way.
+        let _ = self.frames.try_send(frame);
+    }
+
+    fn close(self) {
+        // Dropping a smol task cancels it.
+        drop(self.reader);
+        drop(self.writer);
+    }
+
+    fn finish(self) {
+        // Closing `frames` lets the writer send what is queued, then close.
+        drop(self.reader);
+        self.writer.detach();
+    }
+}
+
+pub(crate) struct Driver {
+    core: Node,
+    config: NetConfig,
+    events_tx: Sender<Event>,
+    deliveries: Sender<Delivery>,
+    peer_count: Arc<PeerCount>,
+    connections: Connections<SmolConnection>,
+    /// Reused between events.
+    delivered: Vec<Delivery>,
+    closed: Vec<Closed>,
+    tasks: Vec<Task<()>>,
+    /// Cloned into every writer; see `shutdown`.
+    writers_alive: (Sender<()>, Receiver<()>),
+}
+
+/// Capacity of the driver's event queue. Readers wait when it is full, which is how a
+/// busy driver slows its peers down instead of buffering without bound.
+const EVENT_QUEUE: usize = 1024;
+
+enum Wake {
+    Event(Option<Event>),
+    Timeout,
+}
+
+impl Driver {
+    pub(crate) fn spawn(
+        core: Node,
+        config: NetConfig,
+        listener: TcpListener,
+        deliveries: Sender<Delivery>,
+        peer_count: Arc<PeerCount>,
+    ) -> (Sender<Event>, Task<()>) {
+        let (events_tx, events) = bounded(EVENT_QUEUE);
+        let mut driver = Driver {
+            core,
+            events_tx: events_tx.clone(),
+            deliveries,
+            peer_count,
+            connections: Connections::default(),
+            delivered: Vec::new(),
+            closed: Vec::new(),
+            tasks: Vec::new(),
+            writers_alive: bounded(1),
+            config,
+        };
+        driver
+            .tasks
+            .push(smol::spawn(accept_loop(listener, events_tx.clone())));
+        for &addr in &driver.config.peers {
+            let (initial, max) = (driver.config.redial_initial, driver.config.redial_max);
+            let dial = dialler::run(addr, initial, max, events_tx.clone());
+            driver.tasks.push(smol::spawn(dial));
+        }
+        let task = smol::spawn(async move { driver.run(events).await });
+        (events_tx, task)
+    }
+
+    async fn run(mut self, events: Receiver<Event>) {
+        loop {
+            let deadline = self.core.poll_timeout();
+            let wake = async { Wake::Event(events.recv().await.ok()) }
+                .or(async {
+                    sleep_until(deadline).await;
+                    Wake::Timeout
+                })
+                .await;
+            let now = Instant::now();
+            match wake {
+                Wake::Timeout => self.core.handle_timeout(now),
+                Wake::Event(None) => return,
+                Wake::Event(Some(Event::Connected {
+                    stream,
+                    addr,
+                    closed,
+                })) => self.connected(stream, addr, closed),
+                Wake::Event(Some(Event::Received(peer, bytes))) => {
+                    self.core.handle_received(now, peer, &bytes)
+                }
+                Wake::Event(Some(Event::Flushed(peer, bytes))) => {
+                    self.core.handle_flushed(now, peer, bytes)
+                }
+                Wake::Event(Some(Event::Closed(peer))) => {
+                    if let Some((addr, connection)) =
+                        self.connections.remove(&mut self.core, now, peer)
+                    {
+                        tracing::info!(%peer, %addr, "connection closed");
+                        connection.finish();
+                    }
+                }
+                Wake::Event(Some(Event::Command(command))) => match command {
+                    Command::Publish(payload, reply) => {
+                        let _ = reply.try_send(self.core.publish(now, payload));
+                    }
+                    Command::Stats(reply) => {
+                        let _ = reply.try_send(self.core.stats());
+                    }
+                    Command::Shutdown(deadline, reply) => {
+                        self.shutdown(deadline).await;
+                        let _ = reply.try_send(());
+                        return;
+                    }
+                },
+            }
+            self.carry_out_actions().await;
+        }
+    }
+
+    fn connected(&mut self, stream: TcpStream, addr: SocketAddr, on_close: Option<Sender<()>>) {
+        let peer = self.connections.next_peer();
+        let _ = stream.set_nodelay(true);
+        let (frames, queued) = unbounded();
+        let events = self.events_tx.clone();
+        let reader = smol::spawn(connection::read_loop(
+            peer,
+            stream.clone(),
+            self.config.read_chunk,
+            events.clone(),
+        ));
+        let alive = self.writers_alive.0.clone();
+        let writer = smol::spawn(connection::write_loop(peer, stream, queued, events, alive));
+        tracing::info!(%peer, %addr, "connected");
+        let connection = SmolConnection {
+            frames,
+            reader,
+            writer,
+            _on_close: on_close,
+        };
+        self.connections
+            .add(&mut self.core, Instant::now(), addr, connection);
+    }
+
+    async fn carry_out_actions(&mut self) {
+        self.connections
+            .carry_out(&mut self.core, &mut self.delivered, &mut self.closed);
+        for Closed { peer, addr, reason } in self.closed.drain(..) {
+            tracing::warn!(%peer, %addr, %reason, "disconnected peer");
+        }
+        for delivery in self.delivered.drain(..) {
+            // Waits while the application is behind: backpressure to the peers. A
+            // dropped receiver means the application does not want deliveries.
+            let _ = self.deliveries.send(delivery).await;
+        }
+        let open = self.connections.len();
+        if self.peer_count.count.swap(open, Ordering::AcqRel) != open {
+            self.peer_count.changed.notify(usize::MAX);
+        }
+    }
+
+    async fn shutdown(mut self, deadline: Duration) {
+        self.tasks.clear(); // cancels the acceptor and the diallers
+        self.connections.finish_all();
+        // Every writer holds a clone of `writers_alive`; once they have all finished
+        // their queues and dropped it, `recv` fails.
+        let (alive, all_done) = std::mem::replace(&mut self.writers_alive, bounded(1));
+        drop(alive);
+        let finished = async {
+            let _ = all_done.recv().await;
+            true
+        }
+        .or(async {
+            Timer::after(deadline).await;
+            false
+        })
+        .await;
+        if !finished {
+            tracing::warn!("shutdown deadline passed with output still queued");
+        }
+        self.peer_count.changed.notify(usize::MAX);
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => {
+            Timer::at(at).await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+async fn accept_loop(listener: TcpListener, events: Sender<Event>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, addr)) => {
+                let event = Event::Connected {
+                    stream,
+                    addr,
+                    closed: None,
+                };
+                if events.send(event).await.is_err() {
+                    return;
+                }
+            }
+            Err(error) => {
+                // Typically out of file descriptors: back off instead of spinning.
+                tracing::warn!(%error, "accept failed");
+                Timer::after(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
