@@ -1,1 +1,97 @@
-//! Stub.
+//! Test harness: a blocking facade over each runtime adapter, so that one conformance
+//! suite (in `tests/conformance.rs`) runs against all of them, and mixes them in one
+//! network. Every wait has a bound, so a hung case fails instead of hanging CI.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use gossip_core::transport::NetConfig;
+use gossip_core::Stats;
+
+pub mod adapters;
+
+/// The longest any single wait in the suite may take.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// A running node of some runtime, driven from a plain test thread.
+pub trait TestNode: Send {
+    /// The runtime's name, for messages.
+    fn runtime(&self) -> &'static str;
+    /// Where the node listens.
+    fn addr(&self) -> SocketAddr;
+    /// Publishes a payload; panics if the node refuses it.
+    fn publish(&self, payload: &[u8]);
+    /// The next delivered payload, or `None` after `timeout`.
+    fn recv(&mut self, timeout: Duration) -> Option<Vec<u8>>;
+    /// The core's counters.
+    fn stats(&self) -> Stats;
+    /// Waits until `count` peers are connected; `false` after `timeout`.
+    fn wait_for_peers(&self, count: usize, timeout: Duration) -> bool;
+    /// Graceful shutdown.
+    fn shutdown(self: Box<Self>);
+}
+
+/// Starts a node on one runtime.
+pub type Starter = fn(NetConfig) -> Box<dyn TestNode>;
+
+/// A loopback config on a free port, dialling `peers`.
+pub fn config(peers: impl IntoIterator<Item = SocketAddr>) -> NetConfig {
+    let mut config = NetConfig::new("127.0.0.1:0".parse().expect("valid"));
+    config.peers.extend(peers);
+    config.redial_initial = Duration::from_millis(20);
+    config.redial_max = Duration::from_millis(200);
+    config
+}
+
+/// Waits for `condition` to hold, checking every few milliseconds, for at most `WAIT`.
+/// For conditions no event signals (counters of several nodes at once).
+pub fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A hand-driven TCP client speaking raw bytes to a node.
+pub struct RawPeer {
+    stream: TcpStream,
+}
+
+impl RawPeer {
+    /// Connects to `addr`.
+    pub fn connect(addr: SocketAddr) -> Self {
+        let stream = TcpStream::connect_timeout(&addr, WAIT).expect("connect");
+        stream.set_read_timeout(Some(WAIT)).expect("timeout");
+        stream.set_write_timeout(Some(WAIT)).expect("timeout");
+        RawPeer { stream }
+    }
+
+    /// Sends bytes; returns false if the node already closed the connection.
+    pub fn send(&mut self, bytes: &[u8]) -> bool {
+        self.stream.write_all(bytes).is_ok()
+    }
+
+    /// Reads until the node closes the connection; `false` if it stays open for `WAIT`.
+    pub fn closed_by_node(&mut self) -> bool {
+        let mut sink = [0u8; 4096];
+        loop {
+            match self.stream.read(&mut sink) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// Reads one frame's payload.
+    pub fn read_frame(&mut self) -> Vec<u8> {
+        let mut header = [0u8; 4];
+        self.stream.read_exact(&mut header).expect("frame header");
+        let mut payload = vec![0u8; u32::from_be_bytes(header) as usize];
+        self.stream.read_exact(&mut payload).expect("frame payload");
+        payload
+    }
+}

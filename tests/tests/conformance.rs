@@ -1,0 +1,255 @@
+//! One conformance suite, run against every runtime adapter and against mixes of them,
+//! over real loopback TCP. Add a runtime by adding a line to `conformance!` below.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use gossip_core::frame::encode;
+use gossip_core::sim::Topology;
+use gossip_core::Config;
+use gossip_tests::adapters::{Smol, Tokio};
+use gossip_tests::{config, eventually, RawPeer, Starter, TestNode, WAIT};
+
+/// Instantiates every case for each `module => starters` pair: nodes take their runtime
+/// from `starters` in turn, so a list of several mixes runtimes in one network.
+macro_rules! conformance {
+    ($($module:ident => [$($starter:expr),+]),+ $(,)?) => {$(
+        mod $module {
+            use super::*;
+            const STARTERS: &[Starter] = &[$($starter),+];
+            #[test] fn line_of_three_delivers_both_ways() { super::line_of_three_delivers_both_ways(STARTERS) }
+            #[test] fn random_graph_delivers_exactly_once() { super::random_graph_delivers_exactly_once(STARTERS) }
+            #[test] fn oversized_length_prefix_is_dropped() { super::oversized_length_prefix_is_dropped(STARTERS) }
+            #[test] fn garbage_sender_is_dropped() { super::garbage_sender_is_dropped(STARTERS) }
+            #[test] fn peer_that_never_reads_does_not_stall_others() { super::peer_that_never_reads_does_not_stall_others(STARTERS) }
+            #[test] fn late_peer_is_reached_by_redial() { super::late_peer_is_reached_by_redial(STARTERS) }
+            #[test] fn speaks_the_tutorial_wire_format() { super::speaks_the_tutorial_wire_format(STARTERS) }
+        }
+    )+};
+}
+
+conformance! {
+    tokio => [Tokio::start],
+    smol => [Smol::start],
+    tokio_smol_mixed => [Tokio::start, Smol::start],
+}
+
+fn start(
+    starters: &[Starter],
+    index: usize,
+    config: gossip_core::transport::NetConfig,
+) -> Box<dyn TestNode> {
+    starters[index % starters.len()](config)
+}
+
+fn expect_message(node: &mut Box<dyn TestNode>, payload: &[u8]) {
+    let got = node.recv(WAIT);
+    assert_eq!(
+        got.as_deref(),
+        Some(payload),
+        "{} node at {} did not get {:?}",
+        node.runtime(),
+        node.addr(),
+        String::from_utf8_lossy(payload)
+    );
+}
+
+fn shutdown(nodes: Vec<Box<dyn TestNode>>) {
+    for node in nodes {
+        node.shutdown();
+    }
+}
+
+/// `a <- b <- c` (each dials the previous); with starters [tokio, smol] that is
+/// tokio <- smol <- tokio.
+fn line_of_three_delivers_both_ways(starters: &[Starter]) {
+    let mut nodes: Vec<Box<dyn TestNode>> = Vec::new();
+    for i in 0..3 {
+        let peers = nodes.last().map(|n| n.addr());
+        nodes.push(start(starters, i, config(peers)));
+    }
+    // Both ends of each link must have registered it before anyone publishes: a
+    // message published with no peer connected reaches no one.
+    for (node, degree) in nodes.iter().zip([1, 2, 1]) {
+        assert!(node.wait_for_peers(degree, WAIT), "line not connected");
+    }
+    nodes[0].publish(b"left to right");
+    expect_message(&mut nodes[2], b"left to right");
+    expect_message(&mut nodes[1], b"left to right");
+    nodes[2].publish(b"right to left");
+    expect_message(&mut nodes[0], b"right to left");
+    shutdown(nodes);
+}
+
+fn random_graph_delivers_exactly_once(starters: &[Starter]) {
+    const NODES: usize = 24;
+    const MESSAGES: usize = 6;
+    let topology = Topology::random_connected(NODES, 3, 42);
+    let mut degree = vec![0; NODES];
+    let mut dials: HashMap<usize, Vec<usize>> = HashMap::new();
+    for &(a, b) in topology.edges() {
+        // The later node dials the earlier one, which is already listening.
+        dials.entry(b).or_default().push(a);
+        degree[a] += 1;
+        degree[b] += 1;
+    }
+    let mut nodes: Vec<Box<dyn TestNode>> = Vec::new();
+    for i in 0..NODES {
+        let peers: Vec<_> = dials
+            .get(&i)
+            .map(|d| d.iter().map(|&a| nodes[a].addr()).collect())
+            .unwrap_or_default();
+        nodes.push(start(starters, i, config(peers)));
+    }
+    for (node, &degree) in nodes.iter().zip(&degree) {
+        assert!(node.wait_for_peers(degree, WAIT), "graph not connected");
+    }
+    let origin = |m: usize| m * 7 % NODES;
+    for m in 0..MESSAGES {
+        nodes[origin(m)].publish(format!("message {m}").as_bytes());
+    }
+    for (i, node) in nodes.iter_mut().enumerate() {
+        let mut expected: Vec<Vec<u8>> = (0..MESSAGES)
+            .filter(|&m| origin(m) != i)
+            .map(|m| format!("message {m}").into_bytes())
+            .collect();
+        let mut got: Vec<Vec<u8>> = (0..expected.len())
+            .map(|_| node.recv(WAIT).expect("a message is missing"))
+            .collect();
+        got.sort();
+        expected.sort();
+        assert_eq!(got, expected, "node {i} ({})", node.runtime());
+    }
+    // Once every frame sent has been received the network is quiet: no second copy
+    // can still be on its way.
+    eventually("every sent frame to be received", || {
+        let (sent, received) = nodes.iter().fold((0, 0), |(s, r), n| {
+            let stats = n.stats();
+            (s + stats.frames_out, r + stats.frames_in)
+        });
+        sent == received
+    });
+    for (i, node) in nodes.iter_mut().enumerate() {
+        assert_eq!(
+            node.recv(Duration::from_millis(1)),
+            None,
+            "node {i} delivered twice"
+        );
+        let stats = node.stats();
+        assert!(
+            stats.frames_in <= (MESSAGES * degree[i]) as u64,
+            "node {i} received more than one copy per link per message: {stats:?}"
+        );
+    }
+    shutdown(nodes);
+}
+
+/// Two connected nodes `a <- b`, for the fault cases.
+fn pair(starters: &[Starter], core: Config) -> Vec<Box<dyn TestNode>> {
+    let mut a_config = config([]);
+    a_config.core = core;
+    let a = start(starters, 0, a_config);
+    let b = start(starters, 1, config([a.addr()]));
+    assert!(a.wait_for_peers(1, WAIT) && b.wait_for_peers(1, WAIT));
+    vec![a, b]
+}
+
+fn oversized_length_prefix_is_dropped(starters: &[Starter]) {
+    let mut nodes = pair(starters, Config::default());
+    let mut attacker = RawPeer::connect(nodes[0].addr());
+    attacker.send(&4_000_000_000u32.to_be_bytes());
+    attacker.send(&[0u8; 1024]);
+    assert!(
+        attacker.closed_by_node(),
+        "node kept a peer claiming a 4 GB frame"
+    );
+    assert_eq!(nodes[0].stats().protocol_errors, 1);
+    nodes[1].publish(b"still relaying");
+    expect_message(&mut nodes[0], b"still relaying");
+    shutdown(nodes);
+}
+
+fn garbage_sender_is_dropped(starters: &[Starter]) {
+    let mut nodes = pair(starters, Config::default());
+    let mut attacker = RawPeer::connect(nodes[0].addr());
+    // An HTTP request: "GET " reads as a length of about 1.2 GB.
+    attacker.send(b"GET / HTTP/1.1\r\nHost: example\r\n\r\n");
+    assert!(attacker.closed_by_node());
+    nodes[0].publish(b"unaffected");
+    expect_message(&mut nodes[1], b"unaffected");
+    shutdown(nodes);
+}
+
+fn peer_that_never_reads_does_not_stall_others(starters: &[Starter]) {
+    let core = Config {
+        max_frame_len: 16 * 1024,
+        peer_queue_bytes: 256 * 1024,
+        slow_peer_timeout: Duration::from_millis(500),
+        ..Config::default()
+    };
+    let mut nodes = pair(starters, core);
+    // The sink connects and never reads; kernel buffers fill, then the node's queue.
+    let _sink = RawPeer::connect(nodes[0].addr());
+    assert!(nodes[0].wait_for_peers(2, WAIT));
+    const MESSAGES: usize = 2000; // 2000 x 8 KiB = 16 MiB, past any socket buffer
+    for m in 0..MESSAGES {
+        let mut payload = format!("{m:08}").into_bytes();
+        payload.resize(8 * 1024, b'.');
+        nodes[0].publish(&payload);
+        let got = nodes[1]
+            .recv(WAIT)
+            .expect("the reading peer keeps getting messages");
+        assert_eq!(&got[..8], format!("{m:08}").as_bytes());
+    }
+    let stats = nodes[0].stats();
+    assert!(
+        stats.frames_shed > 0,
+        "the sink never overflowed: {stats:?}"
+    );
+    assert!(stats.queued_bytes <= 256 * 1024 + 16 * 1024);
+    eventually("the sink to be disconnected as slow", || {
+        nodes[0].stats().slow_peer_disconnects == 1
+    });
+    shutdown(nodes);
+}
+
+fn late_peer_is_reached_by_redial(starters: &[Starter]) {
+    // Reserve a port, free it, and point the first node at it before anyone listens.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port");
+    let mut early = start(starters, 0, config([port]));
+    let mut late_config = config([]);
+    late_config.listen = port;
+    let mut late = start(starters, 1, late_config);
+    assert!(
+        early.wait_for_peers(1, WAIT),
+        "never redialled the late peer"
+    );
+    assert!(late.wait_for_peers(1, WAIT));
+    late.publish(b"you found me");
+    expect_message(&mut early, b"you found me");
+    early.publish(b"and you me");
+    expect_message(&mut late, b"and you me");
+    shutdown(vec![early, late]);
+}
+
+/// Byte-level compatibility with the tutorial node: plain frames in, plain frames out.
+fn speaks_the_tutorial_wire_format(starters: &[Starter]) {
+    let mut node = start(starters, 0, config([]));
+    let mut tutorial = RawPeer::connect(node.addr());
+    let mut listener = RawPeer::connect(node.addr());
+    assert!(node.wait_for_peers(2, WAIT));
+    let mut wire = encode(b"first");
+    wire.extend(encode(b""));
+    wire.extend(encode(b"first")); // a duplicate: dropped
+    tutorial.send(&wire);
+    expect_message(&mut node, b"first");
+    expect_message(&mut node, b"");
+    assert_eq!(listener.read_frame(), b"first");
+    assert_eq!(listener.read_frame(), b"");
+    node.publish(b"from the node");
+    assert_eq!(tutorial.read_frame(), b"from the node");
+    assert_eq!(listener.read_frame(), b"from the node");
+    node.shutdown();
+}
