@@ -66,6 +66,7 @@ async fn run_node(cli: &Cli, listen: SocketAddr) -> std::io::Result<()> {
 
     if let Some(interval) = cli.heartbeat {
         let publisher = node.publisher();
+        let listen = node.local_addr();
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(interval);
             ticks.tick().await;

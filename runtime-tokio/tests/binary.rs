@@ -1,0 +1,177 @@
+//! The `gossip-node` binary, run as a subprocess: stdin lines in, stdout lines out.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A running `gossip-node` with its stdout and stderr read by background threads.
+struct NodeProcess {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: Receiver<String>,
+    stderr: Receiver<String>,
+    addr: SocketAddr,
+}
+
+fn lines(stream: impl Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+impl NodeProcess {
+    fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_gossip-node"))
+            .args(["127.0.0.1:0", "-v"])
+            .args(args)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("gossip-node starts");
+        let stdin = child.stdin.take();
+        let stdout = lines(child.stdout.take().expect("piped"));
+        let stderr = lines(child.stderr.take().expect("piped"));
+        let mut node = NodeProcess {
+            child,
+            stdin,
+            stdout,
+            stderr,
+            addr: "0.0.0.0:0".parse().expect("valid"),
+        };
+        let line = node.log_line("listening");
+        let addr = line
+            .split("addr=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .expect("listening line names the address");
+        node.addr = addr.parse().expect("an address");
+        node
+    }
+
+    /// Waits for a log line containing `needle`.
+    fn log_line(&self, needle: &str) -> String {
+        loop {
+            let line = self
+                .stderr
+                .recv_timeout(WAIT)
+                .unwrap_or_else(|_| panic!("no log line with {needle:?}"));
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+
+    fn say(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{line}").expect("write stdin");
+        stdin.flush().expect("flush stdin");
+    }
+
+    fn heard(&self) -> String {
+        self.stdout.recv_timeout(WAIT).expect("a delivered line")
+    }
+
+    fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn stdin_lines_reach_the_far_end_of_a_line_of_three() {
+    let mut first = NodeProcess::start(&[]);
+    let second = NodeProcess::start(&[&first.addr.to_string()]);
+    let mut third = NodeProcess::start(&[&second.addr.to_string()]);
+    second.log_line("connected");
+    second.log_line("connected");
+    third.log_line("connected");
+    first.log_line("connected");
+    first.say("hello through the middle");
+    assert_eq!(third.heard(), "hello through the middle");
+    assert_eq!(second.heard(), "hello through the middle");
+    third.say("and back");
+    assert_eq!(first.heard(), "and back");
+}
+
+#[test]
+fn closing_stdin_does_not_stop_the_node() {
+    let mut sender = NodeProcess::start(&[]);
+    let mut relay = NodeProcess::start(&[&sender.addr.to_string()]);
+    relay.log_line("connected");
+    sender.log_line("connected");
+    relay.stdin = None; // EOF on the relay's stdin
+    relay.log_line("stdin closed");
+    sender.say("still there?");
+    assert_eq!(relay.heard(), "still there?");
+    assert!(relay.child.try_wait().expect("status").is_none());
+}
+
+#[test]
+fn heartbeat_publishes_hello_messages() {
+    let beating = NodeProcess::start(&["--heartbeat", "50ms"]);
+    let listener = NodeProcess::start(&[&beating.addr.to_string()]);
+    let line = listener.heard();
+    assert!(
+        line.starts_with(&format!("hello from {} #", beating.addr)),
+        "{line}"
+    );
+}
+
+#[test]
+fn four_gigabyte_prefix_is_dropped_and_memory_stays_small() {
+    let mut node = NodeProcess::start(&[]);
+    let listener = NodeProcess::start(&[&node.addr.to_string()]);
+    node.log_line("connected");
+    let before = node.rss_kib();
+    let mut attacker = TcpStream::connect(node.addr).expect("connect");
+    attacker.set_read_timeout(Some(WAIT)).expect("timeout");
+    attacker
+        .write_all(&4_000_000_000u32.to_be_bytes())
+        .expect("send prefix");
+    let _ = attacker.write_all(&[0u8; 64 * 1024]);
+    node.log_line("disconnected peer");
+    let mut rest = Vec::new();
+    let _ = attacker.read_to_end(&mut rest); // returns once the node closed it
+    let after = node.rss_kib();
+    assert!(
+        after < before + 16 * 1024,
+        "RSS grew from {before} KiB to {after} KiB"
+    );
+    node.say("relaying as before");
+    assert_eq!(listener.heard(), "relaying as before");
+}
+
+#[test]
+fn demo_runs_and_reports_exactly_once() {
+    let output = Command::new(env!("CARGO_BIN_EXE_gossip-node"))
+        .args(["demo", "--nodes", "4"])
+        .output()
+        .expect("demo runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("every node got every message exactly once"));
+}
