@@ -101,6 +101,14 @@ impl WriteQueue {
     }
 }
 
+impl Extend<Frame> for WriteQueue {
+    fn extend<I: IntoIterator<Item = Frame>>(&mut self, frames: I) {
+        for frame in frames {
+            self.push(frame);
+        }
+    }
+}
+
 /// Capped exponential backoff for redialling a peer: `initial`, then doubling up to
 /// `max`, back to `initial` after [`reset`](Self::reset) (a successful connection).
 ///
@@ -256,8 +264,12 @@ impl NetConfig {
 pub trait Connection {
     /// Queues a frame for this connection's writer. Called only for frames the core
     /// accounted for, so an unbounded channel here is bounded by
-    /// [`Config::peer_queue_bytes`](crate::Config::peer_queue_bytes).
+    /// [`Config::peer_queue_bytes`](crate::Config::peer_queue_bytes). May hold frames
+    /// back until [`flush`](Self::flush), to hand them over in one batch.
     fn send(&mut self, frame: Frame);
+    /// Hands frames held back by [`send`](Self::send) to the writer. Called once after
+    /// each round of actions.
+    fn flush(&mut self) {}
     /// Stops the connection's tasks and closes its socket now.
     fn close(self);
     /// Stops reading, lets the writer send what is queued, then closes (shutdown).
@@ -337,9 +349,10 @@ impl<C: Connection> Connections<C> {
         self.open.is_empty()
     }
 
-    /// Carries out the core's pending actions: frames go to their connection, closed
-    /// connections are closed and appended to `closed`, deliveries are appended to
-    /// `deliveries` for the adapter to hand to the application.
+    /// Carries out the core's pending actions: frames go to their connection (flushed
+    /// once at the end, so each writer gets one batch), closed connections are closed and
+    /// appended to `closed`, deliveries are appended to `deliveries` for the adapter to
+    /// hand to the application.
     pub fn carry_out(
         &mut self,
         core: &mut crate::Node,
@@ -361,6 +374,9 @@ impl<C: Connection> Connections<C> {
                     }
                 }
             }
+        }
+        for (_, connection) in self.open.values_mut() {
+            connection.flush();
         }
     }
 

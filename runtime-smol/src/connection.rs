@@ -50,7 +50,7 @@ pub(crate) async fn read_loop(
 pub(crate) async fn write_loop(
     peer: PeerId,
     mut socket: TcpStream,
-    frames: Receiver<Frame>,
+    frames: Receiver<Vec<Frame>>,
     events: Sender<Event>,
     _alive: Sender<()>,
 ) {
@@ -58,12 +58,12 @@ pub(crate) async fn write_loop(
     loop {
         if queue.is_empty() {
             match frames.recv().await {
-                Ok(frame) => queue.push(frame),
+                Ok(batch) => queue.extend(batch),
                 Err(_) => break,
             }
         }
-        while let Ok(frame) = frames.try_recv() {
-            queue.push(frame);
+        while let Ok(batch) = frames.try_recv() {
+            queue.extend(batch);
         }
         let written = {
             let mut slices = [IoSlice::new(&[]); SLICES_PER_WRITE];

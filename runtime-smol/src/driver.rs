@@ -49,7 +49,9 @@ pub(crate) struct PeerCount {
 
 /// The driver's handle on one connection's tasks.
 struct SmolConnection {
-    frames: Sender<Frame>,
+    frames: Sender<Vec<Frame>>,
+    /// Frames of the current round of actions, handed over in one batch.
+    batch: Vec<Frame>,
     reader: Task<()>,
     writer: Task<()>,
     /// Dropped with the connection, which wakes the dialler that made it.
@@ -58,8 +60,14 @@ struct SmolConnection {
 
 impl Connection for SmolConnection {
     fn send(&mut self, frame: Frame) {
-        // The writer may already have ended; its Closed event is on the way.
-        let _ = self.frames.try_send(frame);
+        self.batch.push(frame);
+    }
+
+    fn flush(&mut self) {
+        if !self.batch.is_empty() {
+            // The writer may already have ended; its Closed event is on the way.
+            let _ = self.frames.try_send(std::mem::take(&mut self.batch));
+        }
     }
 
     fn close(self) {
@@ -198,6 +206,7 @@ impl Driver {
         tracing::info!(%peer, %addr, "connected");
         let connection = SmolConnection {
             frames,
+            batch: Vec::new(),
             reader,
             writer,
             _on_close: on_close,

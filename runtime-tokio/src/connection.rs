@@ -47,19 +47,19 @@ pub(crate) async fn read_loop(
 pub(crate) async fn write_loop(
     peer: PeerId,
     mut socket: OwnedWriteHalf,
-    mut frames: mpsc::UnboundedReceiver<Frame>,
+    mut frames: mpsc::UnboundedReceiver<Vec<Frame>>,
     events: mpsc::Sender<Event>,
 ) {
     let mut queue = WriteQueue::default();
     loop {
         if queue.is_empty() {
             match frames.recv().await {
-                Some(frame) => queue.push(frame),
+                Some(batch) => queue.extend(batch),
                 None => break,
             }
         }
-        while let Ok(frame) = frames.try_recv() {
-            queue.push(frame);
+        while let Ok(batch) = frames.try_recv() {
+            queue.extend(batch);
         }
         let written = {
             let mut slices = [IoSlice::new(&[]); SLICES_PER_WRITE];

@@ -39,7 +39,9 @@ pub(crate) enum Command {
 
 /// The driver's handle on one connection's tasks.
 struct TokioConnection {
-    frames: mpsc::UnboundedSender<Frame>,
+    frames: mpsc::UnboundedSender<Vec<Frame>>,
+    /// Frames of the current round of actions, handed over in one batch.
+    batch: Vec<Frame>,
     reader: AbortHandle,
     writer: AbortHandle,
     /// Dropped with the connection, which wakes the dialler that made it.
@@ -48,8 +50,14 @@ struct TokioConnection {
 
 impl Connection for TokioConnection {
     fn send(&mut self, frame: Frame) {
-        // The writer may already have ended; its Closed event is on the way.
-        let _ = self.frames.send(frame);
+        self.batch.push(frame);
+    }
+
+    fn flush(&mut self) {
+        if !self.batch.is_empty() {
+            // The writer may already have ended; its Closed event is on the way.
+            let _ = self.frames.send(std::mem::take(&mut self.batch));
+        }
     }
 
     fn close(self) {
@@ -182,6 +190,7 @@ impl Driver {
         tracing::info!(%peer, %addr, "connected");
         let connection = TokioConnection {
             frames,
+            batch: Vec::new(),
             reader,
             writer,
             _on_close: on_close,

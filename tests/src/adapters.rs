@@ -9,20 +9,27 @@ use gossip_core::Stats;
 
 use crate::TestNode;
 
-/// `gossip-tokio`, each node on a runtime of its own.
+/// `gossip-tokio`, every node on one shared multi-threaded runtime (as an application
+/// would run several nodes), with a worker per core.
 pub struct Tokio {
-    runtime: tokio::runtime::Runtime,
+    runtime: &'static tokio::runtime::Runtime,
     node: Option<gossip_tokio::GossipNode>,
+}
+
+fn shared_tokio_runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime")
+    })
 }
 
 impl Tokio {
     /// Starts a node.
     pub fn start(config: NetConfig) -> Box<dyn TestNode> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("tokio runtime");
+        let runtime = shared_tokio_runtime();
         let node = runtime
             .block_on(gossip_tokio::GossipNode::start(config))
             .expect("node starts");
@@ -59,6 +66,10 @@ impl TestNode for Tokio {
             .runtime
             .block_on(async { tokio::time::timeout(timeout, node.next_delivery()).await });
         delivery.ok().flatten().map(|d| d.payload.to_vec())
+    }
+
+    fn discard_deliveries(&mut self) {
+        drop(self.node.as_mut().expect("running").take_deliveries());
     }
 
     fn stats(&self) -> Stats {
@@ -123,6 +134,10 @@ impl TestNode for Smol {
         smol::block_on(within(timeout, node.next_delivery()))
             .flatten()
             .map(|d| d.payload.to_vec())
+    }
+
+    fn discard_deliveries(&mut self) {
+        drop(self.node.as_mut().expect("running").take_deliveries());
     }
 
     fn stats(&self) -> Stats {

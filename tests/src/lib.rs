@@ -24,6 +24,8 @@ pub trait TestNode: Send {
     fn publish(&self, payload: &[u8]);
     /// The next delivered payload, or `None` after `timeout`.
     fn recv(&mut self, timeout: Duration) -> Option<Vec<u8>>;
+    /// Drops the delivery stream: the node then only relays.
+    fn discard_deliveries(&mut self);
     /// The core's counters.
     fn stats(&self) -> Stats;
     /// Waits until `count` peers are connected; `false` after `timeout`.
