@@ -73,6 +73,11 @@ impl FrameDecoder {
         self.buffer.len()
     }
 
+    /// Bytes allocated for the internal buffer.
+    pub fn capacity(&self) -> usize {
+        self.buffer.capacity()
+    }
+
     /// Returns the next complete payload, `Ok(None)` if more bytes are needed, or an
     /// error if the stream is invalid. After an error the stream cannot be resynchronised:
     /// the peer must be disconnected.
