@@ -80,3 +80,8 @@ pub use id::{MessageId, PeerId};
 pub use node::{Node, PublishError, PublishOutcome};
 pub use seen::SeenSet;
 pub use stats::Stats;
+
+/// The README's Rust examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeExamples;

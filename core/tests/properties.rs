@@ -84,8 +84,11 @@ proptest! {
 
     #[test]
     fn no_frame_over_the_limit_is_ever_accepted(
-        max in 0usize..64,
-        lengths in prop::collection::vec(0usize..100, 1..10),
+        (max, lengths) in (0usize..64).prop_flat_map(|max| {
+            // Half the lengths sit at the edge: max - 1, max or max + 1.
+            let edge = max.saturating_sub(1)..=max + 1;
+            (Just(max), prop::collection::vec(prop_oneof![0usize..100, edge], 1..10))
+        }),
         cuts in prop::collection::vec(any::<usize>(), 0..20),
     ) {
         let wire: Vec<u8> = lengths.iter().flat_map(|&n| encode(&vec![1; n])).collect();

@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""Shows that each property test can fail: applies one deliberate bug at a time to a
+scratch copy of the repository and checks that the property meant to catch it fails.
+
+    python3 scripts/mutants.py            # all mutants
+    python3 scripts/mutants.py seen-bound # one
+
+Exit status 0 means every mutant was caught. Takes a few minutes (one rebuild each).
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# name: (file, original text, broken text, property test that must fail)
+MUTANTS = {
+    "frame-limit": (
+        "core/src/frame.rs",
+        ".filter(|len| *len <= self.max_frame_len)",
+        ".filter(|len| *len <= self.max_frame_len + 1)",
+        "no_frame_over_the_limit_is_ever_accepted",
+    ),
+    "framing-chunks": (
+        "core/src/frame.rs",
+        "if available < len {",
+        "if available + 1 < len {",
+        "framing_round_trips_under_any_chunking",
+    ),
+    "seen-bound": (
+        "core/src/seen.rs",
+        "while self.order.len() >= self.capacity {",
+        "while self.order.len() > self.capacity {",
+        "seen_set_never_exceeds_its_bound",
+    ),
+    "deliver-duplicates": (
+        "core/src/node/mod.rs",
+        """        if !self.seen.insert(id, now) {
+            self.stats.duplicates += 1;
+            return;
+        }
+        self.stats.messages_delivered += 1;""",
+        """        if !self.seen.insert(id, now) {
+            self.stats.duplicates += 1;
+            self.actions.push_back(Action::Deliver(Delivery { id, payload, from }));
+            return;
+        }
+        self.stats.messages_delivered += 1;""",
+        "every_message_reaches_every_node_exactly_once",
+    ),
+    "send-twice": (
+        "core/src/node/mod.rs",
+        """            self.actions.push_back(Action::Send {
+                peer,
+                frame: frame.clone(),
+            });""",
+        """            self.actions.push_back(Action::Send {
+                peer,
+                frame: frame.clone(),
+            });
+            self.actions.push_back(Action::Send {
+                peer,
+                frame: frame.clone(),
+            });""",
+        "flooding_is_loop_free_and_falls_quiet",
+    ),
+    "keep-garbage-peer": (
+        "core/src/node/mod.rs",
+        "self.disconnect(peer, DisconnectReason::Protocol(error));",
+        "let _ = error;",
+        "garbage_peer_is_disconnected_and_the_rest_unaffected",
+    ),
+    "echo-to-sender": (
+        "core/src/node/mod.rs",
+        "if Some(peer) == except {",
+        "if Some(peer) == except && false {",
+        "node_invariants_hold_under_any_events",
+    ),
+}
+
+
+def main():
+    chosen = sys.argv[1:] or list(MUTANTS)
+    target = os.path.join(ROOT, "target", "mutants")
+    survivors = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for name in chosen:
+            path, original, broken, test = MUTANTS[name]
+            copy = os.path.join(scratch, name)
+            shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns("target", ".git", "fuzz"))
+            source = os.path.join(copy, path)
+            text = open(source).read()
+            assert text.count(original) == 1, f"{name}: the original text is not unique in {path}"
+            open(source, "w").write(text.replace(original, broken))
+            env = dict(os.environ, CARGO_TARGET_DIR=target, PROPTEST_CASES="64")
+            result = subprocess.run(
+                ["cargo", "test", "-q", "-p", "gossip-core", "--test", "properties", test],
+                cwd=copy, env=env, capture_output=True, text=True, timeout=900,
+            )
+            # Caught means the test ran and failed, not that the mutant failed to build.
+            caught = "test result: FAILED" in result.stdout
+            print(f"{name:<20} {test:<55} {'caught' if caught else 'SURVIVED'}", flush=True)
+            if not caught:
+                survivors.append(name)
+                print(result.stdout[-2000:], result.stderr[-2000:])
+    sys.exit(1 if survivors else 0)
+
+
+if __name__ == "__main__":
+    main()
