@@ -26,8 +26,8 @@ MUTANTS = {
     ),
     "framing-chunks": (
         "core/src/frame.rs",
-        "if available < len {",
-        "if available + 1 < len {",
+        "if self.partial.len() < frame_len {",
+        "if self.partial.len() + 1 < frame_len {",
         "framing_round_trips_under_any_chunking",
     ),
     "seen-bound": (

@@ -31,18 +31,20 @@ pub enum FrameError {
 
 /// Incremental decoder for one peer's byte stream.
 ///
-/// Feed it whatever the socket returned with [`extend`](Self::extend), then take complete
-/// payloads with [`next_frame`](Self::next_frame). A payload is split off the internal
-/// buffer without copying. A length prefix over `max_frame_len` is reported as soon as
-/// its four bytes are in, before any payload is buffered, so a hostile peer can make the
-/// decoder hold at most `max_frame_len + 4` bytes of one frame (plus whatever one
-/// `extend` call passed in beyond it).
+/// Hand it each read with [`push`](Self::push) (zero-copy) or [`extend`](Self::extend)
+/// (copies the slice once), then take complete payloads with
+/// [`next_frame`](Self::next_frame). A payload that lies within one pushed chunk is split
+/// off that chunk without copying; one that spans chunks is assembled once, in a buffer of
+/// exactly its size. A length prefix over `max_frame_len` is reported as soon as its four
+/// bytes are in, before anything is allocated for it, so the decoder never holds more than
+/// one partial frame of at most `max_frame_len + 4` bytes beyond the chunk being decoded.
 ///
 /// ```
+/// use bytes::Bytes;
 /// use gossip_core::FrameDecoder;
 ///
 /// let mut decoder = FrameDecoder::new(1024);
-/// decoder.extend(&[0, 0, 0, 3, b'a']);
+/// decoder.push(Bytes::from_static(&[0, 0, 0, 3, b'a']));
 /// assert_eq!(decoder.next_frame(), Ok(None)); // incomplete
 /// decoder.extend(b"bc");
 /// assert_eq!(decoder.next_frame().unwrap().unwrap(), &b"abc"[..]);
@@ -50,7 +52,10 @@ pub enum FrameError {
 /// ```
 #[derive(Debug)]
 pub struct FrameDecoder {
-    buffer: BytesMut,
+    /// Bytes received and not looked at yet. Whole frames are split off it.
+    unparsed: Bytes,
+    /// A frame that began in an earlier chunk, being assembled (at most one frame).
+    partial: BytesMut,
     max_frame_len: usize,
 }
 
@@ -58,50 +63,97 @@ impl FrameDecoder {
     /// A decoder that rejects payloads longer than `max_frame_len` bytes.
     pub fn new(max_frame_len: usize) -> Self {
         FrameDecoder {
-            buffer: BytesMut::new(),
+            unparsed: Bytes::new(),
+            partial: BytesMut::new(),
             max_frame_len,
         }
     }
 
-    /// Appends bytes received from the peer.
+    /// Adds a chunk received from the peer. Frames inside it will share its buffer.
+    pub fn push(&mut self, data: Bytes) {
+        if self.unparsed.is_empty() {
+            self.unparsed = data;
+        } else {
+            // Pushed again before the last chunk was decoded: join the two (rare).
+            let mut joined = BytesMut::with_capacity(self.unparsed.len() + data.len());
+            joined.extend_from_slice(&self.unparsed);
+            joined.extend_from_slice(&data);
+            self.unparsed = joined.freeze();
+        }
+    }
+
+    /// Adds bytes received from the peer, copying them once.
     pub fn extend(&mut self, data: &[u8]) {
-        self.buffer.extend_from_slice(data);
+        self.push(Bytes::copy_from_slice(data));
     }
 
     /// Bytes received but not yet returned as a frame.
     pub fn buffered_len(&self) -> usize {
-        self.buffer.len()
+        self.partial.len() + self.unparsed.len()
     }
 
-    /// Bytes allocated for the internal buffer.
+    /// Bytes the decoder holds: the partial frame's allocation plus undecoded input.
     pub fn capacity(&self) -> usize {
-        self.buffer.capacity()
+        self.partial.capacity() + self.unparsed.len()
     }
 
     /// Returns the next complete payload, `Ok(None)` if more bytes are needed, or an
     /// error if the stream is invalid. After an error the stream cannot be resynchronised:
     /// the peer must be disconnected.
     pub fn next_frame(&mut self) -> Result<Option<Bytes>, FrameError> {
-        let Some(header) = self.buffer.first_chunk::<HEADER_LEN>() else {
+        if !self.partial.is_empty() {
+            return self.continue_partial();
+        }
+        let Some(header) = self.unparsed.first_chunk::<HEADER_LEN>() else {
+            self.partial.extend_from_slice(&self.unparsed);
+            self.unparsed.clear();
             return Ok(None);
         };
-        let announced = u32::from_be_bytes(*header);
-        let len = usize::try_from(announced)
+        let len = self.checked_len(*header)?;
+        if self.unparsed.len() < HEADER_LEN + len {
+            // The frame continues in a later chunk: assemble it in a buffer of its size
+            // (bounded by `max_frame_len`, checked above).
+            self.partial.reserve(HEADER_LEN + len);
+            self.partial.extend_from_slice(&self.unparsed);
+            self.unparsed.clear();
+            return Ok(None);
+        }
+        self.unparsed.advance(HEADER_LEN);
+        Ok(Some(self.unparsed.split_to(len)))
+    }
+
+    /// Moves bytes from `unparsed` into the frame being assembled.
+    fn continue_partial(&mut self) -> Result<Option<Bytes>, FrameError> {
+        self.take_into_partial(HEADER_LEN.saturating_sub(self.partial.len()));
+        let Some(&header) = self.partial.first_chunk::<HEADER_LEN>() else {
+            return Ok(None);
+        };
+        let frame_len = HEADER_LEN + self.checked_len(header)?;
+        // Once the header is known, size the buffer for the whole frame (a no-op after).
+        self.partial.reserve(frame_len - self.partial.len());
+        self.take_into_partial(frame_len - self.partial.len());
+        if self.partial.len() < frame_len {
+            return Ok(None);
+        }
+        self.partial.advance(HEADER_LEN);
+        Ok(Some(self.partial.split().freeze()))
+    }
+
+    fn take_into_partial(&mut self, wanted: usize) {
+        let take = wanted.min(self.unparsed.len());
+        self.partial.extend_from_slice(&self.unparsed[..take]);
+        self.unparsed.advance(take);
+    }
+
+    fn checked_len(&self, header: [u8; HEADER_LEN]) -> Result<usize, FrameError> {
+        let announced = u32::from_be_bytes(header);
+        usize::try_from(announced)
             .ok()
             .filter(|len| *len <= self.max_frame_len)
             .ok_or(FrameError::TooLarge {
                 len: u64::from(announced),
                 max: self.max_frame_len,
-            })?;
-        let available = self.buffer.len() - HEADER_LEN;
-        if available < len {
-            // Make room for the rest of this frame once, not piecemeal. Bounded by
-            // `max_frame_len`, which was checked above.
-            self.buffer.reserve(len - available);
-            return Ok(None);
-        }
-        self.buffer.advance(HEADER_LEN);
-        Ok(Some(self.buffer.split_to(len).freeze()))
+            })
     }
 }
 
@@ -208,7 +260,7 @@ mod tests {
                 max: 1 << 20
             })
         );
-        assert!(decoder.buffer.capacity() < 1024);
+        assert!(decoder.capacity() < 1024);
     }
 
     #[test]
@@ -218,6 +270,50 @@ mod tests {
         assert_eq!(decoder.next_frame(), Ok(None));
         decoder.extend(&[0, 1, 7]);
         assert_eq!(decoder.next_frame(), Ok(Some(Bytes::from_static(&[7]))));
+    }
+
+    #[test]
+    fn pushed_chunks_are_split_without_copying_and_spanning_frames_assembled() {
+        let mut decoder = FrameDecoder::new(16);
+        let mut wire = encode(b"whole");
+        wire.extend(encode(b"split"));
+        let chunk = Bytes::from(wire);
+        let (first, second) = (chunk.slice(..12), chunk.slice(12..));
+        decoder.push(first.clone());
+        let whole = decoder.next_frame().unwrap().unwrap();
+        assert_eq!(
+            whole.as_ptr(),
+            first[4..].as_ptr(),
+            "copied a frame inside one chunk"
+        );
+        assert_eq!(decoder.next_frame(), Ok(None));
+        decoder.push(second);
+        assert_eq!(decoder.next_frame(), Ok(Some(Bytes::from_static(b"split"))));
+        assert_eq!(decoder.buffered_len(), 0);
+    }
+
+    #[test]
+    fn pushing_twice_before_decoding_keeps_the_order() {
+        let mut decoder = FrameDecoder::new(16);
+        decoder.push(Bytes::from(encode(b"a")));
+        decoder.push(Bytes::from(encode(b"b")));
+        assert_eq!(decoder.next_frame(), Ok(Some(Bytes::from_static(b"a"))));
+        assert_eq!(decoder.next_frame(), Ok(Some(Bytes::from_static(b"b"))));
+    }
+
+    #[test]
+    fn oversized_length_split_across_chunks_is_caught_at_its_fourth_byte() {
+        let mut decoder = FrameDecoder::new(16);
+        decoder.extend(&[0, 0]);
+        assert_eq!(decoder.next_frame(), Ok(None));
+        decoder.extend(&[1]);
+        assert_eq!(decoder.next_frame(), Ok(None));
+        decoder.extend(&[0]);
+        assert_eq!(
+            decoder.next_frame(),
+            Err(FrameError::TooLarge { len: 256, max: 16 })
+        );
+        assert!(decoder.capacity() < 64);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use gossip_core::frame::encode;
 use gossip_core::sim::{SimConfig, Simulation, Topology};
 use gossip_core::{
@@ -72,8 +73,13 @@ proptest! {
         let wire: Vec<u8> = payloads.iter().flat_map(|p| encode(p)).collect();
         let mut decoder = FrameDecoder::new(300);
         let mut decoded = Vec::new();
-        for chunk in chunks(&wire, &cuts) {
-            decoder.extend(chunk);
+        for (n, chunk) in chunks(&wire, &cuts).into_iter().enumerate() {
+            // Both ways in: borrowed slices (copied) and owned buffers (split in place).
+            if n % 2 == 0 {
+                decoder.extend(chunk);
+            } else {
+                decoder.push(Bytes::copy_from_slice(chunk));
+            }
             while let Some(frame) = decoder.next_frame().unwrap() {
                 decoded.push(frame.to_vec());
             }

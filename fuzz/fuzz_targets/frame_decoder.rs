@@ -4,6 +4,7 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
+use bytes::Bytes;
 use gossip_core::{FrameDecoder, FrameError, HEADER_LEN};
 use libfuzzer_sys::fuzz_target;
 
@@ -46,7 +47,12 @@ fuzz_target!(|input: Input| {
         let (chunk, tail) = rest.split_at(size);
         largest_chunk = largest_chunk.max(size);
         rest = tail;
-        decoder.extend(chunk);
+        // Odd sizes go in as owned buffers, even ones as borrowed slices.
+        if size % 2 == 1 {
+            decoder.push(Bytes::copy_from_slice(chunk));
+        } else {
+            decoder.extend(chunk);
+        }
         loop {
             match decoder.next_frame() {
                 Ok(Some(frame)) => frames.push(frame.to_vec()),

@@ -159,7 +159,7 @@ impl Driver {
                     closed,
                 })) => self.connected(stream, addr, closed),
                 Wake::Event(Some(Event::Received(peer, bytes))) => {
-                    self.core.handle_received(now, peer, &bytes)
+                    self.core.handle_received_bytes(now, peer, bytes)
                 }
                 Wake::Event(Some(Event::Flushed(peer, bytes))) => {
                     self.core.handle_flushed(now, peer, bytes)

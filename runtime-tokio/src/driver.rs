@@ -141,7 +141,7 @@ impl Driver {
                     addr,
                     closed,
                 } => self.connected(stream, addr, closed),
-                Event::Received(peer, bytes) => self.core.handle_received(now, peer, &bytes),
+                Event::Received(peer, bytes) => self.core.handle_received_bytes(now, peer, bytes),
                 Event::Flushed(peer, bytes) => self.core.handle_flushed(now, peer, bytes),
                 Event::Closed(peer) => {
                     if let Some((addr, connection)) =

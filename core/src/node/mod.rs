@@ -132,15 +132,31 @@ impl Node {
     }
 
     /// Bytes arrived from `peer`, in any chunking: part of a frame, many frames, or both.
+    /// The bytes are copied once; [`handle_received_bytes`](Self::handle_received_bytes)
+    /// avoids that.
     ///
     /// New messages are delivered and forwarded; a framing error disconnects the peer.
     /// Bytes from an unknown peer are ignored.
     pub fn handle_received(&mut self, now: Instant, peer: PeerId, data: &[u8]) {
-        let Some(state) = self.peers.get_mut(peer) else {
-            return;
-        };
-        self.stats.bytes_in += data.len() as u64;
-        state.decoder.extend(data);
+        if let Some(state) = self.peers.get_mut(peer) {
+            state.decoder.extend(data);
+            self.stats.bytes_in += data.len() as u64;
+            self.decode_frames(now, peer);
+        }
+    }
+
+    /// Like [`handle_received`](Self::handle_received), for a buffer the caller owns:
+    /// payloads that lie within it are delivered and forwarded as slices of it, with no
+    /// copy. This is what the socket adapters use with each read.
+    pub fn handle_received_bytes(&mut self, now: Instant, peer: PeerId, data: Bytes) {
+        if let Some(state) = self.peers.get_mut(peer) {
+            self.stats.bytes_in += data.len() as u64;
+            state.decoder.push(data);
+            self.decode_frames(now, peer);
+        }
+    }
+
+    fn decode_frames(&mut self, now: Instant, peer: PeerId) {
         loop {
             let Some(state) = self.peers.get_mut(peer) else {
                 return;
