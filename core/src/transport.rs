@@ -210,9 +210,9 @@ mod tests {
 ///
 /// ```
 /// use gossip_core::transport::NetConfig;
-/// let config = NetConfig::new("127.0.0.1:0".parse().unwrap())
-///     .with_peers(["127.0.0.1:7000".parse().unwrap()]);
-/// assert_eq!(config.peers.len(), 1);
+/// let peer = "127.0.0.1:7000".parse().unwrap();
+/// let config = NetConfig::new("127.0.0.1:0".parse().unwrap()).with_peers([peer, peer]);
+/// assert_eq!(config.dial_targets(), [peer]);
 /// ```
 #[derive(Debug, Clone)]
 pub struct NetConfig {
@@ -251,6 +251,15 @@ impl NetConfig {
     pub fn with_peers(mut self, peers: impl IntoIterator<Item = std::net::SocketAddr>) -> Self {
         self.peers.extend(peers);
         self
+    }
+
+    /// The addresses to dial, each once however often it is listed, so that an address
+    /// never has two dialled connections.
+    pub fn dial_targets(&self) -> Vec<std::net::SocketAddr> {
+        let mut targets = self.peers.clone();
+        targets.sort_unstable();
+        targets.dedup();
+        targets
     }
 
     /// The same, with `core` limits.

@@ -131,7 +131,7 @@ impl Driver {
         driver
             .tasks
             .push(smol::spawn(accept_loop(listener, events_tx.clone())));
-        for &addr in &driver.config.peers {
+        for addr in driver.config.dial_targets() {
             let (initial, max) = (driver.config.redial_initial, driver.config.redial_max);
             let dial = dialler::run(addr, initial, max, events_tx.clone());
             driver.tasks.push(smol::spawn(dial));

@@ -112,7 +112,7 @@ impl Driver {
             config,
         };
         driver.tasks.spawn(accept_loop(listener, events_tx.clone()));
-        for &addr in &driver.config.peers {
+        for addr in driver.config.dial_targets() {
             let (initial, max) = (driver.config.redial_initial, driver.config.redial_max);
             driver
                 .tasks
