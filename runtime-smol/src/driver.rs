@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use gossip_core::transport::{Closed, Connection, Connections, NetConfig};
+use gossip_core::transport::{Closed, Connection, Engine, NetConfig};
 use gossip_core::{Delivery, Frame, Node, PeerId, PublishError, PublishOutcome, Stats};
 use smol::channel::{bounded, unbounded, Receiver, Sender};
 use smol::future::FutureExt;
@@ -84,15 +84,11 @@ impl Connection for SmolConnection {
 }
 
 pub(crate) struct Driver {
-    core: Node,
+    engine: Engine<SmolConnection>,
     config: NetConfig,
     events_tx: Sender<Event>,
     deliveries: Sender<Delivery>,
     peer_count: Arc<PeerCount>,
-    connections: Connections<SmolConnection>,
-    /// Reused between events.
-    delivered: Vec<Delivery>,
-    closed: Vec<Closed>,
     tasks: Vec<Task<()>>,
     /// Cloned into every writer; see `shutdown`.
     writers_alive: (Sender<()>, Receiver<()>),
@@ -117,13 +113,10 @@ impl Driver {
     ) -> (Sender<Event>, Task<()>) {
         let (events_tx, events) = bounded(EVENT_QUEUE);
         let mut driver = Driver {
-            core,
+            engine: Engine::new(core),
             events_tx: events_tx.clone(),
             deliveries,
             peer_count,
-            connections: Connections::default(),
-            delivered: Vec::new(),
-            closed: Vec::new(),
             tasks: Vec::new(),
             writers_alive: bounded(1),
             config,
@@ -142,7 +135,7 @@ impl Driver {
 
     async fn run(mut self, events: Receiver<Event>) {
         loop {
-            let deadline = self.core.poll_timeout();
+            let deadline = self.engine.poll_timeout();
             let wake = async { Wake::Event(events.recv().await.ok()) }
                 .or(async {
                     sleep_until(deadline).await;
@@ -150,48 +143,46 @@ impl Driver {
                 })
                 .await;
             let now = Instant::now();
-            match wake {
-                Wake::Timeout => self.core.handle_timeout(now),
+            let event = match wake {
+                Wake::Timeout => {
+                    self.engine.handle_timeout(now);
+                    self.after_event().await;
+                    continue;
+                }
                 Wake::Event(None) => return,
-                Wake::Event(Some(Event::Connected {
+                Wake::Event(Some(event)) => event,
+            };
+            match event {
+                Event::Connected {
                     stream,
                     addr,
                     closed,
-                })) => self.connected(stream, addr, closed),
-                Wake::Event(Some(Event::Received(peer, bytes))) => {
-                    self.core.handle_received_bytes(now, peer, bytes)
-                }
-                Wake::Event(Some(Event::Flushed(peer, bytes))) => {
-                    self.core.handle_flushed(now, peer, bytes)
-                }
-                Wake::Event(Some(Event::Closed(peer))) => {
-                    if let Some((addr, connection)) =
-                        self.connections.remove(&mut self.core, now, peer)
-                    {
+                } => self.connected(stream, addr, closed),
+                Event::Received(peer, bytes) => self.engine.received(now, peer, bytes),
+                Event::Flushed(peer, bytes) => self.engine.flushed(now, peer, bytes),
+                Event::Closed(peer) => {
+                    if let Some(addr) = self.engine.disconnected(now, peer) {
                         tracing::info!(%peer, %addr, "connection closed");
-                        connection.finish();
                     }
                 }
-                Wake::Event(Some(Event::Command(command))) => match command {
-                    Command::Publish(payload, reply) => {
-                        let _ = reply.try_send(self.core.publish(now, payload));
-                    }
-                    Command::Stats(reply) => {
-                        let _ = reply.try_send(self.core.stats());
-                    }
-                    Command::Shutdown(deadline, reply) => {
-                        self.shutdown(deadline).await;
-                        let _ = reply.try_send(());
-                        return;
-                    }
-                },
+                Event::Command(Command::Publish(payload, reply)) => {
+                    let _ = reply.try_send(self.engine.publish(now, payload));
+                }
+                Event::Command(Command::Stats(reply)) => {
+                    let _ = reply.try_send(self.engine.stats());
+                }
+                Event::Command(Command::Shutdown(deadline, reply)) => {
+                    self.shutdown(deadline).await;
+                    let _ = reply.try_send(());
+                    return;
+                }
             }
-            self.carry_out_actions().await;
+            self.after_event().await;
         }
     }
 
     fn connected(&mut self, stream: TcpStream, addr: SocketAddr, on_close: Option<Sender<()>>) {
-        let peer = self.connections.next_peer();
+        let peer = self.engine.next_peer();
         let _ = stream.set_nodelay(true);
         let (frames, queued) = unbounded();
         let events = self.events_tx.clone();
@@ -211,22 +202,20 @@ impl Driver {
             writer,
             _on_close: on_close,
         };
-        self.connections
-            .add(&mut self.core, Instant::now(), addr, connection);
+        self.engine.connected(Instant::now(), addr, connection);
     }
 
-    async fn carry_out_actions(&mut self) {
-        self.connections
-            .carry_out(&mut self.core, &mut self.delivered, &mut self.closed);
-        for Closed { peer, addr, reason } in self.closed.drain(..) {
+    /// Logs what the core dropped and hands deliveries to the application.
+    async fn after_event(&mut self) {
+        for Closed { peer, addr, reason } in self.engine.drain_closed() {
             tracing::warn!(%peer, %addr, %reason, "disconnected peer");
         }
-        for delivery in self.delivered.drain(..) {
+        while let Some(delivery) = self.engine.next_delivery() {
             // Waits while the application is behind: backpressure to the peers. A
             // dropped receiver means the application does not want deliveries.
             let _ = self.deliveries.send(delivery).await;
         }
-        let open = self.connections.len();
+        let open = self.engine.connection_count();
         if self.peer_count.count.swap(open, Ordering::AcqRel) != open {
             self.peer_count.changed.notify(usize::MAX);
         }
@@ -234,7 +223,7 @@ impl Driver {
 
     async fn shutdown(mut self, deadline: Duration) {
         self.tasks.clear(); // cancels the acceptor and the diallers
-        self.connections.finish_all();
+        self.engine.finish_all();
         // Every writer holds a clone of `writers_alive`; once they have all finished
         // their queues and dropped it, `recv` fails.
         let (alive, all_done) = std::mem::replace(&mut self.writers_alive, bounded(1));

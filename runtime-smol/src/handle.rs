@@ -7,24 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use gossip_core::transport::NetConfig;
-use gossip_core::{Delivery, PublishError, PublishOutcome, Stats};
+use gossip_core::transport::{NetConfig, NodeError};
+use gossip_core::{Delivery, PublishOutcome, Stats};
 use smol::channel::{bounded, Receiver, Sender};
 use smol::net::TcpListener;
 use smol::Task;
 
 use crate::driver::{Command, Driver, Event, PeerCount};
-
-/// A call on a [`GossipNode`] failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum NodeError {
-    /// The core refused the payload.
-    #[error(transparent)]
-    Publish(#[from] PublishError),
-    /// The node has shut down.
-    #[error("the node has shut down")]
-    Stopped,
-}
 
 /// A running gossip node on smol. Dropping it stops the node abruptly; prefer
 /// [`shutdown`](Self::shutdown).

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use gossip_core::transport::{Closed, Connection, Connections, NetConfig};
+use gossip_core::transport::{Closed, Connection, Engine, NetConfig};
 use gossip_core::{Delivery, Frame, Node, PeerId, PublishError, PublishOutcome, Stats};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -72,16 +72,12 @@ impl Connection for TokioConnection {
 }
 
 pub(crate) struct Driver {
-    core: Node,
+    engine: Engine<TokioConnection>,
     config: NetConfig,
     events_tx: mpsc::Sender<Event>,
     deliveries: mpsc::Sender<Delivery>,
     /// Peers connected now, for the application to wait on.
     peer_count: watch::Sender<usize>,
-    connections: Connections<TokioConnection>,
-    /// Reused between events.
-    delivered: Vec<Delivery>,
-    closed: Vec<Closed>,
     tasks: JoinSet<()>,
     writers: JoinSet<()>,
 }
@@ -100,13 +96,10 @@ impl Driver {
     ) -> (mpsc::Sender<Event>, JoinHandle<()>) {
         let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
         let mut driver = Driver {
-            core,
+            engine: Engine::new(core),
             events_tx: events_tx.clone(),
             deliveries,
             peer_count,
-            connections: Connections::default(),
-            delivered: Vec::new(),
-            closed: Vec::new(),
             tasks: JoinSet::new(),
             writers: JoinSet::new(),
             config,
@@ -124,12 +117,12 @@ impl Driver {
 
     async fn run(mut self, mut events: mpsc::Receiver<Event>) {
         loop {
-            let deadline = self.core.poll_timeout();
+            let deadline = self.engine.poll_timeout();
             let event = tokio::select! {
                 event = events.recv() => event,
                 _ = sleep_until(deadline) => {
-                    self.core.handle_timeout(Instant::now());
-                    self.carry_out_actions().await;
+                    self.engine.handle_timeout(Instant::now());
+                    self.after_event().await;
                     continue;
                 }
             };
@@ -141,21 +134,18 @@ impl Driver {
                     addr,
                     closed,
                 } => self.connected(stream, addr, closed),
-                Event::Received(peer, bytes) => self.core.handle_received_bytes(now, peer, bytes),
-                Event::Flushed(peer, bytes) => self.core.handle_flushed(now, peer, bytes),
+                Event::Received(peer, bytes) => self.engine.received(now, peer, bytes),
+                Event::Flushed(peer, bytes) => self.engine.flushed(now, peer, bytes),
                 Event::Closed(peer) => {
-                    if let Some((addr, connection)) =
-                        self.connections.remove(&mut self.core, now, peer)
-                    {
+                    if let Some(addr) = self.engine.disconnected(now, peer) {
                         tracing::info!(%peer, %addr, "connection closed");
-                        connection.finish();
                     }
                 }
                 Event::Command(Command::Publish(payload, reply)) => {
-                    let _ = reply.send(self.core.publish(now, payload));
+                    let _ = reply.send(self.engine.publish(now, payload));
                 }
                 Event::Command(Command::Stats(reply)) => {
-                    let _ = reply.send(self.core.stats());
+                    let _ = reply.send(self.engine.stats());
                 }
                 Event::Command(Command::Shutdown(deadline, reply)) => {
                     self.shutdown(deadline).await;
@@ -163,7 +153,7 @@ impl Driver {
                     return;
                 }
             }
-            self.carry_out_actions().await;
+            self.after_event().await;
         }
     }
 
@@ -173,7 +163,7 @@ impl Driver {
         addr: SocketAddr,
         on_close: Option<oneshot::Sender<()>>,
     ) {
-        let peer = self.connections.next_peer();
+        let peer = self.engine.next_peer();
         let _ = stream.set_nodelay(true);
         let (read_half, write_half) = stream.into_split();
         let (frames, queued) = mpsc::unbounded_channel();
@@ -195,29 +185,27 @@ impl Driver {
             writer,
             _on_close: on_close,
         };
-        self.connections
-            .add(&mut self.core, Instant::now(), addr, connection);
+        self.engine.connected(Instant::now(), addr, connection);
     }
 
-    async fn carry_out_actions(&mut self) {
-        self.connections
-            .carry_out(&mut self.core, &mut self.delivered, &mut self.closed);
-        for Closed { peer, addr, reason } in self.closed.drain(..) {
+    /// Logs what the core dropped and hands deliveries to the application.
+    async fn after_event(&mut self) {
+        for Closed { peer, addr, reason } in self.engine.drain_closed() {
             tracing::warn!(%peer, %addr, %reason, "disconnected peer");
         }
-        for delivery in self.delivered.drain(..) {
+        while let Some(delivery) = self.engine.next_delivery() {
             // Waits while the application is behind: backpressure to the peers. A
             // dropped receiver means the application does not want deliveries.
             let _ = self.deliveries.send(delivery).await;
         }
-        let open = self.connections.len();
+        let open = self.engine.connection_count();
         self.peer_count
             .send_if_modified(|count| std::mem::replace(count, open) != open);
     }
 
     async fn shutdown(mut self, deadline: Duration) {
         self.tasks.abort_all();
-        self.connections.finish_all();
+        self.engine.finish_all();
         let flushed = tokio::time::timeout(deadline, async {
             while self.writers.join_next().await.is_some() {}
         })

@@ -5,24 +5,13 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use gossip_core::transport::NetConfig;
-use gossip_core::{Delivery, PublishError, PublishOutcome, Stats};
+use gossip_core::transport::{NetConfig, NodeError};
+use gossip_core::{Delivery, PublishOutcome, Stats};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::driver::{Command, Driver, Event};
-
-/// A call on a [`GossipNode`] failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum NodeError {
-    /// The core refused the payload.
-    #[error(transparent)]
-    Publish(#[from] PublishError),
-    /// The node has shut down.
-    #[error("the node has shut down")]
-    Stopped,
-}
 
 /// A running gossip node on tokio. Dropping it stops the node abruptly; prefer
 /// [`shutdown`](Self::shutdown).

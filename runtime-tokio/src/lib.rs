@@ -31,5 +31,5 @@ mod dialler;
 mod driver;
 mod handle;
 
-pub use gossip_core::transport::NetConfig;
-pub use handle::{GossipNode, NodeError, Publisher};
+pub use gossip_core::transport::{NetConfig, NodeError};
+pub use handle::{GossipNode, Publisher};

@@ -1,0 +1,70 @@
+//! What a socket adapter needs to know to run a node.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::Config;
+
+/// How a socket adapter runs a node: where it listens, whom it dials, and its limits.
+/// Shared by every runtime adapter, so switching runtime does not change configuration.
+///
+/// ```
+/// use gossip_core::transport::NetConfig;
+/// let peer = "127.0.0.1:7000".parse().unwrap();
+/// let config = NetConfig::new("127.0.0.1:0".parse().unwrap()).with_peers([peer, peer]);
+/// assert_eq!(config.dial_targets(), [peer]);
+/// ```
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    /// Address to listen on (port 0 picks a free one).
+    pub listen: SocketAddr,
+    /// Addresses to dial, and redial whenever the connection drops or the dial fails.
+    pub peers: Vec<SocketAddr>,
+    /// The core's limits and policies.
+    pub core: Config,
+    /// First redial delay. Default 100 ms.
+    pub redial_initial: Duration,
+    /// Largest redial delay. Default 5 s.
+    pub redial_max: Duration,
+    /// Bytes read from a socket at most per read call. Default 64 KiB.
+    pub read_chunk: usize,
+    /// Deliveries buffered for the application before the node stops reading from its
+    /// peers (backpressure). Default 1024.
+    pub delivery_queue: usize,
+}
+
+impl NetConfig {
+    /// Defaults, listening on `listen` and dialling no one.
+    pub fn new(listen: SocketAddr) -> Self {
+        NetConfig {
+            listen,
+            peers: Vec::new(),
+            core: Config::default(),
+            redial_initial: Duration::from_millis(100),
+            redial_max: Duration::from_secs(5),
+            read_chunk: 64 * 1024,
+            delivery_queue: 1024,
+        }
+    }
+
+    /// The same, dialling `peers`.
+    pub fn with_peers(mut self, peers: impl IntoIterator<Item = SocketAddr>) -> Self {
+        self.peers.extend(peers);
+        self
+    }
+
+    /// The addresses to dial, each once however often it is listed, so that an address
+    /// never has two dialled connections.
+    pub fn dial_targets(&self) -> Vec<SocketAddr> {
+        let mut targets = self.peers.clone();
+        targets.sort_unstable();
+        targets.dedup();
+        targets
+    }
+
+    /// The same, with `core` limits.
+    pub fn with_core(mut self, core: Config) -> Self {
+        self.core = core;
+        self
+    }
+}

@@ -1,0 +1,160 @@
+//! Batching queued frames into vectored writes.
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
+
+use crate::Frame;
+
+/// Frames waiting to be written to one socket, handed out as [`IoSlice`]s so that many
+/// frames go out in one vectored write without copying their payloads.
+///
+/// ```
+/// use std::io::{IoSlice, Write};
+/// use bytes::Bytes;
+/// use gossip_core::{transport::WriteQueue, Frame, MessageId};
+///
+/// let mut queue = WriteQueue::default();
+/// for text in ["ab", "cde"] {
+///     queue.push(Frame::new(MessageId::of(text.as_bytes()), Bytes::from(text)).unwrap());
+/// }
+/// let mut socket = Vec::new(); // stands in for a TcpStream
+/// while !queue.is_empty() {
+///     let mut slices = [IoSlice::new(&[]); 64];
+///     let count = queue.io_slices(&mut slices);
+///     let written = socket.write_vectored(&slices[..count])?;
+///     queue.advance(written);
+/// }
+/// assert_eq!(socket, b"\0\0\0\x02ab\0\0\0\x03cde");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct WriteQueue {
+    frames: VecDeque<Frame>,
+    /// Bytes of the front frame already written.
+    written_of_front: usize,
+    pending_bytes: usize,
+}
+
+impl WriteQueue {
+    /// Appends a frame.
+    pub fn push(&mut self, frame: Frame) {
+        self.pending_bytes += frame.wire_len();
+        self.frames.push_back(frame);
+    }
+
+    /// Whether everything has been written.
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    /// Wire bytes not yet written.
+    pub fn pending_bytes(&self) -> usize {
+        self.pending_bytes
+    }
+
+    /// Fills `out` with the unwritten bytes, front first, and returns how many slices it
+    /// filled. Empty slices are skipped.
+    pub fn io_slices<'a>(&'a self, out: &mut [IoSlice<'a>]) -> usize {
+        let mut filled = 0;
+        let mut skip = self.written_of_front;
+        for frame in &self.frames {
+            for part in [&frame.header()[..], &frame.payload()[..]] {
+                // Only the front frame has a written prefix to skip.
+                let cut = skip.min(part.len());
+                skip -= cut;
+                let part = &part[cut..];
+                if part.is_empty() {
+                    continue;
+                }
+                if filled == out.len() {
+                    return filled;
+                }
+                out[filled] = IoSlice::new(part);
+                filled += 1;
+            }
+        }
+        filled
+    }
+
+    /// Marks `written` bytes as written (as returned by the socket). Returns how many
+    /// bytes were actually pending, never more than `written`.
+    pub fn advance(&mut self, written: usize) -> usize {
+        let mut left = written.min(self.pending_bytes);
+        let advanced = left;
+        self.pending_bytes -= left;
+        while left > 0 {
+            let Some(front) = self.frames.front() else {
+                break;
+            };
+            let remaining = front.wire_len() - self.written_of_front;
+            if left < remaining {
+                self.written_of_front += left;
+                break;
+            }
+            left -= remaining;
+            self.written_of_front = 0;
+            self.frames.pop_front();
+        }
+        advanced
+    }
+}
+
+impl Extend<Frame> for WriteQueue {
+    fn extend<I: IntoIterator<Item = Frame>>(&mut self, frames: I) {
+        for frame in frames {
+            self.push(frame);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MessageId;
+    use bytes::Bytes;
+
+    fn frame(payload: &'static [u8]) -> Frame {
+        Frame::new(MessageId::of(payload), Bytes::from_static(payload)).unwrap()
+    }
+
+    fn collect(queue: &WriteQueue, max_slices: usize) -> Vec<u8> {
+        let mut slices = vec![IoSlice::new(&[]); max_slices];
+        let count = queue.io_slices(&mut slices);
+        slices[..count].iter().flat_map(|s| s.to_vec()).collect()
+    }
+
+    #[test]
+    fn partial_writes_resume_mid_header_and_mid_payload() {
+        let mut queue = WriteQueue::default();
+        queue.push(frame(b"hello"));
+        queue.push(frame(b""));
+        queue.push(frame(b"xy"));
+        let mut wire = Vec::new();
+        for step in [2, 5, 1, 4, 100] {
+            let bytes = collect(&queue, 8);
+            let take = step.min(bytes.len());
+            wire.extend_from_slice(&bytes[..take]);
+            assert_eq!(queue.advance(take), take);
+        }
+        assert!(queue.is_empty());
+        assert_eq!(queue.pending_bytes(), 0);
+        assert_eq!(wire, b"\0\0\0\x05hello\0\0\0\0\0\0\0\x02xy");
+    }
+
+    #[test]
+    fn slice_limit_is_respected() {
+        let mut queue = WriteQueue::default();
+        for _ in 0..10 {
+            queue.push(frame(b"abc"));
+        }
+        assert_eq!(collect(&queue, 3), b"\0\0\0\x03abc\0\0\0\x03");
+    }
+
+    #[test]
+    fn advancing_past_the_end_is_clamped() {
+        let mut queue = WriteQueue::default();
+        queue.push(frame(b"a"));
+        assert_eq!(queue.advance(100), 5);
+        assert!(queue.is_empty());
+    }
+}
