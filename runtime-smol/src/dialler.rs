@@ -11,14 +11,14 @@ use smol::Timer;
 use crate::driver::Event;
 
 /// Dials `addr`, hands the connection to the driver, waits for it to close, and starts
-/// over. Failed dials wait with capped exponential backoff; a connection that came up
-/// resets it. At most one connection to `addr` exists at a time.
+/// over, waiting between attempts as [`Backoff`] says (a connection that held starts the
+/// delays over). At most one connection to `addr` exists at a time.
 pub(crate) async fn run(addr: SocketAddr, initial: Duration, max: Duration, events: Sender<Event>) {
     let mut backoff = Backoff::new(initial, max);
     loop {
         match TcpStream::connect(addr).await {
             Ok(stream) => {
-                backoff.reset();
+                let connected_at = std::time::Instant::now();
                 let (closed, on_close) = bounded::<()>(1);
                 let event = Event::Connected {
                     stream,
@@ -30,6 +30,7 @@ pub(crate) async fn run(addr: SocketAddr, initial: Duration, max: Duration, even
                 }
                 // Fails when the driver drops the connection (and with it `closed`).
                 let _ = on_close.recv().await;
+                backoff.connection_ended(connected_at.elapsed());
             }
             Err(error) => {
                 tracing::debug!(%addr, %error, "dial failed");

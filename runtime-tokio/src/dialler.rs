@@ -10,8 +10,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::driver::Event;
 
 /// Dials `addr`, hands the connection to the driver, waits for it to close, and starts
-/// over. Failed dials wait with capped exponential backoff; a connection that came up
-/// resets it. At most one connection to `addr` exists at a time.
+/// over, waiting between attempts as [`Backoff`] says (a connection that held starts the
+/// delays over). At most one connection to `addr` exists at a time.
 pub(crate) async fn run(
     addr: SocketAddr,
     initial: Duration,
@@ -22,7 +22,7 @@ pub(crate) async fn run(
     loop {
         match TcpStream::connect(addr).await {
             Ok(stream) => {
-                backoff.reset();
+                let connected_at = std::time::Instant::now();
                 let (closed, on_close) = oneshot::channel();
                 let event = Event::Connected {
                     stream,
@@ -34,6 +34,7 @@ pub(crate) async fn run(
                 }
                 // Resolves (with an error) when the driver drops the connection.
                 let _ = on_close.await;
+                backoff.connection_ended(connected_at.elapsed());
             }
             Err(error) => {
                 tracing::debug!(%addr, %error, "dial failed");

@@ -23,6 +23,7 @@ macro_rules! conformance {
             #[test] fn garbage_sender_is_dropped() { super::garbage_sender_is_dropped(STARTERS) }
             #[test] fn peer_that_never_reads_does_not_stall_others() { super::peer_that_never_reads_does_not_stall_others(STARTERS) }
             #[test] fn late_peer_is_reached_by_redial() { super::late_peer_is_reached_by_redial(STARTERS) }
+            #[test] fn dropped_connection_is_redialled() { super::dropped_connection_is_redialled(STARTERS) }
             #[test] fn speaks_the_tutorial_wire_format() { super::speaks_the_tutorial_wire_format(STARTERS) }
         }
     )+};
@@ -232,6 +233,28 @@ fn late_peer_is_reached_by_redial(starters: &[Starter]) {
     early.publish(b"and you me");
     expect_message(&mut late, b"and you me");
     shutdown(vec![early, late]);
+}
+
+fn dropped_connection_is_redialled(starters: &[Starter]) {
+    let peer = start(starters, 1, config([]));
+    let port = peer.addr();
+    let mut dialler = start(starters, 0, config([port]));
+    assert!(dialler.wait_for_peers(1, WAIT) && peer.wait_for_peers(1, WAIT));
+    peer.shutdown();
+    eventually("the dialler to notice the drop", || {
+        dialler.stats().peers_current == 0
+    });
+    let mut restart = config([]);
+    restart.listen = port;
+    let mut peer = start(starters, 1, restart);
+    assert!(
+        dialler.wait_for_peers(1, WAIT),
+        "not redialled after the drop"
+    );
+    assert!(peer.wait_for_peers(1, WAIT));
+    peer.publish(b"back again");
+    expect_message(&mut dialler, b"back again");
+    shutdown(vec![dialler, peer]);
 }
 
 /// Byte-level compatibility with the tutorial node: plain frames in, plain frames out.

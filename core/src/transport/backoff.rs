@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 /// Capped exponential backoff for redialling a peer: `initial`, then doubling up to
-/// `max`, back to `initial` after [`reset`](Self::reset) (a successful connection).
+/// `max`. It starts over only after a connection that stayed up for at least `max`
+/// ([`connection_ended`](Self::connection_ended)), so a peer that accepts and then drops
+/// us at once (or that we drop for misbehaving) is not redialled in a tight loop.
 ///
 /// ```
 /// use std::time::Duration;
@@ -13,7 +15,9 @@ use std::time::Duration;
 /// let mut backoff = Backoff::new(ms(100), ms(350));
 /// let delays: Vec<_> = (0..4).map(|_| backoff.next_delay()).collect();
 /// assert_eq!(delays, [ms(100), ms(200), ms(350), ms(350)]);
-/// backoff.reset();
+/// backoff.connection_ended(ms(10)); // dropped at once: keep backing off
+/// assert_eq!(backoff.next_delay(), ms(350));
+/// backoff.connection_ended(ms(400)); // a connection that held: start over
 /// assert_eq!(backoff.next_delay(), ms(100));
 /// ```
 #[derive(Debug, Clone)]
@@ -40,8 +44,11 @@ impl Backoff {
         delay
     }
 
-    /// Starts over from the initial delay.
-    pub fn reset(&mut self) {
-        self.next = self.initial.min(self.max);
+    /// A connection that was up for `lasted` has ended: if it held for at least `max`,
+    /// the next delay starts over from `initial`.
+    pub fn connection_ended(&mut self, lasted: Duration) {
+        if lasted >= self.max {
+            self.next = self.initial.min(self.max);
+        }
     }
 }
