@@ -246,7 +246,7 @@ fn dropped_connection_is_redialled(starters: &[Starter]) {
     });
     let mut restart = config([]);
     restart.listen = port;
-    let mut peer = start(starters, 1, restart);
+    let peer = start(starters, 1, restart);
     assert!(
         dialler.wait_for_peers(1, WAIT),
         "not redialled after the drop"
