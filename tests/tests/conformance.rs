@@ -24,6 +24,7 @@ macro_rules! conformance {
             #[test] fn peer_that_never_reads_does_not_stall_others() { super::peer_that_never_reads_does_not_stall_others(STARTERS) }
             #[test] fn late_peer_is_reached_by_redial() { super::late_peer_is_reached_by_redial(STARTERS) }
             #[test] fn dropped_connection_is_redialled() { super::dropped_connection_is_redialled(STARTERS) }
+            #[test] fn full_delivery_queue_holds_back_without_losing() { super::full_delivery_queue_holds_back_without_losing(STARTERS) }
             #[test] fn speaks_the_tutorial_wire_format() { super::speaks_the_tutorial_wire_format(STARTERS) }
         }
     )+};
@@ -257,9 +258,29 @@ fn dropped_connection_is_redialled(starters: &[Starter]) {
     shutdown(vec![dialler, peer]);
 }
 
+/// With room for one delivery, a node whose application is not reading stops reading its
+/// peers (backpressure) and loses nothing.
+fn full_delivery_queue_holds_back_without_losing(starters: &[Starter]) {
+    let mut small_queue = config([]);
+    small_queue.delivery_queue = 1;
+    let mut slow_reader = start(starters, 0, small_queue);
+    let sender = start(starters, 1, config([slow_reader.addr()]));
+    assert!(slow_reader.wait_for_peers(1, WAIT) && sender.wait_for_peers(1, WAIT));
+    for m in 0..50 {
+        sender.publish(format!("queued {m}").as_bytes());
+    }
+    for m in 0..50 {
+        expect_message(&mut slow_reader, format!("queued {m}").as_bytes());
+    }
+    shutdown(vec![slow_reader, sender]);
+}
+
 /// Byte-level compatibility with the tutorial node: plain frames in, plain frames out.
+/// Reads of one byte (the smallest `read_chunk`) exercise reassembly over real TCP.
 fn speaks_the_tutorial_wire_format(starters: &[Starter]) {
-    let mut node = start(starters, 0, config([]));
+    let mut one_byte_reads = config([]);
+    one_byte_reads.read_chunk = 1;
+    let mut node = start(starters, 0, one_byte_reads);
     let mut tutorial = RawPeer::connect(node.addr());
     let mut listener = RawPeer::connect(node.addr());
     assert!(node.wait_for_peers(2, WAIT));
