@@ -37,7 +37,7 @@ pub struct Config {
     /// Default 128.
     pub max_peers: usize,
     /// Heap bytes the seen set may use; its capacity in ids is derived from it with
-    /// [`SeenSet::capacity_for_budget`]. Default 32 MiB (229,375 ids).
+    /// [`SeenSet::capacity_for_budget`]. Default 32 MiB (262,144 ids).
     pub seen_budget_bytes: usize,
     /// How long an id is remembered at most. Default 5 minutes.
     ///
