@@ -316,6 +316,25 @@ mod tests {
         assert!(decoder.capacity() < 64);
     }
 
+    /// Found by the frame_decoder fuzz target (a bound in the harness, not a decoder bug):
+    /// what the decoder holds is bounded by one maximal frame plus the chunk being
+    /// decoded, whatever the sizes of the chunks before it.
+    #[test]
+    fn holdings_after_a_large_chunk_are_bounded_by_the_next_chunk() {
+        let mut decoder = FrameDecoder::new(15);
+        let mut big = Vec::new();
+        for _ in 0..40 {
+            big.extend(encode(&[1; 15]));
+        }
+        big.extend(&[0, 0, 0, 15, 1, 2]); // and the start of one more frame
+        decoder.extend(&big);
+        while decoder.next_frame().unwrap().is_some() {}
+        assert!(decoder.capacity() <= HEADER_LEN + 15);
+        decoder.extend(&[3; 35]);
+        assert_eq!(decoder.next_frame().unwrap().unwrap().len(), 15);
+        assert!(decoder.capacity() <= HEADER_LEN + 15 + 35);
+    }
+
     #[test]
     fn payload_is_split_without_copying() {
         let mut decoder = FrameDecoder::new(16);
