@@ -140,7 +140,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(cases(48))]
+    #![proptest_config(cases(256))]
 
     #[test]
     fn every_message_reaches_every_node_exactly_once(
