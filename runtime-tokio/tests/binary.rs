@@ -175,3 +175,25 @@ fn demo_runs_and_reports_exactly_once() {
     assert!(output.status.success(), "{stdout}");
     assert!(stdout.contains("every node got every message exactly once"));
 }
+
+#[test]
+fn sigterm_stops_the_node_promptly_even_with_stdin_open() {
+    let mut node = NodeProcess::start(&[]);
+    assert!(node.stdin.is_some(), "stdin stays open, as in a terminal");
+    let pid = node.child.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status();
+    assert!(killed.expect("kill runs").success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(status) = node.child.try_wait().expect("status") {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running 5 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    node.log_line("shutting down");
+}

@@ -38,6 +38,9 @@ fn main() -> ExitCode {
         }
         (None, None) => unreachable!("clap requires LISTEN without a subcommand"),
     };
+    // The stdin reader blocks in a thread of the runtime's blocking pool, and dropping a
+    // runtime waits for those: an interactive terminal would hang the exit until Enter.
+    runtime.shutdown_background();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
