@@ -10,6 +10,7 @@ use gossip_core::transport::NetConfig;
 use gossip_core::Stats;
 
 pub mod adapters;
+pub mod tutorial;
 
 /// The longest any single wait in the suite may take.
 pub const WAIT: Duration = Duration::from_secs(20);

@@ -8,6 +8,7 @@ use gossip_core::frame::encode;
 use gossip_core::sim::Topology;
 use gossip_core::Config;
 use gossip_tests::adapters::{Smol, Tokio};
+use gossip_tests::tutorial::TutorialNode;
 use gossip_tests::{config, eventually, RawPeer, Starter, TestNode, WAIT};
 
 /// Instantiates every case for each `module => starters` pair: nodes take their runtime
@@ -26,6 +27,7 @@ macro_rules! conformance {
             #[test] fn dropped_connection_is_redialled() { super::dropped_connection_is_redialled(STARTERS) }
             #[test] fn full_delivery_queue_holds_back_without_losing() { super::full_delivery_queue_holds_back_without_losing(STARTERS) }
             #[test] fn speaks_the_tutorial_wire_format() { super::speaks_the_tutorial_wire_format(STARTERS) }
+            #[test] fn relays_between_tutorial_nodes_both_ways() { super::relays_between_tutorial_nodes_both_ways(STARTERS) }
         }
     )+};
 }
@@ -296,4 +298,49 @@ fn speaks_the_tutorial_wire_format(starters: &[Starter]) {
     assert_eq!(tutorial.read_frame(), b"from the node");
     assert_eq!(listener.read_frame(), b"from the node");
     node.shutdown();
+}
+
+/// tutorial <- ours <- tutorial and ours <- tutorial <- ours: messages cross in both
+/// directions, whoever dials whom, and the tutorial node's echoes are dropped as
+/// duplicates rather than delivered again.
+fn relays_between_tutorial_nodes_both_ways(starters: &[Starter]) {
+    let left = TutorialNode::start(&[]);
+    let mut ours = start(starters, 0, config([left.addr()]));
+    let right = TutorialNode::start(&[ours.addr()]);
+    assert!(ours.wait_for_peers(2, WAIT));
+    eventually("the tutorial node to accept us", || left.peer_count() == 1);
+    left.publish(b"from the left tutorial node");
+    assert_eq!(
+        right.recv(WAIT).as_deref(),
+        Some(&b"from the left tutorial node"[..])
+    );
+    right.publish(b"from the right tutorial node");
+    assert_eq!(
+        left.recv(WAIT).as_deref(),
+        Some(&b"from the right tutorial node"[..])
+    );
+    ours.publish(b"from ours");
+    assert_eq!(left.recv(WAIT).as_deref(), Some(&b"from ours"[..]));
+    assert_eq!(right.recv(WAIT).as_deref(), Some(&b"from ours"[..]));
+    expect_message(&mut ours, b"from the left tutorial node");
+    expect_message(&mut ours, b"from the right tutorial node");
+    eventually("the echoes to come back", || ours.stats().duplicates >= 3);
+    assert_eq!(
+        ours.recv(std::time::Duration::from_millis(50)),
+        None,
+        "an echo was delivered"
+    );
+
+    let middle = TutorialNode::start(&[]);
+    let mut a = start(starters, 1, config([middle.addr()]));
+    let mut b = start(starters, 2, config([middle.addr()]));
+    assert!(a.wait_for_peers(1, WAIT) && b.wait_for_peers(1, WAIT));
+    eventually("the tutorial node to accept both", || {
+        middle.peer_count() == 2
+    });
+    a.publish(b"through a tutorial node");
+    expect_message(&mut b, b"through a tutorial node");
+    b.publish(b"and back");
+    expect_message(&mut a, b"and back");
+    shutdown(vec![ours, a, b]);
 }
