@@ -36,6 +36,12 @@ MUTANTS = {
         "while self.order.len() > self.capacity {",
         "seen_set_never_exceeds_its_bound",
     ),
+    "retention-off-by-one": (
+        "core/src/seen.rs",
+        "while self.oldest_deadline.is_some_and(|deadline| deadline <= now) {",
+        "while self.oldest_deadline.is_some_and(|deadline| deadline < now) {",
+        "seen_set_matches_a_reference_model",
+    ),
     "deliver-duplicates": (
         "core/src/node/mod.rs",
         """        if !self.seen.insert(id, now) {

@@ -59,6 +59,8 @@ pub struct SeenSet<S = RandomState> {
     order: VecDeque<Entry>,
     capacity: usize,
     retention: Duration,
+    /// When the oldest id expires, if any does.
+    oldest_deadline: Option<Instant>,
     evicted: u64,
 }
 
@@ -127,6 +129,7 @@ impl<S: BuildHasher> SeenSet<S> {
             order: VecDeque::new(),
             capacity: capacity.max(1),
             retention,
+            oldest_deadline: None,
             evicted: 0,
         }
     }
@@ -142,6 +145,9 @@ impl<S: BuildHasher> SeenSet<S> {
         while self.order.len() >= self.capacity {
             self.evict_oldest();
         }
+        if self.order.is_empty() {
+            self.oldest_deadline = self.deadline(now);
+        }
         self.order.push_back((id, now));
         true
     }
@@ -155,13 +161,9 @@ impl<S: BuildHasher> SeenSet<S> {
 
     /// Forgets every id recorded more than the retention period before `now`.
     pub fn expire(&mut self, now: Instant) {
-        while let Some(&(_, seen_at)) = self.order.front() {
-            let expired = seen_at
-                .checked_add(self.retention)
-                .is_some_and(|deadline| deadline <= now);
-            if !expired {
-                break;
-            }
+        // Checked against a copy of the oldest deadline, so the common case (nothing due)
+        // does not touch the arrival queue.
+        while self.oldest_deadline.is_some_and(|deadline| deadline <= now) {
             self.evict_oldest();
         }
     }
@@ -171,6 +173,12 @@ impl<S: BuildHasher> SeenSet<S> {
             self.ids.remove(&id);
             self.evicted += 1;
         }
+        self.oldest_deadline = self.order.front().and_then(|&(_, at)| self.deadline(at));
+    }
+
+    /// When an id recorded at `seen_at` expires; `None` (never) if that overflows.
+    fn deadline(&self, seen_at: Instant) -> Option<Instant> {
+        seen_at.checked_add(self.retention)
     }
 
     /// Ids currently remembered.

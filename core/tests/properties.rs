@@ -121,6 +121,33 @@ proptest! {
         );
     }
 
+    /// The seen set answers exactly as a plain list with the documented rules would.
+    #[test]
+    fn seen_set_matches_a_reference_model(
+        capacity in 1usize..16,
+        retention_ms in 1u64..200,
+        steps in prop::collection::vec((0u8..24, 0u64..60), 0..300),
+    ) {
+        let t0 = Instant::now();
+        let retention = Duration::from_millis(retention_ms);
+        let mut now = t0;
+        let mut seen = SeenSet::new(capacity, retention);
+        let mut model: Vec<(u8, Instant)> = Vec::new();
+        for (id, advance_ms) in steps {
+            now += Duration::from_millis(advance_ms);
+            model.retain(|&(_, at)| at + retention > now);
+            let expected = !model.iter().any(|&(known, _)| known == id);
+            if expected {
+                if model.len() == capacity {
+                    model.remove(0);
+                }
+                model.push((id, now));
+            }
+            prop_assert_eq!(seen.insert(MessageId::of(&[id]), now), expected);
+            prop_assert_eq!(seen.len(), model.len());
+        }
+    }
+
     #[test]
     fn seen_set_never_exceeds_its_bound(
         capacity in 1usize..64,

@@ -35,7 +35,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::{
     Action, Config, DisconnectReason, Frame, MessageId, Node, PeerId, PublishError, HEADER_LEN,
@@ -206,9 +206,8 @@ pub struct Simulation {
     frames_sent: u64,
     deliveries: u64,
     disconnects: u64,
-    /// Reused buffers.
+    /// Reused between calls.
     actions: Vec<Action>,
-    read_buffer: Vec<u8>,
 }
 
 fn nanos(duration: Duration) -> SimTime {
@@ -266,7 +265,6 @@ impl Simulation {
             deliveries: 0,
             disconnects: 0,
             actions: Vec::new(),
-            read_buffer: Vec::new(),
         };
         for link in 0..sim.links.len() {
             sim.connect(link);
@@ -562,9 +560,9 @@ impl Simulation {
         } else {
             self.rng.between(1, max_read.min(arrived) as u64) as usize
         };
-        // Copy `read_len` bytes out of the in-flight frames, as a socket read would.
-        let mut buffer = std::mem::take(&mut self.read_buffer);
-        buffer.clear();
+        // Copy `read_len` bytes out of the in-flight frames into a buffer of their own, as
+        // a socket read would, and hand it over without a second copy.
+        let mut buffer = BytesMut::with_capacity(read_len);
         let pipe = &mut self.links[link].pipes[side];
         while buffer.len() < read_len {
             let Some((_, frame)) = pipe.in_flight.front() else {
@@ -594,9 +592,8 @@ impl Simulation {
             node.handle_flushed(instant, Self::peer_id(link, side), buffer.len());
         }
         if let Some(node) = self.nodes[receiver].node.as_mut() {
-            node.handle_received(instant, Self::peer_id(link, 1 - side), &buffer);
+            node.handle_received_bytes(instant, Self::peer_id(link, 1 - side), buffer.freeze());
         }
-        self.read_buffer = buffer;
         if let Some(at) = next_arrival {
             self.links[link].pipes[side].arrival_scheduled = true;
             let epoch = self.links[link].epoch;
