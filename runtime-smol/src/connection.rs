@@ -4,7 +4,7 @@ use std::io::IoSlice;
 use std::net::Shutdown;
 
 use bytes::BytesMut;
-use gossip_core::transport::WriteQueue;
+use gossip_core::transport::{SocketEvent, WriteQueue};
 use gossip_core::{Frame, PeerId};
 use smol::channel::{Receiver, Sender};
 use smol::io::{AsyncReadExt, AsyncWriteExt};
@@ -31,7 +31,11 @@ pub(crate) async fn read_loop(
             Ok(0) => break,
             Ok(read) => {
                 let chunk = buffer.split_to(read).freeze();
-                if events.send(Event::Received(peer, chunk)).await.is_err() {
+                if events
+                    .send(Event::Socket(SocketEvent::Received(peer, chunk)))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -41,7 +45,7 @@ pub(crate) async fn read_loop(
             }
         }
     }
-    let _ = events.send(Event::Closed(peer)).await;
+    let _ = events.send(Event::Socket(SocketEvent::Closed(peer))).await;
 }
 
 /// Writes queued frames, as many per vectored write as are waiting, and reports each
@@ -72,12 +76,16 @@ pub(crate) async fn write_loop(
         };
         match written {
             Ok(0) | Err(_) => {
-                let _ = events.send(Event::Closed(peer)).await;
+                let _ = events.send(Event::Socket(SocketEvent::Closed(peer))).await;
                 return;
             }
             Ok(written) => {
                 let flushed = queue.advance(written);
-                if events.send(Event::Flushed(peer, flushed)).await.is_err() {
+                if events
+                    .send(Event::Socket(SocketEvent::Flushed(peer, flushed)))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }

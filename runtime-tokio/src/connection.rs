@@ -3,7 +3,7 @@
 use std::io::IoSlice;
 
 use bytes::BytesMut;
-use gossip_core::transport::WriteQueue;
+use gossip_core::transport::{SocketEvent, WriteQueue};
 use gossip_core::{Frame, PeerId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -28,7 +28,11 @@ pub(crate) async fn read_loop(
             Ok(0) => break,
             Ok(_) => {
                 let chunk = buffer.split().freeze();
-                if events.send(Event::Received(peer, chunk)).await.is_err() {
+                if events
+                    .send(Event::Socket(SocketEvent::Received(peer, chunk)))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -38,7 +42,7 @@ pub(crate) async fn read_loop(
             }
         }
     }
-    let _ = events.send(Event::Closed(peer)).await;
+    let _ = events.send(Event::Socket(SocketEvent::Closed(peer))).await;
 }
 
 /// Writes queued frames, as many per vectored write as are waiting, and reports each
@@ -68,12 +72,16 @@ pub(crate) async fn write_loop(
         };
         match written {
             Ok(0) | Err(_) => {
-                let _ = events.send(Event::Closed(peer)).await;
+                let _ = events.send(Event::Socket(SocketEvent::Closed(peer))).await;
                 return;
             }
             Ok(written) => {
                 let flushed = queue.advance(written);
-                if events.send(Event::Flushed(peer, flushed)).await.is_err() {
+                if events
+                    .send(Event::Socket(SocketEvent::Flushed(peer, flushed)))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }

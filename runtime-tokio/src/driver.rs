@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use gossip_core::transport::{Closed, Connection, Engine, NetConfig};
-use gossip_core::{Delivery, Frame, Node, PeerId, PublishError, PublishOutcome, Stats};
+use gossip_core::transport::{Closed, Connection, Engine, NetConfig, SocketEvent};
+use gossip_core::{Delivery, Frame, Node, PublishError, PublishOutcome, Stats};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::{AbortHandle, JoinHandle, JoinSet};
@@ -22,10 +22,7 @@ pub(crate) enum Event {
         addr: SocketAddr,
         closed: Option<oneshot::Sender<()>>,
     },
-    Received(PeerId, Bytes),
-    Flushed(PeerId, usize),
-    /// The socket closed or failed.
-    Closed(PeerId),
+    Socket(SocketEvent),
     Command(Command),
 }
 
@@ -134,13 +131,7 @@ impl Driver {
                     addr,
                     closed,
                 } => self.connected(stream, addr, closed),
-                Event::Received(peer, bytes) => self.engine.received(now, peer, bytes),
-                Event::Flushed(peer, bytes) => self.engine.flushed(now, peer, bytes),
-                Event::Closed(peer) => {
-                    if let Some(addr) = self.engine.disconnected(now, peer) {
-                        tracing::info!(%peer, %addr, "connection closed");
-                    }
-                }
+                Event::Socket(event) => self.engine.handle_socket(now, event),
                 Event::Command(Command::Publish(payload, reply)) => {
                     let _ = reply.send(self.engine.publish(now, payload));
                 }
@@ -191,7 +182,10 @@ impl Driver {
     /// Logs what the core dropped and hands deliveries to the application.
     async fn after_event(&mut self) {
         for Closed { peer, addr, reason } in self.engine.drain_closed() {
-            tracing::warn!(%peer, %addr, %reason, "disconnected peer");
+            match reason {
+                Some(reason) => tracing::warn!(%peer, %addr, %reason, "disconnected peer"),
+                None => tracing::info!(%peer, %addr, "connection closed"),
+            }
         }
         while let Some(delivery) = self.engine.next_delivery() {
             // Waits while the application is behind: backpressure to the peers. A

@@ -27,27 +27,38 @@ pub trait Connection {
     fn finish(self);
 }
 
-/// A connection the core dropped, for the adapter to log.
+/// What a connection's tasks report to the driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SocketEvent {
+    /// A read.
+    Received(PeerId, Bytes),
+    /// A write of this many bytes.
+    Flushed(PeerId, usize),
+    /// The socket closed or failed.
+    Closed(PeerId),
+}
+
+/// A connection that went away, for the adapter to log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Closed {
     /// The peer's id.
     pub peer: PeerId,
     /// The remote address.
     pub addr: SocketAddr,
-    /// Why the core dropped it.
-    pub reason: DisconnectReason,
+    /// Why the core dropped it, or `None` if the socket closed.
+    pub reason: Option<DisconnectReason>,
 }
 
 /// A [`Node`] plus the connections an adapter has open: every event an adapter's driver
 /// task receives maps to one method here, which also carries out the core's actions (frames
 /// to their connection, disconnects). What is left to the adapter is async: handing
 /// [deliveries](Self::next_delivery) to the application and logging
-/// [`closed`](Self::drain_closed) connections.
+/// [closed](Self::drain_closed) connections.
 ///
 /// ```
 /// use std::time::Instant;
 /// use bytes::Bytes;
-/// use gossip_core::transport::{Connection, Engine};
+/// use gossip_core::transport::{Connection, Engine, SocketEvent};
 /// use gossip_core::{frame::encode, Config, Frame, Node};
 ///
 /// /// A connection whose "socket" is a vector.
@@ -63,7 +74,7 @@ pub struct Closed {
 /// let now = Instant::now();
 /// let from_a = engine.connected(now, "127.0.0.1:1".parse().unwrap(), &mut a);
 /// engine.connected(now, "127.0.0.1:2".parse().unwrap(), &mut b);
-/// engine.received(now, from_a, Bytes::from(encode(b"hi")));
+/// engine.handle_socket(now, SocketEvent::Received(from_a, Bytes::from(encode(b"hi"))));
 /// assert_eq!(engine.next_delivery().unwrap().payload, &b"hi"[..]);
 /// drop(engine);
 /// assert_eq!((a.0.len(), b.0.len()), (0, 1)); // forwarded to b only
@@ -106,25 +117,21 @@ impl<C: Connection> Engine<C> {
         peer
     }
 
-    /// A read from `peer`'s socket.
-    pub fn received(&mut self, now: Instant, peer: PeerId, data: Bytes) {
-        self.node.handle_received_bytes(now, peer, data);
+    /// Something happened on a connection's socket.
+    pub fn handle_socket(&mut self, now: Instant, event: SocketEvent) {
+        match event {
+            SocketEvent::Received(peer, data) => self.node.handle_received_bytes(now, peer, data),
+            SocketEvent::Flushed(peer, bytes) => self.node.handle_flushed(now, peer, bytes),
+            SocketEvent::Closed(peer) => {
+                self.node.peer_disconnected(now, peer);
+                if let Some((addr, connection)) = self.open.remove(&peer) {
+                    connection.finish();
+                    let reason = None;
+                    self.closed.push(Closed { peer, addr, reason });
+                }
+            }
+        }
         self.carry_out();
-    }
-
-    /// `peer`'s writer wrote `bytes` bytes.
-    pub fn flushed(&mut self, now: Instant, peer: PeerId, bytes: usize) {
-        self.node.handle_flushed(now, peer, bytes);
-        self.carry_out();
-    }
-
-    /// `peer`'s socket closed or failed: the connection is finished and forgotten. Returns
-    /// its address, or `None` if the core had already dropped it.
-    pub fn disconnected(&mut self, now: Instant, peer: PeerId) -> Option<SocketAddr> {
-        self.node.peer_disconnected(now, peer);
-        let (addr, connection) = self.open.remove(&peer)?;
-        connection.finish();
-        Some(addr)
     }
 
     /// The application publishes a payload.
@@ -165,7 +172,7 @@ impl<C: Connection> Engine<C> {
         self.deliveries.pop_front()
     }
 
-    /// Connections the core dropped since the last call, for logging.
+    /// Connections that went away since the last call, for logging.
     pub fn drain_closed(&mut self) -> std::vec::Drain<'_, Closed> {
         self.closed.drain(..)
     }
@@ -189,6 +196,7 @@ impl<C: Connection> Engine<C> {
                 Action::Disconnect { peer, reason } => {
                     if let Some((addr, connection)) = self.open.remove(&peer) {
                         connection.close();
+                        let reason = Some(reason);
                         self.closed.push(Closed { peer, addr, reason });
                     }
                 }

@@ -9,7 +9,7 @@ mod net_config;
 mod write_queue;
 
 pub use backoff::Backoff;
-pub use engine::{Closed, Connection, Engine};
+pub use engine::{Closed, Connection, Engine, SocketEvent};
 pub use net_config::NetConfig;
 pub use write_queue::WriteQueue;
 
