@@ -47,8 +47,6 @@ pub(crate) struct PeerCount {
 /// The driver's handle on one connection's tasks.
 struct SmolConnection {
     frames: Sender<Vec<Frame>>,
-    /// Frames of the current round of actions, handed over in one batch.
-    batch: Vec<Frame>,
     reader: Task<()>,
     writer: Task<()>,
     /// Dropped with the connection, which wakes the dialler that made it.
@@ -56,15 +54,9 @@ struct SmolConnection {
 }
 
 impl Connection for SmolConnection {
-    fn send(&mut self, frame: Frame) {
-        self.batch.push(frame);
-    }
-
-    fn flush(&mut self) {
-        if !self.batch.is_empty() {
-            // The writer may already have ended; its Closed event is on the way.
-            let _ = self.frames.try_send(std::mem::take(&mut self.batch));
-        }
+    fn send(&mut self, frames: Vec<Frame>) {
+        // The writer may already have ended; its Closed event is on the way.
+        let _ = self.frames.try_send(frames);
     }
 
     fn close(self) {
@@ -188,7 +180,6 @@ impl Driver {
         tracing::info!(%peer, %addr, "connected");
         let connection = SmolConnection {
             frames,
-            batch: Vec::new(),
             reader,
             writer,
             _on_close: on_close,

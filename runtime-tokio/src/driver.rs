@@ -37,8 +37,6 @@ pub(crate) enum Command {
 /// The driver's handle on one connection's tasks.
 struct TokioConnection {
     frames: mpsc::UnboundedSender<Vec<Frame>>,
-    /// Frames of the current round of actions, handed over in one batch.
-    batch: Vec<Frame>,
     reader: AbortHandle,
     writer: AbortHandle,
     /// Dropped with the connection, which wakes the dialler that made it.
@@ -46,15 +44,9 @@ struct TokioConnection {
 }
 
 impl Connection for TokioConnection {
-    fn send(&mut self, frame: Frame) {
-        self.batch.push(frame);
-    }
-
-    fn flush(&mut self) {
-        if !self.batch.is_empty() {
-            // The writer may already have ended; its Closed event is on the way.
-            let _ = self.frames.send(std::mem::take(&mut self.batch));
-        }
+    fn send(&mut self, frames: Vec<Frame>) {
+        // The writer may already have ended; its Closed event is on the way.
+        let _ = self.frames.send(frames);
     }
 
     fn close(self) {
@@ -171,7 +163,6 @@ impl Driver {
         tracing::info!(%peer, %addr, "connected");
         let connection = TokioConnection {
             frames,
-            batch: Vec::new(),
             reader,
             writer,
             _on_close: on_close,

@@ -12,14 +12,10 @@ use crate::{
 
 /// The adapter's side of one connection, as the [`Engine`] drives it.
 pub trait Connection {
-    /// Queues a frame for this connection's writer. Called only for frames the core
-    /// accounted for, so an unbounded channel here is bounded by
-    /// [`Config::peer_queue_bytes`](crate::Config::peer_queue_bytes). May hold frames
-    /// back until [`flush`](Self::flush), to hand them over in one batch.
-    fn send(&mut self, frame: Frame);
-    /// Hands frames held back by [`send`](Self::send) to the writer. Called once after
-    /// each event.
-    fn flush(&mut self) {}
+    /// Hands this event's frames for the peer to its writer, in order. Called only with
+    /// frames the core accounted for, so an unbounded channel here is bounded by
+    /// [`Config::peer_queue_bytes`](crate::Config::peer_queue_bytes).
+    fn send(&mut self, frames: Vec<Frame>);
     /// Stops the connection's tasks and closes its socket now.
     fn close(self);
     /// Stops reading, lets the writer send what is queued, then closes (shutdown, or
@@ -64,7 +60,7 @@ pub struct Closed {
 /// /// A connection whose "socket" is a vector.
 /// struct Recorder(Vec<Frame>);
 /// impl Connection for &mut Recorder {
-///     fn send(&mut self, frame: Frame) { self.0.push(frame) }
+///     fn send(&mut self, frames: Vec<Frame>) { self.0.extend(frames) }
 ///     fn close(self) {}
 ///     fn finish(self) {}
 /// }
@@ -83,10 +79,19 @@ pub struct Closed {
 #[derive(Debug)]
 pub struct Engine<C> {
     node: Node,
-    open: HashMap<PeerId, (SocketAddr, C)>,
+    open: HashMap<PeerId, Open<C>>,
     next_peer: u64,
     deliveries: VecDeque<Delivery>,
     closed: Vec<Closed>,
+}
+
+/// One open connection.
+#[derive(Debug)]
+struct Open<C> {
+    addr: SocketAddr,
+    connection: C,
+    /// Frames of the current event, handed over in one batch.
+    batch: Vec<Frame>,
 }
 
 impl<C: Connection> Engine<C> {
@@ -111,7 +116,15 @@ impl<C: Connection> Engine<C> {
     pub fn connected(&mut self, now: Instant, addr: SocketAddr, connection: C) -> PeerId {
         let peer = self.next_peer();
         self.next_peer += 1;
-        self.open.insert(peer, (addr, connection));
+        let batch = Vec::new();
+        self.open.insert(
+            peer,
+            Open {
+                addr,
+                connection,
+                batch,
+            },
+        );
         self.node.peer_connected(now, peer);
         self.carry_out();
         peer
@@ -124,7 +137,10 @@ impl<C: Connection> Engine<C> {
             SocketEvent::Flushed(peer, bytes) => self.node.handle_flushed(now, peer, bytes),
             SocketEvent::Closed(peer) => {
                 self.node.peer_disconnected(now, peer);
-                if let Some((addr, connection)) = self.open.remove(&peer) {
+                if let Some(Open {
+                    addr, connection, ..
+                }) = self.open.remove(&peer)
+                {
                     connection.finish();
                     let reason = None;
                     self.closed.push(Closed { peer, addr, reason });
@@ -179,8 +195,8 @@ impl<C: Connection> Engine<C> {
 
     /// Finishes every connection: no more reads, queued output still goes out.
     pub fn finish_all(&mut self) {
-        for (_, (_, connection)) in self.open.drain() {
-            connection.finish();
+        for (_, open) in self.open.drain() {
+            open.connection.finish();
         }
     }
 
@@ -188,13 +204,16 @@ impl<C: Connection> Engine<C> {
         while let Some(action) = self.node.poll_action() {
             match action {
                 Action::Send { peer, frame } => {
-                    if let Some((_, connection)) = self.open.get_mut(&peer) {
-                        connection.send(frame);
+                    if let Some(open) = self.open.get_mut(&peer) {
+                        open.batch.push(frame);
                     }
                 }
                 Action::Deliver(delivery) => self.deliveries.push_back(delivery),
                 Action::Disconnect { peer, reason } => {
-                    if let Some((addr, connection)) = self.open.remove(&peer) {
+                    if let Some(Open {
+                        addr, connection, ..
+                    }) = self.open.remove(&peer)
+                    {
                         connection.close();
                         let reason = Some(reason);
                         self.closed.push(Closed { peer, addr, reason });
@@ -202,8 +221,91 @@ impl<C: Connection> Engine<C> {
                 }
             }
         }
-        for (_, connection) in self.open.values_mut() {
-            connection.flush();
+        for open in self.open.values_mut() {
+            if !open.batch.is_empty() {
+                open.connection.send(std::mem::take(&mut open.batch));
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::encode;
+    use crate::{Config, FrameError};
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    /// What happened to one test connection.
+    #[derive(Debug, Default)]
+    struct Log {
+        batches: Vec<usize>,
+        closed: bool,
+        finished: bool,
+    }
+
+    struct Recorder(Rc<RefCell<Log>>);
+
+    impl Connection for Recorder {
+        fn send(&mut self, frames: Vec<Frame>) {
+            self.0.borrow_mut().batches.push(frames.len());
+        }
+        fn close(self) {
+            self.0.borrow_mut().closed = true;
+        }
+        fn finish(self) {
+            self.0.borrow_mut().finished = true;
+        }
+    }
+
+    fn engine_with(peers: usize) -> (Engine<Recorder>, Vec<Rc<RefCell<Log>>>, Instant) {
+        let now = Instant::now();
+        let mut engine = Engine::new(Node::new(Config::default()).unwrap());
+        let logs: Vec<_> = (0..peers).map(|_| Rc::default()).collect();
+        for (i, log) in logs.iter().enumerate() {
+            let addr = SocketAddr::from(([127, 0, 0, 1], 1000 + i as u16));
+            engine.connected(now, addr, Recorder(Rc::clone(log)));
+        }
+        (engine, logs, now)
+    }
+
+    #[test]
+    fn frames_of_one_event_reach_each_writer_as_one_batch() {
+        let (mut engine, logs, now) = engine_with(2);
+        let mut read = encode(b"one");
+        read.extend(encode(b"two"));
+        read.extend(encode(b"three"));
+        engine.handle_socket(now, SocketEvent::Received(PeerId(0), Bytes::from(read)));
+        assert_eq!(logs[0].borrow().batches, Vec::<usize>::new());
+        assert_eq!(logs[1].borrow().batches, [3]);
+        assert_eq!(std::iter::from_fn(|| engine.next_delivery()).count(), 3);
+    }
+
+    #[test]
+    fn a_protocol_error_closes_the_connection_and_reports_why() {
+        let (mut engine, logs, now) = engine_with(2);
+        let garbage = Bytes::from_static(b"GET / HTTP/1.1");
+        engine.handle_socket(now, SocketEvent::Received(PeerId(1), garbage));
+        assert!(logs[1].borrow().closed);
+        let closed: Vec<Closed> = engine.drain_closed().collect();
+        assert_eq!(closed.len(), 1);
+        assert!(matches!(
+            closed[0].reason,
+            Some(DisconnectReason::Protocol(FrameError::TooLarge { .. }))
+        ));
+        assert_eq!(engine.connection_count(), 1);
+    }
+
+    #[test]
+    fn a_closed_socket_finishes_its_connection_once() {
+        let (mut engine, logs, now) = engine_with(1);
+        engine.handle_socket(now, SocketEvent::Closed(PeerId(0)));
+        engine.handle_socket(now, SocketEvent::Closed(PeerId(0)));
+        assert!(logs[0].borrow().finished && !logs[0].borrow().closed);
+        let closed: Vec<Closed> = engine.drain_closed().collect();
+        assert_eq!(closed.len(), 1);
+        assert_eq!(closed[0].reason, None);
+        assert_eq!(engine.stats().peers_current, 0);
     }
 }
