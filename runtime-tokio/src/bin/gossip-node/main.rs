@@ -51,6 +51,7 @@ fn main() -> ExitCode {
 }
 
 async fn run_node(cli: &Cli, listen: SocketAddr) -> std::io::Result<()> {
+    let shutdown = ShutdownSignal::install()?;
     let mut node = GossipNode::start(cli.net_config(listen)).await?;
     tracing::info!(addr = %node.local_addr(), peers = ?cli.peers, "listening");
 
@@ -93,7 +94,7 @@ async fn run_node(cli: &Cli, listen: SocketAddr) -> std::io::Result<()> {
         }
     });
 
-    shutdown_signal().await;
+    shutdown.received().await;
     tracing::info!("shutting down");
     node.shutdown(SHUTDOWN_FLUSH).await;
     printer.abort();
@@ -113,17 +114,35 @@ fn print_delivery(delivery: &Delivery, hex: bool) -> std::io::Result<()> {
     out.flush()
 }
 
-async fn shutdown_signal() {
+/// Ctrl-C or SIGTERM. Created before the node announces itself, so that a signal sent as
+/// soon as it is listening is handled rather than killing the process outright.
+struct ShutdownSignal {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut terminate) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = terminate.recv() => {}
-            }
-            return;
+    signals: (tokio::signal::unix::Signal, tokio::signal::unix::Signal),
+}
+
+impl ShutdownSignal {
+    fn install() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let signals = (
+                signal(SignalKind::interrupt())?,
+                signal(SignalKind::terminate())?,
+            );
+            Ok(ShutdownSignal { signals })
         }
+        #[cfg(not(unix))]
+        Ok(ShutdownSignal {})
     }
-    let _ = tokio::signal::ctrl_c().await;
+
+    async fn received(mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.signals.0.recv() => {}
+            _ = self.signals.1.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
