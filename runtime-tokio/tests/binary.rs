@@ -1,5 +1,6 @@
 //! The `gossip-node` binary, run as a subprocess: stdin lines in, stdout lines out.
 
+use std::cell::RefCell;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -14,6 +15,8 @@ struct NodeProcess {
     stdin: Option<ChildStdin>,
     stdout: Receiver<String>,
     stderr: Receiver<String>,
+    /// Log lines read while waiting for others, not yet asked for.
+    unmatched_logs: RefCell<Vec<String>>,
     addr: SocketAddr,
 }
 
@@ -48,6 +51,7 @@ impl NodeProcess {
             stdin,
             stdout,
             stderr,
+            unmatched_logs: RefCell::default(),
             addr: "0.0.0.0:0".parse().expect("valid"),
         };
         let line = node.log_line("listening");
@@ -60,16 +64,22 @@ impl NodeProcess {
         node
     }
 
-    /// Waits for a log line containing `needle`.
+    /// Takes a log line containing `needle`, waiting for it if need be. Lines are matched
+    /// in any order: tasks log concurrently, so "connected" may precede "listening".
     fn log_line(&self, needle: &str) -> String {
+        let mut unmatched = self.unmatched_logs.borrow_mut();
+        if let Some(at) = unmatched.iter().position(|line| line.contains(needle)) {
+            return unmatched.remove(at);
+        }
         loop {
             let line = self
                 .stderr
                 .recv_timeout(WAIT)
-                .unwrap_or_else(|_| panic!("no log line with {needle:?}"));
+                .unwrap_or_else(|_| panic!("no log line with {needle:?} in {unmatched:?}"));
             if line.contains(needle) {
                 return line;
             }
+            unmatched.push(line);
         }
     }
 
@@ -106,10 +116,10 @@ fn stdin_lines_reach_the_far_end_of_a_line_of_three() {
     let mut first = NodeProcess::start(&[]);
     let second = NodeProcess::start(&[&first.addr.to_string()]);
     let mut third = NodeProcess::start(&[&second.addr.to_string()]);
-    second.log_line("connected");
-    second.log_line("connected");
-    third.log_line("connected");
-    first.log_line("connected");
+    second.log_line(": connected");
+    second.log_line(": connected");
+    third.log_line(": connected");
+    first.log_line(": connected");
     first.say("hello through the middle");
     assert_eq!(third.heard(), "hello through the middle");
     assert_eq!(second.heard(), "hello through the middle");
@@ -121,8 +131,8 @@ fn stdin_lines_reach_the_far_end_of_a_line_of_three() {
 fn closing_stdin_does_not_stop_the_node() {
     let mut sender = NodeProcess::start(&[]);
     let mut relay = NodeProcess::start(&[&sender.addr.to_string()]);
-    relay.log_line("connected");
-    sender.log_line("connected");
+    relay.log_line(": connected");
+    sender.log_line(": connected");
     relay.stdin = None; // EOF on the relay's stdin
     relay.log_line("stdin closed");
     sender.say("still there?");
@@ -145,7 +155,7 @@ fn heartbeat_publishes_hello_messages() {
 fn four_gigabyte_prefix_is_dropped_and_memory_stays_small() {
     let mut node = NodeProcess::start(&[]);
     let listener = NodeProcess::start(&[&node.addr.to_string()]);
-    node.log_line("connected");
+    node.log_line(": connected");
     let before = node.rss_kib();
     let mut attacker = TcpStream::connect(node.addr).expect("connect");
     attacker.set_read_timeout(Some(WAIT)).expect("timeout");
