@@ -50,13 +50,12 @@ pub(crate) async fn read_loop(
 
 /// Writes queued frames, as many per vectored write as are waiting, and reports each
 /// write to the driver. Ends when the driver closes the channel (after writing what is
-/// left) or the socket fails. `_alive` is dropped on exit (see the driver's shutdown).
+/// left) or the socket fails.
 pub(crate) async fn write_loop(
     peer: PeerId,
     mut socket: TcpStream,
     frames: Receiver<Vec<Frame>>,
     events: Sender<Event>,
-    _alive: Sender<()>,
 ) {
     let mut queue = WriteQueue::default();
     loop {

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -49,9 +49,14 @@ struct SmolConnection {
     frames: Sender<Vec<Frame>>,
     reader: Task<()>,
     writer: Task<()>,
+    /// Where `finish` leaves the writer for the driver's shutdown to await or cancel.
+    lingering: Lingering,
     /// Dropped with the connection, which wakes the dialler that made it.
     _on_close: Option<Sender<()>>,
 }
+
+/// Writers of finished connections, still sending what was queued.
+type Lingering = Arc<Mutex<Vec<Task<()>>>>;
 
 impl Connection for SmolConnection {
     fn send(&mut self, frames: Vec<Frame>) {
@@ -66,9 +71,12 @@ impl Connection for SmolConnection {
     }
 
     fn finish(self) {
-        // Closing `frames` lets the writer send what is queued, then close.
+        // Closing `frames` lets the writer send what is queued, then close; the driver's
+        // shutdown bounds how long it may take.
         drop(self.reader);
-        self.writer.detach();
+        if let Ok(mut lingering) = self.lingering.lock() {
+            lingering.push(self.writer);
+        }
     }
 }
 
@@ -79,8 +87,7 @@ pub(crate) struct Driver {
     deliveries: Sender<Delivery>,
     peer_count: Arc<PeerCount>,
     tasks: Vec<Task<()>>,
-    /// Cloned into every writer; see `shutdown`.
-    writers_alive: (Sender<()>, Receiver<()>),
+    lingering: Lingering,
 }
 
 /// Capacity of the driver's event queue. Readers wait when it is full, which is how a
@@ -107,7 +114,7 @@ impl Driver {
             deliveries,
             peer_count,
             tasks: Vec::new(),
-            writers_alive: bounded(1),
+            lingering: Lingering::default(),
             config,
         };
         driver
@@ -175,13 +182,13 @@ impl Driver {
             self.config.read_chunk,
             events.clone(),
         ));
-        let alive = self.writers_alive.0.clone();
-        let writer = smol::spawn(connection::write_loop(peer, stream, queued, events, alive));
+        let writer = smol::spawn(connection::write_loop(peer, stream, queued, events));
         tracing::info!(%peer, %addr, "connected");
         let connection = SmolConnection {
             frames,
             reader,
             writer,
+            lingering: self.lingering.clone(),
             _on_close: on_close,
         };
         self.engine.connected(Instant::now(), addr, connection);
@@ -209,12 +216,13 @@ impl Driver {
     async fn shutdown(mut self, deadline: Duration) {
         self.tasks.clear(); // cancels the acceptor and the diallers
         self.engine.finish_all();
-        // Every writer holds a clone of `writers_alive`; once they have all finished
-        // their queues and dropped it, `recv` fails.
-        let (alive, all_done) = std::mem::replace(&mut self.writers_alive, bounded(1));
-        drop(alive);
+        let writers =
+            std::mem::take(&mut *self.lingering.lock().unwrap_or_else(|e| e.into_inner()));
+        // Past the deadline the race drops the writers still running, which cancels them.
         let finished = async {
-            let _ = all_done.recv().await;
+            for writer in writers {
+                writer.await;
+            }
             true
         }
         .or(async {

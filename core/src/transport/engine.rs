@@ -18,8 +18,8 @@ pub trait Connection {
     fn send(&mut self, frames: Vec<Frame>);
     /// Stops the connection's tasks and closes its socket now.
     fn close(self);
-    /// Stops reading, lets the writer send what is queued, then closes (shutdown, or
-    /// the peer went away).
+    /// Stops reading, lets the writer send what is queued, then closes. Used at
+    /// shutdown, whose deadline bounds it.
     fn finish(self);
 }
 
@@ -141,7 +141,9 @@ impl<C: Connection> Engine<C> {
                     addr, connection, ..
                 }) = self.open.remove(&peer)
                 {
-                    connection.finish();
+                    // The peer is gone: what is queued for it goes nowhere. Closing (not
+                    // finishing) also frees a writer stuck on a peer that stopped reading.
+                    connection.close();
                     let reason = None;
                     self.closed.push(Closed { peer, addr, reason });
                 }
@@ -298,11 +300,11 @@ mod tests {
     }
 
     #[test]
-    fn a_closed_socket_finishes_its_connection_once() {
+    fn a_closed_socket_closes_its_connection_once() {
         let (mut engine, logs, now) = engine_with(1);
         engine.handle_socket(now, SocketEvent::Closed(PeerId(0)));
         engine.handle_socket(now, SocketEvent::Closed(PeerId(0)));
-        assert!(logs[0].borrow().finished && !logs[0].borrow().closed);
+        assert!(logs[0].borrow().closed && !logs[0].borrow().finished);
         let closed: Vec<Closed> = engine.drain_closed().collect();
         assert_eq!(closed.len(), 1);
         assert_eq!(closed[0].reason, None);
