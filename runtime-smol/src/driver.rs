@@ -1,5 +1,6 @@
 //! The driver task: owns the core, feeds it events and carries out its actions.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -34,6 +35,8 @@ pub(crate) enum Event {
 pub(crate) enum Command {
     Publish(Bytes, Sender<Result<PublishOutcome, PublishError>>),
     Stats(Sender<Stats>),
+    /// Keep a connection to this address too (no-op if already dialling it).
+    Dial(SocketAddr),
     Shutdown(Duration, Sender<()>),
 }
 
@@ -86,6 +89,8 @@ pub(crate) struct Driver {
     events_tx: Sender<Event>,
     deliveries: Sender<Delivery>,
     peer_count: Arc<PeerCount>,
+    /// Addresses with a dialler.
+    dialling: HashSet<SocketAddr>,
     tasks: Vec<Task<()>>,
     lingering: Lingering,
 }
@@ -113,6 +118,7 @@ impl Driver {
             events_tx: events_tx.clone(),
             deliveries,
             peer_count,
+            dialling: HashSet::new(),
             tasks: Vec::new(),
             lingering: Lingering::default(),
             config,
@@ -121,9 +127,7 @@ impl Driver {
             .tasks
             .push(smol::spawn(accept_loop(listener, events_tx.clone())));
         for addr in driver.config.dial_targets() {
-            let (initial, max) = (driver.config.redial_initial, driver.config.redial_max);
-            let dial = dialler::run(addr, initial, max, events_tx.clone());
-            driver.tasks.push(smol::spawn(dial));
+            driver.dial(addr);
         }
         let task = smol::spawn(async move { driver.run(events).await });
         (events_tx, task)
@@ -161,6 +165,7 @@ impl Driver {
                 Event::Command(Command::Stats(reply)) => {
                     let _ = reply.try_send(self.engine.stats());
                 }
+                Event::Command(Command::Dial(addr)) => self.dial(addr),
                 Event::Command(Command::Shutdown(deadline, reply)) => {
                     self.shutdown(deadline).await;
                     let _ = reply.try_send(());
@@ -168,6 +173,16 @@ impl Driver {
                 }
             }
             self.after_event().await;
+        }
+    }
+
+    /// Starts a dialler for `addr` unless one runs already: one connection per address.
+    fn dial(&mut self, addr: SocketAddr) {
+        if self.dialling.insert(addr) {
+            let (initial, max) = (self.config.redial_initial, self.config.redial_max);
+            let events = self.events_tx.clone();
+            self.tasks
+                .push(smol::spawn(dialler::run(addr, initial, max, events)));
         }
     }
 

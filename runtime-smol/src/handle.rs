@@ -92,6 +92,12 @@ impl GossipNode {
         }
     }
 
+    /// Dials `addr` and keeps a connection to it, redialling as for the configured peers.
+    /// Dialling an address again does nothing.
+    pub async fn dial(&self, addr: SocketAddr) -> Result<(), NodeError> {
+        self.publisher.command(Command::Dial(addr)).await
+    }
+
     /// A snapshot of the core's counters.
     pub async fn stats(&self) -> Result<Stats, NodeError> {
         let (reply, answer) = bounded(1);

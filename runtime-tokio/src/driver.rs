@@ -1,5 +1,6 @@
 //! The driver task: owns the core, feeds it events and carries out its actions.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -31,6 +32,8 @@ pub(crate) enum Event {
 pub(crate) enum Command {
     Publish(Bytes, oneshot::Sender<Result<PublishOutcome, PublishError>>),
     Stats(oneshot::Sender<Stats>),
+    /// Keep a connection to this address too (no-op if already dialling it).
+    Dial(SocketAddr),
     Shutdown(Duration, oneshot::Sender<()>),
 }
 
@@ -67,6 +70,8 @@ pub(crate) struct Driver {
     deliveries: mpsc::Sender<Delivery>,
     /// Peers connected now, for the application to wait on.
     peer_count: watch::Sender<usize>,
+    /// Addresses with a dialler.
+    dialling: HashSet<SocketAddr>,
     tasks: JoinSet<()>,
     writers: JoinSet<()>,
 }
@@ -89,16 +94,14 @@ impl Driver {
             events_tx: events_tx.clone(),
             deliveries,
             peer_count,
+            dialling: HashSet::new(),
             tasks: JoinSet::new(),
             writers: JoinSet::new(),
             config,
         };
         driver.tasks.spawn(accept_loop(listener, events_tx.clone()));
         for addr in driver.config.dial_targets() {
-            let (initial, max) = (driver.config.redial_initial, driver.config.redial_max);
-            driver
-                .tasks
-                .spawn(dialler::run(addr, initial, max, events_tx.clone()));
+            driver.dial(addr);
         }
         let task = tokio::spawn(async move { driver.run(events).await });
         (events_tx, task)
@@ -130,6 +133,7 @@ impl Driver {
                 Event::Command(Command::Stats(reply)) => {
                     let _ = reply.send(self.engine.stats());
                 }
+                Event::Command(Command::Dial(addr)) => self.dial(addr),
                 Event::Command(Command::Shutdown(deadline, reply)) => {
                     self.shutdown(deadline).await;
                     let _ = reply.send(());
@@ -137,6 +141,15 @@ impl Driver {
                 }
             }
             self.after_event().await;
+        }
+    }
+
+    /// Starts a dialler for `addr` unless one runs already: one connection per address.
+    fn dial(&mut self, addr: SocketAddr) {
+        if self.dialling.insert(addr) {
+            let (initial, max) = (self.config.redial_initial, self.config.redial_max);
+            let events = self.events_tx.clone();
+            self.tasks.spawn(dialler::run(addr, initial, max, events));
         }
     }
 

@@ -88,6 +88,12 @@ impl GossipNode {
             .map_err(|_| NodeError::Stopped)
     }
 
+    /// Dials `addr` and keeps a connection to it, redialling as for the configured peers.
+    /// Dialling an address again does nothing.
+    pub async fn dial(&self, addr: SocketAddr) -> Result<(), NodeError> {
+        self.command(Command::Dial(addr)).await
+    }
+
     /// A snapshot of the core's counters.
     pub async fn stats(&self) -> Result<Stats, NodeError> {
         let (reply, answer) = oneshot::channel();

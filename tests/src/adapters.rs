@@ -68,6 +68,10 @@ impl TestNode for Tokio {
         delivery.ok().flatten().map(|d| d.payload.to_vec())
     }
 
+    fn dial(&self, addr: SocketAddr) {
+        self.runtime.block_on(self.node().dial(addr)).expect("dial");
+    }
+
     fn discard_deliveries(&mut self) {
         drop(self.node.as_mut().expect("running").take_deliveries());
     }
@@ -134,6 +138,10 @@ impl TestNode for Smol {
         smol::block_on(within(timeout, node.next_delivery()))
             .flatten()
             .map(|d| d.payload.to_vec())
+    }
+
+    fn dial(&self, addr: SocketAddr) {
+        smol::block_on(self.node().dial(addr)).expect("dial");
     }
 
     fn discard_deliveries(&mut self) {

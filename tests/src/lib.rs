@@ -25,6 +25,8 @@ pub trait TestNode: Send {
     fn publish(&self, payload: &[u8]);
     /// The next delivered payload, or `None` after `timeout`.
     fn recv(&mut self, timeout: Duration) -> Option<Vec<u8>>;
+    /// Adds a peer to dial at run time.
+    fn dial(&self, addr: SocketAddr);
     /// Drops the delivery stream: the node then only relays.
     fn discard_deliveries(&mut self);
     /// The core's counters.

@@ -25,6 +25,7 @@ macro_rules! conformance {
             #[test] fn peer_that_never_reads_does_not_stall_others() { super::peer_that_never_reads_does_not_stall_others(STARTERS) }
             #[test] fn late_peer_is_reached_by_redial() { super::late_peer_is_reached_by_redial(STARTERS) }
             #[test] fn dropped_connection_is_redialled() { super::dropped_connection_is_redialled(STARTERS) }
+            #[test] fn peers_added_at_run_time_are_dialled_once() { super::peers_added_at_run_time_are_dialled_once(STARTERS) }
             #[test] fn full_delivery_queue_holds_back_without_losing() { super::full_delivery_queue_holds_back_without_losing(STARTERS) }
             #[test] fn speaks_the_tutorial_wire_format() { super::speaks_the_tutorial_wire_format(STARTERS) }
             #[test] fn relays_between_tutorial_nodes_both_ways() { super::relays_between_tutorial_nodes_both_ways(STARTERS) }
@@ -258,6 +259,19 @@ fn dropped_connection_is_redialled(starters: &[Starter]) {
     peer.publish(b"back again");
     expect_message(&mut dialler, b"back again");
     shutdown(vec![dialler, peer]);
+}
+
+fn peers_added_at_run_time_are_dialled_once(starters: &[Starter]) {
+    let mut listener = start(starters, 0, config([]));
+    let joiner = start(starters, 1, config([]));
+    joiner.dial(listener.addr());
+    joiner.dial(listener.addr()); // again: still one connection
+    assert!(joiner.wait_for_peers(1, WAIT) && listener.wait_for_peers(1, WAIT));
+    joiner.publish(b"hello, I just found you");
+    expect_message(&mut listener, b"hello, I just found you");
+    assert_eq!(joiner.stats().peers_connected, 1);
+    assert_eq!(listener.stats().peers_connected, 1);
+    shutdown(vec![listener, joiner]);
 }
 
 /// With room for one delivery, a node whose application is not reading stops reading its
