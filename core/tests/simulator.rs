@@ -99,3 +99,31 @@ fn report_measures_hops_and_time_on_a_line() {
     assert_eq!(message.frames_sent, 4);
     assert_eq!(report.redundancy(), 1.0);
 }
+
+#[test]
+fn a_slow_link_is_shed_and_dropped_by_the_node_timer() {
+    let config = SimConfig {
+        node: Config {
+            max_frame_len: 100,
+            peer_queue_bytes: 2 * 104,
+            slow_peer_timeout: Duration::from_millis(100),
+            ..Config::default()
+        },
+        latency: (Duration::from_secs(1), Duration::from_secs(1)),
+        jitter: Duration::ZERO,
+        ..SimConfig::default()
+    };
+    let mut sim = Simulation::new(Topology::line(2), config);
+    for m in 0..5u8 {
+        sim.publish(0, vec![m; 100]).unwrap();
+    }
+    let stats = sim.node(0).unwrap().stats();
+    assert_eq!((stats.frames_out, stats.frames_shed), (2, 3));
+    assert!(sim.run_until_quiet());
+    let report = sim.report();
+    // Overloaded for 100 ms with nothing flushed: the node's timer drops the link before
+    // the first frame (1 s away) arrives.
+    assert_eq!(report.disconnects, 1);
+    assert_eq!(sim.node(0).unwrap().stats().slow_peer_disconnects, 1);
+    assert_eq!(report.deliveries, 0);
+}

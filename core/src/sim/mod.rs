@@ -515,6 +515,11 @@ impl Simulation {
         PeerId(((link as u64) << 1) | side as u64)
     }
 
+    /// The inverse of [`peer_id`](Self::peer_id): the link and the side that holds the id.
+    fn link_of(peer: PeerId) -> (usize, usize) {
+        ((peer.0 >> 1) as usize, (peer.0 & 1) as usize)
+    }
+
     /// Breaks the connection on `link`; both ends that are up are told. With
     /// `reconnect`, it comes back after the configured delay.
     fn break_link(&mut self, link: usize, reconnect: bool) {
@@ -610,7 +615,6 @@ impl Simulation {
         };
         let mut actions = std::mem::take(&mut self.actions);
         actions.extend(node.drain_actions());
-        let deadline = node.poll_timeout();
         let mut raw_flushed = Vec::new();
         for action in actions.drain(..) {
             match action {
@@ -630,20 +634,22 @@ impl Simulation {
                         let raw = (peer.0 & !RAW_PEER) as usize;
                         self.raw_peers[raw].disconnected = Some(reason);
                     } else {
-                        self.break_link((peer.0 >> 1) as usize, false);
+                        self.break_link(Self::link_of(peer).0, false);
                     }
                 }
             }
         }
         self.actions = actions;
-        if !raw_flushed.is_empty() {
-            let now = self.instant();
-            if let Some(node) = self.nodes[index].node.as_mut() {
-                for (peer, bytes) in raw_flushed {
-                    node.handle_flushed(now, peer, bytes);
-                }
-            }
+        let now = self.instant();
+        // Carrying out the actions can change the node (flushes, broken links): ask for its
+        // deadline afterwards.
+        let Some(node) = self.nodes[index].node.as_mut() else {
+            return;
+        };
+        for (peer, bytes) in raw_flushed {
+            node.handle_flushed(now, peer, bytes);
         }
+        let deadline = node.poll_timeout();
         self.arm_timer(index, deadline);
     }
 
@@ -658,7 +664,7 @@ impl Simulation {
     }
 
     fn send(&mut self, peer: PeerId, frame: Frame) {
-        let (link, side) = ((peer.0 >> 1) as usize, (peer.0 & 1) as usize);
+        let (link, side) = Self::link_of(peer);
         if let Some(&index) = self.track_index.get(&frame.id()) {
             self.tracks[index].frames_sent += 1;
         }
@@ -692,7 +698,7 @@ impl Simulation {
         let sender = if from.0 & RAW_PEER != 0 {
             None
         } else {
-            let (link, side) = ((from.0 >> 1) as usize, (from.0 & 1) as usize);
+            let (link, side) = Self::link_of(from);
             Some(self.links[link].ends[1 - side])
         };
         let now = self.now;
