@@ -8,6 +8,10 @@ use crate::{Frame, FrameError, MessageId, PeerId};
 /// An instruction for the caller, drained with
 /// [`Node::poll_action`](crate::Node::poll_action) or
 /// [`Node::drain_actions`](crate::Node::drain_actions).
+///
+/// Actions come out in the order they arose: a received message's
+/// [`Deliver`](Action::Deliver) comes before the [`Send`](Action::Send)s that forward it,
+/// and those before anything about the next message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Write `frame` to `peer`, after every frame sent to it before, and report the

@@ -10,8 +10,6 @@
 use bytes::{Buf, Bytes, BytesMut};
 use thiserror::Error;
 
-use crate::MessageId;
-
 /// Bytes in a frame header (the big-endian `u32` length).
 pub const HEADER_LEN: usize = 4;
 
@@ -164,19 +162,15 @@ impl FrameDecoder {
 pub struct Frame {
     header: [u8; HEADER_LEN],
     payload: Bytes,
-    id: MessageId,
 }
 
 impl Frame {
-    /// Frames `payload`, whose id the caller has already computed.
-    ///
-    /// Returns `None` if the payload does not fit a `u32` length prefix.
-    pub fn new(id: MessageId, payload: Bytes) -> Option<Self> {
+    /// Frames `payload`. Returns `None` if it does not fit a `u32` length prefix.
+    pub fn new(payload: Bytes) -> Option<Self> {
         let len = u32::try_from(payload.len()).ok()?;
         Some(Frame {
             header: len.to_be_bytes(),
             payload,
-            id,
         })
     }
 
@@ -188,11 +182,6 @@ impl Frame {
     /// The payload.
     pub fn payload(&self) -> &Bytes {
         &self.payload
-    }
-
-    /// The id of the message this frame carries.
-    pub fn id(&self) -> MessageId {
-        self.id
     }
 
     /// Bytes this frame occupies on the wire: header plus payload.

@@ -201,7 +201,10 @@ proptest! {
             sim.publish(publisher.index(nodes), vec![n as u8; 10]).unwrap();
         }
         prop_assert!(sim.run_until_quiet(), "events still pending after 24 virtual hours");
-        for message in sim.report().messages {
+        let report = sim.report();
+        let attributed: u64 = report.messages.iter().map(|m| m.frames_sent).sum();
+        prop_assert_eq!(attributed, report.frames_sent, "a frame not attributed to its message");
+        for message in report.messages {
             prop_assert!(
                 message.frames_sent <= degree_sum,
                 "{} frames for one message over links with degree sum {}",

@@ -225,7 +225,7 @@ impl Node {
             return Ok(PublishOutcome::AlreadySeen { id });
         }
         self.stats.messages_published += 1;
-        let peers = self.flood(now, None, id, payload);
+        let peers = self.flood(now, None, payload);
         Ok(PublishOutcome::Sent { id, peers })
     }
 
@@ -296,20 +296,14 @@ impl Node {
             payload: payload.clone(),
             from,
         }));
-        self.flood(now, Some(from), id, payload);
+        self.flood(now, Some(from), payload);
     }
 
     /// Queues the message for every peer but `except`; returns how many took it.
-    fn flood(
-        &mut self,
-        now: Instant,
-        except: Option<PeerId>,
-        id: MessageId,
-        payload: Bytes,
-    ) -> usize {
+    fn flood(&mut self, now: Instant, except: Option<PeerId>, payload: Bytes) -> usize {
         // `max_frame_len` fits a u32 (checked by `Config::validate`) and every payload was
         // checked against it, so framing cannot fail.
-        let Some(frame) = Frame::new(id, payload) else {
+        let Some(frame) = Frame::new(payload) else {
             return 0;
         };
         let wire_len = frame.wire_len();

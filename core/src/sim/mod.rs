@@ -311,8 +311,8 @@ impl Simulation {
             Some(node) => node.publish(now, payload)?.id(),
             None => MessageId::of(&payload),
         };
-        self.track(id, index);
-        self.process(index);
+        let track = self.track(id, index);
+        self.process_after(index, Some(track));
         Ok(id)
     }
 
@@ -427,7 +427,8 @@ impl Simulation {
         }));
     }
 
-    fn track(&mut self, id: MessageId, origin: usize) {
+    /// Starts tracking a message (if new); returns its track index.
+    fn track(&mut self, id: MessageId, origin: usize) -> usize {
         let nodes = self.nodes.len();
         let index = *self.track_index.entry(id).or_insert(self.tracks.len());
         if index == self.tracks.len() {
@@ -444,6 +445,7 @@ impl Simulation {
                 last_delivery_hops: 0,
             });
         }
+        index
     }
 
     fn handle(&mut self, event: Event) {
@@ -610,15 +612,27 @@ impl Simulation {
 
     /// Carries out everything node `index` asked for, then re-arms its timer.
     fn process(&mut self, index: usize) {
+        self.process_after(index, None);
+    }
+
+    /// [`process`](Self::process), after node `index` published the message tracked as
+    /// `published`, if any.
+    fn process_after(&mut self, index: usize, published: Option<usize>) {
         let Some(node) = self.nodes[index].node.as_mut() else {
             return;
         };
         let mut actions = std::mem::take(&mut self.actions);
         actions.extend(node.drain_actions());
         let mut raw_flushed = Vec::new();
+        // The message the next sends carry: a publish's, then each delivery's (a message's
+        // Deliver precedes the Sends that forward it).
+        let mut current = published;
         for action in actions.drain(..) {
             match action {
                 Action::Send { peer, frame } => {
+                    if let Some(track) = current {
+                        self.tracks[track].frames_sent += 1;
+                    }
                     if peer.0 & RAW_PEER != 0 {
                         raw_flushed.push((peer, frame.wire_len()));
                     } else {
@@ -626,6 +640,7 @@ impl Simulation {
                     }
                 }
                 Action::Deliver(delivery) => {
+                    current = self.track_index.get(&delivery.id).copied();
                     self.record_delivery(index, delivery.id, delivery.from)
                 }
                 Action::Disconnect { peer, reason } => {
@@ -665,9 +680,6 @@ impl Simulation {
 
     fn send(&mut self, peer: PeerId, frame: Frame) {
         let (link, side) = Self::link_of(peer);
-        if let Some(&index) = self.track_index.get(&frame.id()) {
-            self.tracks[index].frames_sent += 1;
-        }
         self.frames_sent += 1;
         if self.config.link_failure > 0.0 && self.rng.chance(self.config.link_failure) {
             self.break_link(link, true);

@@ -11,11 +11,11 @@ use crate::Frame;
 /// ```
 /// use std::io::{IoSlice, Write};
 /// use bytes::Bytes;
-/// use gossip_core::{transport::WriteQueue, Frame, MessageId};
+/// use gossip_core::{transport::WriteQueue, Frame};
 ///
 /// let mut queue = WriteQueue::default();
 /// for text in ["ab", "cde"] {
-///     queue.push(Frame::new(MessageId::of(text.as_bytes()), Bytes::from(text)).unwrap());
+///     queue.push(Frame::new(Bytes::from(text)).unwrap());
 /// }
 /// let mut socket = Vec::new(); // stands in for a TcpStream
 /// while !queue.is_empty() {
@@ -110,11 +110,10 @@ impl Extend<Frame> for WriteQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::MessageId;
     use bytes::Bytes;
 
     fn frame(payload: &'static [u8]) -> Frame {
-        Frame::new(MessageId::of(payload), Bytes::from_static(payload)).unwrap()
+        Frame::new(Bytes::from_static(payload)).unwrap()
     }
 
     fn collect(queue: &WriteQueue, max_slices: usize) -> Vec<u8> {
