@@ -209,7 +209,8 @@ impl Driver {
         self.engine.connected(Instant::now(), addr, connection);
     }
 
-    /// Logs what the core dropped and hands deliveries to the application.
+    /// Logs closed connections, hands deliveries to the application and updates the peer
+    /// count.
     async fn after_event(&mut self) {
         for Closed { peer, addr, reason } in self.engine.drain_closed() {
             match reason {

@@ -183,7 +183,8 @@ impl Driver {
         self.engine.connected(Instant::now(), addr, connection);
     }
 
-    /// Logs what the core dropped and hands deliveries to the application.
+    /// Logs closed connections, hands deliveries to the application, updates the peer
+    /// count and reaps finished tasks.
     async fn after_event(&mut self) {
         for Closed { peer, addr, reason } in self.engine.drain_closed() {
             match reason {
@@ -199,6 +200,10 @@ impl Driver {
         let open = self.engine.connection_count();
         self.peer_count
             .send_if_modified(|count| std::mem::replace(count, open) != open);
+        // A JoinSet keeps finished tasks until joined: reap them, or a long-lived node
+        // with connection churn would grow without bound.
+        while self.tasks.try_join_next().is_some() {}
+        while self.writers.try_join_next().is_some() {}
     }
 
     async fn shutdown(mut self, deadline: Duration) {
