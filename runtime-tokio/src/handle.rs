@@ -18,7 +18,7 @@ use crate::driver::{Command, Driver, Event};
 #[derive(Debug)]
 pub struct GossipNode {
     local_addr: SocketAddr,
-    events: mpsc::Sender<Event>,
+    publisher: Publisher,
     deliveries: mpsc::Receiver<Delivery>,
     peer_count: watch::Receiver<usize>,
     driver: JoinHandle<()>,
@@ -37,7 +37,7 @@ impl GossipNode {
         let (events, driver) = Driver::spawn(core, config, listener, deliver_tx, count_tx);
         Ok(GossipNode {
             local_addr,
-            events,
+            publisher: Publisher { events },
             deliveries,
             peer_count,
             driver,
@@ -51,13 +51,7 @@ impl GossipNode {
 
     /// Publishes a payload to every peer. The publisher receives no delivery of it.
     pub async fn publish(&self, payload: impl Into<Bytes>) -> Result<PublishOutcome, NodeError> {
-        let (reply, answer) = oneshot::channel();
-        let command = Command::Publish(payload.into(), reply);
-        self.command(command).await?;
-        answer
-            .await
-            .map_err(|_| NodeError::Stopped)?
-            .map_err(NodeError::Publish)
+        self.publisher.publish(payload).await
     }
 
     /// The next message delivered by the network, or `None` once the node has stopped.
@@ -91,21 +85,19 @@ impl GossipNode {
     /// Dials `addr` and keeps a connection to it, redialling as for the configured peers.
     /// Dialling an address again does nothing.
     pub async fn dial(&self, addr: SocketAddr) -> Result<(), NodeError> {
-        self.command(Command::Dial(addr)).await
+        self.publisher.command(Command::Dial(addr)).await
     }
 
     /// A snapshot of the core's counters.
     pub async fn stats(&self) -> Result<Stats, NodeError> {
         let (reply, answer) = oneshot::channel();
-        self.command(Command::Stats(reply)).await?;
+        self.publisher.command(Command::Stats(reply)).await?;
         answer.await.map_err(|_| NodeError::Stopped)
     }
 
-    /// A handle that can publish and read stats from another task.
+    /// A handle that can publish from another task.
     pub fn publisher(&self) -> Publisher {
-        Publisher {
-            events: self.events.clone(),
-        }
+        self.publisher.clone()
     }
 
     /// Stops accepting and dialling, gives writers up to `deadline` to flush what is
@@ -113,21 +105,14 @@ impl GossipNode {
     pub async fn shutdown(mut self, deadline: Duration) {
         let (reply, done) = oneshot::channel();
         if self
-            .events
-            .send(Event::Command(Command::Shutdown(deadline, reply)))
+            .publisher
+            .command(Command::Shutdown(deadline, reply))
             .await
             .is_ok()
         {
             let _ = done.await;
         }
         let _ = (&mut self.driver).await;
-    }
-
-    async fn command(&self, command: Command) -> Result<(), NodeError> {
-        self.events
-            .send(Event::Command(command))
-            .await
-            .map_err(|_| NodeError::Stopped)
     }
 }
 
@@ -147,13 +132,18 @@ impl Publisher {
     /// Same as [`GossipNode::publish`].
     pub async fn publish(&self, payload: impl Into<Bytes>) -> Result<PublishOutcome, NodeError> {
         let (reply, answer) = oneshot::channel();
-        self.events
-            .send(Event::Command(Command::Publish(payload.into(), reply)))
-            .await
-            .map_err(|_| NodeError::Stopped)?;
+        self.command(Command::Publish(payload.into(), reply))
+            .await?;
         answer
             .await
             .map_err(|_| NodeError::Stopped)?
             .map_err(NodeError::Publish)
+    }
+
+    async fn command(&self, command: Command) -> Result<(), NodeError> {
+        self.events
+            .send(Event::Command(command))
+            .await
+            .map_err(|_| NodeError::Stopped)
     }
 }
