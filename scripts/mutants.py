@@ -31,15 +31,21 @@ MUTANTS = {
         "framing_round_trips_under_any_chunking",
     ),
     "seen-bound": (
-        "core/src/seen.rs",
+        "core/src/seen/mod.rs",
         "while self.order.len() >= self.capacity {",
         "while self.order.len() > self.capacity {",
         "seen_set_never_exceeds_its_bound",
     ),
     "retention-off-by-one": (
-        "core/src/seen.rs",
+        "core/src/seen/mod.rs",
         "while self.oldest_deadline.is_some_and(|deadline| deadline <= now) {",
         "while self.oldest_deadline.is_some_and(|deadline| deadline < now) {",
+        "seen_set_matches_a_reference_model",
+    ),
+    "evict-keeps-id": (
+        "core/src/seen/mod.rs",
+        "                slot.remove();",
+        "                let _ = slot;",
         "seen_set_matches_a_reference_model",
     ),
     "deliver-duplicates": (

@@ -78,7 +78,7 @@ pub use config::{Config, ConfigError};
 pub use frame::{Frame, FrameDecoder, FrameError, HEADER_LEN};
 pub use id::{MessageId, PeerId};
 pub use node::{Node, PublishError, PublishOutcome};
-pub use seen::SeenSet;
+pub use seen::{SeenHasher, SeenSet};
 pub use stats::Stats;
 
 /// The README's Rust examples, compiled and run as doc tests.

@@ -5,27 +5,53 @@
 //! for a newer id and the set is at capacity (oldest first). So an id is remembered for
 //! **at least** `min(retention, time until capacity newer ids arrive)`.
 //!
-//! The hash table is keyed per set with [`RandomState`] (SipHash with random keys). Message
-//! ids are BLAKE3 outputs, but a peer chooses the payloads, so it can grind ids whose raw
-//! bits collide in an unkeyed table; with a secret per-node key it cannot. Nothing in the
-//! crate iterates the table, so the random key never makes behaviour nondeterministic.
+//! The hash table is keyed per set, by default with [`SeenHasher`] (foldhash with a secret
+//! random seed). Message ids are BLAKE3 outputs, but a peer chooses the payloads, so it
+//! can grind ids whose raw bits collide in an unkeyed table; with a secret per-node seed
+//! it cannot aim at a bucket. foldhash is not a cryptographic PRF: a caller who would
+//! rather pay for SipHash passes [`std::hash::RandomState`] to [`SeenSet::with_hasher`].
+//! Nothing in the crate iterates the table, so the random seed never makes behaviour
+//! nondeterministic.
+//!
+//! Cost: a large set lives outside the CPU caches, so each new id costs two cache misses
+//! (its own slot, and the slot of the oldest id it evicts). Each id's hash is kept beside
+//! it in the arrival queue, so evicting it does not hash it again and both misses can be
+//! in flight at once.
 //!
 //! The set stores the first 128 bits of each id, which halves its memory (and its cache
-//! misses, the main cost of a large set). Two payloads whose ids agree there are taken for
-//! one message. Finding such a pair takes about 2^64 BLAKE3 evaluations and only lets an
-//! attacker shadow a message of its own; shadowing someone else's message needs a second
-//! preimage, about 2^128 evaluations.
+//! misses). Two payloads whose ids agree there are taken for one message. Finding such a
+//! pair takes about 2^64 BLAKE3 evaluations and only lets an attacker shadow a message of
+//! its own; shadowing someone else's message needs a second preimage, about 2^128
+//! evaluations.
 
-use std::collections::hash_map::RandomState;
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::hash::BuildHasher;
 use std::mem::size_of;
 use std::time::{Duration, Instant};
 
+mod hasher;
+
+use hashbrown::HashTable;
+
+pub use hasher::SeenHasher;
+
 use crate::MessageId;
 
-/// One remembered id, in arrival order.
-type Entry = (Key, Instant);
+/// One remembered id, in arrival order, with its hash in the table.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    /// The key in two halves: a `u128` field would align the entry to 16 bytes and
+    /// pad it from 40 to 48.
+    key: [u64; 2],
+    hash: u64,
+    seen_at: Instant,
+}
+
+impl Entry {
+    fn key(&self) -> Key {
+        u128::from(self.key[0]) | u128::from(self.key[1]) << 64
+    }
+}
 
 /// What the set stores of an id: its first 128 bits.
 type Key = u128;
@@ -54,8 +80,9 @@ fn key(id: &MessageId) -> Key {
 /// assert!(seen.insert(b, t0 + Duration::from_secs(61)));
 /// ```
 #[derive(Debug)]
-pub struct SeenSet<S = RandomState> {
-    ids: HashSet<Key, S>,
+pub struct SeenSet<S = SeenHasher> {
+    ids: HashTable<Key>,
+    hasher: S,
     order: VecDeque<Entry>,
     capacity: usize,
     retention: Duration,
@@ -67,7 +94,7 @@ pub struct SeenSet<S = RandomState> {
 impl SeenSet {
     /// A set holding at most `capacity` ids (at least one), each for at most `retention`.
     pub fn new(capacity: usize, retention: Duration) -> Self {
-        Self::with_hasher(capacity, retention, RandomState::new())
+        Self::with_hasher(capacity, retention, SeenHasher::default())
     }
 
     /// The largest capacity whose worst-case footprint ([`Self::memory_bound`]) fits in
@@ -121,11 +148,22 @@ const MIN_ORDER_SLOTS: usize = 4;
 const TABLE_BYTES_PER_BUCKET: usize = size_of::<Key>() + 1;
 
 impl<S: BuildHasher> SeenSet<S> {
-    /// A set with a caller-provided keyed hasher (for example a fixed one, to reproduce a
-    /// table layout). The hasher must be keyed secretly if peers can choose payloads.
+    /// A set with a caller-provided keyed hasher (SipHash, say, or a fixed one to
+    /// reproduce a table layout). The hasher must be keyed secretly if peers can choose
+    /// payloads.
+    ///
+    /// ```
+    /// use std::hash::RandomState;
+    /// use std::time::Duration;
+    /// use gossip_core::SeenSet;
+    ///
+    /// let seen = SeenSet::with_hasher(1000, Duration::from_secs(60), RandomState::new());
+    /// assert!(seen.is_empty());
+    /// ```
     pub fn with_hasher(capacity: usize, retention: Duration, hasher: S) -> Self {
         SeenSet {
-            ids: HashSet::with_hasher(hasher),
+            ids: HashTable::new(),
+            hasher,
             order: VecDeque::new(),
             capacity: capacity.max(1),
             retention,
@@ -137,9 +175,18 @@ impl<S: BuildHasher> SeenSet<S> {
     /// Records `id` as seen at `now`. Returns `true` if it was not already remembered.
     pub fn insert(&mut self, id: MessageId, now: Instant) -> bool {
         self.expire(now);
-        let id = key(&id);
-        if !self.ids.insert(id) {
-            return false;
+        let key = key(&id);
+        let hash = self.hasher.hash_one(key);
+        let hasher = &self.hasher;
+        match self.ids.entry(
+            hash,
+            |&stored| stored == key,
+            |&stored| hasher.hash_one(stored),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(_) => return false,
+            hashbrown::hash_table::Entry::Vacant(slot) => {
+                slot.insert(key);
+            }
         }
         // The new id is the youngest, so making room never evicts it (capacity >= 1).
         while self.order.len() >= self.capacity {
@@ -148,7 +195,11 @@ impl<S: BuildHasher> SeenSet<S> {
         if self.order.is_empty() {
             self.oldest_deadline = self.deadline(now);
         }
-        self.order.push_back((id, now));
+        self.order.push_back(Entry {
+            key: [key as u64, (key >> 64) as u64],
+            hash,
+            seen_at: now,
+        });
         true
     }
 
@@ -156,7 +207,10 @@ impl<S: BuildHasher> SeenSet<S> {
     /// may still be reported until the next [`insert`](Self::insert) or
     /// [`expire`](Self::expire).
     pub fn contains(&self, id: &MessageId) -> bool {
-        self.ids.contains(&key(id))
+        let key = key(id);
+        self.ids
+            .find(self.hasher.hash_one(key), |&stored| stored == key)
+            .is_some()
     }
 
     /// Forgets every id recorded more than the retention period before `now`.
@@ -169,11 +223,19 @@ impl<S: BuildHasher> SeenSet<S> {
     }
 
     fn evict_oldest(&mut self) {
-        if let Some((id, _)) = self.order.pop_front() {
-            self.ids.remove(&id);
+        if let Some(oldest) = self.order.pop_front() {
+            if let Ok(slot) = self
+                .ids
+                .find_entry(oldest.hash, |&stored| stored == oldest.key())
+            {
+                slot.remove();
+            }
             self.evicted += 1;
         }
-        self.oldest_deadline = self.order.front().and_then(|&(_, at)| self.deadline(at));
+        self.oldest_deadline = self
+            .order
+            .front()
+            .and_then(|oldest| self.deadline(oldest.seen_at));
     }
 
     /// When an id recorded at `seen_at` expires; `None` (never) if that overflows.
@@ -201,18 +263,10 @@ impl<S: BuildHasher> SeenSet<S> {
         self.evicted
     }
 
-    /// Heap bytes the set holds now, from the capacities of its two tables. Never more
-    /// than [`SeenSet::memory_bound`] of its capacity.
+    /// Heap bytes the set holds now: the hash table's allocation and the arrival queue's.
+    /// Never more than [`SeenSet::memory_bound`] of its capacity.
     pub fn memory_bytes(&self) -> usize {
-        // Invert the SwissTable load factor: 7/8 of the buckets are usable, all of them
-        // in tables of fewer than 8 buckets (which leave one free).
-        let usable = self.ids.capacity();
-        let buckets = match usable {
-            0 => 0,
-            1..=6 => usable + 1 + GROUP_WIDTH,
-            _ => usable / 7 * 8 + GROUP_WIDTH,
-        };
-        buckets * TABLE_BYTES_PER_BUCKET + self.order.capacity() * size_of::<Entry>()
+        self.ids.allocation_size() + self.order.capacity() * size_of::<Entry>()
     }
 }
 
@@ -287,7 +341,7 @@ mod tests {
                     seen.memory_bytes() <= SeenSet::memory_bound(capacity),
                     "capacity {capacity}, len {}, table {}, order {}: {} > {}",
                     seen.len(),
-                    seen.ids.capacity(),
+                    seen.ids.allocation_size(),
                     seen.order.capacity(),
                     seen.memory_bytes(),
                     SeenSet::memory_bound(capacity)
