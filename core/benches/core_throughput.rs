@@ -2,10 +2,17 @@
 //! over the same payloads.
 //!
 //! The node is driven as the socket adapters drive it: each "read" is one buffer holding
-//! a batch of frames (`handle_received_bytes`), every message is new, it is delivered and
-//! queued for the 7 other peers, and flushes are reported once per batch, as a writer
-//! reports each vectored write. The node and BLAKE3 run interleaved, round after round,
-//! and the figure is the median of the per-round ratios, so machine noise mostly cancels.
+//! a batch of frames (`handle_received_bytes`), and flushes are reported once per batch,
+//! as a writer reports each vectored write. Two workloads:
+//!
+//! - **all new** (the worst case, and the figure of record): every frame is a new
+//!   message, delivered and queued for the 7 other peers;
+//! - **flood**: what a node in a flood sees, each message arriving from all 8 peers: once
+//!   new (delivered, forwarded to 7) and 7 times as a duplicate. BLAKE3 alone then hashes
+//!   all 8 copies too.
+//!
+//! The node and BLAKE3 run interleaved, round after round, and the figure is the median
+//! of the per-round ratios, so machine noise mostly cancels.
 //!
 //! ```text
 //! cargo bench -p gossip-core --bench core_throughput
@@ -43,6 +50,24 @@ impl Reads {
     }
 }
 
+/// What the node is fed.
+#[derive(Clone, Copy, PartialEq)]
+enum Workload {
+    /// Every frame is a new message, from peer 0.
+    AllNew,
+    /// Every read arrives from each of the 8 peers in turn: new once, then duplicates.
+    Flood,
+}
+
+impl Workload {
+    fn copies(self) -> usize {
+        match self {
+            Workload::AllNew => 1,
+            Workload::Flood => PEERS as usize,
+        }
+    }
+}
+
 /// Seconds per message of `op` over `batches` fresh reads; making the reads is not timed.
 fn time_per_message(batches: u64, reads: &mut Reads, mut op: impl FnMut(Bytes)) -> f64 {
     let mut elapsed = Duration::ZERO;
@@ -60,6 +85,61 @@ fn median(values: &mut [f64]) -> f64 {
     values[values.len() / 2]
 }
 
+/// Median rates (messages/s) of BLAKE3 alone and of the node, and the median ratio.
+fn measure(config: &Config, size: usize, workload: Workload) -> (f64, f64, f64) {
+    let now = Instant::now();
+    let mut node = Node::new(config.clone()).expect("config is valid");
+    for peer in 0..PEERS {
+        node.peer_connected(now, PeerId(peer));
+    }
+    let copies = workload.copies();
+    let mut reads = Reads { size, counter: 0 };
+    let mut unflushed = [0usize; PEERS as usize];
+    let mut node_op = |read: Bytes| {
+        for from in 0..copies {
+            node.handle_received_bytes(now, PeerId(from as u64), read.clone());
+            while let Some(action) = node.poll_action() {
+                match action {
+                    Action::Send { peer, frame } => unflushed[peer.0 as usize] += frame.wire_len(),
+                    other => {
+                        black_box(other);
+                    }
+                }
+            }
+        }
+        for (peer, bytes) in unflushed.iter_mut().enumerate() {
+            node.handle_flushed(now, PeerId(peer as u64), std::mem::take(bytes));
+        }
+    };
+    let mut hashed = Reads { size, counter: 0 };
+    let hash_op = |read: Bytes| {
+        for _ in 0..copies {
+            for frame in read.chunks_exact(4 + size) {
+                black_box(blake3::hash(&frame[4..]));
+            }
+        }
+    };
+    // Fill the seen set first, so evictions are part of the measurement.
+    let fill = (config.seen_capacity() / BATCH + 1) as u64;
+    time_per_message(fill, &mut reads, &mut node_op);
+    let per_message = time_per_message(20, &mut reads, &mut node_op);
+    let batches = (ROUND_TIME.as_secs_f64() / per_message) as u64 / BATCH as u64;
+    let batches = batches.max(1);
+    let (mut hash_rates, mut node_rates, mut ratios) = (vec![], vec![], vec![]);
+    for _ in 0..ROUNDS {
+        let hash = time_per_message(batches, &mut hashed, hash_op);
+        let node = time_per_message(batches, &mut reads, &mut node_op);
+        hash_rates.push(1.0 / hash);
+        node_rates.push(1.0 / node);
+        ratios.push(hash / node);
+    }
+    (
+        median(&mut hash_rates),
+        median(&mut node_rates),
+        median(&mut ratios),
+    )
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--test") {
         return; // `cargo test --benches` runs us with --test: nothing to check here.
@@ -74,57 +154,18 @@ fn main() {
         ..defaults
     };
     println!(
-        "seen set: {} ids; {BATCH} frames per read; 8 peers",
+        "seen set: {} ids; {BATCH} frames per read; {PEERS} peers",
         config.seen_capacity()
     );
-    println!("payload   blake3 alone (msg/s)   node (msg/s)   ratio (median of {ROUNDS})");
-    for size in [64, 256, 4096] {
-        let now = Instant::now();
-        let mut node = Node::new(config.clone()).expect("config is valid");
-        for peer in 0..PEERS {
-            node.peer_connected(now, PeerId(peer));
+    println!(
+        "workload  payload   blake3 alone (msg/s)   node (msg/s)   ratio (median of {ROUNDS})"
+    );
+    for (workload, name) in [(Workload::AllNew, "all new"), (Workload::Flood, "flood")] {
+        for size in [64, 256, 4096] {
+            let (hash_rate, node_rate, ratio) = measure(&config, size, workload);
+            println!(
+                "{name:<8}  {size:>5} B   {hash_rate:>20.0}   {node_rate:>12.0}   {ratio:>5.2}"
+            );
         }
-        let mut reads = Reads { size, counter: 0 };
-        let mut unflushed = [0usize; PEERS as usize];
-        let mut node_op = |read: Bytes| {
-            node.handle_received_bytes(now, PeerId(0), read);
-            while let Some(action) = node.poll_action() {
-                match action {
-                    Action::Send { peer, frame } => unflushed[peer.0 as usize] += frame.wire_len(),
-                    other => {
-                        black_box(other);
-                    }
-                }
-            }
-            for (peer, bytes) in unflushed.iter_mut().enumerate() {
-                node.handle_flushed(now, PeerId(peer as u64), std::mem::take(bytes));
-            }
-        };
-        let mut hashed = Reads { size, counter: 0 };
-        let hash_op = |read: Bytes| {
-            for frame in read.chunks_exact(4 + size) {
-                black_box(blake3::hash(&frame[4..]));
-            }
-        };
-        // Fill the seen set first, so evictions are part of the measurement.
-        let fill = (config.seen_capacity() / BATCH + 1) as u64;
-        time_per_message(fill, &mut reads, &mut node_op);
-        let per_message = time_per_message(20, &mut reads, &mut node_op);
-        let batches = (ROUND_TIME.as_secs_f64() / per_message) as u64 / BATCH as u64;
-        let batches = batches.max(1);
-        let (mut hash_rates, mut node_rates, mut ratios) = (vec![], vec![], vec![]);
-        for _ in 0..ROUNDS {
-            let hash = time_per_message(batches, &mut hashed, hash_op);
-            let node = time_per_message(batches, &mut reads, &mut node_op);
-            hash_rates.push(1.0 / hash);
-            node_rates.push(1.0 / node);
-            ratios.push(hash / node);
-        }
-        println!(
-            "{size:>5} B   {:>20.0}   {:>12.0}   {:>5.2}",
-            median(&mut hash_rates),
-            median(&mut node_rates),
-            median(&mut ratios)
-        );
     }
 }
