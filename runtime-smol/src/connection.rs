@@ -4,16 +4,13 @@ use std::io::IoSlice;
 use std::net::Shutdown;
 
 use bytes::BytesMut;
-use gossip_core::transport::{SocketEvent, WriteQueue};
+use gossip_core::transport::{SocketEvent, WriteQueue, SLICES_PER_WRITE};
 use gossip_core::{Frame, PeerId};
 use smol::channel::{Receiver, Sender};
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::net::TcpStream;
 
 use crate::driver::Event;
-
-/// Frames and buffers per vectored write: header and payload of up to 32 frames.
-const SLICES_PER_WRITE: usize = 64;
 
 /// Reads into one buffer per connection and passes each read to the driver.
 pub(crate) async fn read_loop(

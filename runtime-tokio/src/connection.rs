@@ -3,16 +3,13 @@
 use std::io::IoSlice;
 
 use bytes::BytesMut;
-use gossip_core::transport::{SocketEvent, WriteQueue};
+use gossip_core::transport::{SocketEvent, WriteQueue, SLICES_PER_WRITE};
 use gossip_core::{Frame, PeerId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 
 use crate::driver::Event;
-
-/// Frames and buffers per vectored write: header and payload of up to 32 frames.
-const SLICES_PER_WRITE: usize = 64;
 
 /// Reads into one buffer per connection and passes each read to the driver.
 pub(crate) async fn read_loop(

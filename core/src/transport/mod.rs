@@ -11,7 +11,7 @@ mod write_queue;
 pub use backoff::Backoff;
 pub use engine::{Closed, Connection, Engine, SocketEvent};
 pub use net_config::NetConfig;
-pub use write_queue::WriteQueue;
+pub use write_queue::{WriteQueue, SLICES_PER_WRITE};
 
 /// A call on a running adapter node failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -5,13 +5,18 @@ use std::io::IoSlice;
 
 use crate::Frame;
 
+/// How many [`IoSlice`]s the adapters hand to one vectored write: header and payload of
+/// up to 256 frames, half of Linux's `IOV_MAX` (64 KiB of 256 B messages per syscall).
+pub const SLICES_PER_WRITE: usize = 512;
+
 /// Frames waiting to be written to one socket, handed out as [`IoSlice`]s so that many
 /// frames go out in one vectored write without copying their payloads.
 ///
 /// ```
 /// use std::io::{IoSlice, Write};
 /// use bytes::Bytes;
-/// use gossip_core::{transport::WriteQueue, Frame};
+/// use gossip_core::transport::{WriteQueue, SLICES_PER_WRITE};
+/// use gossip_core::Frame;
 ///
 /// let mut queue = WriteQueue::default();
 /// for text in ["ab", "cde"] {
@@ -19,7 +24,7 @@ use crate::Frame;
 /// }
 /// let mut socket = Vec::new(); // stands in for a TcpStream
 /// while !queue.is_empty() {
-///     let mut slices = [IoSlice::new(&[]); 64];
+///     let mut slices = [IoSlice::new(&[]); SLICES_PER_WRITE];
 ///     let count = queue.io_slices(&mut slices);
 ///     let written = socket.write_vectored(&slices[..count])?;
 ///     queue.advance(written);
