@@ -47,11 +47,13 @@ pub struct Config {
     /// delivered again and flooded again (the flood dies out at nodes that still
     /// remember it).
     pub seen_retention: Duration,
-    /// Wire bytes that may be queued for one peer (sent but not yet reported flushed).
-    /// A message that does not fit is dropped for that peer and counted in
-    /// [`Stats::frames_shed`](crate::Stats::frames_shed). Default 4 MiB.
+    /// Bytes that may be queued for one peer (sent but not yet reported flushed). Each
+    /// frame counts its wire length plus [`QUEUED_FRAME_OVERHEAD`], so tiny messages
+    /// cannot queue many times the budget in bookkeeping. A message that does not fit is
+    /// dropped for that peer and counted in [`Stats::frames_shed`](crate::Stats::frames_shed).
+    /// Default 4 MiB.
     pub peer_queue_bytes: usize,
-    /// Wire bytes that may be queued across all peers. Default 64 MiB.
+    /// Bytes that may be queued across all peers, counted the same way. Default 64 MiB.
     pub total_queue_bytes: usize,
     /// A peer that stays overloaded this long is disconnected with
     /// [`DisconnectReason::SlowPeer`](crate::DisconnectReason::SlowPeer). It stops being
@@ -88,10 +90,27 @@ pub enum ConfigError {
     QueueSmallerThanFrame {
         /// The offending budget.
         budget: usize,
-        /// Wire bytes of the largest frame.
+        /// What the largest frame is charged: wire bytes plus [`QUEUED_FRAME_OVERHEAD`].
         frame: usize,
     },
 }
+
+/// What the queue budgets charge for each queued frame on top of its wire bytes: the
+/// memory a caller holds for it while it waits (a [`Frame`](crate::Frame) is 40 bytes, in
+/// a write queue and in the batch that carried it there).
+///
+/// ```
+/// use gossip_core::{Config, HEADER_LEN, QUEUED_FRAME_OVERHEAD};
+///
+/// // Room for exactly 1000 queued frames of 100-byte payloads per peer.
+/// let config = Config {
+///     max_frame_len: 100,
+///     peer_queue_bytes: 1000 * (HEADER_LEN + 100 + QUEUED_FRAME_OVERHEAD),
+///     ..Config::default()
+/// };
+/// assert!(config.validate().is_ok());
+/// ```
+pub const QUEUED_FRAME_OVERHEAD: usize = 64;
 
 impl Config {
     /// Checks that the limits are consistent.
@@ -102,7 +121,7 @@ impl Config {
         if self.seen_capacity() == 0 {
             return Err(ConfigError::SeenBudgetTooSmall(self.seen_budget_bytes));
         }
-        let frame = self.max_frame_len + HEADER_LEN;
+        let frame = self.max_frame_len + HEADER_LEN + QUEUED_FRAME_OVERHEAD;
         for budget in [self.peer_queue_bytes, self.total_queue_bytes] {
             if budget < frame {
                 return Err(ConfigError::QueueSmallerThanFrame { budget, frame });

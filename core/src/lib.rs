@@ -74,7 +74,7 @@ mod stats;
 pub mod transport;
 
 pub use action::{Action, Delivery, DisconnectReason};
-pub use config::{Config, ConfigError};
+pub use config::{Config, ConfigError, QUEUED_FRAME_OVERHEAD};
 pub use frame::{Frame, FrameDecoder, FrameError, HEADER_LEN};
 pub use id::{MessageId, PeerId};
 pub use node::{Node, PublishError, PublishOutcome};

@@ -33,7 +33,8 @@ pub struct Stats {
     pub peers_connected: u64,
     /// Peers connected now.
     pub peers_current: usize,
-    /// Wire bytes queued for all peers now.
+    /// Bytes queued for all peers now, as the queue budgets count them: wire bytes plus
+    /// [`QUEUED_FRAME_OVERHEAD`](crate::QUEUED_FRAME_OVERHEAD) per frame.
     pub queued_bytes: usize,
     /// Message ids remembered now.
     pub seen_len: usize,

@@ -6,12 +6,15 @@ use bytes::Bytes;
 use gossip_core::frame::encode;
 use gossip_core::{
     Action, Config, ConfigError, DisconnectReason, FrameError, MessageId, Node, PeerId,
-    PublishError, PublishOutcome,
+    PublishError, PublishOutcome, QUEUED_FRAME_OVERHEAD,
 };
 
 const A: PeerId = PeerId(1);
 const B: PeerId = PeerId(2);
 const C: PeerId = PeerId(3);
+
+/// What a queued frame of 10 payload bytes is charged: 14 wire bytes plus bookkeeping.
+const FRAME_CHARGE: usize = 14 + QUEUED_FRAME_OVERHEAD;
 
 fn node_with(config: Config, peers: &[PeerId]) -> (Node, Instant) {
     let now = Instant::now();
@@ -202,11 +205,12 @@ fn peer_limit_is_exact() {
 
 #[test]
 fn slow_peer_is_shed_at_its_budget_then_disconnected_after_the_timeout() {
-    // Frames of 10 payload bytes are 14 wire bytes; the budget holds exactly two.
+    // Frames of 10 payload bytes are 14 wire bytes, charged 14 + 64; the budget holds
+    // exactly two.
     let timeout = Duration::from_secs(5);
     let config = Config {
         max_frame_len: 10,
-        peer_queue_bytes: 28,
+        peer_queue_bytes: 2 * FRAME_CHARGE,
         slow_peer_timeout: timeout,
         ..Config::default()
     };
@@ -216,7 +220,7 @@ fn slow_peer_is_shed_at_its_budget_then_disconnected_after_the_timeout() {
     }
     assert_eq!(sends(&actions(&mut node)), [B, B]);
     assert_eq!(node.stats().frames_shed, 1);
-    assert_eq!(node.stats().queued_bytes, 28);
+    assert_eq!(node.stats().queued_bytes, 2 * FRAME_CHARGE);
     assert_eq!(node.poll_timeout(), Some(t0 + timeout));
 
     node.handle_timeout(t0 + timeout - Duration::from_millis(1));
@@ -226,7 +230,9 @@ fn slow_peer_is_shed_at_its_budget_then_disconnected_after_the_timeout() {
         actions(&mut node),
         [Action::Disconnect {
             peer: B,
-            reason: DisconnectReason::SlowPeer { queued_bytes: 28 }
+            reason: DisconnectReason::SlowPeer {
+                queued_bytes: 2 * FRAME_CHARGE
+            }
         }]
     );
     assert_eq!(node.stats().slow_peer_disconnects, 1);
@@ -237,7 +243,7 @@ fn slow_peer_is_shed_at_its_budget_then_disconnected_after_the_timeout() {
 fn draining_to_half_the_budget_clears_the_overload() {
     let config = Config {
         max_frame_len: 10,
-        peer_queue_bytes: 28,
+        peer_queue_bytes: 2 * FRAME_CHARGE,
         ..Config::default()
     };
     let (mut node, t0) = node_with(config, &[A, B]);
@@ -246,8 +252,14 @@ fn draining_to_half_the_budget_clears_the_overload() {
     }
     actions(&mut node);
     node.handle_flushed(t0, B, 13);
-    assert!(node.poll_timeout().is_some(), "15 bytes left is over half");
+    assert!(
+        node.poll_timeout().is_some(),
+        "one byte and one frame's overhead past half"
+    );
+    assert_eq!(node.stats().queued_bytes, 2 * FRAME_CHARGE - 13);
+    // The last byte of the first frame releases its overhead too.
     node.handle_flushed(t0, B, 1);
+    assert_eq!(node.stats().queued_bytes, FRAME_CHARGE);
     assert_eq!(node.poll_timeout(), None);
     // Flushing more than was queued is clamped, not an underflow.
     node.handle_flushed(t0, B, 1000);
@@ -256,11 +268,33 @@ fn draining_to_half_the_budget_clears_the_overload() {
 }
 
 #[test]
+fn tiny_frames_are_charged_their_bookkeeping_not_only_their_wire_bytes() {
+    // One-byte payloads are 5 wire bytes; counted alone, 690 bytes would queue 138.
+    let config = Config {
+        max_frame_len: 1,
+        peer_queue_bytes: 10 * (5 + QUEUED_FRAME_OVERHEAD),
+        ..Config::default()
+    };
+    let (mut node, t0) = node_with(config, &[B]);
+    for n in 0..20u8 {
+        node.publish(t0, vec![n]).unwrap();
+    }
+    assert_eq!(sends(&actions(&mut node)).len(), 10);
+    assert_eq!(node.stats().frames_shed, 10);
+    // Flushing them all releases the whole charge; then one more fits.
+    node.handle_flushed(t0, B, 10 * 5);
+    assert_eq!(node.stats().queued_bytes, 0);
+    assert_eq!(node.stats().bytes_flushed, 50);
+    node.publish(t0, vec![20]).unwrap();
+    assert_eq!(sends(&actions(&mut node)), [B]);
+}
+
+#[test]
 fn total_queue_budget_sheds_without_blaming_fast_peers() {
     let config = Config {
         max_frame_len: 10,
-        peer_queue_bytes: 28,
-        total_queue_bytes: 42,
+        peer_queue_bytes: 2 * FRAME_CHARGE,
+        total_queue_bytes: 3 * FRAME_CHARGE,
         ..Config::default()
     };
     let (mut node, t0) = node_with(config, &[A, B, C]);
@@ -326,14 +360,14 @@ fn inconsistent_configs_are_rejected() {
     ));
     let tiny_queue = Config {
         max_frame_len: 100,
-        peer_queue_bytes: 103,
+        peer_queue_bytes: 104 + QUEUED_FRAME_OVERHEAD - 1,
         ..Config::default()
     };
     assert_eq!(
         Node::new(tiny_queue).unwrap_err(),
         ConfigError::QueueSmallerThanFrame {
-            budget: 103,
-            frame: 104
+            budget: 104 + QUEUED_FRAME_OVERHEAD - 1,
+            frame: 104 + QUEUED_FRAME_OVERHEAD
         }
     );
 }

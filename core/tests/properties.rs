@@ -11,6 +11,7 @@ use gossip_core::frame::encode;
 use gossip_core::sim::{SimConfig, Simulation, Topology};
 use gossip_core::{
     Action, Config, DisconnectReason, FrameDecoder, FrameError, MessageId, Node, PeerId, SeenSet,
+    QUEUED_FRAME_OVERHEAD,
 };
 use proptest::prelude::*;
 
@@ -278,8 +279,9 @@ proptest! {
             max_peers: 4,
             seen_budget_bytes: SeenSet::memory_bound(5),
             seen_retention: Duration::from_millis(5000),
-            peer_queue_bytes: 24,
-            total_queue_bytes: 60,
+            // Two frames of 8 bytes for one peer, five in all.
+            peer_queue_bytes: 2 * (12 + QUEUED_FRAME_OVERHEAD),
+            total_queue_bytes: 5 * (12 + QUEUED_FRAME_OVERHEAD),
             slow_peer_timeout: Duration::from_millis(3000),
         };
         let capacity = config.seen_capacity();
@@ -310,7 +312,7 @@ proptest! {
             let stats = node.stats();
             prop_assert!(stats.seen_len <= capacity);
             prop_assert!(stats.peers_current <= 4);
-            prop_assert!(stats.queued_bytes <= 60);
+            prop_assert!(stats.queued_bytes <= 5 * (12 + QUEUED_FRAME_OVERHEAD));
             prop_assert!(node.seen().memory_bytes() <= SeenSet::memory_bound(capacity));
         }
     }

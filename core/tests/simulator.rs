@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use gossip_core::sim::{Churn, SimConfig, Simulation, Topology};
-use gossip_core::Config;
+use gossip_core::{Config, QUEUED_FRAME_OVERHEAD};
 
 fn run(config: SimConfig, topology: Topology, messages: usize) -> gossip_core::sim::Report {
     let nodes = topology.nodes();
@@ -105,7 +105,7 @@ fn a_slow_link_is_shed_and_dropped_by_the_node_timer() {
     let config = SimConfig {
         node: Config {
             max_frame_len: 100,
-            peer_queue_bytes: 2 * 104,
+            peer_queue_bytes: 2 * (104 + QUEUED_FRAME_OVERHEAD),
             slow_peer_timeout: Duration::from_millis(100),
             ..Config::default()
         },

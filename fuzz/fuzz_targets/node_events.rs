@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use arbitrary::Arbitrary;
-use gossip_core::{Action, Config, MessageId, Node, PeerId, SeenSet};
+use gossip_core::{
+    Action, Config, MessageId, Node, PeerId, SeenSet, HEADER_LEN, QUEUED_FRAME_OVERHEAD,
+};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Debug, Arbitrary)]
@@ -24,8 +26,11 @@ enum Event {
     Advance(u16),
 }
 
-const PEER_QUEUE: usize = 64;
-const TOTAL_QUEUE: usize = 160;
+/// What the largest frame (32 bytes of payload) is charged in a queue.
+const FRAME_CHARGE: usize = HEADER_LEN + 32 + QUEUED_FRAME_OVERHEAD;
+/// Two of the largest frames per peer, five in all.
+const PEER_QUEUE: usize = 2 * FRAME_CHARGE;
+const TOTAL_QUEUE: usize = 5 * FRAME_CHARGE;
 
 fuzz_target!(|events: Vec<Event>| {
     let config = Config {

@@ -12,7 +12,7 @@ use crate::{
     Action, Config, ConfigError, Delivery, DisconnectReason, Frame, MessageId, PeerId, SeenSet,
     Stats,
 };
-use peer::{Peer, PeerTable};
+use peer::{queue_charge, Peer, PeerTable};
 
 /// One gossip node: events in, [`Action`]s out.
 ///
@@ -182,8 +182,8 @@ impl Node {
             return;
         };
         let flushed = state.flushed(bytes, self.config.peer_queue_bytes);
-        self.queued_bytes -= flushed;
-        self.stats.bytes_flushed += flushed as u64;
+        self.queued_bytes -= flushed.released;
+        self.stats.bytes_flushed += flushed.wire_bytes as u64;
     }
 
     /// Publishes `payload` from this node: marks it seen and queues it for every peer.
@@ -307,14 +307,15 @@ impl Node {
             return 0;
         };
         let wire_len = frame.wire_len();
+        let charge = queue_charge(wire_len);
         let peer_budget = self.config.peer_queue_bytes;
         let mut sent = 0;
         for (peer, state) in self.peers.iter_mut() {
             if Some(peer) == except {
                 continue;
             }
-            let fits_peer = state.queued_bytes + wire_len <= peer_budget;
-            let fits_total = self.queued_bytes + wire_len <= self.config.total_queue_bytes;
+            let fits_peer = state.queued_bytes + charge <= peer_budget;
+            let fits_total = self.queued_bytes + charge <= self.config.total_queue_bytes;
             if !(fits_peer && fits_total) {
                 self.stats.frames_shed += 1;
                 if !fits_peer {
@@ -324,8 +325,8 @@ impl Node {
                 }
                 continue;
             }
-            state.queued_bytes += wire_len;
-            self.queued_bytes += wire_len;
+            state.queue(wire_len);
+            self.queued_bytes += charge;
             self.stats.frames_out += 1;
             self.stats.bytes_out += wire_len as u64;
             self.actions.push_back(Action::Send {

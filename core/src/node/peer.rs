@@ -1,17 +1,41 @@
 //! Per-peer state: the frame decoder and the output-queue accounting.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::{FrameDecoder, PeerId};
+use crate::{FrameDecoder, PeerId, QUEUED_FRAME_OVERHEAD};
 
 /// What a node knows about one connected peer.
 #[derive(Debug)]
 pub(crate) struct Peer {
     pub(crate) decoder: FrameDecoder,
-    /// Wire bytes sent to the caller for this peer and not yet reported flushed.
+    /// Bytes charged for frames sent to the caller for this peer and not yet flushed:
+    /// their unwritten wire bytes, plus [`QUEUED_FRAME_OVERHEAD`] for each frame not
+    /// completely written.
     pub(crate) queued_bytes: usize,
+    /// Where each queued frame ends in the peer's byte stream, oldest first, so that a
+    /// flush of so many bytes tells how many frames it completed.
+    frame_ends: VecDeque<u64>,
+    /// Wire bytes queued for this peer since it connected.
+    queued_total: u64,
+    /// Wire bytes reported flushed since it connected.
+    flushed_total: u64,
     /// When this peer's queue first overflowed, if it has not drained since.
     pub(crate) overloaded_since: Option<Instant>,
+}
+
+/// What queueing a frame of `wire_len` bytes is charged against the budgets.
+pub(crate) fn queue_charge(wire_len: usize) -> usize {
+    wire_len + QUEUED_FRAME_OVERHEAD
+}
+
+/// What a flush accounted for.
+pub(crate) struct Flushed {
+    /// Wire bytes that were outstanding and are now written.
+    pub(crate) wire_bytes: usize,
+    /// What the budgets got back: the wire bytes, plus the overhead of each frame the
+    /// flush completed.
+    pub(crate) released: usize,
 }
 
 impl Peer {
@@ -19,8 +43,18 @@ impl Peer {
         Peer {
             decoder: FrameDecoder::new(max_frame_len),
             queued_bytes: 0,
+            frame_ends: VecDeque::new(),
+            queued_total: 0,
+            flushed_total: 0,
             overloaded_since: None,
         }
+    }
+
+    /// Accounts a frame of `wire_len` bytes as queued for this peer.
+    pub(crate) fn queue(&mut self, wire_len: usize) {
+        self.queued_total += wire_len as u64;
+        self.frame_ends.push_back(self.queued_total);
+        self.queued_bytes += queue_charge(wire_len);
     }
 
     /// When this peer must be disconnected if it is still overloaded.
@@ -29,14 +63,31 @@ impl Peer {
         self.overloaded_since?.checked_add(timeout)
     }
 
-    /// Accounts `bytes` as written; returns how many were actually outstanding.
-    pub(crate) fn flushed(&mut self, bytes: usize, queue_budget: usize) -> usize {
-        let flushed = bytes.min(self.queued_bytes);
-        self.queued_bytes -= flushed;
+    /// Accounts `bytes` more wire bytes as written (clamped to what was queued).
+    pub(crate) fn flushed(&mut self, bytes: usize, queue_budget: usize) -> Flushed {
+        let outstanding = self.queued_total - self.flushed_total;
+        let wire_bytes = (bytes as u64).min(outstanding);
+        self.flushed_total += wire_bytes;
+        let mut completed = 0;
+        while self
+            .frame_ends
+            .front()
+            .is_some_and(|&end| end <= self.flushed_total)
+        {
+            self.frame_ends.pop_front();
+            completed += 1;
+        }
+        // Both fit in usize: they are at most what was charged, which is a usize.
+        let wire_bytes = wire_bytes as usize;
+        let released = wire_bytes + completed * QUEUED_FRAME_OVERHEAD;
+        self.queued_bytes -= released;
         if self.queued_bytes <= queue_budget / 2 {
             self.overloaded_since = None;
         }
-        flushed
+        Flushed {
+            wire_bytes,
+            released,
+        }
     }
 }
 
