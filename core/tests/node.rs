@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use gossip_core::frame::encode;
 use gossip_core::{
-    Action, Config, ConfigError, DisconnectReason, FrameError, MessageId, Node, PeerId,
-    PublishError, PublishOutcome, QUEUED_FRAME_OVERHEAD,
+    Action, Config, ConfigError, Delivery, DisconnectReason, Frame, FrameError, MessageId, Node,
+    PeerId, PublishError, PublishOutcome, QUEUED_FRAME_OVERHEAD,
 };
 
 const A: PeerId = PeerId(1);
@@ -265,6 +265,48 @@ fn draining_to_half_the_budget_clears_the_overload() {
     node.handle_flushed(t0, B, 1000);
     assert_eq!(node.stats().queued_bytes, 0);
     assert_eq!(node.stats().bytes_flushed, 28);
+}
+
+#[test]
+fn a_long_read_is_handled_frame_by_frame_in_order() {
+    // 300 frames in one read (several internal batches): 200 new messages with a
+    // duplicate of each of the first 100 among them, then an oversized length.
+    let (mut node, now) = node_with(Config::default(), &[A, B]);
+    let mut read = Vec::new();
+    let mut expected = Vec::new();
+    for n in 0..200u32 {
+        read.extend(encode(&n.to_be_bytes()));
+        expected.push(Action::Deliver(Delivery {
+            id: MessageId::of(&n.to_be_bytes()),
+            payload: Bytes::copy_from_slice(&n.to_be_bytes()),
+            from: A,
+        }));
+        expected.push(Action::Send {
+            peer: B,
+            frame: Frame::new(Bytes::copy_from_slice(&n.to_be_bytes())).unwrap(),
+        });
+        if n % 2 == 1 {
+            read.extend(encode(&(n / 2).to_be_bytes()));
+        }
+    }
+    read.extend(u32::MAX.to_be_bytes());
+    read.extend(encode(b"after the error"));
+    node.handle_received(now, A, &read);
+    let out = actions(&mut node);
+    assert!(
+        matches!(
+            out.last(),
+            Some(Action::Disconnect {
+                peer: A,
+                reason: DisconnectReason::Protocol(FrameError::TooLarge { .. })
+            })
+        ),
+        "{:?}",
+        out.last()
+    );
+    assert_eq!(out[..out.len() - 1], expected[..]);
+    let stats = node.stats();
+    assert_eq!((stats.frames_in, stats.duplicates), (300, 100));
 }
 
 #[test]

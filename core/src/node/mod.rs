@@ -35,7 +35,13 @@ pub struct Node {
     actions: VecDeque<Action>,
     stats: Stats,
     queued_bytes: usize,
+    /// Frames being handled, with their ids; kept to reuse its allocation.
+    batch: Vec<(MessageId, Bytes)>,
 }
+
+/// Frames handled per pass of [`Node::decode_frames`]: enough for the seen-set checks of
+/// a pass to overlap, few enough that the scratch buffer stays small (4 KiB).
+const BATCH: usize = 64;
 
 /// What [`Node::publish`] did with a payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +96,7 @@ impl Node {
             actions: VecDeque::new(),
             stats: Stats::default(),
             queued_bytes: 0,
+            batch: Vec::with_capacity(BATCH),
         })
     }
 
@@ -156,24 +163,52 @@ impl Node {
         }
     }
 
+    /// Handles the complete frames buffered for `peer`, [`BATCH`] at a time in three
+    /// passes: split and hash them, check them against the seen set, then deliver and
+    /// forward the new ones. The seen-set checks run back to back so that their cache
+    /// misses (a large set lives outside the caches) overlap instead of queueing behind
+    /// each frame's hashing. Outcomes and action order are those of one frame at a time.
     fn decode_frames(&mut self, now: Instant, peer: PeerId) {
+        let mut batch = std::mem::take(&mut self.batch);
         loop {
+            batch.clear();
             let Some(state) = self.peers.get_mut(peer) else {
-                return;
+                break;
             };
-            match state.decoder.next_frame() {
-                Ok(Some(payload)) => {
-                    self.stats.frames_in += 1;
-                    self.handle_message(now, peer, payload);
-                }
-                Ok(None) => return,
-                Err(error) => {
-                    self.stats.protocol_errors += 1;
-                    self.disconnect(peer, DisconnectReason::Protocol(error));
-                    return;
+            let mut error = None;
+            while batch.len() < BATCH {
+                match state.decoder.next_frame() {
+                    Ok(Some(payload)) => batch.push((MessageId::of(&payload), payload)),
+                    Ok(None) => break,
+                    Err(frame_error) => {
+                        error = Some(frame_error);
+                        break;
+                    }
                 }
             }
+            let more = batch.len() == BATCH;
+            self.stats.frames_in += batch.len() as u64;
+            let mut new = [false; BATCH];
+            for (is_new, (id, _)) in new.iter_mut().zip(&batch) {
+                *is_new = self.seen.insert(*id, now);
+            }
+            for (is_new, (id, payload)) in new.into_iter().zip(batch.drain(..)) {
+                if is_new {
+                    self.deliver_and_forward(now, peer, id, payload);
+                } else {
+                    self.stats.duplicates += 1;
+                }
+            }
+            if let Some(error) = error {
+                self.stats.protocol_errors += 1;
+                self.disconnect(peer, DisconnectReason::Protocol(error));
+                break;
+            }
+            if !more {
+                break;
+            }
         }
+        self.batch = batch;
     }
 
     /// The caller wrote `bytes` bytes of queued frames to `peer`'s socket.
@@ -284,12 +319,8 @@ impl Node {
         &self.seen
     }
 
-    fn handle_message(&mut self, now: Instant, from: PeerId, payload: Bytes) {
-        let id = MessageId::of(&payload);
-        if !self.seen.insert(id, now) {
-            self.stats.duplicates += 1;
-            return;
-        }
+    /// A message not seen before (and now marked seen) arrived from `from`.
+    fn deliver_and_forward(&mut self, now: Instant, from: PeerId, id: MessageId, payload: Bytes) {
         self.stats.messages_delivered += 1;
         self.actions.push_back(Action::Deliver(Delivery {
             id,
