@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use gossip_core::transport::{Closed, Connection, Engine, NetConfig, SocketEvent};
 use gossip_core::{Delivery, Frame, Node, PublishError, PublishOutcome, Stats};
-use smol::channel::{bounded, unbounded, Receiver, Sender};
+use smol::channel::{bounded, unbounded, Receiver, Sender, TrySendError};
 use smol::future::FutureExt;
 use smol::net::{TcpListener, TcpStream};
 use smol::{Task, Timer};
@@ -219,9 +219,14 @@ impl Driver {
             }
         }
         while let Some(delivery) = self.engine.next_delivery() {
-            // Waits while the application is behind: backpressure to the peers. A
+            // Waits only while the application is behind: backpressure to the peers. A
             // dropped receiver means the application does not want deliveries.
-            let _ = self.deliveries.send(delivery).await;
+            match self.deliveries.try_send(delivery) {
+                Err(TrySendError::Full(delivery)) => {
+                    let _ = self.deliveries.send(delivery).await;
+                }
+                Ok(()) | Err(TrySendError::Closed(_)) => {}
+            }
         }
         let open = self.engine.connection_count();
         if self.peer_count.count.swap(open, Ordering::AcqRel) != open {

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use gossip_core::transport::{Closed, Connection, Engine, NetConfig, SocketEvent};
 use gossip_core::{Delivery, Frame, Node, PublishError, PublishOutcome, Stats};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::{AbortHandle, JoinHandle, JoinSet};
 
@@ -193,9 +194,14 @@ impl Driver {
             }
         }
         while let Some(delivery) = self.engine.next_delivery() {
-            // Waits while the application is behind: backpressure to the peers. A
+            // Waits only while the application is behind: backpressure to the peers. A
             // dropped receiver means the application does not want deliveries.
-            let _ = self.deliveries.send(delivery).await;
+            match self.deliveries.try_send(delivery) {
+                Err(TrySendError::Full(delivery)) => {
+                    let _ = self.deliveries.send(delivery).await;
+                }
+                Ok(()) | Err(TrySendError::Closed(_)) => {}
+            }
         }
         let open = self.engine.connection_count();
         self.peer_count
