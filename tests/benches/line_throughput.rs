@@ -3,8 +3,10 @@
 //! socket, write to the next, no parsing) in the same run.
 //!
 //! An injector writes frames into the first node as fast as TCP takes them; a counter
-//! reads them from the last. Variants run interleaved, round after round, and the figure
-//! is the median ratio to the relay.
+//! reads them from the last. Each node line is built once and warmed with one untimed
+//! run (so its seen sets are full and evicting, as in a long-lived node); then variants
+//! run interleaved, round after round, each round with new messages, and the figure is
+//! the median ratio to the relay.
 //!
 //! ```text
 //! cargo bench -p gossip-tests --bench line_throughput [-- MESSAGES_PER_MB]
@@ -13,14 +15,14 @@
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use gossip_core::transport::NetConfig;
 use gossip_core::Config;
 use gossip_tests::adapters::{Smol, Tokio};
-use gossip_tests::{Starter, WAIT};
+use gossip_tests::{Starter, TestNode, WAIT};
 
-const ROUNDS: usize = 5;
+const ROUNDS: usize = 11;
 /// Bytes of payload pushed through the line per measurement.
 const VOLUME: usize = 64 << 20;
 
@@ -38,18 +40,31 @@ fn relay(next: SocketAddr) -> SocketAddr {
     addr
 }
 
+/// A line under test, with the injector connected to its first hop and the counter to
+/// its last.
+struct Line {
+    injector: TcpStream,
+    sink: TcpStream,
+    /// The nodes, kept running for the line's lifetime (none for relays).
+    _nodes: Vec<Box<dyn TestNode>>,
+}
+
 /// The baseline: injector -> relay -> relay -> relay -> counter.
-fn measure_relays(size: usize, count: usize) -> f64 {
+fn relay_line() -> Line {
     let counter = TcpListener::bind("127.0.0.1:0").expect("bind");
     let entry = relay(relay(relay(counter.local_addr().expect("addr"))));
     // Each relay connects to the next once the one before it is connected to.
     let injector = TcpStream::connect(entry).expect("connect injector");
     let (sink, _) = counter.accept().expect("the relays reach the counter");
-    run(injector, sink, size, count)
+    Line {
+        injector,
+        sink,
+        _nodes: Vec::new(),
+    }
 }
 
 /// injector -> node -> node -> node -> counter, the nodes on one runtime.
-fn measure_nodes(start: Starter, size: usize, count: usize) -> f64 {
+fn node_line(start: Starter) -> Line {
     let core = Config {
         peer_queue_bytes: 256 << 20,
         total_queue_bytes: 512 << 20,
@@ -73,44 +88,50 @@ fn measure_nodes(start: Starter, size: usize, count: usize) -> f64 {
     for (node, degree) in [(&first, 2), (&second, 2), (&third, 2)] {
         assert!(node.wait_for_peers(degree, WAIT), "line not connected");
     }
-    run(injector, sink, size, count)
+    Line {
+        injector,
+        sink,
+        _nodes: vec![first, second, third],
+    }
 }
 
-/// Pushes `count` distinct frames of `size` bytes in through `injector` and times how
-/// long until `sink` has given them all out. Returns messages per second.
-fn run(mut injector: TcpStream, mut sink: TcpStream, size: usize, count: usize) -> f64 {
-    sink.set_read_timeout(Some(WAIT)).expect("timeout");
-    sink.set_nodelay(true).expect("nodelay");
+/// Pushes `count` frames of `size` bytes in at the line's injector, numbered from
+/// `first` so that every round's messages are new, and times how long until the sink has
+/// given them all out. Returns messages per second.
+fn run(line: &mut Line, size: usize, count: usize, first: u64) -> f64 {
+    line.sink.set_read_timeout(Some(WAIT)).expect("timeout");
+    line.sink.set_nodelay(true).expect("nodelay");
+    let mut injector = line.injector.try_clone().expect("clone injector");
     let frame_len = 4 + size;
     let started = Instant::now();
     let writer = thread::spawn(move || {
         let mut batch = Vec::with_capacity(64 * frame_len);
-        let mut sent = 0u64;
-        while (sent as usize) < count {
+        let mut sent = 0usize;
+        while sent < count {
             batch.clear();
-            for _ in 0..64.min(count - sent as usize) {
+            for _ in 0..64.min(count - sent) {
                 sent += 1;
                 batch.extend_from_slice(&(size as u32).to_be_bytes());
                 let start = batch.len();
                 batch.resize(start + size, 0x5a);
-                batch[start..start + 8].copy_from_slice(&sent.to_le_bytes());
+                let number = first + sent as u64;
+                batch[start..start + 8].copy_from_slice(&number.to_le_bytes());
             }
             injector.write_all(&batch).expect("inject");
         }
-        injector
     });
     let total = count * frame_len;
     let mut buffer = vec![0u8; 256 * 1024];
     let mut received = 0;
     while received < total {
-        match sink.read(&mut buffer) {
+        match line.sink.read(&mut buffer) {
             Ok(0) => panic!("line closed after {received} of {total} bytes"),
             Ok(n) => received += n,
             Err(e) => panic!("line stalled after {received} of {total} bytes: {e}"),
         }
     }
     let elapsed = started.elapsed();
-    drop(writer.join());
+    writer.join().expect("injector");
     count as f64 / elapsed.as_secs_f64()
 }
 
@@ -137,19 +158,27 @@ fn main() {
     println!("payload  line         msg/s      MB/s   ratio to relay");
     for size in [256usize, 4096] {
         let count = VOLUME / size;
+        // Each line is built once and warmed with one untimed run, so the rounds measure
+        // nodes in their steady state (seen sets full and evicting), not their first fill.
+        let mut lines: Vec<Line> = adapters
+            .iter()
+            .map(|(_, start)| node_line(*start))
+            .collect();
+        for line in &mut lines {
+            run(line, size, count, 0);
+        }
         let mut relay_rates = Vec::new();
         let mut rates: Vec<Vec<f64>> = vec![Vec::new(); adapters.len()];
         let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); adapters.len()];
-        for _ in 0..ROUNDS {
-            let relay_rate = measure_relays(size, count);
+        for round in 1..=ROUNDS {
+            let first = (round * count) as u64;
+            let relay_rate = run(&mut relay_line(), size, count, first);
             relay_rates.push(relay_rate);
-            for (i, (_, start)) in adapters.iter().enumerate() {
-                let rate = measure_nodes(*start, size, count);
+            for (i, line) in lines.iter_mut().enumerate() {
+                let rate = run(line, size, count, first);
                 rates[i].push(rate);
                 ratios[i].push(rate / relay_rate);
             }
-            // Let the previous round's sockets and threads wind down.
-            thread::sleep(Duration::from_millis(100));
         }
         let mb = |rate: f64| rate * size as f64 / 1e6;
         let relay = median(&mut relay_rates);
