@@ -95,10 +95,6 @@ pub(crate) struct Driver {
     lingering: Lingering,
 }
 
-/// Capacity of the driver's event queue. Readers wait when it is full, which is how a
-/// busy driver slows its peers down instead of buffering without bound.
-const EVENT_QUEUE: usize = 1024;
-
 enum Wake {
     Event(Option<Event>),
     Timeout,
@@ -112,7 +108,9 @@ impl Driver {
         deliveries: Sender<Delivery>,
         peer_count: Arc<PeerCount>,
     ) -> (Sender<Event>, Task<()>) {
-        let (events_tx, events) = bounded(EVENT_QUEUE);
+        // Readers wait when the queue is full: a busy driver slows its peers down
+        // instead of buffering without bound.
+        let (events_tx, events) = bounded(config.event_queue.max(1));
         let mut driver = Driver {
             engine: Engine::new(core),
             events_tx: events_tx.clone(),

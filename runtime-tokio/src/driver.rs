@@ -77,10 +77,6 @@ pub(crate) struct Driver {
     writers: JoinSet<()>,
 }
 
-/// Capacity of the driver's event queue. Readers wait when it is full, which is how a
-/// busy driver slows its peers down instead of buffering without bound.
-const EVENT_QUEUE: usize = 1024;
-
 impl Driver {
     pub(crate) fn spawn(
         core: Node,
@@ -89,7 +85,9 @@ impl Driver {
         deliveries: mpsc::Sender<Delivery>,
         peer_count: watch::Sender<usize>,
     ) -> (mpsc::Sender<Event>, JoinHandle<()>) {
-        let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
+        // Readers wait when the queue is full: a busy driver slows its peers down
+        // instead of buffering without bound.
+        let (events_tx, events) = mpsc::channel(config.event_queue.max(1));
         let mut driver = Driver {
             engine: Engine::new(core),
             events_tx: events_tx.clone(),

@@ -29,8 +29,13 @@ pub struct NetConfig {
     /// Bytes read from a socket at most per read call. Default 64 KiB.
     pub read_chunk: usize,
     /// Deliveries buffered for the application before the node stops reading from its
-    /// peers (backpressure). Default 1024.
+    /// peers (backpressure). Default 1024. Each holds its payload, so this buffers at most
+    /// `delivery_queue` × [`Config::max_frame_len`] bytes.
     pub delivery_queue: usize,
+    /// Socket events (reads, write reports) waiting for the node; readers stop reading,
+    /// and so let TCP push back on their peers, while it is full. Default 256, so reads
+    /// waiting here hold at most `event_queue` × `read_chunk` bytes (16 MiB).
+    pub event_queue: usize,
 }
 
 impl NetConfig {
@@ -44,6 +49,7 @@ impl NetConfig {
             redial_max: Duration::from_secs(5),
             read_chunk: 64 * 1024,
             delivery_queue: 1024,
+            event_queue: 256,
         }
     }
 
