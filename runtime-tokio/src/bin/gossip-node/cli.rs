@@ -90,7 +90,8 @@ pub struct Limits {
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub seen_retention: Option<Duration>,
 
-    /// Bytes that may wait for one peer before its messages are shed [default: 4194304]
+    /// Bytes that may wait for one peer before its messages are shed; each message
+    /// counts its size plus 68 [default: 4194304]
     #[arg(long, value_name = "BYTES")]
     pub peer_queue: Option<usize>,
 
