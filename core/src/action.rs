@@ -40,7 +40,9 @@ pub enum Action {
 pub struct Delivery {
     /// The message id, `blake3(payload)`.
     pub id: MessageId,
-    /// The payload. It shares the buffer it was read into; copy it
+    /// The payload. It usually shares the buffer it was read into, which stays alive
+    /// while it does (at most four times the size of the new messages in it; see
+    /// [`Node::handle_received_bytes`](crate::Node::handle_received_bytes)): copy it
     /// (`Bytes::copy_from_slice`) before keeping many small payloads for long.
     pub payload: Bytes,
     /// The peer it first arrived from.

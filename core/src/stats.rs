@@ -23,6 +23,9 @@ pub struct Stats {
     pub bytes_flushed: u64,
     /// Frames not sent to a peer because its queue (or the total queue) was full.
     pub frames_shed: u64,
+    /// New payloads copied out of a read made mostly of other bytes (duplicates, say), so
+    /// that they do not keep the whole read in memory.
+    pub payloads_copied: u64,
     /// Peers disconnected for breaking the framing rules.
     pub protocol_errors: u64,
     /// Peers disconnected for staying overloaded.

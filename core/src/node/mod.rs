@@ -1,6 +1,7 @@
 //! The gossip state machine: [`Node`].
 
 mod peer;
+mod read_buffer;
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -13,6 +14,7 @@ use crate::{
     Stats,
 };
 use peer::{queue_charge, Peer, PeerTable};
+use read_buffer::ReadSpan;
 
 /// One gossip node: events in, [`Action`]s out.
 ///
@@ -145,21 +147,26 @@ impl Node {
     /// New messages are delivered and forwarded; a framing error disconnects the peer.
     /// Bytes from an unknown peer are ignored.
     pub fn handle_received(&mut self, now: Instant, peer: PeerId, data: &[u8]) {
-        if let Some(state) = self.peers.get_mut(peer) {
-            state.decoder.extend(data);
-            self.stats.bytes_in += data.len() as u64;
-            self.decode_frames(now, peer);
+        if self.peers.contains(peer) {
+            self.handle_received_bytes(now, peer, Bytes::copy_from_slice(data));
         }
     }
 
     /// Like [`handle_received`](Self::handle_received), for a buffer the caller owns:
     /// payloads that lie within it are delivered and forwarded as slices of it, with no
     /// copy. This is what the socket adapters use with each read.
+    ///
+    /// A slice keeps the whole buffer in memory while it is queued or delivered, so when
+    /// the new messages in `data` are less than a quarter of it (a read of mostly
+    /// duplicates), they are copied out instead, and counted in
+    /// [`Stats::payloads_copied`]. Either way a buffer stays alive for at most four times
+    /// the bytes of the messages that keep it.
     pub fn handle_received_bytes(&mut self, now: Instant, peer: PeerId, data: Bytes) {
         if let Some(state) = self.peers.get_mut(peer) {
             self.stats.bytes_in += data.len() as u64;
+            let read = ReadSpan::of(&data);
             state.decoder.push(data);
-            self.decode_frames(now, peer);
+            self.decode_frames(now, peer, read);
         }
     }
 
@@ -168,8 +175,11 @@ impl Node {
     /// forward the new ones. The seen-set checks run back to back so that their cache
     /// misses (a large set lives outside the caches) overlap instead of queueing behind
     /// each frame's hashing. Outcomes and action order are those of one frame at a time.
-    fn decode_frames(&mut self, now: Instant, peer: PeerId) {
+    fn decode_frames(&mut self, now: Instant, peer: PeerId, read: ReadSpan) {
         let mut batch = std::mem::take(&mut self.batch);
+        let first_action = self.actions.len();
+        // Bytes of new payloads that are slices of `read`.
+        let mut kept = 0;
         loop {
             batch.clear();
             let Some(state) = self.peers.get_mut(peer) else {
@@ -194,6 +204,9 @@ impl Node {
             }
             for (is_new, (id, payload)) in new.into_iter().zip(batch.drain(..)) {
                 if is_new {
+                    if read.holds(&payload) {
+                        kept += payload.len();
+                    }
                     self.deliver_and_forward(now, peer, id, payload);
                 } else {
                     self.stats.duplicates += 1;
@@ -209,6 +222,10 @@ impl Node {
             }
         }
         self.batch = batch;
+        if read.too_big_for(kept) {
+            self.stats.payloads_copied +=
+                read_buffer::copy_out(self.actions.range_mut(first_action..), read);
+        }
     }
 
     /// The caller wrote `bytes` bytes of queued frames to `peer`'s socket.
