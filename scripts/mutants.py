@@ -50,17 +50,14 @@ MUTANTS = {
     ),
     "deliver-duplicates": (
         "core/src/node/mod.rs",
-        """        if !self.seen.insert(id, now) {
-            self.stats.duplicates += 1;
-            return;
-        }
-        self.stats.messages_delivered += 1;""",
-        """        if !self.seen.insert(id, now) {
-            self.stats.duplicates += 1;
-            self.actions.push_back(Action::Deliver(Delivery { id, payload, from }));
-            return;
-        }
-        self.stats.messages_delivered += 1;""",
+        """                } else {
+                    self.stats.duplicates += 1;
+                }""",
+        """                } else {
+                    self.stats.duplicates += 1;
+                    let from = peer;
+                    self.actions.push_back(Action::Deliver(Delivery { id, payload, from }));
+                }""",
         "every_message_reaches_every_node_exactly_once",
     ),
     "send-twice": (
