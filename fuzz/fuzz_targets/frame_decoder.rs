@@ -22,7 +22,10 @@ fn reference(data: &[u8], max: usize) -> (Vec<Vec<u8>>, Option<FrameError>) {
     while rest.len() >= HEADER_LEN {
         let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
         if len > max {
-            let error = FrameError::TooLarge { len: len as u64, max };
+            let error = FrameError::TooLarge {
+                len: len as u64,
+                max,
+            };
             return (frames, Some(error));
         }
         if rest.len() < HEADER_LEN + len {
@@ -43,7 +46,10 @@ fuzz_target!(|input: Input| {
     let mut sizes = input.chunk_sizes.iter().cycle();
     let mut largest_chunk = 0;
     'feed: while !rest.is_empty() {
-        let size = sizes.next().map_or(rest.len(), |&s| usize::from(s).max(1)).min(rest.len());
+        let size = sizes
+            .next()
+            .map_or(rest.len(), |&s| usize::from(s).max(1))
+            .min(rest.len());
         let (chunk, tail) = rest.split_at(size);
         largest_chunk = largest_chunk.max(size);
         rest = tail;
