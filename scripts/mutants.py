@@ -32,21 +32,28 @@ MUTANTS = {
     ),
     "seen-bound": (
         "core/src/seen/mod.rs",
-        "while self.order.len() >= self.capacity {",
-        "while self.order.len() > self.capacity {",
+        "if self.current.ids.len() >= self.capacity {",
+        "if self.current.ids.len() > self.capacity {",
         "seen_set_never_exceeds_its_bound",
     ),
     "retention-off-by-one": (
         "core/src/seen/mod.rs",
-        "while self.oldest_deadline.is_some_and(|deadline| deadline <= now) {",
-        "while self.oldest_deadline.is_some_and(|deadline| deadline < now) {",
-        "seen_set_matches_a_reference_model",
+        ".is_some_and(|deadline| deadline <= now)",
+        ".is_some_and(|deadline| deadline < now)",
+        "seen_set_keeps_its_guarantee",
     ),
-    "evict-keeps-id": (
+    "rotate-keeps-previous": (
         "core/src/seen/mod.rs",
-        "                slot.remove();",
-        "                let _ = slot;",
-        "seen_set_matches_a_reference_model",
+        """        self.evicted += self.previous.clear() as u64;
+        std::mem::swap(&mut self.current, &mut self.previous);""",
+        """        std::mem::swap(&mut self.current, &mut self.previous);""",
+        "seen_set_keeps_its_guarantee",
+    ),
+    "rotate-too-early": (
+        "core/src/seen/mod.rs",
+        "if self.current.ids.len() >= self.capacity {",
+        "if self.current.ids.len() >= self.capacity.div_ceil(2) {",
+        "seen_set_keeps_its_guarantee",
     ),
     "deliver-duplicates": (
         "core/src/node/mod.rs",

@@ -37,9 +37,12 @@ pub struct Config {
     /// Default 128.
     pub max_peers: usize,
     /// Heap bytes the seen set may use; its capacity in ids is derived from it with
-    /// [`SeenSet::capacity_for_budget`]. Default 32 MiB (262,144 ids).
+    /// [`SeenSet::capacity_for_budget`]. Default 32 MiB: each id is remembered until at
+    /// least 458,751 newer ones have arrived (it uses 17 MiB of the budget: its two
+    /// tables grow by doubling).
     pub seen_budget_bytes: usize,
-    /// How long an id is remembered at most. Default 5 minutes.
+    /// How long an id is remembered at least (unless the seen set's capacity of newer ids
+    /// arrives first); it is forgotten by twice this. Default 5 minutes.
     ///
     /// Exactly-once holds while every copy of a message reaches a node within
     /// `min(seen_retention, time for the seen set's capacity of newer messages to

@@ -1,22 +1,26 @@
 //! The set of message ids a node has already handled, bounded in memory and in time.
 //!
-//! Ids are remembered in arrival order. An id is forgotten when it is older than the
-//! retention period (checked lazily, whenever the set is touched) or when room is needed
-//! for a newer id and the set is at capacity (oldest first). So an id is remembered for
-//! **at least** `min(retention, time until capacity newer ids arrive)`.
+//! Ids are kept in two generations, each a hash table of at most `capacity` ids. New ids
+//! go into the current generation. When it is full, or its first id is older than the
+//! retention period, it becomes the previous generation and the previous one is
+//! forgotten whole; a previous generation whose last id is older than the retention
+//! period is forgotten too (checked lazily, whenever the set is touched). An id is seen
+//! if either generation has it. So an id is remembered for **at least**
+//! `min(retention, time until capacity newer ids arrive)`, and forgotten by the time
+//! `2 × capacity` newer ids have arrived or `2 × retention` has passed.
 //!
-//! The hash table is keyed per set, by default with [`SeenHasher`] (foldhash with a secret
+//! Forgetting a generation at once, rather than the oldest id one at a time, makes a new
+//! id cost two lookups that do not depend on each other (they overlap) and no removal:
+//! 28 ns per new id against 96 ns for one table with an arrival queue, at 262,144 ids
+//! outside the caches. Clearing a table is one `memset` of its control bytes.
+//!
+//! The tables are keyed per set, by default with [`SeenHasher`] (foldhash with a secret
 //! random seed). Message ids are BLAKE3 outputs, but a peer chooses the payloads, so it
 //! can grind ids whose raw bits collide in an unkeyed table; with a secret per-node seed
 //! it cannot aim at a bucket. foldhash is not a cryptographic PRF: a caller who would
 //! rather pay for SipHash passes [`std::hash::RandomState`] to [`SeenSet::with_hasher`].
-//! Nothing in the crate iterates the table, so the random seed never makes behaviour
+//! Nothing in the crate iterates the tables, so the random seed never makes behaviour
 //! nondeterministic.
-//!
-//! Cost: a large set lives outside the CPU caches, so each new id costs two cache misses
-//! (its own slot, and the slot of the oldest id it evicts). Each id's hash is kept beside
-//! it in the arrival queue, so evicting it does not hash it again and both misses can be
-//! in flight at once.
 //!
 //! The set stores the first 128 bits of each id, which halves its memory (and its cache
 //! misses). Two payloads whose ids agree there are taken for one message. Finding such a
@@ -24,7 +28,6 @@
 //! its own; shadowing someone else's message needs a second preimage, about 2^128
 //! evaluations.
 
-use std::collections::VecDeque;
 use std::hash::BuildHasher;
 use std::mem::size_of;
 use std::time::{Duration, Instant};
@@ -37,22 +40,6 @@ pub use hasher::SeenHasher;
 
 use crate::MessageId;
 
-/// One remembered id, in arrival order, with its hash in the table.
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    /// The key in two halves: a `u128` field would align the entry to 16 bytes and
-    /// pad it from 40 to 48.
-    key: [u64; 2],
-    hash: u64,
-    seen_at: Instant,
-}
-
-impl Entry {
-    fn key(&self) -> Key {
-        u128::from(self.key[0]) | u128::from(self.key[1]) << 64
-    }
-}
-
 /// What the set stores of an id: its first 128 bits.
 type Key = u128;
 
@@ -60,6 +47,29 @@ fn key(id: &MessageId) -> Key {
     let mut half = [0u8; 16];
     half.copy_from_slice(&id.0[..16]);
     u128::from_le_bytes(half)
+}
+
+/// Ids recorded between two rotations, with when the first and last of them were.
+#[derive(Debug, Default)]
+struct Generation {
+    ids: HashTable<Key>,
+    first_at: Option<Instant>,
+    last_at: Option<Instant>,
+}
+
+impl Generation {
+    fn contains(&self, key: Key, hash: u64) -> bool {
+        self.ids.find(hash, |&stored| stored == key).is_some()
+    }
+
+    /// Empties it, keeping the table's allocation. Returns how many ids it held.
+    fn clear(&mut self) -> usize {
+        let held = self.ids.len();
+        self.ids.clear();
+        self.first_at = None;
+        self.last_at = None;
+        held
+    }
 }
 
 /// A bounded set of recently seen message ids.
@@ -70,29 +80,31 @@ fn key(id: &MessageId) -> Key {
 ///
 /// let t0 = Instant::now();
 /// let mut seen = SeenSet::new(2, Duration::from_secs(60));
-/// let (a, b, c) = (MessageId::of(b"a"), MessageId::of(b"b"), MessageId::of(b"c"));
-/// assert!(seen.insert(a, t0));
-/// assert!(!seen.insert(a, t0)); // already seen
-/// seen.insert(b, t0);
-/// seen.insert(c, t0); // at capacity: forgets `a`, the oldest
-/// assert!(!seen.contains(&a));
-/// // After the retention period everything is forgotten.
-/// assert!(seen.insert(b, t0 + Duration::from_secs(61)));
+/// let id = |n: u8| MessageId::of(&[n]);
+/// assert!(seen.insert(id(0), t0));
+/// assert!(!seen.insert(id(0), t0)); // already seen
+/// for n in 1..=4 {
+///     seen.insert(id(n), t0);
+/// }
+/// // Four newer ids, twice the capacity: `id(0)` is forgotten; the last two are not.
+/// assert!(!seen.contains(&id(0)));
+/// assert!(seen.contains(&id(3)) && seen.contains(&id(4)));
+/// // Twice the retention period later, everything is.
+/// assert!(seen.insert(id(4), t0 + Duration::from_secs(120)));
 /// ```
 #[derive(Debug)]
 pub struct SeenSet<S = SeenHasher> {
-    ids: HashTable<Key>,
+    current: Generation,
+    previous: Generation,
     hasher: S,
-    order: VecDeque<Entry>,
     capacity: usize,
     retention: Duration,
-    /// When the oldest id expires, if any does.
-    oldest_deadline: Option<Instant>,
     evicted: u64,
 }
 
 impl SeenSet {
-    /// A set holding at most `capacity` ids (at least one), each for at most `retention`.
+    /// A set whose generations hold `capacity` ids each (at least one), remembering each
+    /// id for at least `min(retention, time until capacity newer ids arrive)`.
     pub fn new(capacity: usize, retention: Duration) -> Self {
         Self::with_hasher(capacity, retention, SeenHasher::default())
     }
@@ -114,27 +126,21 @@ impl SeenSet {
     }
 
     /// Worst-case heap bytes held by a set of the given capacity, whatever the order of
-    /// inserts and evictions: both tables grow by doubling, and the hash table may grow
-    /// once more while tombstones of forgotten ids fill it (32 MiB holds 262,144 ids).
+    /// inserts: two tables of `capacity` ids at the SwissTable load factor of 7/8. Ids are
+    /// never removed one by one, so no tombstones make a table grow further (32 MiB holds
+    /// two generations of 458,751 ids).
     pub fn memory_bound(capacity: usize) -> usize {
         if capacity == 0 {
             return 0;
         }
-        // Buckets for `capacity` ids at the 7/8 load factor, doubled: forgotten ids leave
-        // tombstones, and a table full of them may grow once more instead of rehashing.
-        let table_buckets = (capacity.saturating_mul(8) / 7 + 1)
+        let buckets = (capacity.saturating_mul(8) / 7 + 1)
             .checked_next_power_of_two()
             .unwrap_or(usize::MAX)
-            .saturating_mul(2)
             .max(MIN_TABLE_BUCKETS);
-        let order_slots = capacity
-            .checked_next_power_of_two()
-            .unwrap_or(usize::MAX)
-            .max(MIN_ORDER_SLOTS);
-        table_buckets
+        buckets
             .saturating_add(GROUP_WIDTH)
             .saturating_mul(TABLE_BYTES_PER_BUCKET)
-            .saturating_add(order_slots.saturating_mul(size_of::<Entry>()))
+            .saturating_mul(2)
     }
 }
 
@@ -142,8 +148,6 @@ impl SeenSet {
 const GROUP_WIDTH: usize = 16;
 /// The smallest SwissTable that allocates.
 const MIN_TABLE_BUCKETS: usize = 4;
-/// The smallest allocation a `VecDeque` of entries makes.
-const MIN_ORDER_SLOTS: usize = 4;
 /// A SwissTable bucket holds the key plus one control byte.
 const TABLE_BYTES_PER_BUCKET: usize = size_of::<Key>() + 1;
 
@@ -162,12 +166,11 @@ impl<S: BuildHasher> SeenSet<S> {
     /// ```
     pub fn with_hasher(capacity: usize, retention: Duration, hasher: S) -> Self {
         SeenSet {
-            ids: HashTable::new(),
+            current: Generation::default(),
+            previous: Generation::default(),
             hasher,
-            order: VecDeque::new(),
             capacity: capacity.max(1),
             retention,
-            oldest_deadline: None,
             evicted: 0,
         }
     }
@@ -177,8 +180,11 @@ impl<S: BuildHasher> SeenSet<S> {
         self.expire(now);
         let key = key(&id);
         let hash = self.hasher.hash_one(key);
+        if self.previous.contains(key, hash) {
+            return false;
+        }
         let hasher = &self.hasher;
-        match self.ids.entry(
+        match self.current.ids.entry(
             hash,
             |&stored| stored == key,
             |&stored| hasher.hash_one(stored),
@@ -188,18 +194,11 @@ impl<S: BuildHasher> SeenSet<S> {
                 slot.insert(key);
             }
         }
-        // The new id is the youngest, so making room never evicts it (capacity >= 1).
-        while self.order.len() >= self.capacity {
-            self.evict_oldest();
+        self.current.first_at.get_or_insert(now);
+        self.current.last_at = Some(now);
+        if self.current.ids.len() >= self.capacity {
+            self.rotate();
         }
-        if self.order.is_empty() {
-            self.oldest_deadline = self.deadline(now);
-        }
-        self.order.push_back(Entry {
-            key: [key as u64, (key >> 64) as u64],
-            hash,
-            seen_at: now,
-        });
         true
     }
 
@@ -208,52 +207,47 @@ impl<S: BuildHasher> SeenSet<S> {
     /// [`expire`](Self::expire).
     pub fn contains(&self, id: &MessageId) -> bool {
         let key = key(id);
-        self.ids
-            .find(self.hasher.hash_one(key), |&stored| stored == key)
-            .is_some()
+        let hash = self.hasher.hash_one(key);
+        self.current.contains(key, hash) || self.previous.contains(key, hash)
     }
 
-    /// Forgets every id recorded more than the retention period before `now`.
+    /// Forgets the generations that are over the retention period at `now`: the current
+    /// one moves on once its first id is that old, the previous one is forgotten once its
+    /// last id is.
     pub fn expire(&mut self, now: Instant) {
-        // Checked against a copy of the oldest deadline, so the common case (nothing due)
-        // does not touch the arrival queue.
-        while self.oldest_deadline.is_some_and(|deadline| deadline <= now) {
-            self.evict_oldest();
+        if self.is_past_retention(self.current.first_at, now) {
+            self.rotate();
+        }
+        if self.is_past_retention(self.previous.last_at, now) {
+            self.evicted += self.previous.clear() as u64;
         }
     }
 
-    fn evict_oldest(&mut self) {
-        if let Some(oldest) = self.order.pop_front() {
-            if let Ok(slot) = self
-                .ids
-                .find_entry(oldest.hash, |&stored| stored == oldest.key())
-            {
-                slot.remove();
-            }
-            self.evicted += 1;
-        }
-        self.oldest_deadline = self
-            .order
-            .front()
-            .and_then(|oldest| self.deadline(oldest.seen_at));
+    /// Forgets the previous generation and starts a new current one.
+    fn rotate(&mut self) {
+        self.evicted += self.previous.clear() as u64;
+        std::mem::swap(&mut self.current, &mut self.previous);
     }
 
-    /// When an id recorded at `seen_at` expires; `None` (never) if that overflows.
-    fn deadline(&self, seen_at: Instant) -> Option<Instant> {
-        seen_at.checked_add(self.retention)
+    /// Whether an id recorded at `at` is at least the retention period old at `now`. A
+    /// deadline past the end of time never comes.
+    fn is_past_retention(&self, at: Option<Instant>, now: Instant) -> bool {
+        at.and_then(|at| at.checked_add(self.retention))
+            .is_some_and(|deadline| deadline <= now)
     }
 
-    /// Ids currently remembered.
+    /// Ids currently remembered (at most twice the capacity).
     pub fn len(&self) -> usize {
-        self.order.len()
+        self.current.ids.len() + self.previous.ids.len()
     }
 
     /// Whether no id is remembered.
     pub fn is_empty(&self) -> bool {
-        self.order.is_empty()
+        self.len() == 0
     }
 
-    /// The most ids ever remembered at once.
+    /// Ids per generation: each id is remembered until at least this many newer ones
+    /// have arrived (or the retention period has passed).
     pub fn capacity(&self) -> usize {
         self.capacity
     }
@@ -263,10 +257,10 @@ impl<S: BuildHasher> SeenSet<S> {
         self.evicted
     }
 
-    /// Heap bytes the set holds now: the hash table's allocation and the arrival queue's.
-    /// Never more than [`SeenSet::memory_bound`] of its capacity.
+    /// Heap bytes the set holds now: the allocations of its two tables. Never more than
+    /// [`SeenSet::memory_bound`] of its capacity.
     pub fn memory_bytes(&self) -> usize {
-        self.ids.allocation_size() + self.order.capacity() * size_of::<Entry>()
+        self.current.ids.allocation_size() + self.previous.ids.allocation_size()
     }
 }
 
@@ -279,16 +273,21 @@ mod tests {
     }
 
     #[test]
-    fn capacity_is_a_hard_bound_and_evicts_oldest_first() {
+    fn generations_keep_capacity_newer_ids_and_forget_by_twice_that() {
         let now = Instant::now();
         let mut seen = SeenSet::new(3, Duration::from_secs(60));
+        // 0..3 fill a generation, 3 and 4 start the next: all five remembered.
         for n in 0..5 {
             assert!(seen.insert(id(n), now));
         }
-        assert_eq!(seen.len(), 3);
-        assert!(!seen.contains(&id(0)) && !seen.contains(&id(1)));
-        assert!(seen.contains(&id(2)) && seen.contains(&id(4)));
-        assert_eq!(seen.evicted(), 2);
+        assert_eq!((seen.len(), seen.evicted()), (5, 0));
+        assert!((0..5).all(|n| seen.contains(&id(n))));
+        // 5 fills the second generation, so the first (0..3) is forgotten: id 0 was kept
+        // for 4 newer ids, at least the capacity and under twice it.
+        assert!(seen.insert(id(5), now));
+        assert_eq!((seen.len(), seen.evicted()), (3, 3));
+        assert!((0..3).all(|n| !seen.contains(&id(n))));
+        assert!((3..6).all(|n| seen.contains(&id(n))));
     }
 
     #[test]
@@ -339,10 +338,10 @@ mod tests {
                 seen.insert(id(n), now);
                 assert!(
                     seen.memory_bytes() <= SeenSet::memory_bound(capacity),
-                    "capacity {capacity}, len {}, table {}, order {}: {} > {}",
+                    "capacity {capacity}, len {}, tables {} and {}: {} > {}",
                     seen.len(),
-                    seen.ids.allocation_size(),
-                    seen.order.capacity(),
+                    seen.current.ids.allocation_size(),
+                    seen.previous.ids.allocation_size(),
                     seen.memory_bytes(),
                     SeenSet::memory_bound(capacity)
                 );
