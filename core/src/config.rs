@@ -133,7 +133,8 @@ impl Config {
         Ok(())
     }
 
-    /// How many ids the seen set holds within `seen_budget_bytes`.
+    /// The seen set's capacity within `seen_budget_bytes`: ids per generation, so each id
+    /// is remembered until at least this many newer ones have arrived (see [`SeenSet`]).
     pub fn seen_capacity(&self) -> usize {
         SeenSet::capacity_for_budget(self.seen_budget_bytes)
     }
