@@ -115,6 +115,11 @@ pub enum ConfigError {
 /// ```
 pub const QUEUED_FRAME_OVERHEAD: usize = 64;
 
+/// What queueing a frame of `wire_len` bytes is charged against the budgets.
+pub(crate) fn queue_charge(wire_len: usize) -> usize {
+    wire_len + QUEUED_FRAME_OVERHEAD
+}
+
 impl Config {
     /// Checks that the limits are consistent.
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -124,7 +129,7 @@ impl Config {
         if self.seen_capacity() == 0 {
             return Err(ConfigError::SeenBudgetTooSmall(self.seen_budget_bytes));
         }
-        let frame = self.max_frame_len + HEADER_LEN + QUEUED_FRAME_OVERHEAD;
+        let frame = queue_charge(self.max_frame_len + HEADER_LEN);
         for budget in [self.peer_queue_bytes, self.total_queue_bytes] {
             if budget < frame {
                 return Err(ConfigError::QueueSmallerThanFrame { budget, frame });

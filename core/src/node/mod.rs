@@ -9,11 +9,12 @@ use std::time::Instant;
 use bytes::Bytes;
 use thiserror::Error;
 
+use crate::config::queue_charge;
 use crate::{
     Action, Config, ConfigError, Delivery, DisconnectReason, Frame, MessageId, PeerId, SeenSet,
     Stats,
 };
-use peer::{queue_charge, Peer, PeerTable};
+use peer::{Peer, PeerTable};
 use read_buffer::ReadSpan;
 
 /// One gossip node: events in, [`Action`]s out.

@@ -3,6 +3,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use crate::config::queue_charge;
 use crate::{FrameDecoder, PeerId, QUEUED_FRAME_OVERHEAD};
 
 /// What a node knows about one connected peer.
@@ -22,11 +23,6 @@ pub(crate) struct Peer {
     flushed_total: u64,
     /// When this peer's queue first overflowed, if it has not drained since.
     pub(crate) overloaded_since: Option<Instant>,
-}
-
-/// What queueing a frame of `wire_len` bytes is charged against the budgets.
-pub(crate) fn queue_charge(wire_len: usize) -> usize {
-    wire_len + QUEUED_FRAME_OVERHEAD
 }
 
 /// What a flush accounted for.
