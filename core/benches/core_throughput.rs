@@ -100,7 +100,9 @@ fn measure(config: &Config, size: usize, workload: Workload) -> (f64, f64, f64) 
             node.handle_received_bytes(now, PeerId(from as u64), read.clone());
             while let Some(action) = node.poll_action() {
                 match action {
-                    Action::Send { peer, frame } => unflushed[peer.0 as usize] += frame.wire_len(),
+                    Action::Send { peer, frames } => {
+                        unflushed[peer.0 as usize] += frames.wire_len()
+                    }
                     other => {
                         black_box(other);
                     }

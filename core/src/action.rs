@@ -3,24 +3,27 @@
 use bytes::Bytes;
 use thiserror::Error;
 
-use crate::{Frame, FrameError, MessageId, PeerId};
+use crate::{FrameError, Frames, MessageId, PeerId};
 
 /// An instruction for the caller, drained with
 /// [`Node::poll_action`](crate::Node::poll_action) or
 /// [`Node::drain_actions`](crate::Node::drain_actions).
 ///
 /// Actions come out in the order they arose: a received message's
-/// [`Deliver`](Action::Deliver) comes before the [`Send`](Action::Send)s that forward it,
-/// and those before anything about the next message.
+/// [`Deliver`](Action::Deliver) comes before any [`Send`](Action::Send) that forwards it,
+/// and the `Send`s to one peer come in the order their bytes must be written. The new
+/// messages of one read are delivered first, then forwarded together, in as few `Send`s
+/// as possible (one per peer, unless a queue filled up or a message had to be handled on
+/// its own).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Write `frame` to `peer`, after every frame sent to it before, and report the
+    /// Write `frames` to `peer`, after everything sent to it before, and report the
     /// written bytes with [`Node::handle_flushed`](crate::Node::handle_flushed).
     Send {
         /// The peer to write to.
         peer: PeerId,
-        /// The frame; its payload buffer is shared with every other copy.
-        frame: Frame,
+        /// One or more whole frames; their buffer is shared with every other copy.
+        frames: Frames,
     },
     /// Hand a new message to the application. Each message is delivered once (see
     /// [`Config::seen_retention`](crate::Config::seen_retention) for the exact bound).

@@ -99,8 +99,10 @@ pub enum ConfigError {
 }
 
 /// What the queue budgets charge for each queued frame on top of its wire bytes: the
-/// memory a caller holds for it while it waits (a [`Frame`](crate::Frame) is 40 bytes, in
-/// a write queue and in the batch that carried it there).
+/// memory a caller may hold for it while it waits (a [`Frames`](crate::Frames) of one
+/// frame is 48 bytes, in a write queue and in the batch that carried it there). A
+/// forwarded run of frames shares one `Frames`, so this over-counts runs; it is charged
+/// per frame all the same, so a budget holds as many messages however they were batched.
 ///
 /// ```
 /// use gossip_core::{Config, HEADER_LEN, QUEUED_FRAME_OVERHEAD};
@@ -115,9 +117,10 @@ pub enum ConfigError {
 /// ```
 pub const QUEUED_FRAME_OVERHEAD: usize = 64;
 
-/// What queueing a frame of `wire_len` bytes is charged against the budgets.
-pub(crate) fn queue_charge(wire_len: usize) -> usize {
-    wire_len + QUEUED_FRAME_OVERHEAD
+/// What queueing `frames` frames of `wire_len` bytes in all is charged against the
+/// budgets.
+pub(crate) fn queue_charge(wire_len: usize, frames: usize) -> usize {
+    wire_len + frames * QUEUED_FRAME_OVERHEAD
 }
 
 impl Config {
@@ -129,7 +132,7 @@ impl Config {
         if self.seen_capacity() == 0 {
             return Err(ConfigError::SeenBudgetTooSmall(self.seen_budget_bytes));
         }
-        let frame = queue_charge(self.max_frame_len + HEADER_LEN);
+        let frame = queue_charge(self.max_frame_len + HEADER_LEN, 1);
         for budget in [self.peer_queue_bytes, self.total_queue_bytes] {
             if budget < frame {
                 return Err(ConfigError::QueueSmallerThanFrame { budget, frame });

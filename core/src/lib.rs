@@ -5,7 +5,7 @@
 //! global state. The embedding application (or one of the `gossip-tokio` / `gossip-smol`
 //! adapters) feeds it events — a peer connected, bytes arrived from a peer, bytes were
 //! flushed to a peer, a peer went away, the application published a payload, time
-//! advanced — and drains the [`Action`]s it asks for: send a [`Frame`] to a peer, deliver a
+//! advanced — and drains the [`Action`]s it asks for: send [`Frames`] to a peer, deliver a
 //! new message to the application, disconnect a peer for a typed [`DisconnectReason`].
 //!
 //! ## Wire protocol
@@ -35,9 +35,9 @@
 //! for action in node.drain_actions() {
 //!     match action {
 //!         Action::Deliver(msg) => delivered.push(msg.payload),
-//!         Action::Send { peer, frame } => {
-//!             // A runtime writes `frame.header()` then `frame.payload()` to the socket,
-//!             // then reports the flushed bytes back with `handle_flushed`.
+//!         Action::Send { peer, frames } => {
+//!             // A runtime writes `frames.parts()` to the socket, in order, then
+//!             // reports the flushed bytes back with `handle_flushed`.
 //!             sent_to.push(peer);
 //!         }
 //!         Action::Disconnect { peer, reason } => panic!("{peer:?} dropped: {reason}"),
@@ -55,7 +55,7 @@
 //!
 //! ## Modules
 //!
-//! - [`frame`]: the length-prefix codec ([`FrameDecoder`], [`Frame`]).
+//! - [`frame`]: the length-prefix codec ([`FrameDecoder`], [`Frames`]).
 //! - [`seen`]: the bounded, keyed set of message ids already handled.
 //! - [`node`]: the state machine itself.
 //! - [`transport`]: runtime-neutral helpers the adapters share (write batching, backoff).
@@ -75,7 +75,7 @@ pub mod transport;
 
 pub use action::{Action, Delivery, DisconnectReason};
 pub use config::{Config, ConfigError, QUEUED_FRAME_OVERHEAD};
-pub use frame::{Frame, FrameDecoder, FrameError, HEADER_LEN};
+pub use frame::{FrameDecoder, FrameError, Frames, HEADER_LEN};
 pub use id::{MessageId, PeerId};
 pub use node::{Node, PublishError, PublishOutcome};
 pub use seen::{SeenHasher, SeenSet};

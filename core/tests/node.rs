@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use gossip_core::frame::encode;
 use gossip_core::{
-    Action, Config, ConfigError, Delivery, DisconnectReason, Frame, FrameError, MessageId, Node,
-    PeerId, PublishError, PublishOutcome, QUEUED_FRAME_OVERHEAD,
+    Action, Config, ConfigError, DisconnectReason, FrameError, MessageId, Node, PeerId,
+    PublishError, PublishOutcome, QUEUED_FRAME_OVERHEAD,
 };
 
 const A: PeerId = PeerId(1);
@@ -70,7 +70,7 @@ fn forwarded_frames_share_one_payload_buffer() {
     let pointers: Vec<*const u8> = actions(&mut node)
         .iter()
         .filter_map(|a| match a {
-            Action::Send { frame, .. } => Some(frame.payload().as_ptr()),
+            Action::Send { frames, .. } => frames.payloads().next().map(|p| p.as_ptr()),
             Action::Deliver(d) => Some(d.payload.as_ptr()),
             _ => None,
         })
@@ -79,15 +79,16 @@ fn forwarded_frames_share_one_payload_buffer() {
     assert!(pointers.windows(2).all(|w| w[0] == w[1]));
 }
 
-/// Where each Deliver's and Send's payload lies.
+/// Where each Deliver's payload and each payload of each Send lies.
 fn payload_pointers(actions: &[Action]) -> Vec<*const u8> {
     actions
         .iter()
-        .filter_map(|a| match a {
-            Action::Send { frame, .. } => Some(frame.payload().as_ptr()),
-            Action::Deliver(d) => Some(d.payload.as_ptr()),
-            _ => None,
+        .flat_map(|a| match a {
+            Action::Send { frames, .. } => frames.payloads().collect(),
+            Action::Deliver(d) => vec![d.payload.clone()],
+            _ => vec![],
         })
+        .map(|payload| payload.as_ptr())
         .collect()
 }
 
@@ -107,8 +108,11 @@ fn new_messages_stay_in_their_read_unless_they_are_a_small_part_of_it() {
     let all_new = Bytes::from(all_new);
     node.handle_received_bytes(now, A, all_new.clone());
     let out = actions(&mut node);
-    assert_eq!(out.len(), 300);
-    assert!(payload_pointers(&out).iter().all(|&p| lies_in(p, &all_new)));
+    assert_eq!(deliveries(&out).len(), 100);
+    assert_eq!(sends(&out), [B, C], "one run of 100 frames each");
+    let pointers = payload_pointers(&out);
+    assert_eq!(pointers.len(), 300);
+    assert!(pointers.iter().all(|&p| lies_in(p, &all_new)));
 
     // The same 100 again plus one new message of 6 bytes: keeping that one in place
     // would keep 3.6 KB alive for 6 bytes, so it is copied, once for all its actions.
@@ -340,46 +344,174 @@ fn draining_to_half_the_budget_clears_the_overload() {
     assert_eq!(node.stats().bytes_flushed, 28);
 }
 
+/// Actions with their payloads spelled out: Sends list the payloads they carry.
+#[derive(Debug, PartialEq)]
+enum Out {
+    Deliver(Bytes, PeerId),
+    Send(PeerId, Vec<Bytes>),
+    Disconnect(PeerId, DisconnectReason),
+}
+
+fn spelled_out(actions: Vec<Action>) -> Vec<Out> {
+    actions
+        .into_iter()
+        .map(|action| match action {
+            Action::Deliver(d) => Out::Deliver(d.payload, d.from),
+            Action::Send { peer, frames } => Out::Send(peer, frames.payloads().collect()),
+            Action::Disconnect { peer, reason } => Out::Disconnect(peer, reason),
+        })
+        .collect()
+}
+
 #[test]
 fn a_long_read_is_handled_frame_by_frame_in_order() {
     // 300 frames in one read (several internal batches): 200 new messages with a
-    // duplicate of each of the first 100 among them, then an oversized length.
+    // duplicate among them after every second one, then an oversized length. The
+    // duplicates split the new frames into runs of two.
     let (mut node, now) = node_with(Config::default(), &[A, B]);
     let mut read = Vec::new();
     let mut expected = Vec::new();
+    let payload = |n: u32| Bytes::copy_from_slice(&n.to_be_bytes());
     for n in 0..200u32 {
         read.extend(encode(&n.to_be_bytes()));
-        expected.push(Action::Deliver(Delivery {
-            id: MessageId::of(&n.to_be_bytes()),
-            payload: Bytes::copy_from_slice(&n.to_be_bytes()),
-            from: A,
-        }));
-        expected.push(Action::Send {
-            peer: B,
-            frame: Frame::new(Bytes::copy_from_slice(&n.to_be_bytes())).unwrap(),
-        });
+        expected.push(Out::Deliver(payload(n), A));
         if n % 2 == 1 {
+            expected.push(Out::Send(B, vec![payload(n - 1), payload(n)]));
             read.extend(encode(&(n / 2).to_be_bytes()));
         }
     }
     read.extend(u32::MAX.to_be_bytes());
     read.extend(encode(b"after the error"));
     node.handle_received(now, A, &read);
-    let out = actions(&mut node);
+    let mut out = spelled_out(actions(&mut node));
     assert!(
         matches!(
-            out.last(),
-            Some(Action::Disconnect {
-                peer: A,
-                reason: DisconnectReason::Protocol(FrameError::TooLarge { .. })
-            })
+            out.pop(),
+            Some(Out::Disconnect(
+                A,
+                DisconnectReason::Protocol(FrameError::TooLarge { .. })
+            ))
         ),
-        "{:?}",
-        out.last()
+        "the last action is the disconnect"
     );
-    assert_eq!(out[..out.len() - 1], expected[..]);
+    assert_eq!(out, expected);
     let stats = node.stats();
     assert_eq!((stats.frames_in, stats.duplicates), (300, 100));
+    assert_eq!((stats.frames_out, stats.messages_delivered), (200, 200));
+}
+
+#[test]
+fn a_run_is_split_around_a_frame_shed_for_one_peer_only() {
+    // B's queue already holds one 10-byte frame; C's was flushed. B has room for 147
+    // more bytes of charge: the next 10-byte frame (78), not a second (78), but then a
+    // 1-byte one (69) fits again, exactly as if the frames came one by one.
+    let config = Config {
+        max_frame_len: 10,
+        peer_queue_bytes: 2 * FRAME_CHARGE + 69,
+        ..Config::default()
+    };
+    let (mut node, t0) = node_with(config, &[A, B, C]);
+    node.publish(t0, vec![0; 10]).unwrap();
+    actions(&mut node);
+    node.handle_flushed(t0, A, 14);
+    node.handle_flushed(t0, C, 14);
+    let mut read = encode(&[1; 10]);
+    read.extend(encode(&[2; 10]));
+    read.extend(encode(&[3]));
+    node.handle_received(t0, A, &read);
+    let payload = |byte: u8, len: usize| Bytes::from(vec![byte; len]);
+    let out = spelled_out(actions(&mut node));
+    assert_eq!(
+        out[3..],
+        [
+            Out::Send(B, vec![payload(1, 10)]),
+            Out::Send(B, vec![payload(3, 1)]),
+            Out::Send(C, vec![payload(1, 10), payload(2, 10), payload(3, 1)]),
+        ]
+    );
+    assert_eq!(node.stats().frames_shed, 1);
+    assert_eq!(
+        node.poll_timeout(),
+        Some(t0 + Config::default().slow_peer_timeout)
+    );
+    // B holds its old frame and two new ones; C one run of three.
+    assert_eq!(node.stats().queued_bytes, (2 * FRAME_CHARGE + 69) * 2);
+}
+
+#[test]
+fn a_run_releases_each_frame_overhead_when_it_is_written_whole() {
+    let (mut node, t0) = node_with(Config::default(), &[A, B]);
+    let mut read = encode(&[1; 10]);
+    read.extend(encode(&[2; 10]));
+    node.handle_received(t0, A, &read);
+    assert_eq!(sends(&actions(&mut node)), [B]);
+    assert_eq!(node.stats().queued_bytes, 2 * FRAME_CHARGE);
+    // 27 of the run's 28 bytes: its overheads are held until the last byte is out.
+    node.handle_flushed(t0, B, 27);
+    assert_eq!(node.stats().queued_bytes, 2 * FRAME_CHARGE - 27);
+    node.handle_flushed(t0, B, 1);
+    assert_eq!(node.stats().queued_bytes, 0);
+}
+
+#[test]
+fn frames_that_are_not_back_to_back_in_the_read_go_on_their_own() {
+    let (mut node, t0) = node_with(Config::default(), &[A, B]);
+    // "xx" starts in one read and ends in the next, which also brings "y", an empty
+    // payload and "z".
+    let mut wire = encode(b"xx");
+    wire.extend(encode(b"y"));
+    wire.extend(encode(b""));
+    wire.extend(encode(b"z"));
+    node.handle_received(t0, A, &wire[..3]);
+    node.handle_received(t0, A, &wire[3..]);
+    let text = |t: &'static [u8]| Bytes::from_static(t);
+    assert_eq!(
+        spelled_out(actions(&mut node)),
+        [
+            Out::Deliver(text(b"xx"), A),
+            Out::Send(B, vec![text(b"xx")]),
+            Out::Deliver(text(b"y"), A),
+            Out::Send(B, vec![text(b"y")]),
+            Out::Deliver(text(b""), A),
+            Out::Send(B, vec![text(b"")]),
+            Out::Deliver(text(b"z"), A),
+            Out::Send(B, vec![text(b"z")]),
+        ]
+    );
+}
+
+#[test]
+fn copied_messages_keep_their_runs_in_one_copy() {
+    let (mut node, t0) = node_with(Config::default(), &[A, B]);
+    let old: Vec<u8> = (0..20u8).flat_map(|n| encode(&[n; 40])).collect();
+    node.handle_received(t0, A, &old);
+    actions(&mut node);
+    // Mostly old frames, with two new ones back to back and one more further on.
+    let mut read = encode(b"new one");
+    read.extend(encode(b"new two"));
+    read.extend(&old);
+    read.extend(encode(b"new three"));
+    let read = Bytes::from(read);
+    node.handle_received_bytes(t0, A, read.clone());
+    let out = actions(&mut node);
+    let text = |t: &'static [u8]| Bytes::from_static(t);
+    assert_eq!(
+        spelled_out(out.clone()),
+        [
+            Out::Deliver(text(b"new one"), A),
+            Out::Deliver(text(b"new two"), A),
+            Out::Send(B, vec![text(b"new one"), text(b"new two")]),
+            Out::Deliver(text(b"new three"), A),
+            Out::Send(B, vec![text(b"new three")]),
+        ]
+    );
+    assert_eq!(node.stats().payloads_copied, 3);
+    // One copy of the three frames, end to end, shared by the Delivers and the Sends.
+    let pointers = payload_pointers(&out);
+    assert!(pointers.iter().all(|&p| !lies_in(p, &read)));
+    let at = |i: usize| pointers[i] as usize;
+    assert_eq!((at(2), at(3), at(4)), (at(0), at(1), at(5)));
+    assert_eq!((at(1) - at(0), at(5) - at(1)), (11, 11));
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! Arbitrary event sequences from several peers into one node: it never panics, and
 //! after every step the seen set is within its bound, no message is delivered twice
 //! unless ids were forgotten in between, nothing is sent back to the peer it came
-//! from, and queued bytes stay within the budgets.
+//! from, every frame sent is a message delivered or published in that step (a run of
+//! forwarded frames holds nothing else), and queued bytes stay within the budgets.
 #![no_main]
 
 use std::collections::HashMap;
@@ -49,6 +50,8 @@ fuzz_target!(|events: Vec<Event>| {
     let mut delivered: HashMap<MessageId, u64> = HashMap::new();
     for event in events {
         let mut from = None;
+        // Payloads this step may send: what it delivers, or publishes.
+        let mut sendable: Vec<Vec<u8>> = Vec::new();
         match event {
             Event::Connect(p) => node.peer_connected(now, PeerId(u64::from(p % 8))),
             Event::Disconnect(p) => node.peer_disconnected(now, PeerId(u64::from(p % 8))),
@@ -64,6 +67,7 @@ fuzz_target!(|events: Vec<Event>| {
             }
             Event::Flush(p, n) => node.handle_flushed(now, PeerId(u64::from(p % 8)), n.into()),
             Event::Publish(payload) => {
+                sendable.push(payload.clone());
                 let _ = node.publish(now, payload);
             }
             Event::Advance(ms) => {
@@ -74,8 +78,20 @@ fuzz_target!(|events: Vec<Event>| {
         let evicted = node.stats().seen_evicted;
         for action in node.drain_actions() {
             match action {
-                Action::Send { peer, .. } => assert_ne!(Some(peer), from, "echoed to sender"),
+                Action::Send { peer, frames } => {
+                    assert_ne!(Some(peer), from, "echoed to sender");
+                    assert!(frames.count() > 0, "an empty send");
+                    let payloads: Vec<_> = frames.payloads().collect();
+                    assert_eq!(payloads.len(), frames.count(), "a send is whole frames");
+                    for payload in payloads {
+                        assert!(
+                            sendable.iter().any(|p| p[..] == payload[..]),
+                            "sent {payload:?}"
+                        );
+                    }
+                }
                 Action::Deliver(delivery) => {
+                    sendable.push(delivery.payload.to_vec());
                     if let Some(&before) = delivered.get(&delivery.id) {
                         assert!(evicted > before, "delivered twice while remembered");
                     }

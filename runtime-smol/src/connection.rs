@@ -5,7 +5,7 @@ use std::net::Shutdown;
 
 use bytes::BytesMut;
 use gossip_core::transport::{SocketEvent, WriteQueue, SLICES_PER_WRITE};
-use gossip_core::{Frame, PeerId};
+use gossip_core::{Frames, PeerId};
 use smol::channel::{Receiver, Sender};
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::net::TcpStream;
@@ -51,7 +51,7 @@ pub(crate) async fn read_loop(
 pub(crate) async fn write_loop(
     peer: PeerId,
     mut socket: TcpStream,
-    frames: Receiver<Vec<Frame>>,
+    frames: Receiver<Vec<Frames>>,
     events: Sender<Event>,
 ) {
     let mut queue = WriteQueue::default();

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use gossip_core::transport::{Closed, Connection, Engine, NetConfig, SocketEvent};
-use gossip_core::{Delivery, Frame, Node, PublishError, PublishOutcome, Stats};
+use gossip_core::{Delivery, Frames, Node, PublishError, PublishOutcome, Stats};
 use smol::channel::{bounded, unbounded, Receiver, Sender, TrySendError};
 use smol::future::FutureExt;
 use smol::net::{TcpListener, TcpStream};
@@ -49,7 +49,7 @@ pub(crate) struct PeerCount {
 
 /// The driver's handle on one connection's tasks.
 struct SmolConnection {
-    frames: Sender<Vec<Frame>>,
+    frames: Sender<Vec<Frames>>,
     reader: Task<()>,
     writer: Task<()>,
     /// Where `finish` leaves the writer for the driver's shutdown to await or cancel.
@@ -62,7 +62,7 @@ struct SmolConnection {
 type Lingering = Arc<Mutex<Vec<Task<()>>>>;
 
 impl Connection for SmolConnection {
-    fn send(&mut self, frames: Vec<Frame>) {
+    fn send(&mut self, frames: Vec<Frames>) {
         // The writer may already have ended; its Closed event is on the way.
         let _ = self.frames.try_send(frames);
     }

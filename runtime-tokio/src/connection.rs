@@ -4,7 +4,7 @@ use std::io::IoSlice;
 
 use bytes::BytesMut;
 use gossip_core::transport::{SocketEvent, WriteQueue, SLICES_PER_WRITE};
-use gossip_core::{Frame, PeerId};
+use gossip_core::{Frames, PeerId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
@@ -48,7 +48,7 @@ pub(crate) async fn read_loop(
 pub(crate) async fn write_loop(
     peer: PeerId,
     mut socket: OwnedWriteHalf,
-    mut frames: mpsc::UnboundedReceiver<Vec<Frame>>,
+    mut frames: mpsc::UnboundedReceiver<Vec<Frames>>,
     events: mpsc::Sender<Event>,
 ) {
     let mut queue = WriteQueue::default();

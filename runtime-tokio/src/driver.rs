@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use gossip_core::transport::{Closed, Connection, Engine, NetConfig, SocketEvent};
-use gossip_core::{Delivery, Frame, Node, PublishError, PublishOutcome, Stats};
+use gossip_core::{Delivery, Frames, Node, PublishError, PublishOutcome, Stats};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -40,7 +40,7 @@ pub(crate) enum Command {
 
 /// The driver's handle on one connection's tasks.
 struct TokioConnection {
-    frames: mpsc::UnboundedSender<Vec<Frame>>,
+    frames: mpsc::UnboundedSender<Vec<Frames>>,
     reader: AbortHandle,
     writer: AbortHandle,
     /// Dropped with the connection, which wakes the dialler that made it.
@@ -48,7 +48,7 @@ struct TokioConnection {
 }
 
 impl Connection for TokioConnection {
-    fn send(&mut self, frames: Vec<Frame>) {
+    fn send(&mut self, frames: Vec<Frames>) {
         // The writer may already have ended; its Closed event is on the way.
         let _ = self.frames.send(frames);
     }

@@ -2,8 +2,10 @@
 
 mod peer;
 mod read_buffer;
+mod run;
 
 use std::collections::VecDeque;
+use std::ops::Range;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -11,11 +13,12 @@ use thiserror::Error;
 
 use crate::config::queue_charge;
 use crate::{
-    Action, Config, ConfigError, Delivery, DisconnectReason, Frame, MessageId, PeerId, SeenSet,
+    Action, Config, ConfigError, Delivery, DisconnectReason, Frames, MessageId, PeerId, SeenSet,
     Stats,
 };
 use peer::{Peer, PeerTable};
-use read_buffer::ReadSpan;
+use read_buffer::Read;
+use run::Run;
 
 /// One gossip node: events in, [`Action`]s out.
 ///
@@ -27,7 +30,9 @@ use read_buffer::ReadSpan;
 ///
 /// Flooding rule: a message not seen before is delivered once and forwarded to every
 /// connected peer except the one it came from; a message already seen is dropped and
-/// counted as a duplicate.
+/// counted as a duplicate. The new messages of one read that lie back to back in it are
+/// forwarded to each peer as one [`Frames`] run: one `Send` per peer and read, not per
+/// message.
 ///
 /// See the [crate documentation](crate) for a complete example.
 #[derive(Debug)]
@@ -40,6 +45,9 @@ pub struct Node {
     queued_bytes: usize,
     /// Frames being handled, with their ids; kept to reuse its allocation.
     batch: Vec<(MessageId, Bytes)>,
+    /// New frames of the read being handled, not forwarded yet; kept to reuse its
+    /// allocation.
+    run: Run,
 }
 
 /// Frames handled per pass of [`Node::decode_frames`]: enough for the seen-set checks of
@@ -100,6 +108,7 @@ impl Node {
             stats: Stats::default(),
             queued_bytes: 0,
             batch: Vec::with_capacity(BATCH),
+            run: Run::default(),
         })
     }
 
@@ -165,19 +174,21 @@ impl Node {
     pub fn handle_received_bytes(&mut self, now: Instant, peer: PeerId, data: Bytes) {
         if let Some(state) = self.peers.get_mut(peer) {
             self.stats.bytes_in += data.len() as u64;
-            let read = ReadSpan::of(&data);
+            let read = Read::of(&data);
             state.decoder.push(data);
             self.decode_frames(now, peer, read);
         }
     }
 
     /// Handles the complete frames buffered for `peer`, [`BATCH`] at a time in three
-    /// passes: split and hash them, check them against the seen set, then deliver and
-    /// forward the new ones. The seen-set checks run back to back so that their cache
-    /// misses (a large set lives outside the caches) overlap instead of queueing behind
-    /// each frame's hashing. Outcomes and action order are those of one frame at a time.
-    fn decode_frames(&mut self, now: Instant, peer: PeerId, read: ReadSpan) {
+    /// passes: split and hash them, check them against the seen set, then deliver the new
+    /// ones and gather them into runs to forward. The seen-set checks run back to back so
+    /// that their cache misses (a large set lives outside the caches) overlap instead of
+    /// queueing behind each frame's hashing. Outcomes and the order of what each peer is
+    /// sent are those of one frame at a time.
+    fn decode_frames(&mut self, now: Instant, peer: PeerId, read: Read) {
         let mut batch = std::mem::take(&mut self.batch);
+        let mut run = std::mem::take(&mut self.run);
         let first_action = self.actions.len();
         // Bytes of new payloads that are slices of `read`.
         let mut kept = 0;
@@ -204,16 +215,37 @@ impl Node {
                 *is_new = self.seen.insert(*id, now);
             }
             for (is_new, (id, payload)) in new.into_iter().zip(batch.drain(..)) {
-                if is_new {
-                    if read.holds(&payload) {
-                        kept += payload.len();
-                    }
-                    self.deliver_and_forward(now, peer, id, payload);
-                } else {
+                if !is_new {
                     self.stats.duplicates += 1;
+                    continue;
+                }
+                self.stats.messages_delivered += 1;
+                let delivery = |payload| {
+                    Action::Deliver(Delivery {
+                        id,
+                        payload,
+                        from: peer,
+                    })
+                };
+                let frame = read.frame_range(&payload);
+                if !frame.as_ref().is_some_and(|frame| run.accepts(frame)) {
+                    self.forward_run(now, peer, &read, &mut run);
+                }
+                match frame {
+                    Some(frame) => {
+                        kept += payload.len();
+                        self.actions.push_back(delivery(payload));
+                        run.extend(frame);
+                    }
+                    // Assembled across reads, or empty: forwarded on its own.
+                    None => {
+                        self.actions.push_back(delivery(payload.clone()));
+                        self.forward_one(now, Some(peer), payload);
+                    }
                 }
             }
             if let Some(error) = error {
+                self.forward_run(now, peer, &read, &mut run);
                 self.stats.protocol_errors += 1;
                 self.disconnect(peer, DisconnectReason::Protocol(error));
                 break;
@@ -222,10 +254,12 @@ impl Node {
                 break;
             }
         }
+        self.forward_run(now, peer, &read, &mut run);
         self.batch = batch;
+        self.run = run;
         if read.too_big_for(kept) {
             self.stats.payloads_copied +=
-                read_buffer::copy_out(self.actions.range_mut(first_action..), read);
+                read_buffer::copy_out(&mut self.actions, first_action, &read);
         }
     }
 
@@ -278,7 +312,7 @@ impl Node {
             return Ok(PublishOutcome::AlreadySeen { id });
         }
         self.stats.messages_published += 1;
-        let peers = self.flood(now, None, payload);
+        let peers = self.forward_one(now, None, payload);
         Ok(PublishOutcome::Sent { id, peers })
     }
 
@@ -337,54 +371,94 @@ impl Node {
         &self.seen
     }
 
-    /// A message not seen before (and now marked seen) arrived from `from`.
-    fn deliver_and_forward(&mut self, now: Instant, from: PeerId, id: MessageId, payload: Bytes) {
-        self.stats.messages_delivered += 1;
-        self.actions.push_back(Action::Deliver(Delivery {
-            id,
-            payload: payload.clone(),
-            from,
-        }));
-        self.flood(now, Some(from), payload);
+    /// Forwards `run` (new frames of `read` from `from`) and empties it.
+    fn forward_run(&mut self, now: Instant, from: PeerId, read: &Read, run: &mut Run) {
+        if !run.is_empty() {
+            self.forward(now, Some(from), run.frame_lens(), |bytes, count| {
+                run.frames(read, bytes, count)
+            });
+            run.clear();
+        }
     }
 
-    /// Queues the message for every peer but `except`; returns how many took it.
-    fn flood(&mut self, now: Instant, except: Option<PeerId>, payload: Bytes) -> usize {
+    /// Queues one message for every peer but `except`; returns how many took it.
+    fn forward_one(&mut self, now: Instant, except: Option<PeerId>, payload: Bytes) -> usize {
         // `max_frame_len` fits a u32 (checked by `Config::validate`) and every payload was
         // checked against it, so framing cannot fail.
-        let Some(frame) = Frame::new(payload) else {
+        let Some(frames) = Frames::single(payload) else {
             return 0;
         };
-        let wire_len = frame.wire_len();
-        let charge = queue_charge(wire_len);
+        self.forward(now, except, &[frames.wire_len()], |_, _| frames.clone())
+    }
+
+    /// Queues consecutive frames, of wire lengths `frame_lens`, for every peer but
+    /// `except`; `frames(bytes, count)` gives the [`Frames`] for `count` of them lying at
+    /// `bytes` (offsets from the first frame's start). Each frame goes to each peer with
+    /// room for it in its queue and in the total, exactly as if they came one by one; a
+    /// peer gets the frames it takes in one `Send`, or one per stretch between frames
+    /// shed for it. Returns how many peers took at least one frame.
+    fn forward(
+        &mut self,
+        now: Instant,
+        except: Option<PeerId>,
+        frame_lens: &[usize],
+        frames: impl Fn(Range<usize>, usize) -> Frames,
+    ) -> usize {
         let peer_budget = self.config.peer_queue_bytes;
-        let mut sent = 0;
+        let total_budget = self.config.total_queue_bytes;
+        let mut took = 0;
         for (peer, state) in self.peers.iter_mut() {
             if Some(peer) == except {
                 continue;
             }
-            let fits_peer = state.queued_bytes + charge <= peer_budget;
-            let fits_total = self.queued_bytes + charge <= self.config.total_queue_bytes;
-            if !(fits_peer && fits_total) {
-                self.stats.frames_shed += 1;
-                if !fits_peer {
-                    // Only a peer's own backlog counts against it; a full total queue is
-                    // resolved by disconnecting the peers that filled it.
-                    state.overloaded_since.get_or_insert(now);
+            let sends_before = self.actions.len();
+            // Frames taken and not yet sent: where they start, how many, their charge.
+            let (mut start, mut count, mut charge) = (0, 0, 0);
+            let mut at = 0;
+            for index in 0..=frame_lens.len() {
+                // `None` past the last frame, so that what is taken gets sent.
+                let next = frame_lens.get(index).map(|&wire_len| {
+                    let frame_charge = queue_charge(wire_len, 1);
+                    let fits_peer = state.queued_bytes + charge + frame_charge <= peer_budget;
+                    let fits_total = self.queued_bytes + charge + frame_charge <= total_budget;
+                    (wire_len, frame_charge, fits_peer, fits_total)
+                });
+                let taken = matches!(next, Some((_, _, true, true)));
+                if !taken && count > 0 {
+                    let wire_len = at - start;
+                    self.queued_bytes += state.queue(wire_len, count);
+                    self.stats.frames_out += count as u64;
+                    self.stats.bytes_out += wire_len as u64;
+                    self.actions.push_back(Action::Send {
+                        peer,
+                        frames: frames(start..at, count),
+                    });
+                    (count, charge) = (0, 0);
                 }
-                continue;
+                let Some((wire_len, frame_charge, fits_peer, _)) = next else {
+                    break;
+                };
+                if taken {
+                    if count == 0 {
+                        start = at;
+                    }
+                    count += 1;
+                    charge += frame_charge;
+                } else {
+                    self.stats.frames_shed += 1;
+                    if !fits_peer {
+                        // Only a peer's own backlog counts against it; a full total queue
+                        // is resolved by disconnecting the peers that filled it.
+                        state.overloaded_since.get_or_insert(now);
+                    }
+                }
+                at += wire_len;
             }
-            state.queue(wire_len);
-            self.queued_bytes += charge;
-            self.stats.frames_out += 1;
-            self.stats.bytes_out += wire_len as u64;
-            self.actions.push_back(Action::Send {
-                peer,
-                frame: frame.clone(),
-            });
-            sent += 1;
+            if self.actions.len() > sends_before {
+                took += 1;
+            }
         }
-        sent
+        took
     }
 
     fn disconnect(&mut self, peer: PeerId, reason: DisconnectReason) {

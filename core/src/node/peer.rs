@@ -11,12 +11,13 @@ use crate::{FrameDecoder, PeerId, QUEUED_FRAME_OVERHEAD};
 pub(crate) struct Peer {
     pub(crate) decoder: FrameDecoder,
     /// Bytes charged for frames sent to the caller for this peer and not yet flushed:
-    /// their unwritten wire bytes, plus [`QUEUED_FRAME_OVERHEAD`] for each frame not
-    /// completely written.
+    /// their unwritten wire bytes, plus [`QUEUED_FRAME_OVERHEAD`] for each frame of a
+    /// `Send` not completely written.
     pub(crate) queued_bytes: usize,
-    /// Where each queued frame ends in the peer's byte stream, oldest first, so that a
-    /// flush of so many bytes tells how many frames it completed.
-    frame_ends: VecDeque<u64>,
+    /// Where each queued `Send` ends in the peer's byte stream and how many frames it
+    /// carries, oldest first, so that a flush of so many bytes tells how many frames it
+    /// completed.
+    send_ends: VecDeque<(u64, usize)>,
     /// Wire bytes queued for this peer since it connected.
     queued_total: u64,
     /// Wire bytes reported flushed since it connected.
@@ -29,8 +30,8 @@ pub(crate) struct Peer {
 pub(crate) struct Flushed {
     /// Wire bytes that were outstanding and are now written.
     pub(crate) wire_bytes: usize,
-    /// What the budgets got back: the wire bytes, plus the overhead of each frame the
-    /// flush completed.
+    /// What the budgets got back: the wire bytes, plus the overhead of each frame of the
+    /// `Send`s the flush completed.
     pub(crate) released: usize,
 }
 
@@ -39,18 +40,21 @@ impl Peer {
         Peer {
             decoder: FrameDecoder::new(max_frame_len),
             queued_bytes: 0,
-            frame_ends: VecDeque::new(),
+            send_ends: VecDeque::new(),
             queued_total: 0,
             flushed_total: 0,
             overloaded_since: None,
         }
     }
 
-    /// Accounts a frame of `wire_len` bytes as queued for this peer.
-    pub(crate) fn queue(&mut self, wire_len: usize) {
+    /// Accounts a `Send` of `frames` frames, `wire_len` bytes in all, as queued for this
+    /// peer; returns what it is charged.
+    pub(crate) fn queue(&mut self, wire_len: usize, frames: usize) -> usize {
         self.queued_total += wire_len as u64;
-        self.frame_ends.push_back(self.queued_total);
-        self.queued_bytes += queue_charge(wire_len);
+        self.send_ends.push_back((self.queued_total, frames));
+        let charge = queue_charge(wire_len, frames);
+        self.queued_bytes += charge;
+        charge
     }
 
     /// When this peer must be disconnected if it is still overloaded.
@@ -65,13 +69,12 @@ impl Peer {
         let wire_bytes = (bytes as u64).min(outstanding);
         self.flushed_total += wire_bytes;
         let mut completed = 0;
-        while self
-            .frame_ends
-            .front()
-            .is_some_and(|&end| end <= self.flushed_total)
-        {
-            self.frame_ends.pop_front();
-            completed += 1;
+        while let Some(&(end, frames)) = self.send_ends.front() {
+            if end > self.flushed_total {
+                break;
+            }
+            self.send_ends.pop_front();
+            completed += frames;
         }
         // Both fit in usize: they are at most what was charged, which is a usize.
         let wire_bytes = wire_bytes as usize;
@@ -87,8 +90,8 @@ impl Peer {
     }
 }
 
-/// The connected peers, sorted by id: a flood walks them in a fixed order (so runs are
-/// deterministic) over contiguous memory, and lookups are a binary search.
+/// The connected peers, sorted by id: a flood walks them in a fixed order (so simulations
+/// are deterministic) over contiguous memory, and lookups are a binary search.
 #[derive(Debug, Default)]
 pub(crate) struct PeerTable {
     entries: Vec<(PeerId, Peer)>,

@@ -37,9 +37,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
-use crate::{
-    Action, Config, DisconnectReason, Frame, MessageId, Node, PeerId, PublishError, HEADER_LEN,
-};
+use crate::{Action, Config, DisconnectReason, Frames, MessageId, Node, PeerId, PublishError};
 
 /// How the simulated network behaves. All randomness comes from `seed`.
 #[derive(Debug, Clone)]
@@ -141,7 +139,7 @@ impl Ord for Scheduled {
 /// One direction of a link: frames in flight, in order.
 #[derive(Debug, Default)]
 struct Pipe {
-    in_flight: VecDeque<(SimTime, Frame)>,
+    in_flight: VecDeque<(SimTime, Frames)>,
     /// Bytes of the front frame already read by the receiver.
     read_of_front: usize,
     /// Arrival time of the last frame sent, so later frames never overtake it.
@@ -577,9 +575,10 @@ impl Simulation {
             };
             let mut offset = pipe.read_of_front;
             while offset < frame.wire_len() && buffer.len() < read_len {
-                let part = match offset.checked_sub(HEADER_LEN) {
-                    None => &frame.header()[offset..],
-                    Some(in_payload) => &frame.payload()[in_payload..],
+                let [head, rest] = frame.parts();
+                let part = match offset.checked_sub(head.len()) {
+                    None => &head[offset..],
+                    Some(in_rest) => &rest[in_rest..],
                 };
                 let take = part.len().min(read_len - buffer.len());
                 buffer.extend_from_slice(&part[..take]);
@@ -624,23 +623,33 @@ impl Simulation {
         let mut actions = std::mem::take(&mut self.actions);
         actions.extend(node.drain_actions());
         let mut raw_flushed = Vec::new();
-        // The message the next sends carry: a publish's, then each delivery's (a message's
-        // Deliver precedes the Sends that forward it).
-        let mut current = published;
+        // Tracked messages delivered here, by where their payload lies: the Sends that
+        // forward them carry the same bytes (a message's Deliver precedes them).
+        let mut delivered: HashMap<*const u8, usize> = HashMap::new();
         for action in actions.drain(..) {
             match action {
-                Action::Send { peer, frame } => {
-                    if let Some(track) = current {
-                        self.tracks[track].frames_sent += 1;
+                Action::Send { peer, frames } => {
+                    if let Some(track) = published {
+                        self.tracks[track].frames_sent += frames.count() as u64;
+                    } else if !delivered.is_empty() {
+                        for payload in frames.payloads() {
+                            if let Some(&track) = delivered.get(&payload.as_ptr()) {
+                                self.tracks[track].frames_sent += 1;
+                            }
+                        }
                     }
                     if peer.0 & RAW_PEER != 0 {
-                        raw_flushed.push((peer, frame.wire_len()));
+                        raw_flushed.push((peer, frames.wire_len()));
                     } else {
-                        self.send(peer, frame);
+                        self.send(peer, frames);
                     }
                 }
                 Action::Deliver(delivery) => {
-                    current = self.track_index.get(&delivery.id).copied();
+                    if let Some(&track) = self.track_index.get(&delivery.id) {
+                        if !delivery.payload.is_empty() {
+                            delivered.insert(delivery.payload.as_ptr(), track);
+                        }
+                    }
                     self.record_delivery(index, delivery.id, delivery.from)
                 }
                 Action::Disconnect { peer, reason } => {
@@ -678,9 +687,9 @@ impl Simulation {
         }
     }
 
-    fn send(&mut self, peer: PeerId, frame: Frame) {
+    fn send(&mut self, peer: PeerId, frame: Frames) {
         let (link, side) = Self::link_of(peer);
-        self.frames_sent += 1;
+        self.frames_sent += frame.count() as u64;
         if self.config.link_failure > 0.0 && self.rng.chance(self.config.link_failure) {
             self.break_link(link, true);
             return;

@@ -7,7 +7,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::{
-    Action, Delivery, DisconnectReason, Frame, Node, PeerId, PublishError, PublishOutcome, Stats,
+    Action, Delivery, DisconnectReason, Frames, Node, PeerId, PublishError, PublishOutcome, Stats,
 };
 
 /// The adapter's side of one connection, as the [`Engine`] drives it.
@@ -15,7 +15,7 @@ pub trait Connection {
     /// Hands this event's frames for the peer to its writer, in order. Called only with
     /// frames the core accounted for, so an unbounded channel here is bounded by
     /// [`Config::peer_queue_bytes`](crate::Config::peer_queue_bytes).
-    fn send(&mut self, frames: Vec<Frame>);
+    fn send(&mut self, frames: Vec<Frames>);
     /// Stops the connection's tasks and closes its socket now.
     fn close(self);
     /// Stops reading, lets the writer send what is queued, then closes. Used at
@@ -55,12 +55,12 @@ pub struct Closed {
 /// use std::time::Instant;
 /// use bytes::Bytes;
 /// use gossip_core::transport::{Connection, Engine, SocketEvent};
-/// use gossip_core::{frame::encode, Config, Frame, Node};
+/// use gossip_core::{frame::encode, Config, Frames, Node};
 ///
 /// /// A connection whose "socket" is a vector.
-/// struct Recorder(Vec<Frame>);
+/// struct Recorder(Vec<Frames>);
 /// impl Connection for &mut Recorder {
-///     fn send(&mut self, frames: Vec<Frame>) { self.0.extend(frames) }
+///     fn send(&mut self, frames: Vec<Frames>) { self.0.extend(frames) }
 ///     fn close(self) {}
 ///     fn finish(self) {}
 /// }
@@ -91,7 +91,7 @@ struct Open<C> {
     addr: SocketAddr,
     connection: C,
     /// Frames of the current event, handed over in one batch.
-    batch: Vec<Frame>,
+    batch: Vec<Frames>,
 }
 
 impl<C: Connection> Engine<C> {
@@ -205,9 +205,9 @@ impl<C: Connection> Engine<C> {
     fn carry_out(&mut self) {
         while let Some(action) = self.node.poll_action() {
             match action {
-                Action::Send { peer, frame } => {
+                Action::Send { peer, frames } => {
                     if let Some(open) = self.open.get_mut(&peer) {
-                        open.batch.push(frame);
+                        open.batch.push(frames);
                     }
                 }
                 Action::Deliver(delivery) => self.deliveries.push_back(delivery),
@@ -242,7 +242,8 @@ mod tests {
     /// What happened to one test connection.
     #[derive(Debug, Default)]
     struct Log {
-        batches: Vec<usize>,
+        /// Per batch: how many `Frames`, and how many frames in them.
+        batches: Vec<(usize, usize)>,
         closed: bool,
         finished: bool,
     }
@@ -250,8 +251,9 @@ mod tests {
     struct Recorder(Rc<RefCell<Log>>);
 
     impl Connection for Recorder {
-        fn send(&mut self, frames: Vec<Frame>) {
-            self.0.borrow_mut().batches.push(frames.len());
+        fn send(&mut self, frames: Vec<Frames>) {
+            let count = frames.iter().map(Frames::count).sum();
+            self.0.borrow_mut().batches.push((frames.len(), count));
         }
         fn close(self) {
             self.0.borrow_mut().closed = true;
@@ -275,12 +277,14 @@ mod tests {
     #[test]
     fn frames_of_one_event_reach_each_writer_as_one_batch() {
         let (mut engine, logs, now) = engine_with(2);
+        // A duplicate in the middle splits the new frames into two runs.
         let mut read = encode(b"one");
         read.extend(encode(b"two"));
+        read.extend(encode(b"one"));
         read.extend(encode(b"three"));
         engine.handle_socket(now, SocketEvent::Received(PeerId(0), Bytes::from(read)));
-        assert_eq!(logs[0].borrow().batches, Vec::<usize>::new());
-        assert_eq!(logs[1].borrow().batches, [3]);
+        assert_eq!(logs[0].borrow().batches, []);
+        assert_eq!(logs[1].borrow().batches, [(2, 3)]);
         assert_eq!(std::iter::from_fn(|| engine.next_delivery()).count(), 3);
     }
 

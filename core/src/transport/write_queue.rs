@@ -3,24 +3,25 @@
 use std::collections::VecDeque;
 use std::io::IoSlice;
 
-use crate::Frame;
+use crate::Frames;
 
-/// How many [`IoSlice`]s the adapters hand to one vectored write: header and payload of
-/// up to 256 frames, half of Linux's `IOV_MAX` (64 KiB of 256 B messages per syscall).
+/// How many [`IoSlice`]s the adapters hand to one vectored write: up to 512 [`Frames`]
+/// (each one slice, a forwarded run, or two, a published frame), half of Linux's
+/// `IOV_MAX`.
 pub const SLICES_PER_WRITE: usize = 512;
 
 /// Frames waiting to be written to one socket, handed out as [`IoSlice`]s so that many
-/// frames go out in one vectored write without copying their payloads.
+/// frames go out in one vectored write without copying their bytes.
 ///
 /// ```
 /// use std::io::{IoSlice, Write};
 /// use bytes::Bytes;
 /// use gossip_core::transport::{WriteQueue, SLICES_PER_WRITE};
-/// use gossip_core::Frame;
+/// use gossip_core::Frames;
 ///
 /// let mut queue = WriteQueue::default();
 /// for text in ["ab", "cde"] {
-///     queue.push(Frame::new(Bytes::from(text)).unwrap());
+///     queue.push(Frames::single(Bytes::from(text)).unwrap());
 /// }
 /// let mut socket = Vec::new(); // stands in for a TcpStream
 /// while !queue.is_empty() {
@@ -34,15 +35,15 @@ pub const SLICES_PER_WRITE: usize = 512;
 /// ```
 #[derive(Debug, Default)]
 pub struct WriteQueue {
-    frames: VecDeque<Frame>,
+    frames: VecDeque<Frames>,
     /// Bytes of the front frame already written.
     written_of_front: usize,
     pending_bytes: usize,
 }
 
 impl WriteQueue {
-    /// Appends a frame.
-    pub fn push(&mut self, frame: Frame) {
+    /// Appends frames.
+    pub fn push(&mut self, frame: Frames) {
         self.pending_bytes += frame.wire_len();
         self.frames.push_back(frame);
     }
@@ -63,7 +64,7 @@ impl WriteQueue {
         let mut filled = 0;
         let mut skip = self.written_of_front;
         for frame in &self.frames {
-            for part in [&frame.header()[..], &frame.payload()[..]] {
+            for part in frame.parts() {
                 // Only the front frame has a written prefix to skip.
                 let cut = skip.min(part.len());
                 skip -= cut;
@@ -104,8 +105,8 @@ impl WriteQueue {
     }
 }
 
-impl Extend<Frame> for WriteQueue {
-    fn extend<I: IntoIterator<Item = Frame>>(&mut self, frames: I) {
+impl Extend<Frames> for WriteQueue {
+    fn extend<I: IntoIterator<Item = Frames>>(&mut self, frames: I) {
         for frame in frames {
             self.push(frame);
         }
@@ -115,10 +116,11 @@ impl Extend<Frame> for WriteQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frame::encode;
     use bytes::Bytes;
 
-    fn frame(payload: &'static [u8]) -> Frame {
-        Frame::new(Bytes::from_static(payload)).unwrap()
+    fn frame(payload: &'static [u8]) -> Frames {
+        Frames::single(Bytes::from_static(payload)).unwrap()
     }
 
     fn collect(queue: &WriteQueue, max_slices: usize) -> Vec<u8> {
@@ -143,6 +145,27 @@ mod tests {
         assert!(queue.is_empty());
         assert_eq!(queue.pending_bytes(), 0);
         assert_eq!(wire, b"\0\0\0\x05hello\0\0\0\0\0\0\0\x02xy");
+    }
+
+    #[test]
+    fn a_run_is_one_slice_and_resumes_mid_frame() {
+        let mut queue = WriteQueue::default();
+        let wire: Vec<u8> = [&b"ab"[..], b"cde"]
+            .iter()
+            .flat_map(|p| encode(p))
+            .collect();
+        queue.push(Frames::run(Bytes::from(wire.clone()), 2));
+        queue.push(frame(b"f"));
+        let mut slices = [IoSlice::new(&[]); 8];
+        assert_eq!(
+            queue.io_slices(&mut slices),
+            3,
+            "the run, then header and payload"
+        );
+        assert_eq!(queue.advance(7), 7);
+        assert_eq!(collect(&queue, 8), [&wire[7..], b"\0\0\0\x01f"].concat());
+        assert_eq!(queue.advance(100), wire.len() - 7 + 5);
+        assert!(queue.is_empty());
     }
 
     #[test]

@@ -1,31 +1,8 @@
-//! The wire format: a 4-byte big-endian length `N`, then `N` payload bytes.
-//!
-//! [`FrameDecoder`] turns a byte stream that arrives in arbitrary pieces into payloads;
-//! [`Frame`] is one outgoing frame whose payload buffer is shared, never copied, between
-//! every peer it is sent to.
-//!
-//! Zero-length frames are ordinary messages with an empty payload (id `blake3("")`): the
-//! tutorial node this protocol comes from floods them like any other, so we do too.
+//! [`FrameDecoder`]: a peer's byte stream, in any chunking, into payloads.
 
 use bytes::{Buf, Bytes, BytesMut};
-use thiserror::Error;
 
-/// Bytes in a frame header (the big-endian `u32` length).
-pub const HEADER_LEN: usize = 4;
-
-/// A peer broke the framing rules.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
-pub enum FrameError {
-    /// The length prefix announced a payload larger than the configured maximum. The
-    /// decoder never allocates for such a length.
-    #[error("frame length {len} exceeds the maximum of {max} bytes")]
-    TooLarge {
-        /// The announced payload length.
-        len: u64,
-        /// The configured maximum payload length.
-        max: usize,
-    },
-}
+use super::{FrameError, HEADER_LEN};
 
 /// Incremental decoder for one peer's byte stream.
 ///
@@ -155,67 +132,10 @@ impl FrameDecoder {
     }
 }
 
-/// One outgoing frame: a header and a payload buffer shared by every copy.
-///
-/// Cloning a `Frame` bumps a reference count; it never copies the payload.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Frame {
-    header: [u8; HEADER_LEN],
-    payload: Bytes,
-}
-
-impl Frame {
-    /// Frames `payload`. Returns `None` if it does not fit a `u32` length prefix.
-    pub fn new(payload: Bytes) -> Option<Self> {
-        let len = u32::try_from(payload.len()).ok()?;
-        Some(Frame {
-            header: len.to_be_bytes(),
-            payload,
-        })
-    }
-
-    /// The 4-byte length prefix.
-    pub fn header(&self) -> &[u8; HEADER_LEN] {
-        &self.header
-    }
-
-    /// The payload.
-    pub fn payload(&self) -> &Bytes {
-        &self.payload
-    }
-
-    /// Bytes this frame occupies on the wire: header plus payload.
-    pub fn wire_len(&self) -> usize {
-        HEADER_LEN + self.payload.len()
-    }
-
-    /// Appends the wire bytes to `out` (a copy; runtimes that can write vectored should
-    /// use [`transport::WriteQueue`](crate::transport::WriteQueue) instead).
-    pub fn write_to(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.header);
-        out.extend_from_slice(&self.payload);
-    }
-}
-
-/// Encodes one payload as wire bytes. A convenience for tests and tools.
-///
-/// # Panics
-/// If the payload is longer than `u32::MAX` bytes.
-///
-/// ```
-/// assert_eq!(gossip_core::frame::encode(b"hi"), [0, 0, 0, 2, b'h', b'i']);
-/// ```
-pub fn encode(payload: &[u8]) -> Vec<u8> {
-    let len = u32::try_from(payload.len()).expect("payload longer than u32::MAX");
-    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(payload);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frame::encode;
 
     #[test]
     fn zero_length_frame_is_an_empty_payload() {
