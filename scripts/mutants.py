@@ -86,7 +86,7 @@ MUTANTS = {
         "core/src/node/run.rs",
         "self.is_empty() || range.start == self.end",
         "self.is_empty() || range.start >= self.end",
-        "every_message_reaches_every_node_exactly_once",
+        "node_invariants_hold_under_any_events",
     ),
     "run-keeps-a-shed-frame": (
         "core/src/node/mod.rs",

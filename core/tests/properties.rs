@@ -276,6 +276,9 @@ fn node_event() -> impl Strategy<Value = NodeEvent> {
         (0u8..6).prop_map(NodeEvent::Connect),
         (0u8..6).prop_map(NodeEvent::Disconnect),
         (0u8..6, small_payload.clone()).prop_map(|(p, m)| NodeEvent::Receive(p, encode(&m))),
+        // Several frames in one read, often repeating one another: runs with gaps.
+        (0u8..6, prop::collection::vec(small_payload.clone(), 0..6))
+            .prop_map(|(p, ms)| NodeEvent::Receive(p, ms.iter().flat_map(|m| encode(m)).collect())),
         (0u8..6, prop::collection::vec(any::<u8>(), 0..16))
             .prop_map(|(p, b)| NodeEvent::Receive(p, b)),
         (0u8..6, any::<u16>()).prop_map(|(p, n)| NodeEvent::Flush(p, n)),
@@ -287,8 +290,9 @@ fn node_event() -> impl Strategy<Value = NodeEvent> {
 proptest! {
     #![proptest_config(cases(256))]
 
-    /// Under any event sequence the node's bounds hold and it never echoes a message to
-    /// the peer it came from.
+    /// Under any event sequence the node's bounds hold, it never echoes a message to the
+    /// peer it came from, and it sends only whole frames of messages it delivered or
+    /// published in the same step.
     #[test]
     fn node_invariants_hold_under_any_events(events in prop::collection::vec(node_event(), 0..200)) {
         let config = Config {
@@ -307,6 +311,7 @@ proptest! {
         let mut node = Node::new(config).unwrap();
         for event in events {
             let mut from = None;
+            let mut sendable: Vec<Bytes> = Vec::new();
             match event {
                 NodeEvent::Connect(p) => node.peer_connected(now, PeerId(p.into())),
                 NodeEvent::Disconnect(p) => node.peer_disconnected(now, PeerId(p.into())),
@@ -315,15 +320,28 @@ proptest! {
                     node.handle_received(now, PeerId(p.into()), &bytes);
                 }
                 NodeEvent::Flush(p, n) => node.handle_flushed(now, PeerId(p.into()), n.into()),
-                NodeEvent::Publish(payload) => { let _ = node.publish(now, payload); }
+                NodeEvent::Publish(payload) => {
+                    sendable.push(Bytes::from(payload.clone()));
+                    let _ = node.publish(now, payload);
+                }
                 NodeEvent::Advance(ms) => {
                     now += Duration::from_millis(ms.into());
                     node.handle_timeout(now);
                 }
             }
             for action in node.drain_actions() {
-                if let Action::Send { peer, .. } = action {
-                    prop_assert_ne!(Some(peer), from, "echoed a message to its sender");
+                match action {
+                    Action::Send { peer, frames } => {
+                        prop_assert_ne!(Some(peer), from, "echoed a message to its sender");
+                        let payloads: Vec<Bytes> = frames.payloads().collect();
+                        prop_assert_eq!(payloads.len(), frames.count());
+                        prop_assert!(frames.count() > 0);
+                        for payload in payloads {
+                            prop_assert!(sendable.contains(&payload), "sent {:?}", payload);
+                        }
+                    }
+                    Action::Deliver(delivery) => sendable.push(delivery.payload),
+                    Action::Disconnect { .. } => {}
                 }
             }
             let stats = node.stats();
