@@ -406,16 +406,26 @@ impl Node {
     ) -> usize {
         let peer_budget = self.config.peer_queue_bytes;
         let total_budget = self.config.total_queue_bytes;
+        let all_wire: usize = frame_lens.iter().sum();
+        let all_charge = queue_charge(all_wire, frame_lens.len());
         let mut took = 0;
         for (peer, state) in self.peers.iter_mut() {
             if Some(peer) == except {
                 continue;
             }
             let sends_before = self.actions.len();
-            // Frames taken and not yet sent: where they start, how many, their charge.
-            let (mut start, mut count, mut charge) = (0, 0, 0);
-            let mut at = 0;
-            for index in 0..=frame_lens.len() {
+            // Frames taken and not yet sent: where they start, how many, their charge;
+            // and where the next frame starts.
+            let (mut start, mut count, mut charge, mut at) = (0, 0, 0, 0);
+            let mut first = 0;
+            if state.queued_bytes + all_charge <= peer_budget
+                && self.queued_bytes + all_charge <= total_budget
+            {
+                // All of them fit (the usual case): take them at once.
+                (count, charge, at) = (frame_lens.len(), all_charge, all_wire);
+                first = frame_lens.len();
+            }
+            for index in first..=frame_lens.len() {
                 // `None` past the last frame, so that what is taken gets sent.
                 let next = frame_lens.get(index).map(|&wire_len| {
                     let frame_charge = queue_charge(wire_len, 1);
