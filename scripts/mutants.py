@@ -39,8 +39,8 @@ MUTANTS = {
     ),
     "retention-off-by-one": (
         "core/src/seen/mod.rs",
-        ".is_some_and(|deadline| deadline <= now)",
-        ".is_some_and(|deadline| deadline < now)",
+        "if self.current.first_expires.is_some_and(|at| at <= now) {",
+        "if self.current.first_expires.is_some_and(|at| at < now) {",
         "seen_set_keeps_its_guarantee",
     ),
     "rotate-keeps-previous": (
@@ -55,6 +55,12 @@ MUTANTS = {
         "if self.current.ids.len() >= self.capacity {",
         "if self.current.ids.len() >= self.capacity.div_ceil(2) {",
         "seen_set_keeps_its_guarantee",
+    ),
+    "batch-ignores-rotation": (
+        "core/src/seen/mod.rs",
+        "*is_new = if self.rotations == rotations {",
+        "*is_new = if self.rotations == rotations || true {",
+        "insert_many_matches_one_at_a_time",
     ),
     "deliver-duplicates": (
         "core/src/node/mod.rs",

@@ -166,6 +166,35 @@ proptest! {
         }
     }
 
+    /// `insert_many` answers exactly as `insert` one id at a time, whatever the batch
+    /// sizes, repeats within a batch, rotations in the middle of one (small capacities)
+    /// or a zero retention period.
+    #[test]
+    fn insert_many_matches_one_at_a_time(
+        capacity in 1usize..12,
+        retention_ms in prop_oneof![Just(0u64), 1u64..50],
+        batches in prop::collection::vec(
+            (prop::collection::vec(0u8..16, 0..100), 0u64..30),
+            0..20,
+        ),
+    ) {
+        let t0 = Instant::now();
+        let retention = Duration::from_millis(retention_ms);
+        let mut one_by_one = SeenSet::new(capacity, retention);
+        let mut batched = SeenSet::new(capacity, retention);
+        let mut now = t0;
+        for (ids, advance_ms) in batches {
+            now += Duration::from_millis(advance_ms);
+            let ids: Vec<MessageId> = ids.iter().map(|&n| MessageId::of(&[n])).collect();
+            let expected: Vec<bool> = ids.iter().map(|&id| one_by_one.insert(id, now)).collect();
+            let mut new = vec![false; ids.len()];
+            batched.insert_many(&ids, now, &mut new);
+            prop_assert_eq!(new, expected);
+            prop_assert_eq!(batched.len(), one_by_one.len());
+            prop_assert_eq!(batched.evicted(), one_by_one.evicted());
+        }
+    }
+
     #[test]
     fn seen_set_never_exceeds_its_bound(
         capacity in 1usize..64,

@@ -211,9 +211,8 @@ impl Node {
             let more = batch.len() == BATCH;
             self.stats.frames_in += batch.len() as u64;
             let mut new = [false; BATCH];
-            for (is_new, (id, _)) in new.iter_mut().zip(&batch) {
-                *is_new = self.seen.insert(*id, now);
-            }
+            let ids = batch.iter().map(|(id, _)| id);
+            self.seen.insert_many(ids, now, &mut new[..batch.len()]);
             for (is_new, (id, payload)) in new.into_iter().zip(batch.drain(..)) {
                 if !is_new {
                     self.stats.duplicates += 1;

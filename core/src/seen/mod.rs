@@ -49,11 +49,12 @@ fn key(id: &MessageId) -> Key {
     u128::from_le_bytes(half)
 }
 
-/// Ids recorded between two rotations, with when the first and last of them were.
+/// Ids recorded between two rotations, with when the last of them was and when the
+/// first of them is past the retention period (`None` if empty, or never).
 #[derive(Debug, Default)]
 struct Generation {
     ids: HashTable<Key>,
-    first_at: Option<Instant>,
+    first_expires: Option<Instant>,
     last_at: Option<Instant>,
 }
 
@@ -66,7 +67,7 @@ impl Generation {
     fn clear(&mut self) -> usize {
         let held = self.ids.len();
         self.ids.clear();
-        self.first_at = None;
+        self.first_expires = None;
         self.last_at = None;
         held
     }
@@ -99,8 +100,16 @@ pub struct SeenSet<S = SeenHasher> {
     hasher: S,
     capacity: usize,
     retention: Duration,
+    /// When the previous generation's last id is past the retention period, if ever.
+    previous_expires: Option<Instant>,
     evicted: u64,
+    /// Rotations so far, to tell whether one happened during a batch.
+    rotations: u64,
 }
+
+/// Ids looked up in the previous generation before any is inserted, by
+/// [`SeenSet::insert_many`].
+const LOOKAHEAD: usize = 64;
 
 impl SeenSet {
     /// A set whose generations hold `capacity` ids each (at least one), remembering each
@@ -171,7 +180,9 @@ impl<S: BuildHasher> SeenSet<S> {
             hasher,
             capacity: capacity.max(1),
             retention,
+            previous_expires: None,
             evicted: 0,
+            rotations: 0,
         }
     }
 
@@ -180,9 +191,65 @@ impl<S: BuildHasher> SeenSet<S> {
         self.expire(now);
         let key = key(&id);
         let hash = self.hasher.hash_one(key);
-        if self.previous.contains(key, hash) {
-            return false;
+        !self.previous.contains(key, hash) && self.insert_current(key, hash, now)
+    }
+
+    /// Records each of `ids` as seen at `now`, exactly as [`insert`](Self::insert) would
+    /// one after the other, and sets `new[i]` to what it would return for the `i`-th. At
+    /// most `new.len()` ids are taken.
+    ///
+    /// Faster than one at a time for a set larger than the caches: the ids are looked up
+    /// in the older generation back to back, before any is inserted, so that the cache
+    /// misses of those lookups overlap.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use gossip_core::{MessageId, SeenSet};
+    ///
+    /// let mut seen = SeenSet::new(100, Duration::from_secs(60));
+    /// let ids = [MessageId::of(b"a"), MessageId::of(b"b"), MessageId::of(b"a")];
+    /// let mut new = [false; 3];
+    /// seen.insert_many(&ids, Instant::now(), &mut new);
+    /// assert_eq!(new, [true, true, false]);
+    /// ```
+    pub fn insert_many<'a>(
+        &mut self,
+        ids: impl IntoIterator<Item = &'a MessageId>,
+        now: Instant,
+        new: &mut [bool],
+    ) {
+        let mut ids = ids.into_iter();
+        for new in new.chunks_mut(LOOKAHEAD) {
+            self.expire(now);
+            let rotations = self.rotations;
+            // (key, hash, whether the previous generation has it)
+            let mut looked_up = [(0, 0, false); LOOKAHEAD];
+            let mut taken = 0;
+            for (slot, id) in looked_up.iter_mut().zip(ids.by_ref().take(new.len())) {
+                let key = key(id);
+                let hash = self.hasher.hash_one(key);
+                *slot = (key, hash, self.previous.contains(key, hash));
+                taken += 1;
+            }
+            for (is_new, &(key, hash, in_previous)) in new.iter_mut().zip(&looked_up[..taken]) {
+                self.expire(now);
+                *is_new = if self.rotations == rotations {
+                    !in_previous && self.insert_current(key, hash, now)
+                } else {
+                    // A rotation changed the previous generation: look again.
+                    !self.previous.contains(key, hash) && self.insert_current(key, hash, now)
+                };
+            }
+            if taken < new.len() {
+                return;
+            }
         }
+    }
+
+    /// Records a key the previous generation does not have in the current one; returns
+    /// whether it was new.
+    fn insert_current(&mut self, key: Key, hash: u64, now: Instant) -> bool {
+        let was_empty = self.current.ids.is_empty();
         let hasher = &self.hasher;
         match self.current.ids.entry(
             hash,
@@ -194,7 +261,10 @@ impl<S: BuildHasher> SeenSet<S> {
                 slot.insert(key);
             }
         }
-        self.current.first_at.get_or_insert(now);
+        if was_empty {
+            // A deadline past the end of time never comes.
+            self.current.first_expires = now.checked_add(self.retention);
+        }
         self.current.last_at = Some(now);
         if self.current.ids.len() >= self.capacity {
             self.rotate();
@@ -215,11 +285,12 @@ impl<S: BuildHasher> SeenSet<S> {
     /// one moves on once its first id is that old, the previous one is forgotten once its
     /// last id is.
     pub fn expire(&mut self, now: Instant) {
-        if self.is_past_retention(self.current.first_at, now) {
+        if self.current.first_expires.is_some_and(|at| at <= now) {
             self.rotate();
         }
-        if self.is_past_retention(self.previous.last_at, now) {
+        if self.previous_expires.is_some_and(|at| at <= now) {
             self.evicted += self.previous.clear() as u64;
+            self.previous_expires = None;
         }
     }
 
@@ -227,13 +298,11 @@ impl<S: BuildHasher> SeenSet<S> {
     fn rotate(&mut self) {
         self.evicted += self.previous.clear() as u64;
         std::mem::swap(&mut self.current, &mut self.previous);
-    }
-
-    /// Whether an id recorded at `at` is at least the retention period old at `now`. A
-    /// deadline past the end of time never comes.
-    fn is_past_retention(&self, at: Option<Instant>, now: Instant) -> bool {
-        at.and_then(|at| at.checked_add(self.retention))
-            .is_some_and(|deadline| deadline <= now)
+        self.previous_expires = self
+            .previous
+            .last_at
+            .and_then(|at| at.checked_add(self.retention));
+        self.rotations += 1;
     }
 
     /// Ids currently remembered (at most twice the capacity).
