@@ -84,11 +84,10 @@ fn payload_pointers(actions: &[Action]) -> Vec<*const u8> {
     actions
         .iter()
         .flat_map(|a| match a {
-            Action::Send { frames, .. } => frames.payloads().collect(),
-            Action::Deliver(d) => vec![d.payload.clone()],
+            Action::Send { frames, .. } => frames.payloads().map(<[u8]>::as_ptr).collect(),
+            Action::Deliver(d) => vec![d.payload.as_ptr()],
             _ => vec![],
         })
-        .map(|payload| payload.as_ptr())
         .collect()
 }
 
@@ -357,7 +356,10 @@ fn spelled_out(actions: Vec<Action>) -> Vec<Out> {
         .into_iter()
         .map(|action| match action {
             Action::Deliver(d) => Out::Deliver(d.payload, d.from),
-            Action::Send { peer, frames } => Out::Send(peer, frames.payloads().collect()),
+            Action::Send { peer, frames } => Out::Send(
+                peer,
+                frames.payloads().map(Bytes::copy_from_slice).collect(),
+            ),
             Action::Disconnect { peer, reason } => Out::Disconnect(peer, reason),
         })
         .collect()

@@ -22,7 +22,7 @@ use super::HEADER_LEN;
 /// assert_eq!((frames.count(), frames.wire_len()), (1, 6));
 /// let [head, rest] = frames.parts(); // write `head`, then `rest`
 /// assert_eq!([head, rest].concat(), [0, 0, 0, 2, b'h', b'i']);
-/// assert_eq!(frames.payloads().collect::<Vec<_>>(), [&b"hi"[..]]);
+/// assert_eq!(frames.payloads().collect::<Vec<_>>(), [b"hi"]);
 /// ```
 #[derive(Clone)]
 pub struct Frames {
@@ -76,14 +76,14 @@ impl Frames {
         [&self.header[..usize::from(self.head_len)], &self.body]
     }
 
-    /// The payloads, in order, each a slice of the shared buffer (no copy).
-    pub fn payloads(&self) -> Payloads {
+    /// The payloads, in order, borrowed from the shared buffer.
+    pub fn payloads(&self) -> Payloads<'_> {
         if self.head_len == 0 {
             Payloads::of(&self.body)
         } else {
             Payloads {
-                wire: Bytes::new(),
-                single: Some(self.body.clone()),
+                wire: &[],
+                single: Some(&self.body),
             }
         }
     }
@@ -135,37 +135,34 @@ impl fmt::Debug for Frames {
 
 /// The payloads of a [`Frames`], from [`Frames::payloads`].
 #[derive(Debug, Clone)]
-pub struct Payloads {
+pub struct Payloads<'a> {
     /// Wire bytes of the run not yet iterated.
-    wire: Bytes,
-    single: Option<Bytes>,
+    wire: &'a [u8],
+    single: Option<&'a [u8]>,
 }
 
-impl Payloads {
-    fn of(wire: &Bytes) -> Self {
-        Payloads {
-            wire: wire.clone(),
-            single: None,
-        }
+impl<'a> Payloads<'a> {
+    fn of(wire: &'a [u8]) -> Self {
+        Payloads { wire, single: None }
     }
 }
 
-impl Iterator for Payloads {
-    type Item = Bytes;
+impl<'a> Iterator for Payloads<'a> {
+    type Item = &'a [u8];
 
-    fn next(&mut self) -> Option<Bytes> {
+    fn next(&mut self) -> Option<&'a [u8]> {
         if let Some(payload) = self.single.take() {
             return Some(payload);
         }
         let header = self.wire.first_chunk::<HEADER_LEN>()?;
         let end = HEADER_LEN.checked_add(u32::from_be_bytes(*header) as usize)?;
         // Runs hold whole frames only; a truncated one would end the iteration.
-        if end > self.wire.len() {
-            self.wire = Bytes::new();
+        let Some((frame, rest)) = self.wire.split_at_checked(end) else {
+            self.wire = &[];
             return None;
-        }
-        let frame = self.wire.split_to(end);
-        Some(frame.slice(HEADER_LEN..))
+        };
+        self.wire = rest;
+        Some(&frame[HEADER_LEN..])
     }
 }
 
@@ -185,7 +182,7 @@ mod tests {
         assert_eq!((run.count(), run.wire_len()), (3, 17));
         assert_eq!(run.parts()[0], b"");
         assert_eq!(run.parts()[1], b"\0\0\0\x02ab\0\0\0\0\0\0\0\x03cde");
-        let payloads: Vec<Bytes> = run.payloads().collect();
+        let payloads: Vec<&[u8]> = run.payloads().collect();
         assert_eq!(payloads, [&b"ab"[..], b"", b"cde"]);
         // Slices of the run's buffer, not copies.
         assert_eq!(payloads[0].as_ptr(), run.parts()[1][4..].as_ptr());

@@ -105,6 +105,9 @@ pub struct SeenSet<S = SeenHasher> {
     evicted: u64,
     /// Rotations so far, to tell whether one happened during a batch.
     rotations: u64,
+    /// Scratch for [`insert_many`](Self::insert_many): each id's key, hash and whether
+    /// the previous generation has it. Kept to reuse its allocation.
+    looked_up: Vec<(Key, u64, bool)>,
 }
 
 /// Ids looked up in the previous generation before any is inserted, by
@@ -183,6 +186,7 @@ impl<S: BuildHasher> SeenSet<S> {
             previous_expires: None,
             evicted: 0,
             rotations: 0,
+            looked_up: Vec::new(),
         }
     }
 
@@ -219,19 +223,18 @@ impl<S: BuildHasher> SeenSet<S> {
         new: &mut [bool],
     ) {
         let mut ids = ids.into_iter();
+        let mut looked_up = std::mem::take(&mut self.looked_up);
         for new in new.chunks_mut(LOOKAHEAD) {
             self.expire(now);
             let rotations = self.rotations;
-            // (key, hash, whether the previous generation has it)
-            let mut looked_up = [(0, 0, false); LOOKAHEAD];
-            let mut taken = 0;
-            for (slot, id) in looked_up.iter_mut().zip(ids.by_ref().take(new.len())) {
+            looked_up.clear();
+            for id in ids.by_ref().take(new.len()) {
                 let key = key(id);
                 let hash = self.hasher.hash_one(key);
-                *slot = (key, hash, self.previous.contains(key, hash));
-                taken += 1;
+                looked_up.push((key, hash, self.previous.contains(key, hash)));
             }
-            for (is_new, &(key, hash, in_previous)) in new.iter_mut().zip(&looked_up[..taken]) {
+            let taken = looked_up.len();
+            for (is_new, &(key, hash, in_previous)) in new.iter_mut().zip(&looked_up) {
                 self.expire(now);
                 *is_new = if self.rotations == rotations {
                     !in_previous && self.insert_current(key, hash, now)
@@ -241,9 +244,10 @@ impl<S: BuildHasher> SeenSet<S> {
                 };
             }
             if taken < new.len() {
-                return;
+                break;
             }
         }
+        self.looked_up = looked_up;
     }
 
     /// Records a key the previous generation does not have in the current one; returns

@@ -206,6 +206,8 @@ pub struct Simulation {
     disconnects: u64,
     /// Reused between calls.
     actions: Vec<Action>,
+    /// Scratch for `process`: tracked messages delivered, by where their payload lies.
+    delivered_at: Vec<(*const u8, usize)>,
 }
 
 fn nanos(duration: Duration) -> SimTime {
@@ -263,6 +265,7 @@ impl Simulation {
             deliveries: 0,
             disconnects: 0,
             actions: Vec::new(),
+            delivered_at: Vec::new(),
         };
         for link in 0..sim.links.len() {
             sim.connect(link);
@@ -625,7 +628,8 @@ impl Simulation {
         let mut raw_flushed = Vec::new();
         // Tracked messages delivered here, by where their payload lies: the Sends that
         // forward them carry the same bytes (a message's Deliver precedes them).
-        let mut delivered: HashMap<*const u8, usize> = HashMap::new();
+        let mut delivered = std::mem::take(&mut self.delivered_at);
+        delivered.clear();
         for action in actions.drain(..) {
             match action {
                 Action::Send { peer, frames } => {
@@ -633,7 +637,8 @@ impl Simulation {
                         self.tracks[track].frames_sent += frames.count() as u64;
                     } else if !delivered.is_empty() {
                         for payload in frames.payloads() {
-                            if let Some(&track) = delivered.get(&payload.as_ptr()) {
+                            let at = payload.as_ptr();
+                            if let Some(&(_, track)) = delivered.iter().find(|(p, _)| *p == at) {
                                 self.tracks[track].frames_sent += 1;
                             }
                         }
@@ -647,7 +652,7 @@ impl Simulation {
                 Action::Deliver(delivery) => {
                     if let Some(&track) = self.track_index.get(&delivery.id) {
                         if !delivery.payload.is_empty() {
-                            delivered.insert(delivery.payload.as_ptr(), track);
+                            delivered.push((delivery.payload.as_ptr(), track));
                         }
                     }
                     self.record_delivery(index, delivery.id, delivery.from)
@@ -664,6 +669,7 @@ impl Simulation {
             }
         }
         self.actions = actions;
+        self.delivered_at = delivered;
         let now = self.instant();
         // Carrying out the actions can change the node (flushes, broken links): ask for its
         // deadline afterwards.
