@@ -393,9 +393,11 @@ impl Node {
     /// Queues consecutive frames, of wire lengths `frame_lens`, for every peer but
     /// `except`; `frames(bytes, count)` gives the [`Frames`] for `count` of them lying at
     /// `bytes` (offsets from the first frame's start). Each frame goes to each peer with
-    /// room for it in its queue and in the total, exactly as if they came one by one; a
-    /// peer gets the frames it takes in one `Send`, or one per stretch between frames
-    /// shed for it. Returns how many peers took at least one frame.
+    /// room for it in its queue and in the total. A peer's own queue decides exactly as if
+    /// the frames came one by one; the total, shared, is filled peer by peer (all of a
+    /// run for the first peer, then the next), not message by message. A peer gets the
+    /// frames it takes in one `Send`, or one per stretch between frames shed for it.
+    /// Returns how many peers took at least one frame.
     fn forward(
         &mut self,
         now: Instant,
