@@ -58,7 +58,6 @@
 //! - [`frame`]: the length-prefix codec ([`FrameDecoder`], [`Frames`]).
 //! - [`seen`]: the bounded, keyed set of message ids already handled.
 //! - [`node`]: the state machine itself.
-//! - [`transport`]: runtime-neutral helpers the adapters share (write batching, backoff).
 //! - [`sim`]: a deterministic in-memory network of nodes, for property tests.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -71,7 +70,6 @@ pub mod node;
 pub mod seen;
 pub mod sim;
 mod stats;
-pub mod transport;
 
 pub use action::{Action, Delivery, DisconnectReason};
 pub use config::{Config, ConfigError, QUEUED_FRAME_OVERHEAD};

@@ -42,7 +42,7 @@ fn main() -> ExitCode {
         while let Some(delivery) = node.next_delivery().await {
             println!("{}", String::from_utf8_lossy(&delivery.payload));
         }
-        Ok::<(), std::io::Error>(())
+        Ok::<(), gossip_smol::StartError>(())
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,15 +1,13 @@
 //! # gossip-tokio
 //!
-//! Runs a [`gossip_core::Node`] over real TCP on tokio. The adapter only moves bytes: it
-//! owns the listener, the sockets and the timer, feeds what it reads into the core and
-//! carries out the core's actions. Every protocol policy (framing, limits, seen set,
-//! slow peers) lives in the core, so the smol adapter behaves the same.
+//! Runs a [`gossip_core::Node`] over real TCP on tokio: [`gossip_net`]'s driver on the
+//! [`Tokio`] runtime. Switching to smol is the `use` line (`gossip_smol::GossipNode`) and
+//! the executor the future runs on; configuration and behaviour are the same.
 //!
 //! ```no_run
-//! use gossip_core::transport::NetConfig;
-//! use gossip_tokio::GossipNode;
+//! use gossip_tokio::{GossipNode, NetConfig};
 //!
-//! # async fn run() -> std::io::Result<()> {
+//! # async fn run() -> Result<(), gossip_tokio::StartError> {
 //! let config = NetConfig::new("127.0.0.1:7001".parse().unwrap())
 //!     .with_peers(["127.0.0.1:7000".parse().unwrap()]);
 //! let mut node = GossipNode::start(config).await?;
@@ -20,16 +18,113 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Structure: one driver task owns the core; each connection has a reader task (socket
-//! to driver) and a writer task (driver to socket, many frames per vectored write); each
-//! configured peer has a dialler task that redials with capped exponential backoff.
+//! Call [`GossipNode::start`] from within a tokio runtime: the node's tasks are spawned
+//! on it.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-mod connection;
-mod dialler;
-mod driver;
-mod handle;
+use std::future::Future;
+use std::io::{self, IoSlice};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
 
-pub use gossip_core::transport::{NetConfig, NodeError};
-pub use handle::{GossipNode, Publisher};
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+
+pub use gossip_net::{NetConfig, NodeError, Runtime, StartError};
+
+/// A gossip node on tokio.
+pub type GossipNode = gossip_net::GossipNode<Tokio>;
+/// Publishes into a [`GossipNode`] from any task.
+pub type Publisher = gossip_net::Publisher<Tokio>;
+
+/// The tokio [`Runtime`]: tasks on the current runtime, tokio's timer and sockets.
+#[derive(Debug, Clone, Copy)]
+pub struct Tokio;
+
+/// A tokio task that is aborted when dropped.
+#[derive(Debug)]
+pub struct Task(tokio::task::JoinHandle<()>);
+
+impl Future for Task {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        // An aborted or panicked task has ended too.
+        Pin::new(&mut self.0).poll(cx).map(|_| ())
+    }
+}
+
+impl Drop for Task {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The read half of a tokio TCP stream.
+#[derive(Debug)]
+pub struct Reader(OwnedReadHalf);
+
+/// The write half of a tokio TCP stream.
+#[derive(Debug)]
+pub struct Writer(OwnedWriteHalf);
+
+impl Runtime for Tokio {
+    type Listener = TcpListener;
+    type Stream = TcpStream;
+    type Reader = Reader;
+    type Writer = Writer;
+    type Task = Task;
+
+    fn spawn(future: impl Future<Output = ()> + Send + 'static) -> Task {
+        Task(tokio::spawn(future))
+    }
+
+    async fn sleep_until(deadline: Instant) {
+        tokio::time::sleep_until(deadline.into()).await;
+    }
+
+    async fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+        TcpListener::bind(addr).await
+    }
+
+    fn local_addr(listener: &TcpListener) -> io::Result<SocketAddr> {
+        listener.local_addr()
+    }
+
+    async fn accept(listener: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
+        listener.accept().await
+    }
+
+    async fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
+        TcpStream::connect(addr).await
+    }
+
+    fn split(stream: TcpStream) -> io::Result<(Reader, Writer)> {
+        stream.set_nodelay(true)?;
+        let (reader, writer) = stream.into_split();
+        Ok((Reader(reader), Writer(writer)))
+    }
+}
+
+impl gossip_net::SocketRead for Reader {
+    async fn read(&mut self, buffer: &mut BytesMut, max: usize) -> io::Result<Bytes> {
+        // Reads into the spare capacity: nothing is zeroed first.
+        buffer.reserve(max);
+        self.0.read_buf(buffer).await?;
+        Ok(buffer.split().freeze())
+    }
+}
+
+impl gossip_net::SocketWrite for Writer {
+    async fn write_vectored(&mut self, slices: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.0.write_vectored(slices).await
+    }
+
+    async fn shutdown(&mut self) {
+        let _ = self.0.shutdown().await;
+    }
+}

@@ -17,10 +17,12 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::thread;
 use std::time::Instant;
 
-use gossip_core::transport::NetConfig;
 use gossip_core::Config;
-use gossip_tests::adapters::{Smol, Tokio};
+use gossip_net::NetConfig;
+use gossip_smol::Smol;
+use gossip_tests::adapters::start as start_on;
 use gossip_tests::{Starter, TestNode, WAIT};
+use gossip_tokio::Tokio;
 
 const ROUNDS: usize = 11;
 /// Bytes of payload pushed through the line per measurement.
@@ -150,7 +152,7 @@ fn main() {
         let cores = thread::available_parallelism().map_or(1, |n| n.get());
         std::env::set_var("SMOL_THREADS", cores.to_string());
     }
-    let adapters: [(&str, Starter); 2] = [("tokio", Tokio::start), ("smol", Smol::start)];
+    let adapters: [(&str, Starter); 2] = [("tokio", start_on::<Tokio>), ("smol", start_on::<Smol>)];
     println!(
         "3-node line over loopback, {} MiB per run, median of {ROUNDS} rounds",
         VOLUME >> 20

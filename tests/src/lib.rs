@@ -6,8 +6,8 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use gossip_core::transport::NetConfig;
 use gossip_core::Stats;
+use gossip_net::NetConfig;
 
 pub mod adapters;
 pub mod tutorial;

@@ -7,9 +7,11 @@ use std::time::Duration;
 use gossip_core::frame::encode;
 use gossip_core::sim::Topology;
 use gossip_core::Config;
-use gossip_tests::adapters::{Smol, Tokio};
+use gossip_smol::Smol;
+use gossip_tests::adapters::start as start_on;
 use gossip_tests::tutorial::TutorialNode;
 use gossip_tests::{config, eventually, RawPeer, Starter, TestNode, WAIT};
+use gossip_tokio::Tokio;
 
 /// Instantiates every case for each `module => starters` pair: nodes take their runtime
 /// from `starters` in turn, so a list of several mixes runtimes in one network.
@@ -34,16 +36,12 @@ macro_rules! conformance {
 }
 
 conformance! {
-    tokio => [Tokio::start],
-    smol => [Smol::start],
-    tokio_smol_mixed => [Tokio::start, Smol::start],
+    tokio => [start_on::<Tokio>],
+    smol => [start_on::<Smol>],
+    tokio_smol_mixed => [start_on::<Tokio>, start_on::<Smol>],
 }
 
-fn start(
-    starters: &[Starter],
-    index: usize,
-    config: gossip_core::transport::NetConfig,
-) -> Box<dyn TestNode> {
+fn start(starters: &[Starter], index: usize, config: gossip_net::NetConfig) -> Box<dyn TestNode> {
     starters[index % starters.len()](config)
 }
 

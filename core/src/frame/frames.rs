@@ -89,7 +89,7 @@ impl Frames {
     }
 
     /// Appends the wire bytes to `out` (a copy; runtimes that can write vectored should
-    /// use [`transport::WriteQueue`](crate::transport::WriteQueue) instead).
+    /// write [`parts`](Self::parts) instead, as `gossip-net` does).
     pub fn write_to(&self, out: &mut Vec<u8>) {
         for part in self.parts() {
             out.extend_from_slice(part);

@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use gossip_core::transport::NetConfig;
 use gossip_core::Config;
+use gossip_tokio::NetConfig;
 
 /// A gossip node: floods every message it receives to all its peers, once.
 ///

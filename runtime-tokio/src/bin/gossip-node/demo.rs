@@ -3,8 +3,8 @@
 use std::io;
 use std::time::Duration;
 
-use gossip_core::transport::NetConfig;
 use gossip_tokio::GossipNode;
+use gossip_tokio::NetConfig;
 
 const MESSAGES: [&str; 3] = [
     "hello, gossip",
@@ -25,7 +25,7 @@ pub async fn run(count: usize) -> io::Result<()> {
             // The last node also dials the first, closing the ring.
             config.peers.push(nodes[0].local_addr());
         }
-        nodes.push(GossipNode::start(config).await?);
+        nodes.push(GossipNode::start(config).await.map_err(io::Error::other)?);
     }
     println!("started {count} nodes in a ring on loopback:");
     for (i, node) in nodes.iter().enumerate() {

@@ -52,7 +52,9 @@ fn main() -> ExitCode {
 
 async fn run_node(cli: &Cli, listen: SocketAddr) -> std::io::Result<()> {
     let shutdown = ShutdownSignal::install()?;
-    let mut node = GossipNode::start(cli.net_config(listen)).await?;
+    let mut node = GossipNode::start(cli.net_config(listen))
+        .await
+        .map_err(std::io::Error::other)?;
     tracing::info!(addr = %node.local_addr(), peers = ?cli.peers, "listening");
 
     let publisher = node.publisher();
@@ -85,9 +87,9 @@ async fn run_node(cli: &Cli, listen: SocketAddr) -> std::io::Result<()> {
     }
 
     let hex = cli.hex;
-    let mut deliveries = node.take_deliveries();
+    let deliveries = node.take_deliveries();
     let printer = tokio::spawn(async move {
-        while let Some(delivery) = deliveries.recv().await {
+        while let Ok(delivery) = deliveries.recv().await {
             if print_delivery(&delivery, hex).is_err() {
                 return; // stdout closed
             }

@@ -6,22 +6,8 @@ use std::time::Duration;
 /// `max`. It starts over only after a connection that stayed up for at least `max`
 /// ([`connection_ended`](Self::connection_ended)), so a peer that accepts and then drops
 /// us at once (or that we drop for misbehaving) is not redialled in a tight loop.
-///
-/// ```
-/// use std::time::Duration;
-/// use gossip_core::transport::Backoff;
-///
-/// let ms = Duration::from_millis;
-/// let mut backoff = Backoff::new(ms(100), ms(350));
-/// let delays: Vec<_> = (0..4).map(|_| backoff.next_delay()).collect();
-/// assert_eq!(delays, [ms(100), ms(200), ms(350), ms(350)]);
-/// backoff.connection_ended(ms(10)); // dropped at once: keep backing off
-/// assert_eq!(backoff.next_delay(), ms(350));
-/// backoff.connection_ended(ms(400)); // a connection that held: start over
-/// assert_eq!(backoff.next_delay(), ms(100));
-/// ```
 #[derive(Debug, Clone)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     initial: Duration,
     max: Duration,
     next: Duration,
@@ -29,7 +15,7 @@ pub struct Backoff {
 
 impl Backoff {
     /// Delays start at `initial` and never exceed `max`.
-    pub fn new(initial: Duration, max: Duration) -> Self {
+    pub(crate) fn new(initial: Duration, max: Duration) -> Self {
         Backoff {
             initial,
             max,
@@ -38,7 +24,7 @@ impl Backoff {
     }
 
     /// The delay before the next attempt; doubles the one after.
-    pub fn next_delay(&mut self) -> Duration {
+    pub(crate) fn next_delay(&mut self) -> Duration {
         let delay = self.next;
         self.next = delay.saturating_mul(2).min(self.max);
         delay
@@ -46,9 +32,26 @@ impl Backoff {
 
     /// A connection that was up for `lasted` has ended: if it held for at least `max`,
     /// the next delay starts over from `initial`.
-    pub fn connection_ended(&mut self, lasted: Duration) {
+    pub(crate) fn connection_ended(&mut self, lasted: Duration) {
         if lasted >= self.max {
             self.next = self.initial.min(self.max);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn doubles_up_to_max_and_starts_over_only_after_a_connection_that_held() {
+        let ms = Duration::from_millis;
+        let mut backoff = Backoff::new(ms(100), ms(350));
+        let delays: Vec<_> = (0..4).map(|_| backoff.next_delay()).collect();
+        assert_eq!(delays, [ms(100), ms(200), ms(350), ms(350)]);
+        backoff.connection_ended(ms(10)); // dropped at once: keep backing off
+        assert_eq!(backoff.next_delay(), ms(350));
+        backoff.connection_ended(ms(350)); // held for `max`: start over
+        assert_eq!(backoff.next_delay(), ms(100));
     }
 }

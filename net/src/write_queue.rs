@@ -3,38 +3,17 @@
 use std::collections::VecDeque;
 use std::io::IoSlice;
 
-use crate::Frames;
+use gossip_core::Frames;
 
-/// How many [`IoSlice`]s the adapters hand to one vectored write: up to 512 [`Frames`]
+/// How many [`IoSlice`]s a writer hands to one vectored write: up to 512 [`Frames`]
 /// (each one slice, a forwarded run, or two, a published frame), half of Linux's
 /// `IOV_MAX`.
-pub const SLICES_PER_WRITE: usize = 512;
+pub(crate) const SLICES_PER_WRITE: usize = 512;
 
 /// Frames waiting to be written to one socket, handed out as [`IoSlice`]s so that many
 /// frames go out in one vectored write without copying their bytes.
-///
-/// ```
-/// use std::io::{IoSlice, Write};
-/// use bytes::Bytes;
-/// use gossip_core::transport::{WriteQueue, SLICES_PER_WRITE};
-/// use gossip_core::Frames;
-///
-/// let mut queue = WriteQueue::default();
-/// for text in ["ab", "cde"] {
-///     queue.push(Frames::single(Bytes::from(text)).unwrap());
-/// }
-/// let mut socket = Vec::new(); // stands in for a TcpStream
-/// while !queue.is_empty() {
-///     let mut slices = [IoSlice::new(&[]); SLICES_PER_WRITE];
-///     let count = queue.io_slices(&mut slices);
-///     let written = socket.write_vectored(&slices[..count])?;
-///     queue.advance(written);
-/// }
-/// assert_eq!(socket, b"\0\0\0\x02ab\0\0\0\x03cde");
-/// # Ok::<(), std::io::Error>(())
-/// ```
 #[derive(Debug, Default)]
-pub struct WriteQueue {
+pub(crate) struct WriteQueue {
     frames: VecDeque<Frames>,
     /// Bytes of the front frame already written.
     written_of_front: usize,
@@ -43,24 +22,25 @@ pub struct WriteQueue {
 
 impl WriteQueue {
     /// Appends frames.
-    pub fn push(&mut self, frame: Frames) {
+    pub(crate) fn push(&mut self, frame: Frames) {
         self.pending_bytes += frame.wire_len();
         self.frames.push_back(frame);
     }
 
     /// Whether everything has been written.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.frames.is_empty()
     }
 
     /// Wire bytes not yet written.
-    pub fn pending_bytes(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn pending_bytes(&self) -> usize {
         self.pending_bytes
     }
 
     /// Fills `out` with the unwritten bytes, front first, and returns how many slices it
     /// filled. Empty slices are skipped.
-    pub fn io_slices<'a>(&'a self, out: &mut [IoSlice<'a>]) -> usize {
+    pub(crate) fn io_slices<'a>(&'a self, out: &mut [IoSlice<'a>]) -> usize {
         let mut filled = 0;
         let mut skip = self.written_of_front;
         for frame in &self.frames {
@@ -84,7 +64,7 @@ impl WriteQueue {
 
     /// Marks `written` bytes as written (as returned by the socket). Returns how many
     /// bytes were actually pending, never more than `written`.
-    pub fn advance(&mut self, written: usize) -> usize {
+    pub(crate) fn advance(&mut self, written: usize) -> usize {
         let mut left = written.min(self.pending_bytes);
         let advanced = left;
         self.pending_bytes -= left;
@@ -116,8 +96,9 @@ impl Extend<Frames> for WriteQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::encode;
     use bytes::Bytes;
+    use gossip_core::frame::encode;
+    use gossip_core::{Action, Config, Node, PeerId};
 
     fn frame(payload: &'static [u8]) -> Frames {
         Frames::single(Bytes::from_static(payload)).unwrap()
@@ -147,6 +128,20 @@ mod tests {
         assert_eq!(wire, b"\0\0\0\x05hello\0\0\0\0\0\0\0\x02xy");
     }
 
+    /// The run a node forwards for a read of `wire` (back-to-back new frames).
+    fn run_of(wire: &[u8]) -> Frames {
+        let now = std::time::Instant::now();
+        let mut node = Node::new(Config::default()).expect("valid");
+        node.peer_connected(now, PeerId(0));
+        node.peer_connected(now, PeerId(1));
+        node.handle_received_bytes(now, PeerId(0), Bytes::copy_from_slice(wire));
+        let mut sends = node.drain_actions().filter_map(|action| match action {
+            Action::Send { frames, .. } => Some(frames),
+            _ => None,
+        });
+        sends.next().expect("forwarded as one run")
+    }
+
     #[test]
     fn a_run_is_one_slice_and_resumes_mid_frame() {
         let mut queue = WriteQueue::default();
@@ -154,7 +149,7 @@ mod tests {
             .iter()
             .flat_map(|p| encode(p))
             .collect();
-        queue.push(Frames::run(Bytes::from(wire.clone()), 2));
+        queue.push(run_of(&wire));
         queue.push(frame(b"f"));
         let mut slices = [IoSlice::new(&[]); 8];
         assert_eq!(

@@ -1,43 +1,51 @@
 //! The application's handle on a running node.
 
-use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_channel::{Receiver, Sender};
 use bytes::Bytes;
-use gossip_core::transport::{NetConfig, NodeError};
 use gossip_core::{Delivery, PublishOutcome, Stats};
-use smol::channel::{bounded, Receiver, Sender};
-use smol::net::TcpListener;
-use smol::Task;
 
-use crate::driver::{Command, Driver, Event, PeerCount};
+use crate::driver::{Command, Driver, Event};
+use crate::runtime::Runtime;
+use crate::{NetConfig, NodeError, StartError};
 
-/// A running gossip node on smol. Dropping it stops the node abruptly; prefer
+/// A running gossip node on runtime `R` (the adapters name it: `gossip_tokio::GossipNode`
+/// is `GossipNode<Tokio>`). Dropping it stops the node abruptly; prefer
 /// [`shutdown`](Self::shutdown).
-#[derive(Debug)]
-pub struct GossipNode {
+pub struct GossipNode<R: Runtime> {
     local_addr: SocketAddr,
-    publisher: Publisher,
+    publisher: Publisher<R>,
     deliveries: Receiver<Delivery>,
     peer_count: Arc<PeerCount>,
-    driver: Option<Task<()>>,
+    driver: Option<R::Task>,
 }
 
-impl GossipNode {
-    /// Binds the listener, starts dialling the configured peers, and runs the node on
-    /// smol's global executor.
-    pub async fn start(config: NetConfig) -> io::Result<Self> {
-        let core = gossip_core::Node::new(config.core.clone())
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        let listener = TcpListener::bind(config.listen).await?;
-        let local_addr = listener.local_addr()?;
-        let (deliver_tx, deliveries) = bounded(config.delivery_queue.max(1));
+impl<R: Runtime> std::fmt::Debug for GossipNode<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GossipNode")
+            .field("local_addr", &self.local_addr)
+            .field("peer_count", &self.peer_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Runtime> GossipNode<R> {
+    /// Binds the listener, starts dialling the configured peers, and runs the node in
+    /// tasks of runtime `R`.
+    pub async fn start(config: NetConfig) -> Result<Self, StartError> {
+        let core = gossip_core::Node::new(config.core.clone())?;
+        let addr = config.listen;
+        let bind_error = |source| StartError::Bind { addr, source };
+        let listener = R::bind(addr).await.map_err(bind_error)?;
+        let local_addr = R::local_addr(&listener).map_err(bind_error)?;
+        let (deliver_tx, deliveries) = async_channel::bounded(config.delivery_queue.max(1));
         let peer_count = Arc::new(PeerCount::default());
         let (events, driver) =
-            Driver::spawn(core, config, listener, deliver_tx, peer_count.clone());
+            Driver::<R>::spawn(core, config, listener, deliver_tx, peer_count.clone());
         Ok(GossipNode {
             local_addr,
             publisher: Publisher { events },
@@ -64,15 +72,16 @@ impl GossipNode {
         self.deliveries.recv().await.ok()
     }
 
-    /// Hands out the delivery stream, for a task of its own.
+    /// Hands out the delivery stream, for a task of its own. Dropping it tells the node
+    /// that the application does not want deliveries (it only relays).
     pub fn take_deliveries(&mut self) -> Receiver<Delivery> {
-        let (_, empty) = bounded(1);
+        let (_, empty) = async_channel::bounded(1);
         std::mem::replace(&mut self.deliveries, empty)
     }
 
     /// Peers connected now.
     pub fn peer_count(&self) -> usize {
-        self.peer_count.count.load(Ordering::Acquire)
+        self.peer_count.get()
     }
 
     /// Waits until at least `count` peers are connected (or the node stops).
@@ -100,20 +109,20 @@ impl GossipNode {
 
     /// A snapshot of the core's counters.
     pub async fn stats(&self) -> Result<Stats, NodeError> {
-        let (reply, answer) = bounded(1);
+        let (reply, answer) = async_channel::bounded(1);
         self.publisher.command(Command::Stats(reply)).await?;
         answer.recv().await.map_err(|_| NodeError::Stopped)
     }
 
     /// A handle that can publish from another task.
-    pub fn publisher(&self) -> Publisher {
+    pub fn publisher(&self) -> Publisher<R> {
         self.publisher.clone()
     }
 
     /// Stops accepting and dialling, gives writers up to `deadline` to flush what is
     /// queued, then closes every socket.
     pub async fn shutdown(mut self, deadline: Duration) {
-        let (reply, done) = bounded(1);
+        let (reply, done) = async_channel::bounded(1);
         if self
             .publisher
             .command(Command::Shutdown(deadline, reply))
@@ -129,15 +138,28 @@ impl GossipNode {
 }
 
 /// A cloneable handle that publishes into a [`GossipNode`] from any task.
-#[derive(Debug, Clone)]
-pub struct Publisher {
-    events: Sender<Event>,
+pub struct Publisher<R: Runtime> {
+    events: Sender<Event<R>>,
 }
 
-impl Publisher {
+impl<R: Runtime> Clone for Publisher<R> {
+    fn clone(&self) -> Self {
+        Publisher {
+            events: self.events.clone(),
+        }
+    }
+}
+
+impl<R: Runtime> std::fmt::Debug for Publisher<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher").finish_non_exhaustive()
+    }
+}
+
+impl<R: Runtime> Publisher<R> {
     /// Same as [`GossipNode::publish`].
     pub async fn publish(&self, payload: impl Into<Bytes>) -> Result<PublishOutcome, NodeError> {
-        let (reply, answer) = bounded(1);
+        let (reply, answer) = async_channel::bounded(1);
         self.command(Command::Publish(payload.into(), reply))
             .await?;
         answer
@@ -152,5 +174,30 @@ impl Publisher {
             .send(Event::Command(command))
             .await
             .map_err(|_| NodeError::Stopped)
+    }
+}
+
+/// Peers connected now, and a signal for whoever waits on a change.
+#[derive(Debug, Default)]
+pub(crate) struct PeerCount {
+    count: AtomicUsize,
+    changed: event_listener::Event,
+}
+
+impl PeerCount {
+    pub(crate) fn get(&self) -> usize {
+        self.count.load(Ordering::Acquire)
+    }
+
+    /// Sets the count, waking the waiters if it changed.
+    pub(crate) fn set(&self, count: usize) {
+        if self.count.swap(count, Ordering::AcqRel) != count {
+            self.wake_all();
+        }
+    }
+
+    /// Wakes every waiter, to look again.
+    pub(crate) fn wake_all(&self) {
+        self.changed.notify(usize::MAX);
     }
 }

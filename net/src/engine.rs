@@ -1,4 +1,4 @@
-//! The runtime-neutral half of an adapter's driver task.
+//! The driver's synchronous half: the core plus the open connections.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -6,26 +6,22 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::{
+use gossip_core::{
     Action, Delivery, DisconnectReason, Frames, Node, PeerId, PublishError, PublishOutcome, Stats,
 };
 
-/// The adapter's side of one connection, as the [`Engine`] drives it.
-pub trait Connection {
+/// One connection's tasks, as the [`Engine`] drives them. Dropping a connection stops
+/// its tasks and closes its socket at once.
+pub(crate) trait Connection {
     /// Hands this event's frames for the peer to its writer, in order. Called only with
     /// frames the core accounted for, so an unbounded channel here is bounded by
-    /// [`Config::peer_queue_bytes`](crate::Config::peer_queue_bytes).
+    /// [`Config::peer_queue_bytes`](gossip_core::Config::peer_queue_bytes).
     fn send(&mut self, frames: Vec<Frames>);
-    /// Stops the connection's tasks and closes its socket now.
-    fn close(self);
-    /// Stops reading, lets the writer send what is queued, then closes. Used at
-    /// shutdown, whose deadline bounds it.
-    fn finish(self);
 }
 
 /// What a connection's tasks report to the driver.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SocketEvent {
+pub(crate) enum SocketEvent {
     /// A read.
     Received(PeerId, Bytes),
     /// A write of this many bytes.
@@ -34,50 +30,24 @@ pub enum SocketEvent {
     Closed(PeerId),
 }
 
-/// A connection that went away, for the adapter to log.
+/// A connection that went away, for the driver to log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Closed {
+pub(crate) struct Closed {
     /// The peer's id.
-    pub peer: PeerId,
+    pub(crate) peer: PeerId,
     /// The remote address.
-    pub addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     /// Why the core dropped it, or `None` if the socket closed.
-    pub reason: Option<DisconnectReason>,
+    pub(crate) reason: Option<DisconnectReason>,
 }
 
-/// A [`Node`] plus the connections an adapter has open: every event an adapter's driver
-/// task receives maps to one method here, which also carries out the core's actions (frames
-/// to their connection, disconnects). What is left to the adapter is async: handing
+/// A [`Node`] plus the connections the driver has open: every event the driver task
+/// receives maps to one method here, which also carries out the core's actions (frames
+/// to their connection, disconnects). What is left to the driver is async: handing
 /// [deliveries](Self::next_delivery) to the application and logging
 /// [closed](Self::drain_closed) connections.
-///
-/// ```
-/// use std::time::Instant;
-/// use bytes::Bytes;
-/// use gossip_core::transport::{Connection, Engine, SocketEvent};
-/// use gossip_core::{frame::encode, Config, Frames, Node};
-///
-/// /// A connection whose "socket" is a vector.
-/// struct Recorder(Vec<Frames>);
-/// impl Connection for &mut Recorder {
-///     fn send(&mut self, frames: Vec<Frames>) { self.0.extend(frames) }
-///     fn close(self) {}
-///     fn finish(self) {}
-/// }
-///
-/// let (mut a, mut b) = (Recorder(vec![]), Recorder(vec![]));
-/// let mut engine = Engine::new(Node::new(Config::default())?);
-/// let now = Instant::now();
-/// let from_a = engine.connected(now, "127.0.0.1:1".parse().unwrap(), &mut a);
-/// engine.connected(now, "127.0.0.1:2".parse().unwrap(), &mut b);
-/// engine.handle_socket(now, SocketEvent::Received(from_a, Bytes::from(encode(b"hi"))));
-/// assert_eq!(engine.next_delivery().unwrap().payload, &b"hi"[..]);
-/// drop(engine);
-/// assert_eq!((a.0.len(), b.0.len()), (0, 1)); // forwarded to b only
-/// # Ok::<(), gossip_core::ConfigError>(())
-/// ```
 #[derive(Debug)]
-pub struct Engine<C> {
+pub(crate) struct Engine<C> {
     node: Node,
     open: HashMap<PeerId, Open<C>>,
     next_peer: u64,
@@ -96,7 +66,7 @@ struct Open<C> {
 
 impl<C: Connection> Engine<C> {
     /// An engine with no connections.
-    pub fn new(node: Node) -> Self {
+    pub(crate) fn new(node: Node) -> Self {
         Engine {
             node,
             open: HashMap::new(),
@@ -108,12 +78,12 @@ impl<C: Connection> Engine<C> {
 
     /// The id the next [`connected`](Self::connected) will use, so the adapter can
     /// start the connection's tasks with it first.
-    pub fn next_peer(&self) -> PeerId {
+    pub(crate) fn next_peer(&self) -> PeerId {
         PeerId(self.next_peer)
     }
 
     /// A connection is up (dialled or accepted).
-    pub fn connected(&mut self, now: Instant, addr: SocketAddr, connection: C) -> PeerId {
+    pub(crate) fn connected(&mut self, now: Instant, addr: SocketAddr, connection: C) -> PeerId {
         let peer = self.next_peer();
         self.next_peer += 1;
         let batch = Vec::new();
@@ -131,7 +101,7 @@ impl<C: Connection> Engine<C> {
     }
 
     /// Something happened on a connection's socket.
-    pub fn handle_socket(&mut self, now: Instant, event: SocketEvent) {
+    pub(crate) fn handle_socket(&mut self, now: Instant, event: SocketEvent) {
         match event {
             SocketEvent::Received(peer, data) => self.node.handle_received_bytes(now, peer, data),
             SocketEvent::Flushed(peer, bytes) => self.node.handle_flushed(now, peer, bytes),
@@ -141,9 +111,9 @@ impl<C: Connection> Engine<C> {
                     addr, connection, ..
                 }) = self.open.remove(&peer)
                 {
-                    // The peer is gone: what is queued for it goes nowhere. Closing (not
-                    // finishing) also frees a writer stuck on a peer that stopped reading.
-                    connection.close();
+                    // The peer is gone: what is queued for it goes nowhere. Dropping the
+                    // connection also frees a writer stuck on a peer that stopped reading.
+                    drop(connection);
                     let reason = None;
                     self.closed.push(Closed { peer, addr, reason });
                 }
@@ -153,7 +123,7 @@ impl<C: Connection> Engine<C> {
     }
 
     /// The application publishes a payload.
-    pub fn publish(
+    pub(crate) fn publish(
         &mut self,
         now: Instant,
         payload: Bytes,
@@ -164,42 +134,40 @@ impl<C: Connection> Engine<C> {
     }
 
     /// The deadline from [`poll_timeout`](Self::poll_timeout) passed.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
         self.node.handle_timeout(now);
         self.carry_out();
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) is next due.
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         self.node.poll_timeout()
     }
 
     /// The core's counters.
-    pub fn stats(&self) -> Stats {
+    pub(crate) fn stats(&self) -> Stats {
         self.node.stats()
     }
 
     /// Connections open now.
-    pub fn connection_count(&self) -> usize {
+    pub(crate) fn connection_count(&self) -> usize {
         self.open.len()
     }
 
     /// The next message to hand to the application, oldest first. (One at a time, so
     /// the adapter can await the application between them.)
-    pub fn next_delivery(&mut self) -> Option<Delivery> {
+    pub(crate) fn next_delivery(&mut self) -> Option<Delivery> {
         self.deliveries.pop_front()
     }
 
     /// Connections that went away since the last call, for logging.
-    pub fn drain_closed(&mut self) -> std::vec::Drain<'_, Closed> {
+    pub(crate) fn drain_closed(&mut self) -> std::vec::Drain<'_, Closed> {
         self.closed.drain(..)
     }
 
-    /// Finishes every connection: no more reads, queued output still goes out.
-    pub fn finish_all(&mut self) {
-        for (_, open) in self.open.drain() {
-            open.connection.finish();
-        }
+    /// Takes every connection out, for the driver's shutdown to finish them.
+    pub(crate) fn drain_connections(&mut self) -> impl Iterator<Item = C> + '_ {
+        self.open.drain().map(|(_, open)| open.connection)
     }
 
     fn carry_out(&mut self) {
@@ -216,7 +184,7 @@ impl<C: Connection> Engine<C> {
                         addr, connection, ..
                     }) = self.open.remove(&peer)
                     {
-                        connection.close();
+                        drop(connection);
                         let reason = Some(reason);
                         self.closed.push(Closed { peer, addr, reason });
                     }
@@ -234,8 +202,8 @@ impl<C: Connection> Engine<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::encode;
-    use crate::{Config, FrameError};
+    use gossip_core::frame::encode;
+    use gossip_core::{Config, FrameError};
     use std::cell::RefCell;
     use std::rc::Rc;
 
@@ -244,8 +212,8 @@ mod tests {
     struct Log {
         /// Per batch: how many `Frames`, and how many frames in them.
         batches: Vec<(usize, usize)>,
-        closed: bool,
-        finished: bool,
+        /// How often the connection was dropped (closed).
+        closed: usize,
     }
 
     struct Recorder(Rc<RefCell<Log>>);
@@ -255,11 +223,11 @@ mod tests {
             let count = frames.iter().map(Frames::count).sum();
             self.0.borrow_mut().batches.push((frames.len(), count));
         }
-        fn close(self) {
-            self.0.borrow_mut().closed = true;
-        }
-        fn finish(self) {
-            self.0.borrow_mut().finished = true;
+    }
+
+    impl Drop for Recorder {
+        fn drop(&mut self) {
+            self.0.borrow_mut().closed += 1;
         }
     }
 
@@ -293,7 +261,7 @@ mod tests {
         let (mut engine, logs, now) = engine_with(2);
         let garbage = Bytes::from_static(b"GET / HTTP/1.1");
         engine.handle_socket(now, SocketEvent::Received(PeerId(1), garbage));
-        assert!(logs[1].borrow().closed);
+        assert_eq!(logs[1].borrow().closed, 1);
         let closed: Vec<Closed> = engine.drain_closed().collect();
         assert_eq!(closed.len(), 1);
         assert!(matches!(
@@ -308,7 +276,7 @@ mod tests {
         let (mut engine, logs, now) = engine_with(1);
         engine.handle_socket(now, SocketEvent::Closed(PeerId(0)));
         engine.handle_socket(now, SocketEvent::Closed(PeerId(0)));
-        assert!(logs[0].borrow().closed && !logs[0].borrow().finished);
+        assert_eq!(logs[0].borrow().closed, 1);
         let closed: Vec<Closed> = engine.drain_closed().collect();
         assert_eq!(closed.len(), 1);
         assert_eq!(closed[0].reason, None);

@@ -1,15 +1,15 @@
-//! What a socket adapter needs to know to run a node.
+//! How a node runs over TCP: addresses, redials, socket and queue sizes.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::Config;
+use gossip_core::Config;
 
-/// How a socket adapter runs a node: where it listens, whom it dials, and its limits.
-/// Shared by every runtime adapter, so switching runtime does not change configuration.
+/// How a node runs over TCP: where it listens, whom it dials, and its limits. The same
+/// for every runtime, so switching runtime does not change configuration.
 ///
 /// ```
-/// use gossip_core::transport::NetConfig;
+/// use gossip_net::NetConfig;
 /// let peer = "127.0.0.1:7000".parse().unwrap();
 /// let config = NetConfig::new("127.0.0.1:0".parse().unwrap()).with_peers([peer, peer]);
 /// assert_eq!(config.dial_targets(), [peer]);

@@ -1,0 +1,121 @@
+//! One connection: a reader task (socket to driver), a writer task (driver to socket),
+//! and the driver's handle on both.
+
+use std::io::IoSlice;
+
+use async_channel::{Receiver, Sender};
+use bytes::BytesMut;
+use gossip_core::{Frames, PeerId};
+
+use crate::driver::Event;
+use crate::engine::{Connection, SocketEvent};
+use crate::runtime::{Runtime, SocketRead, SocketWrite};
+use crate::write_queue::{WriteQueue, SLICES_PER_WRITE};
+
+/// The driver's handle on one connection's tasks. Dropping it cancels both and so closes
+/// the socket.
+pub(crate) struct Link<R: Runtime> {
+    frames: Sender<Vec<Frames>>,
+    /// Held to be cancelled with the link.
+    _reader: R::Task,
+    writer: R::Task,
+    /// Dropped with the link, which wakes the dialler that made it.
+    _on_close: Option<Sender<()>>,
+}
+
+impl<R: Runtime> Link<R> {
+    /// Starts the reader and writer tasks for `peer` over `reader` and `writer`.
+    pub(crate) fn start(
+        peer: PeerId,
+        (reader, writer): (R::Reader, R::Writer),
+        read_chunk: usize,
+        events: &Sender<Event<R>>,
+        on_close: Option<Sender<()>>,
+    ) -> Self {
+        let (frames, queued) = async_channel::unbounded();
+        Link {
+            frames,
+            _reader: R::spawn(read_loop(peer, reader, read_chunk, events.clone())),
+            writer: R::spawn(write_loop(peer, writer, queued, events.clone())),
+            _on_close: on_close,
+        }
+    }
+
+    /// Stops reading and returns the writer, which sends what is queued, closes the
+    /// socket's write direction and ends; awaiting it waits for that, dropping it cuts
+    /// it short.
+    pub(crate) fn finish(self) -> R::Task {
+        // Closing `frames` (dropped with the rest) tells the writer nothing more comes.
+        self.writer
+    }
+}
+
+impl<R: Runtime> Connection for Link<R> {
+    fn send(&mut self, frames: Vec<Frames>) {
+        // The writer may already have ended; its Closed event is on the way.
+        let _ = self.frames.try_send(frames);
+    }
+}
+
+/// Reads from the socket and passes each read to the driver, until the socket ends.
+async fn read_loop<R: Runtime>(
+    peer: PeerId,
+    mut socket: R::Reader,
+    read_chunk: usize,
+    events: Sender<Event<R>>,
+) {
+    let mut buffer = BytesMut::new();
+    loop {
+        match socket.read(&mut buffer, read_chunk.max(1)).await {
+            Ok(chunk) if chunk.is_empty() => break,
+            Ok(chunk) => {
+                let event = Event::Socket(SocketEvent::Received(peer, chunk));
+                if events.send(event).await.is_err() {
+                    return;
+                }
+            }
+            Err(error) => {
+                tracing::debug!(%peer, %error, "read failed");
+                break;
+            }
+        }
+    }
+    let _ = events.send(Event::Socket(SocketEvent::Closed(peer))).await;
+}
+
+/// Writes queued frames, as many per vectored write as are waiting, and reports each
+/// write to the driver. Ends when the driver closes the channel (after writing what is
+/// left) or the socket fails.
+async fn write_loop<R: Runtime>(
+    peer: PeerId,
+    mut socket: R::Writer,
+    frames: Receiver<Vec<Frames>>,
+    events: Sender<Event<R>>,
+) {
+    let mut queue = WriteQueue::default();
+    loop {
+        if queue.is_empty() {
+            match frames.recv().await {
+                Ok(batch) => queue.extend(batch),
+                Err(_) => break,
+            }
+        }
+        while let Ok(batch) = frames.try_recv() {
+            queue.extend(batch);
+        }
+        let written = {
+            let mut slices = [IoSlice::new(&[]); SLICES_PER_WRITE];
+            let count = queue.io_slices(&mut slices);
+            socket.write_vectored(&slices[..count]).await
+        };
+        let event = match written {
+            Ok(0) | Err(_) => SocketEvent::Closed(peer),
+            Ok(written) => SocketEvent::Flushed(peer, queue.advance(written)),
+        };
+        let closed = matches!(event, SocketEvent::Closed(_));
+        if events.send(Event::Socket(event)).await.is_err() || closed {
+            return;
+        }
+    }
+    socket.shutdown().await;
+}

@@ -1,0 +1,219 @@
+//! The driver task: owns the core, feeds it events and carries out its actions.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_channel::{Receiver, Sender, TrySendError};
+use bytes::Bytes;
+use futures_lite::future;
+use gossip_core::{Delivery, Node, PublishError, PublishOutcome, Stats};
+
+use crate::backoff::Backoff;
+use crate::connection::Link;
+use crate::dialler;
+use crate::engine::{Closed, Engine, SocketEvent};
+use crate::handle::PeerCount;
+use crate::runtime::Runtime;
+use crate::NetConfig;
+
+/// Events the driver waits for, from connections, diallers and the application.
+pub(crate) enum Event<R: Runtime> {
+    /// A connection is up. `closed` is dropped when it goes away (diallers wait on it).
+    Connected {
+        stream: R::Stream,
+        addr: SocketAddr,
+        closed: Option<Sender<()>>,
+    },
+    Socket(SocketEvent),
+    Command(Command),
+}
+
+/// Requests from the application.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Publish(Bytes, Sender<Result<PublishOutcome, PublishError>>),
+    Stats(Sender<Stats>),
+    /// Keep a connection to this address too (no-op if already dialling it).
+    Dial(SocketAddr),
+    Shutdown(Duration, Sender<()>),
+}
+
+/// Events handled back to back before the driver lets other tasks on its thread run:
+/// a busy queue must not keep the readers and writers it wakes from running.
+const EVENTS_PER_TURN: usize = 128;
+
+pub(crate) struct Driver<R: Runtime> {
+    engine: Engine<Link<R>>,
+    config: NetConfig,
+    events_tx: Sender<Event<R>>,
+    deliveries: Sender<Delivery>,
+    peer_count: Arc<PeerCount>,
+    /// Addresses with a dialler.
+    dialling: HashSet<SocketAddr>,
+    /// The acceptor and the diallers.
+    tasks: Vec<R::Task>,
+}
+
+impl<R: Runtime> Driver<R> {
+    /// Starts the driver task, the acceptor on `listener` and a dialler per configured
+    /// peer. Returns where to send commands, and the driver task.
+    pub(crate) fn spawn(
+        core: Node,
+        config: NetConfig,
+        listener: R::Listener,
+        deliveries: Sender<Delivery>,
+        peer_count: Arc<PeerCount>,
+    ) -> (Sender<Event<R>>, R::Task) {
+        // Readers wait when the queue is full: a busy driver slows its peers down
+        // instead of buffering without bound.
+        let (events_tx, events) = async_channel::bounded(config.event_queue.max(1));
+        let mut driver = Driver {
+            engine: Engine::new(core),
+            events_tx: events_tx.clone(),
+            deliveries,
+            peer_count,
+            dialling: HashSet::new(),
+            tasks: vec![R::spawn(dialler::accept(listener, events_tx.clone()))],
+            config,
+        };
+        for addr in driver.config.dial_targets() {
+            driver.dial(addr);
+        }
+        let peer_count = driver.peer_count.clone();
+        let task = R::spawn(async move {
+            driver.run(events).await;
+            // The event queue is closed now: wake whoever waits for peers to see that.
+            peer_count.wake_all();
+        });
+        (events_tx, task)
+    }
+
+    async fn run(mut self, events: Receiver<Event<R>>) {
+        let mut handled = 0;
+        loop {
+            let now = Instant::now();
+            let deadline = self.engine.poll_timeout();
+            if deadline.is_some_and(|at| at <= now) {
+                // Checked here, not only when the timer wins the race below, so that a
+                // stream of events cannot hold back what is due.
+                self.engine.handle_timeout(now);
+                self.after_event().await;
+                continue;
+            }
+            handled += 1;
+            if handled % EVENTS_PER_TURN == 0 {
+                future::yield_now().await;
+            }
+            let timer = async {
+                if let Some(at) = deadline {
+                    R::sleep_until(at).await;
+                }
+                future::pending().await
+            };
+            let Some(event) = future::or(async { events.recv().await.ok() }, timer).await else {
+                return;
+            };
+            let now = Instant::now();
+            match event {
+                Event::Connected {
+                    stream,
+                    addr,
+                    closed,
+                } => self.connected(now, stream, addr, closed),
+                Event::Socket(event) => self.engine.handle_socket(now, event),
+                Event::Command(Command::Publish(payload, reply)) => {
+                    let _ = reply.try_send(self.engine.publish(now, payload));
+                }
+                Event::Command(Command::Stats(reply)) => {
+                    let _ = reply.try_send(self.engine.stats());
+                }
+                Event::Command(Command::Dial(addr)) => self.dial(addr),
+                Event::Command(Command::Shutdown(deadline, reply)) => {
+                    self.shutdown(deadline).await;
+                    let _ = reply.try_send(());
+                    return;
+                }
+            }
+            self.after_event().await;
+        }
+    }
+
+    /// Starts the tasks of a new connection and hands it to the core.
+    fn connected(
+        &mut self,
+        now: Instant,
+        stream: R::Stream,
+        addr: SocketAddr,
+        on_close: Option<Sender<()>>,
+    ) {
+        let socket = match R::split(stream) {
+            Ok(socket) => socket,
+            Err(error) => {
+                // Dropping `on_close` tells a dialler to try again.
+                tracing::warn!(%addr, %error, "cannot set up connection");
+                return;
+            }
+        };
+        let peer = self.engine.next_peer();
+        let read_chunk = self.config.read_chunk;
+        let link = Link::start(peer, socket, read_chunk, &self.events_tx, on_close);
+        tracing::info!(%peer, %addr, "connected");
+        self.engine.connected(now, addr, link);
+    }
+
+    /// Starts a dialler for `addr` unless one runs already: one connection per address.
+    fn dial(&mut self, addr: SocketAddr) {
+        if self.dialling.insert(addr) {
+            let backoff = Backoff::new(self.config.redial_initial, self.config.redial_max);
+            let events = self.events_tx.clone();
+            self.tasks
+                .push(R::spawn(dialler::dial(addr, backoff, events)));
+        }
+    }
+
+    /// Logs closed connections, hands deliveries to the application and updates the peer
+    /// count.
+    async fn after_event(&mut self) {
+        for Closed { peer, addr, reason } in self.engine.drain_closed() {
+            match reason {
+                Some(reason) => tracing::warn!(%peer, %addr, %reason, "disconnected peer"),
+                None => tracing::info!(%peer, %addr, "connection closed"),
+            }
+        }
+        while let Some(delivery) = self.engine.next_delivery() {
+            // Waits only while the application is behind: backpressure to the peers. A
+            // dropped receiver means the application does not want deliveries.
+            match self.deliveries.try_send(delivery) {
+                Err(TrySendError::Full(delivery)) => {
+                    let _ = self.deliveries.send(delivery).await;
+                }
+                Ok(()) | Err(TrySendError::Closed(_)) => {}
+            }
+        }
+        self.peer_count.set(self.engine.connection_count());
+    }
+
+    /// Stops accepting, dialling and reading; gives the writers up to `deadline` to send
+    /// what is queued, then closes every socket.
+    async fn shutdown(mut self, deadline: Duration) {
+        let give_up = Instant::now() + deadline;
+        self.tasks.clear(); // cancels the acceptor and the diallers
+        let writers: Vec<R::Task> = self.engine.drain_connections().map(Link::finish).collect();
+        let flushed = async {
+            for writer in writers {
+                writer.await;
+            }
+            true
+        };
+        // Past the deadline the race drops the writers still running, which cancels them.
+        let timed_out = async {
+            R::sleep_until(give_up).await;
+            false
+        };
+        if !future::or(flushed, timed_out).await {
+            tracing::warn!("shutdown deadline passed with output still queued");
+        }
+    }
+}

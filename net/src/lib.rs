@@ -1,0 +1,52 @@
+//! # gossip-net
+//!
+//! Runs a [`gossip_core::Node`] over real TCP, on any async runtime that implements
+//! [`Runtime`]: this crate is the one async driver, written once; `gossip-tokio` and
+//! `gossip-smol` are its two runtimes (the split of `quinn` over `quinn-proto`). It only
+//! moves bytes: it owns the listener, the sockets and the timer, feeds what it reads into
+//! the core and carries out the core's actions. Every protocol policy (framing, limits,
+//! seen set, slow peers) lives in the core.
+//!
+//! Most applications use it through an adapter, whose `GossipNode` is this crate's
+//! [`GossipNode`] on that runtime:
+//!
+//! ```no_run
+//! use gossip_net::NetConfig;
+//! # async fn run<R: gossip_net::Runtime>() -> Result<(), gossip_net::StartError> {
+//! let config = NetConfig::new("127.0.0.1:7001".parse().unwrap())
+//!     .with_peers(["127.0.0.1:7000".parse().unwrap()]);
+//! let mut node = gossip_net::GossipNode::<R>::start(config).await?;
+//! node.publish(&b"hello"[..]).await.expect("fits");
+//! while let Some(message) = node.next_delivery().await {
+//!     println!("{}", String::from_utf8_lossy(&message.payload));
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! ## Structure
+//!
+//! One driver task owns the core (with its open connections: the `Engine`). Each connection has a reader task (socket to driver, one
+//! buffer per connection, each read handed over whole so payloads are slices of it) and
+//! a writer task (driver to socket, many frames per vectored write). Each configured
+//! peer has a dialler task that redials with capped exponential backoff; one task
+//! accepts. All of them talk to the driver over one bounded event queue
+//! ([`NetConfig::event_queue`]), so a driver that falls behind slows its readers, and
+//! TCP slows their peers.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod backoff;
+mod config;
+mod connection;
+mod dialler;
+mod driver;
+mod engine;
+mod error;
+mod handle;
+mod runtime;
+mod write_queue;
+
+pub use config::NetConfig;
+pub use error::{NodeError, StartError};
+pub use handle::{GossipNode, Publisher};
+pub use runtime::{Runtime, SocketRead, SocketWrite};
