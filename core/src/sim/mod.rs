@@ -23,141 +23,29 @@
 //! # Ok::<(), gossip_core::PublishError>(())
 //! ```
 
+mod config;
+mod link;
 mod report;
 mod rng;
+mod schedule;
 mod topology;
+mod tracking;
 
+pub use config::{Churn, SimConfig};
 pub use report::{MessageReport, Report};
 pub use rng::SimRng;
 pub use topology::Topology;
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
-use crate::{Action, Config, DisconnectReason, Frames, MessageId, Node, PeerId, PublishError};
+use crate::{Action, DisconnectReason, Frames, MessageId, Node, PeerId, PublishError};
+use link::{link_of, peer_id, Link, RAW_PEER};
+use schedule::{nanos, Event, Schedule, SimTime};
+use tracking::Tracker;
 
-/// How the simulated network behaves. All randomness comes from `seed`.
-#[derive(Debug, Clone)]
-pub struct SimConfig {
-    /// Seed for every random choice of the run.
-    pub seed: u64,
-    /// Configuration of every node.
-    pub node: Config,
-    /// Each link's latency is drawn uniformly from this range when it is created.
-    pub latency: (Duration, Duration),
-    /// Each frame is further delayed by up to this much (order within a link is kept).
-    pub jitter: Duration,
-    /// Each read hands the receiver between 1 and `max_read` of the bytes that have
-    /// arrived; `usize::MAX` hands over all of them at once.
-    pub max_read: usize,
-    /// Probability that sending a frame breaks its connection (the frame and everything
-    /// in flight on it are lost). The link reconnects after `reconnect_after`.
-    pub link_failure: f64,
-    /// Delay before a broken link reconnects.
-    pub reconnect_after: Duration,
-    /// Random node crashes, if any.
-    pub churn: Option<Churn>,
-}
-
-impl Default for SimConfig {
-    /// Latency 1–50 ms, 5 ms jitter, whole reads, no failures.
-    fn default() -> Self {
-        SimConfig {
-            seed: 0,
-            node: Config::default(),
-            latency: (Duration::from_millis(1), Duration::from_millis(50)),
-            jitter: Duration::from_millis(5),
-            max_read: usize::MAX,
-            link_failure: 0.0,
-            reconnect_after: Duration::from_millis(100),
-            churn: None,
-        }
-    }
-}
-
-/// Random crash-and-restart of nodes. A restarted node starts from a fresh [`Node`]
-/// (empty seen set) and reconnects its links.
-#[derive(Debug, Clone, Copy)]
-pub struct Churn {
-    /// Time between two crashes, drawn uniformly from zero to twice this.
-    pub mean_interval: Duration,
-    /// How long a crashed node stays down.
-    pub downtime: Duration,
-}
-
-/// Virtual time, in nanoseconds since the start of the run.
-type SimTime = u64;
-
-/// Peer ids with this bit set are raw peers attached by the test, not simulated nodes.
-const RAW_PEER: u64 = 1 << 63;
-
-#[derive(Debug)]
-enum Event {
-    /// Bytes may have arrived on one direction of a link.
-    Arrive {
-        link: usize,
-        side: usize,
-        epoch: u64,
-    },
-    /// A node's `poll_timeout` deadline.
-    Timer { node: usize },
-    /// A broken link comes back.
-    Reconnect { link: usize },
-    /// A node crashes (churn).
-    Crash,
-    /// A crashed node restarts.
-    Restart { node: usize },
-}
-
-#[derive(Debug)]
-struct Scheduled {
-    at: SimTime,
-    seq: u64,
-    event: Event,
-}
-
-impl PartialEq for Scheduled {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-impl Eq for Scheduled {}
-impl PartialOrd for Scheduled {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Scheduled {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.at, self.seq).cmp(&(other.at, other.seq))
-    }
-}
-
-/// One direction of a link: frames in flight, in order.
-#[derive(Debug, Default)]
-struct Pipe {
-    in_flight: VecDeque<(SimTime, Frames)>,
-    /// Bytes of the front frame already read by the receiver.
-    read_of_front: usize,
-    /// Arrival time of the last frame sent, so later frames never overtake it.
-    last_arrival: SimTime,
-    arrival_scheduled: bool,
-}
-
-#[derive(Debug)]
-struct Link {
-    ends: [usize; 2],
-    latency: SimTime,
-    up: bool,
-    /// Bumped on every break, so events of an old connection are ignored.
-    epoch: u64,
-    /// `pipes[s]` carries bytes from `ends[s]` to the other end.
-    pipes: [Pipe; 2],
-}
-
+/// A simulated node: its core, and the links of the graph it has.
 #[derive(Debug)]
 struct SimNode {
     /// `None` while crashed.
@@ -168,23 +56,11 @@ struct SimNode {
     frames_received_before: u64,
 }
 
+/// A connection the test drives by hand.
 #[derive(Debug)]
 struct RawPeer {
     node: usize,
     disconnected: Option<DisconnectReason>,
-}
-
-#[derive(Debug)]
-struct Track {
-    id: MessageId,
-    origin: usize,
-    published_at: SimTime,
-    /// Hops from the origin at which each node got it; `u32::MAX` = not yet.
-    hops: Vec<u32>,
-    deliveries: Vec<u16>,
-    frames_sent: u64,
-    last_delivery_at: SimTime,
-    last_delivery_hops: u32,
 }
 
 /// A simulated network; see the [module documentation](self).
@@ -194,13 +70,11 @@ pub struct Simulation {
     rng: SimRng,
     start: Instant,
     now: SimTime,
-    seq: u64,
-    queue: BinaryHeap<Reverse<Scheduled>>,
+    schedule: Schedule,
     nodes: Vec<SimNode>,
     links: Vec<Link>,
     raw_peers: Vec<RawPeer>,
-    tracks: Vec<Track>,
-    track_index: HashMap<MessageId, usize>,
+    tracker: Tracker,
     frames_sent: u64,
     deliveries: u64,
     disconnects: u64,
@@ -208,10 +82,6 @@ pub struct Simulation {
     actions: Vec<Action>,
     /// Scratch for `process`: tracked messages delivered, by where their payload lies.
     delivered_at: Vec<(*const u8, usize)>,
-}
-
-fn nanos(duration: Duration) -> SimTime {
-    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
 impl Simulation {
@@ -240,13 +110,7 @@ impl Simulation {
             .map(|(index, &(a, b))| {
                 nodes[a].links.push(index);
                 nodes[b].links.push(index);
-                Link {
-                    ends: [a, b],
-                    latency: rng.between(low, high),
-                    up: false,
-                    epoch: 0,
-                    pipes: Default::default(),
-                }
+                Link::new(a, b, rng.between(low, high))
             })
             .collect();
         let mut sim = Simulation {
@@ -254,13 +118,11 @@ impl Simulation {
             rng,
             start: Instant::now(),
             now: 0,
-            seq: 0,
-            queue: BinaryHeap::new(),
+            schedule: Schedule::default(),
             nodes,
             links,
             raw_peers: Vec::new(),
-            tracks: Vec::new(),
-            track_index: HashMap::new(),
+            tracker: Tracker::default(),
             frames_sent: 0,
             deliveries: 0,
             disconnects: 0,
@@ -312,7 +174,7 @@ impl Simulation {
             Some(node) => node.publish(now, payload)?.id(),
             None => MessageId::of(&payload),
         };
-        let track = self.track(id, index);
+        let track = self.tracker.track(id, index, self.nodes.len(), self.now);
         self.process_after(index, Some(track));
         Ok(id)
     }
@@ -365,38 +227,21 @@ impl Simulation {
     /// quiet (no event left) within it.
     pub fn run_for(&mut self, duration: Duration) -> bool {
         let end = self.now.saturating_add(nanos(duration));
-        while let Some(Reverse(next)) = self.queue.peek() {
-            if next.at > end {
-                self.now = end;
-                return false;
-            }
-            let Some(Reverse(Scheduled { at, event, .. })) = self.queue.pop() else {
-                break;
-            };
+        while let Some((at, event)) = self.schedule.pop_due(end) {
             self.now = at;
             self.handle(event);
         }
-        true
+        if self.schedule.is_empty() {
+            return true;
+        }
+        self.now = end;
+        false
     }
 
     /// The figures of the run so far.
     pub fn report(&self) -> Report {
         let nodes = self.nodes.len();
-        let messages = self
-            .tracks
-            .iter()
-            .map(|track| MessageReport {
-                id: track.id,
-                origin: track.origin,
-                reached: track.hops.iter().filter(|&&h| h != u32::MAX).count(),
-                delivered_again: track.deliveries.iter().filter(|&&d| d > 1).count(),
-                frames_sent: track.frames_sent,
-                last_delivery_hops: track.last_delivery_hops,
-                last_delivery_after: Duration::from_nanos(
-                    track.last_delivery_at - track.published_at,
-                ),
-            })
-            .collect();
+        let messages = self.tracker.reports();
         let frames_received = self
             .nodes
             .iter()
@@ -417,36 +262,6 @@ impl Simulation {
 
     fn instant(&self) -> Instant {
         self.start + Duration::from_nanos(self.now)
-    }
-
-    fn schedule(&mut self, at: SimTime, event: Event) {
-        self.seq += 1;
-        self.queue.push(Reverse(Scheduled {
-            at,
-            seq: self.seq,
-            event,
-        }));
-    }
-
-    /// Starts tracking a message (if new); returns its track index.
-    fn track(&mut self, id: MessageId, origin: usize) -> usize {
-        let nodes = self.nodes.len();
-        let index = *self.track_index.entry(id).or_insert(self.tracks.len());
-        if index == self.tracks.len() {
-            let mut hops = vec![u32::MAX; nodes];
-            hops[origin] = 0;
-            self.tracks.push(Track {
-                id,
-                origin,
-                published_at: self.now,
-                hops,
-                deliveries: vec![0; nodes],
-                frames_sent: 0,
-                last_delivery_at: self.now,
-                last_delivery_hops: 0,
-            });
-        }
-        index
     }
 
     fn handle(&mut self, event: Event) {
@@ -475,7 +290,7 @@ impl Simulation {
                         self.break_link(link, false);
                     }
                     let at = self.now.saturating_add(nanos(churn.downtime));
-                    self.schedule(at, Event::Restart { node: victim });
+                    self.schedule.push(at, Event::Restart { node: victim });
                 }
                 self.schedule_crash(churn);
             }
@@ -492,7 +307,7 @@ impl Simulation {
     fn schedule_crash(&mut self, churn: Churn) {
         let gap = self.rng.below(nanos(churn.mean_interval).saturating_mul(2));
         let at = self.now.saturating_add(gap.max(1));
-        self.schedule(at, Event::Crash);
+        self.schedule.push(at, Event::Crash);
     }
 
     /// Opens a connection over `link` if both ends are up.
@@ -506,21 +321,11 @@ impl Simulation {
         for side in 0..2 {
             let end = self.links[link].ends[side];
             if let Some(node) = self.nodes[end].node.as_mut() {
-                node.peer_connected(now, Self::peer_id(link, side));
+                node.peer_connected(now, peer_id(link, side));
             }
         }
         self.process(a);
         self.process(b);
-    }
-
-    /// The id under which `ends[side]` knows the other end of `link`.
-    fn peer_id(link: usize, side: usize) -> PeerId {
-        PeerId(((link as u64) << 1) | side as u64)
-    }
-
-    /// The inverse of [`peer_id`](Self::peer_id): the link and the side that holds the id.
-    fn link_of(peer: PeerId) -> (usize, usize) {
-        ((peer.0 >> 1) as usize, (peer.0 & 1) as usize)
     }
 
     /// Breaks the connection on `link`; both ends that are up are told. With
@@ -537,12 +342,12 @@ impl Simulation {
         for side in 0..2 {
             let end = self.links[link].ends[side];
             if let Some(node) = self.nodes[end].node.as_mut() {
-                node.peer_disconnected(now, Self::peer_id(link, side));
+                node.peer_disconnected(now, peer_id(link, side));
             }
         }
         if reconnect {
             let at = self.now.saturating_add(nanos(self.config.reconnect_after));
-            self.schedule(at, Event::Reconnect { link });
+            self.schedule.push(at, Event::Reconnect { link });
         }
     }
 
@@ -556,57 +361,27 @@ impl Simulation {
         }
         let pipe = &mut state.pipes[side];
         pipe.arrival_scheduled = false;
-        let arrived: usize = pipe
-            .in_flight
-            .iter()
-            .take_while(|(at, _)| *at <= now)
-            .map(|(_, frame)| frame.wire_len())
-            .sum::<usize>()
-            - pipe.read_of_front;
+        let arrived = pipe.arrived(now);
         let read_len = if max_read == usize::MAX {
             arrived
         } else {
             self.rng.between(1, max_read.min(arrived) as u64) as usize
         };
-        // Copy `read_len` bytes out of the in-flight frames into a buffer of their own, as
-        // a socket read would, and hand it over without a second copy.
-        let mut buffer = BytesMut::with_capacity(read_len);
         let pipe = &mut self.links[link].pipes[side];
-        while buffer.len() < read_len {
-            let Some((_, frame)) = pipe.in_flight.front() else {
-                break;
-            };
-            let mut offset = pipe.read_of_front;
-            while offset < frame.wire_len() && buffer.len() < read_len {
-                let [head, rest] = frame.parts();
-                let part = match offset.checked_sub(head.len()) {
-                    None => &head[offset..],
-                    Some(in_rest) => &rest[in_rest..],
-                };
-                let take = part.len().min(read_len - buffer.len());
-                buffer.extend_from_slice(&part[..take]);
-                offset += take;
-            }
-            if offset == frame.wire_len() {
-                pipe.in_flight.pop_front();
-                pipe.read_of_front = 0;
-            } else {
-                pipe.read_of_front = offset;
-            }
-        }
-        let next_arrival = pipe.in_flight.front().map(|(at, _)| (*at).max(now));
+        let buffer = pipe.read(read_len);
+        let next_arrival = pipe.next_arrival(now);
         let [sender, receiver] = [self.links[link].ends[side], self.links[link].ends[1 - side]];
         let instant = self.instant();
         if let Some(node) = self.nodes[sender].node.as_mut() {
-            node.handle_flushed(instant, Self::peer_id(link, side), buffer.len());
+            node.handle_flushed(instant, peer_id(link, side), buffer.len());
         }
         if let Some(node) = self.nodes[receiver].node.as_mut() {
-            node.handle_received_bytes(instant, Self::peer_id(link, 1 - side), buffer.freeze());
+            node.handle_received_bytes(instant, peer_id(link, 1 - side), buffer.freeze());
         }
         if let Some(at) = next_arrival {
             self.links[link].pipes[side].arrival_scheduled = true;
             let epoch = self.links[link].epoch;
-            self.schedule(at, Event::Arrive { link, side, epoch });
+            self.schedule.push(at, Event::Arrive { link, side, epoch });
         }
         self.process(sender);
         self.process(receiver);
@@ -634,12 +409,12 @@ impl Simulation {
             match action {
                 Action::Send { peer, frames } => {
                     if let Some(track) = published {
-                        self.tracks[track].frames_sent += frames.count() as u64;
+                        self.tracker.frames_sent(track, frames.count() as u64);
                     } else if !delivered.is_empty() {
                         for payload in frames.payloads() {
                             let at = payload.as_ptr();
                             if let Some(&(_, track)) = delivered.iter().find(|(p, _)| *p == at) {
-                                self.tracks[track].frames_sent += 1;
+                                self.tracker.frames_sent(track, 1);
                             }
                         }
                     }
@@ -650,7 +425,7 @@ impl Simulation {
                     }
                 }
                 Action::Deliver(delivery) => {
-                    if let Some(&track) = self.track_index.get(&delivery.id) {
+                    if let Some(track) = self.tracker.get(&delivery.id) {
                         if !delivery.payload.is_empty() {
                             delivered.push((delivery.payload.as_ptr(), track));
                         }
@@ -663,7 +438,7 @@ impl Simulation {
                         let raw = (peer.0 & !RAW_PEER) as usize;
                         self.raw_peers[raw].disconnected = Some(reason);
                     } else {
-                        self.break_link(Self::link_of(peer).0, false);
+                        self.break_link(link_of(peer).0, false);
                     }
                 }
             }
@@ -688,13 +463,13 @@ impl Simulation {
         if at.is_some() && at != self.nodes[index].timer {
             self.nodes[index].timer = at;
             if let Some(at) = at {
-                self.schedule(at, Event::Timer { node: index });
+                self.schedule.push(at, Event::Timer { node: index });
             }
         }
     }
 
     fn send(&mut self, peer: PeerId, frame: Frames) {
-        let (link, side) = Self::link_of(peer);
+        let (link, side) = link_of(peer);
         self.frames_sent += frame.count() as u64;
         if self.config.link_failure > 0.0 && self.rng.chance(self.config.link_failure) {
             self.break_link(link, true);
@@ -703,39 +478,30 @@ impl Simulation {
         let jitter = self.rng.below(nanos(self.config.jitter).saturating_add(1));
         let state = &mut self.links[link];
         let pipe = &mut state.pipes[side];
-        let at = self
-            .now
-            .saturating_add(state.latency)
-            .saturating_add(jitter)
-            .max(pipe.last_arrival);
-        pipe.last_arrival = at;
-        pipe.in_flight.push_back((at, frame));
+        let at = pipe.push(
+            self.now
+                .saturating_add(state.latency)
+                .saturating_add(jitter),
+            frame,
+        );
         if !pipe.arrival_scheduled {
             pipe.arrival_scheduled = true;
             let epoch = state.epoch;
-            self.schedule(at, Event::Arrive { link, side, epoch });
+            self.schedule.push(at, Event::Arrive { link, side, epoch });
         }
     }
 
     fn record_delivery(&mut self, index: usize, id: MessageId, from: PeerId) {
         self.deliveries += 1;
-        let Some(&track) = self.track_index.get(&id) else {
+        let Some(track) = self.tracker.get(&id) else {
             return;
         };
         let sender = if from.0 & RAW_PEER != 0 {
             None
         } else {
-            let (link, side) = Self::link_of(from);
+            let (link, side) = link_of(from);
             Some(self.links[link].ends[1 - side])
         };
-        let now = self.now;
-        let track = &mut self.tracks[track];
-        let hops = sender.map(|s| track.hops[s].saturating_add(1)).unwrap_or(1);
-        track.deliveries[index] = track.deliveries[index].saturating_add(1);
-        if track.hops[index] == u32::MAX {
-            track.hops[index] = hops;
-        }
-        track.last_delivery_at = now;
-        track.last_delivery_hops = hops;
+        self.tracker.delivered(track, index, sender, self.now);
     }
 }

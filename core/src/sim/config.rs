@@ -1,0 +1,54 @@
+//! How the simulated network behaves.
+
+use std::time::Duration;
+
+use crate::Config;
+
+/// How the simulated network behaves. All randomness comes from `seed`.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Seed for every random choice of the run.
+    pub seed: u64,
+    /// Configuration of every node.
+    pub node: Config,
+    /// Each link's latency is drawn uniformly from this range when it is created.
+    pub latency: (Duration, Duration),
+    /// Each frame is further delayed by up to this much (order within a link is kept).
+    pub jitter: Duration,
+    /// Each read hands the receiver between 1 and `max_read` of the bytes that have
+    /// arrived; `usize::MAX` hands over all of them at once.
+    pub max_read: usize,
+    /// Probability that sending a frame breaks its connection (the frame and everything
+    /// in flight on it are lost). The link reconnects after `reconnect_after`.
+    pub link_failure: f64,
+    /// Delay before a broken link reconnects.
+    pub reconnect_after: Duration,
+    /// Random node crashes, if any.
+    pub churn: Option<Churn>,
+}
+
+impl Default for SimConfig {
+    /// Latency 1–50 ms, 5 ms jitter, whole reads, no failures.
+    fn default() -> Self {
+        SimConfig {
+            seed: 0,
+            node: Config::default(),
+            latency: (Duration::from_millis(1), Duration::from_millis(50)),
+            jitter: Duration::from_millis(5),
+            max_read: usize::MAX,
+            link_failure: 0.0,
+            reconnect_after: Duration::from_millis(100),
+            churn: None,
+        }
+    }
+}
+
+/// Random crash-and-restart of nodes. A restarted node starts from a fresh [`Node`]
+/// (empty seen set) and reconnects its links.
+#[derive(Debug, Clone, Copy)]
+pub struct Churn {
+    /// Time between two crashes, drawn uniformly from zero to twice this.
+    pub mean_interval: Duration,
+    /// How long a crashed node stays down.
+    pub downtime: Duration,
+}
