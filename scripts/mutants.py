@@ -78,14 +78,14 @@ MUTANTS = {
     ),
     "send-twice": (
         "core/src/node/mod.rs",
-        """                        frames: frames(start..at, count),
-                    });""",
-        """                        frames: frames(start..at, count),
-                    });
-                    self.actions.push_back(Action::Send {
-                        peer,
-                        frames: frames(start..at, count),
-                    });""",
+        """                    frames: frames(stretch.bytes, stretch.count),
+                });""",
+        """                    frames: frames(stretch.bytes.clone(), stretch.count),
+                });
+                self.actions.push_back(Action::Send {
+                    peer,
+                    frames: frames(stretch.bytes, stretch.count),
+                });""",
         "flooding_is_loop_free_and_falls_quiet",
     ),
     "run-across-a-gap": (
@@ -95,9 +95,11 @@ MUTANTS = {
         "node_invariants_hold_under_any_events",
     ),
     "run-keeps-a-shed-frame": (
-        "core/src/node/mod.rs",
-        "if !taken && count > 0 {",
-        "if next.is_none() && count > 0 {",
+        "core/src/node/admission.rs",
+        """            if stretch.count > 0 {
+                take(std::mem::take(&mut stretch));
+            }""",
+        "",
         "a_run_is_split_around_a_frame_shed_for_one_peer_only",
     ),
     "keep-garbage-peer": (

@@ -1,5 +1,6 @@
 //! The gossip state machine: [`Node`].
 
+mod admission;
 mod peer;
 mod read_buffer;
 mod run;
@@ -11,11 +12,11 @@ use std::time::Instant;
 use bytes::Bytes;
 use thiserror::Error;
 
-use crate::config::queue_charge;
 use crate::{
     Action, Config, ConfigError, Delivery, DisconnectReason, Frames, MessageId, PeerId, SeenSet,
     Stats,
 };
+use admission::Room;
 use peer::{Peer, PeerTable};
 use read_buffer::Read;
 use run::Run;
@@ -405,69 +406,40 @@ impl Node {
         frame_lens: &[usize],
         frames: impl Fn(Range<usize>, usize) -> Frames,
     ) -> usize {
-        let peer_budget = self.config.peer_queue_bytes;
-        let total_budget = self.config.total_queue_bytes;
-        let all_wire: usize = frame_lens.iter().sum();
-        let all_charge = queue_charge(all_wire, frame_lens.len());
         let mut took = 0;
         for (peer, state) in self.peers.iter_mut() {
             if Some(peer) == except {
                 continue;
             }
-            let sends_before = self.actions.len();
-            // Frames taken and not yet sent: where they start, how many, their charge;
-            // and where the next frame starts.
-            let (mut start, mut count, mut charge, mut at) = (0, 0, 0, 0);
-            let mut first = 0;
-            if state.queued_bytes + all_charge <= peer_budget
-                && self.queued_bytes + all_charge <= total_budget
-            {
-                // All of them fit (the usual case): take them at once.
-                (count, charge, at) = (frame_lens.len(), all_charge, all_wire);
-                first = frame_lens.len();
-            }
-            for index in first..=frame_lens.len() {
-                // `None` past the last frame, so that what is taken gets sent.
-                let next = frame_lens.get(index).map(|&wire_len| {
-                    let frame_charge = queue_charge(wire_len, 1);
-                    let fits_peer = state.queued_bytes + charge + frame_charge <= peer_budget;
-                    let fits_total = self.queued_bytes + charge + frame_charge <= total_budget;
-                    (wire_len, frame_charge, fits_peer, fits_total)
+            let room = Room {
+                peer: self
+                    .config
+                    .peer_queue_bytes
+                    .saturating_sub(state.queued_bytes),
+                total: self
+                    .config
+                    .total_queue_bytes
+                    .saturating_sub(self.queued_bytes),
+            };
+            let mut sent = false;
+            let shed = admission::admit(frame_lens, room, |stretch| {
+                let wire_len = stretch.bytes.len();
+                self.queued_bytes += state.queue(wire_len, stretch.count);
+                self.stats.frames_out += stretch.count as u64;
+                self.stats.bytes_out += wire_len as u64;
+                self.actions.push_back(Action::Send {
+                    peer,
+                    frames: frames(stretch.bytes, stretch.count),
                 });
-                let taken = matches!(next, Some((_, _, true, true)));
-                if !taken && count > 0 {
-                    let wire_len = at - start;
-                    self.queued_bytes += state.queue(wire_len, count);
-                    self.stats.frames_out += count as u64;
-                    self.stats.bytes_out += wire_len as u64;
-                    self.actions.push_back(Action::Send {
-                        peer,
-                        frames: frames(start..at, count),
-                    });
-                    (count, charge) = (0, 0);
-                }
-                let Some((wire_len, frame_charge, fits_peer, _)) = next else {
-                    break;
-                };
-                if taken {
-                    if count == 0 {
-                        start = at;
-                    }
-                    count += 1;
-                    charge += frame_charge;
-                } else {
-                    self.stats.frames_shed += 1;
-                    if !fits_peer {
-                        // Only a peer's own backlog counts against it; a full total queue
-                        // is resolved by disconnecting the peers that filled it.
-                        state.overloaded_since.get_or_insert(now);
-                    }
-                }
-                at += wire_len;
+                sent = true;
+            });
+            self.stats.frames_shed += shed.frames as u64;
+            if shed.own_budget {
+                // Only a peer's own backlog counts against it; a full total queue is
+                // resolved by disconnecting the peers that filled it.
+                state.overloaded_since.get_or_insert(now);
             }
-            if self.actions.len() > sends_before {
-                took += 1;
-            }
+            took += usize::from(sent);
         }
         took
     }
