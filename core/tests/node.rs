@@ -620,3 +620,36 @@ fn inconsistent_configs_are_rejected() {
         }
     );
 }
+
+#[test]
+fn time_going_backwards_panics_nothing_and_deadlines_follow_the_times_given() {
+    let timeout = Duration::from_secs(5);
+    let config = Config {
+        max_frame_len: 10,
+        peer_queue_bytes: 2 * FRAME_CHARGE,
+        slow_peer_timeout: timeout,
+        seen_retention: Duration::from_secs(1),
+        ..Config::default()
+    };
+    let (mut node, t0) = node_with(config, &[A, B]);
+    let late = t0 + Duration::from_secs(60);
+    for n in 0..3u8 {
+        node.handle_received(late, A, &encode(&[n; 10]));
+    }
+    // The clock steps back a minute: every call still works.
+    node.handle_timeout(t0);
+    node.handle_flushed(t0, B, 1);
+    node.handle_received(t0, A, &encode(&[0; 10]));
+    assert!(node.publish(t0, &b"new"[..]).is_ok());
+    assert_eq!(
+        node.stats().duplicates,
+        1,
+        "ids seen 'later' are still remembered"
+    );
+    // B overflowed at `late`; its deadline is counted from then.
+    assert_eq!(node.poll_timeout(), Some(late + timeout));
+    node.handle_timeout(late + timeout);
+    assert!(actions(&mut node)
+        .iter()
+        .any(|a| matches!(a, Action::Disconnect { peer: B, .. })));
+}

@@ -36,6 +36,43 @@ use run::Run;
 /// message.
 ///
 /// See the [crate documentation](crate) for a complete example.
+///
+/// # Call contract
+///
+/// What a driver (an async runtime adapter, a simulator, a test) must do, and may rely
+/// on. `gossip-net` is one driver written to it.
+///
+/// - **Peers.** The caller names each connection with a [`PeerId`] of its choosing,
+///   unique among the connections open now; an id may be reused after
+///   [`peer_disconnected`](Self::peer_disconnected) and then names a fresh peer.
+///   Calls naming an unknown id are ignored; [`peer_connected`](Self::peer_connected)
+///   with an id already connected is ignored. After an [`Action::Disconnect`] the node
+///   has already forgotten the peer: close the connection, drop anything still queued
+///   for it, and do not report it (a late `peer_disconnected` is harmless).
+/// - **Inputs and draining.** Any number of inputs may come before the actions are
+///   drained: actions queue up, oldest first, and their order is kept. Within it, a
+///   message's [`Action::Deliver`] comes before any `Send` carrying it; the `Send`s to
+///   one peer are in the order their bytes must go on the wire; no `Send` for a peer
+///   follows its `Disconnect`. [`poll_action`](Self::poll_action) and
+///   [`drain_actions`](Self::drain_actions) take from the same queue: drain when you
+///   carry everything out at once (the queue keeps its allocation), poll when you must
+///   stop between actions (to await a full channel, say). Draining promptly keeps the
+///   queue short; the node never drops an action.
+/// - **Writing.** Write each `Send`'s [`Frames::parts`] to the peer's socket in order
+///   and report the bytes written with [`handle_flushed`](Self::handle_flushed), in any
+///   increments, as they go out: the node releases queue budget and judges slow peers
+///   from these reports. Reporting more than was queued is clamped.
+/// - **Time.** Every call takes `now` from the caller (any monotonic clock; the node
+///   reads none). After any call that takes `now`, [`poll_timeout`](Self::poll_timeout)
+///   may have moved (a peer became overloaded, drained, or went away): read it again
+///   once the actions are carried out, and call [`handle_timeout`](Self::handle_timeout)
+///   when it is reached. Calling `handle_timeout` early, late or repeatedly is safe: it
+///   does only what is due by its `now`. Time that goes backwards is tolerated: nothing
+///   panics, and deadlines are computed from the times given, so a timer fires as much
+///   earlier or later as the clock stepped. Deadlines too far ahead to represent are
+///   treated as never.
+/// - **No panics, bounded memory.** No input makes a method panic, and every structure
+///   the node keeps is bounded by its [`Config`] (see the README's guarantees).
 #[derive(Debug)]
 pub struct Node {
     config: Config,
