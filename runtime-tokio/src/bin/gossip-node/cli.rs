@@ -19,6 +19,7 @@ use gossip_tokio::NetConfig;
 #[derive(Debug, Parser)]
 #[command(
     version,
+    verbatim_doc_comment,
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true
 )]
@@ -71,50 +72,50 @@ pub struct Logging {
     pub quiet: bool,
 }
 
-/// The core's limits; defaults are those of `gossip_core::Config`.
+/// The core's limits. Each default is read from `gossip_core::Config::default()`, so
+/// the help shows the library's own defaults.
 #[derive(Debug, Args)]
 pub struct Limits {
-    /// Largest payload accepted, in bytes [default: 1048576]
-    #[arg(long, value_name = "BYTES")]
-    pub max_frame: Option<usize>,
+    /// Largest payload accepted, in bytes
+    #[arg(long, value_name = "BYTES", default_value_t = Config::default().max_frame_len)]
+    pub max_frame: usize,
 
-    /// Most peers connected at once [default: 128]
-    #[arg(long, value_name = "N")]
-    pub max_peers: Option<usize>,
+    /// Most peers connected at once
+    #[arg(long, value_name = "N", default_value_t = Config::default().max_peers)]
+    pub max_peers: usize,
 
-    /// Memory for remembered message ids, in bytes [default: 33554432]
-    #[arg(long, value_name = "BYTES")]
-    pub seen_budget: Option<usize>,
+    /// Memory for remembered message ids, in bytes
+    #[arg(long, value_name = "BYTES", default_value_t = Config::default().seen_budget_bytes)]
+    pub seen_budget: usize,
 
-    /// How long message ids are remembered [default: 5m]
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
-    pub seen_retention: Option<Duration>,
+    /// How long message ids are remembered
+    #[arg(long, value_name = "DURATION", default_value_t = Config::default().seen_retention.into())]
+    pub seen_retention: humantime::Duration,
 
     /// Bytes that may wait for one peer before its messages are shed; each message
-    /// counts its size plus 68 [default: 4194304]
-    #[arg(long, value_name = "BYTES")]
-    pub peer_queue: Option<usize>,
+    /// counts its size plus 68
+    #[arg(long, value_name = "BYTES", default_value_t = Config::default().peer_queue_bytes)]
+    pub peer_queue: usize,
 
-    /// Bytes that may wait for all peers together [default: 67108864]
-    #[arg(long, value_name = "BYTES")]
-    pub total_queue: Option<usize>,
+    /// Bytes that may wait for all peers together
+    #[arg(long, value_name = "BYTES", default_value_t = Config::default().total_queue_bytes)]
+    pub total_queue: usize,
 
-    /// Disconnect a peer that stays overloaded this long [default: 10s]
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
-    pub slow_peer_timeout: Option<Duration>,
+    /// Disconnect a peer that stays overloaded this long
+    #[arg(long, value_name = "DURATION", default_value_t = Config::default().slow_peer_timeout.into())]
+    pub slow_peer_timeout: humantime::Duration,
 }
 
 impl Limits {
     fn core_config(&self) -> Config {
-        let defaults = Config::default();
         Config {
-            max_frame_len: self.max_frame.unwrap_or(defaults.max_frame_len),
-            max_peers: self.max_peers.unwrap_or(defaults.max_peers),
-            seen_budget_bytes: self.seen_budget.unwrap_or(defaults.seen_budget_bytes),
-            seen_retention: self.seen_retention.unwrap_or(defaults.seen_retention),
-            peer_queue_bytes: self.peer_queue.unwrap_or(defaults.peer_queue_bytes),
-            total_queue_bytes: self.total_queue.unwrap_or(defaults.total_queue_bytes),
-            slow_peer_timeout: self.slow_peer_timeout.unwrap_or(defaults.slow_peer_timeout),
+            max_frame_len: self.max_frame,
+            max_peers: self.max_peers,
+            seen_budget_bytes: self.seen_budget,
+            seen_retention: self.seen_retention.into(),
+            peer_queue_bytes: self.peer_queue,
+            total_queue_bytes: self.total_queue,
+            slow_peer_timeout: self.slow_peer_timeout.into(),
         }
     }
 }
@@ -145,5 +146,43 @@ impl Logging {
             .with_writer(std::io::stderr)
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .init();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_flags_give_the_library_defaults() {
+        let cli = Cli::try_parse_from(["gossip-node", "127.0.0.1:7000"]).expect("parses");
+        let config = cli.net_config(cli.listen.expect("given"));
+        assert_eq!(config.core, Config::default());
+    }
+
+    #[test]
+    fn each_limit_flag_reaches_the_core() {
+        let cli = Cli::try_parse_from([
+            "gossip-node",
+            "--max-frame=10",
+            "--max-peers=3",
+            "--seen-budget=4096",
+            "--seen-retention=2s",
+            "--peer-queue=5000",
+            "--total-queue=6000",
+            "--slow-peer-timeout=750ms",
+            "127.0.0.1:7000",
+        ])
+        .expect("parses");
+        let expected = Config {
+            max_frame_len: 10,
+            max_peers: 3,
+            seen_budget_bytes: 4096,
+            seen_retention: Duration::from_secs(2),
+            peer_queue_bytes: 5000,
+            total_queue_bytes: 6000,
+            slow_peer_timeout: Duration::from_millis(750),
+        };
+        assert_eq!(cli.limits.core_config(), expected);
     }
 }
