@@ -50,3 +50,22 @@ pub use config::NetConfig;
 pub use error::{NodeError, StartError};
 pub use handle::{GossipNode, Publisher};
 pub use runtime::{Runtime, SocketRead, SocketWrite};
+
+/// Declares, in a runtime crate, the names applications use, so that every runtime
+/// offers the same API and switching runtime is a `use` line: re-exports of
+/// [`NetConfig`], [`NodeError`], [`Runtime`] and [`StartError`], and `GossipNode` and
+/// `Publisher` as type aliases on `$runtime`.
+///
+/// ```ignore
+/// gossip_net::runtime_api!(Tokio); // in gossip-tokio: gossip_tokio::GossipNode, ...
+/// ```
+#[macro_export]
+macro_rules! runtime_api {
+    ($runtime:ty) => {
+        pub use $crate::{NetConfig, NodeError, Runtime, StartError};
+        /// A gossip node on this crate's runtime.
+        pub type GossipNode = $crate::GossipNode<$runtime>;
+        /// Publishes into a [`GossipNode`] from any task.
+        pub type Publisher = $crate::Publisher<$runtime>;
+    };
+}

@@ -33,12 +33,7 @@ use bytes::{Bytes, BytesMut};
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::net::{TcpListener, TcpStream};
 
-pub use gossip_net::{NetConfig, NodeError, Runtime, StartError};
-
-/// A gossip node on smol.
-pub type GossipNode = gossip_net::GossipNode<Smol>;
-/// Publishes into a [`GossipNode`] from any task.
-pub type Publisher = gossip_net::Publisher<Smol>;
+gossip_net::runtime_api!(Smol);
 
 /// The smol [`Runtime`]: tasks on smol's global executor, async-io's timer, async-net's
 /// sockets.

@@ -35,12 +35,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 
-pub use gossip_net::{NetConfig, NodeError, Runtime, StartError};
-
-/// A gossip node on tokio.
-pub type GossipNode = gossip_net::GossipNode<Tokio>;
-/// Publishes into a [`GossipNode`] from any task.
-pub type Publisher = gossip_net::Publisher<Tokio>;
+gossip_net::runtime_api!(Tokio);
 
 /// The tokio [`Runtime`]: tasks on the current runtime, tokio's timer and sockets.
 #[derive(Debug, Clone, Copy)]

@@ -43,7 +43,7 @@ impl Default for SimConfig {
     }
 }
 
-/// Random crash-and-restart of nodes. A restarted node starts from a fresh [`Node`]
+/// Random crash-and-restart of nodes. A restarted node starts from a fresh [`Node`](crate::Node)
 /// (empty seen set) and reconnects its links.
 #[derive(Debug, Clone, Copy)]
 pub struct Churn {

@@ -88,7 +88,7 @@ impl Simulation {
     /// Builds the network and connects every link at time zero.
     ///
     /// # Panics
-    /// If `config.node` is invalid (see [`Config::validate`]).
+    /// If `config.node` is invalid (see [`Config::validate`](crate::Config::validate)).
     pub fn new(topology: Topology, config: SimConfig) -> Self {
         if let Err(error) = config.node.validate() {
             panic!("invalid node configuration: {error}");
