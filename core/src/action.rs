@@ -36,6 +36,19 @@ pub enum Action {
         /// Why.
         reason: DisconnectReason,
     },
+    /// Stop reading from `peer`'s socket (let its TCP window close) until
+    /// [`ResumeReading`](Action::ResumeReading): a queue its messages would go to is
+    /// full (see [`Overload::PauseReading`](crate::Overload::PauseReading)). Bytes
+    /// already read may still be handed in. A new peer is read until told otherwise.
+    PauseReading {
+        /// The peer to stop reading.
+        peer: PeerId,
+    },
+    /// Read from `peer` again.
+    ResumeReading {
+        /// The peer to read.
+        peer: PeerId,
+    },
 }
 
 /// A message received from a peer for the first time.
@@ -58,9 +71,10 @@ pub enum DisconnectReason {
     /// The peer broke the framing rules.
     #[error("protocol error: {0}")]
     Protocol(#[from] FrameError),
-    /// The peer's queue stayed over budget for
-    /// [`Config::slow_peer_timeout`](crate::Config::slow_peer_timeout).
-    #[error("slow peer: {queued_bytes} bytes queued, overloaded too long")]
+    /// The peer took none of its queued bytes for
+    /// [`Config::slow_peer_timeout`](crate::Config::slow_peer_timeout) while the node
+    /// waited on it.
+    #[error("slow peer: {queued_bytes} bytes queued and none taken for too long")]
     SlowPeer {
         /// Bytes still queued for it.
         queued_bytes: usize,

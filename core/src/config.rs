@@ -50,18 +50,63 @@ pub struct Config {
     /// delivered again and flooded again (the flood dies out at nodes that still
     /// remember it).
     pub seen_retention: Duration,
-    /// Bytes that may be queued for one peer (sent but not yet reported flushed). Each
-    /// frame counts its wire length plus [`QUEUED_FRAME_OVERHEAD`], so tiny messages
-    /// cannot queue many times the budget in bookkeeping. A message that does not fit is
-    /// dropped for that peer and counted in [`Stats::frames_shed`](crate::Stats::frames_shed).
-    /// Default 4 MiB.
+    /// Bytes that may be queued for one peer (sent but not yet reported flushed) before
+    /// it is *full*. Each frame counts its wire length plus [`QUEUED_FRAME_OVERHEAD`], so
+    /// tiny messages cannot queue many times the budget in bookkeeping. What happens to
+    /// a full peer's messages is [`overload`](Self::overload)'s choice: by default the
+    /// node reads more slowly (nothing is lost); with [`Overload::Shed`] a message that
+    /// does not fit is dropped for that peer and counted in
+    /// [`Stats::frames_shed`](crate::Stats::frames_shed). A full peer stops being full
+    /// once its queue drains to half. Default 4 MiB.
     pub peer_queue_bytes: usize,
-    /// Bytes that may be queued across all peers, counted the same way. Default 64 MiB.
+    /// Bytes that may be queued across all peers, counted the same way; past it the
+    /// whole node is full. Default 64 MiB.
     pub total_queue_bytes: usize,
-    /// A peer that stays overloaded this long is disconnected with
-    /// [`DisconnectReason::SlowPeer`](crate::DisconnectReason::SlowPeer). It stops being
-    /// overloaded once its queue drains to half of `peer_queue_bytes`. Default 10 s.
+    /// A peer that leaves its queued bytes unread this long while the node waits on it
+    /// is disconnected with [`DisconnectReason::SlowPeer`](crate::DisconnectReason::SlowPeer).
+    /// It is judged by progress, not by being behind: the clock runs while the node is
+    /// full (with [`Overload::Shed`]: while this peer is full) and the peer has bytes
+    /// queued, and starts over whenever a byte of them is flushed. A peer that keeps
+    /// reading, however slowly, is never cut. Default 10 s.
     pub slow_peer_timeout: Duration,
+    /// What the node does when a queue is full. Default [`Overload::PauseReading`].
+    pub overload: Overload,
+    /// With [`Overload::PauseReading`]: how long the node stays full with none of its
+    /// full queues taking a byte before it reads again anyway, letting each queue grow
+    /// to twice its budget (the total too). In a network with cycles, nodes can wait on
+    /// each other in a ring, each with a full queue towards the next; a node that
+    /// absorbs one more budget lets the queue towards it drain, and the ring turns (see
+    /// the README). Default 200 ms: far longer than a queue that moves at all waits for
+    /// a write, far shorter than [`slow_peer_timeout`](Self::slow_peer_timeout).
+    pub stall_escape: Duration,
+}
+
+/// What a node does when a peer's queue (or the total) is full.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Overload {
+    /// Lose nothing: stop reading from the peers whose messages would go to a full
+    /// queue, and refuse local publishing ([`PublishError::Congested`](crate::PublishError::Congested)),
+    /// until the queues drain to half. The node tells its caller with
+    /// [`Action::PauseReading`](crate::Action::PauseReading) and
+    /// [`Action::ResumeReading`](crate::Action::ResumeReading); TCP then slows the peers
+    /// down, and the pressure travels hop by hop back to whoever injects. The network
+    /// runs at the speed of its slowest link; a peer that stops reading altogether is cut
+    /// after [`Config::slow_peer_timeout`].
+    ///
+    /// The node keeps reading from a peer whose own queue is the only full one (a
+    /// message from it never goes back to it), so two nodes never wait on each other
+    /// over one link, and on a network without cycles a chain of waiting nodes always
+    /// ends at one that reads: flow control alone cannot deadlock a tree. A queue may
+    /// pass its budget by what the caller had already read when the node paused, and
+    /// twice by that after a stall in a cycle (see [`Config::stall_escape`] and the
+    /// README).
+    #[default]
+    PauseReading,
+    /// Freshness over completeness: keep reading at full speed, and drop for a peer
+    /// each message that does not fit its queue (or the total), counted in
+    /// [`Stats::frames_shed`](crate::Stats::frames_shed). Queues never pass their
+    /// budgets; slow peers miss messages.
+    Shed,
 }
 
 impl Default for Config {
@@ -74,6 +119,8 @@ impl Default for Config {
             peer_queue_bytes: 4 << 20,
             total_queue_bytes: 64 << 20,
             slow_peer_timeout: Duration::from_secs(10),
+            overload: Overload::PauseReading,
+            stall_escape: Duration::from_millis(200),
         }
     }
 }

@@ -6,7 +6,8 @@
 //! adapters) feeds it events — a peer connected, bytes arrived from a peer, bytes were
 //! flushed to a peer, a peer went away, the application published a payload, time
 //! advanced — and drains the [`Action`]s it asks for: send [`Frames`] to a peer, deliver a
-//! new message to the application, disconnect a peer for a typed [`DisconnectReason`].
+//! new message to the application, disconnect a peer for a typed [`DisconnectReason`],
+//! pause or resume reading a peer (flow control).
 //!
 //! ## Wire protocol
 //!
@@ -41,6 +42,8 @@
 //!             sent_to.push(peer);
 //!         }
 //!         Action::Disconnect { peer, reason } => panic!("{peer:?} dropped: {reason}"),
+//!         // Flow control: stop reading a peer's socket until told to resume.
+//!         Action::PauseReading { .. } | Action::ResumeReading { .. } => {}
 //!     }
 //! }
 //! assert_eq!(delivered, [&b"hi"[..]]);
@@ -72,7 +75,7 @@ pub mod sim;
 mod stats;
 
 pub use action::{Action, Delivery, DisconnectReason};
-pub use config::{Config, ConfigError, QUEUED_FRAME_OVERHEAD};
+pub use config::{Config, ConfigError, Overload, QUEUED_FRAME_OVERHEAD};
 pub use frame::{FrameDecoder, FrameError, Frames, HEADER_LEN};
 pub use id::{MessageId, PeerId};
 pub use node::{Node, PublishError, PublishOutcome};

@@ -21,14 +21,27 @@ pub struct Stats {
     pub bytes_out: u64,
     /// Bytes the caller reported written to sockets.
     pub bytes_flushed: u64,
-    /// Frames not sent to a peer because its queue (or the total queue) was full.
+    /// Frames not sent to a peer because its queue (or the total queue) was full (only
+    /// with [`Overload::Shed`](crate::Overload::Shed)).
     pub frames_shed: u64,
+    /// Frames that were queued for a peer and not completely written when it was
+    /// disconnected: lost for that peer.
+    pub frames_lost_on_disconnect: u64,
+    /// Times the node became full and paused reading (or, with
+    /// [`Overload::Shed`](crate::Overload::Shed), started shedding).
+    pub congestion_episodes: u64,
+    /// Times the node stayed full with no full queue moving for
+    /// [`Config::stall_escape`](crate::Config::stall_escape) and read up to the hard caps.
+    pub stall_escapes: u64,
+    /// Local publishes refused because the node was full
+    /// ([`PublishError::Congested`](crate::PublishError::Congested)).
+    pub publishes_refused: u64,
     /// New payloads copied out of a read made mostly of other bytes (duplicates, say), so
     /// that they do not keep the whole read in memory.
     pub payloads_copied: u64,
     /// Peers disconnected for breaking the framing rules.
     pub protocol_errors: u64,
-    /// Peers disconnected for staying overloaded.
+    /// Peers disconnected for taking none of their queued bytes too long.
     pub slow_peer_disconnects: u64,
     /// Connections refused because the node was at `max_peers`.
     pub peers_refused: u64,
@@ -43,4 +56,6 @@ pub struct Stats {
     pub seen_len: usize,
     /// Message ids forgotten so far, by age or for room.
     pub seen_evicted: u64,
+    /// Whether the node is full now (reading paused where needed, publishing refused).
+    pub congested: bool,
 }

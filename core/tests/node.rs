@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use gossip_core::frame::encode;
 use gossip_core::{
-    Action, Config, ConfigError, DisconnectReason, FrameError, MessageId, Node, PeerId,
+    Action, Config, ConfigError, DisconnectReason, FrameError, MessageId, Node, Overload, PeerId,
     PublishError, PublishOutcome, QUEUED_FRAME_OVERHEAD,
 };
 
@@ -288,6 +288,7 @@ fn slow_peer_is_shed_at_its_budget_then_disconnected_after_the_timeout() {
         max_frame_len: 10,
         peer_queue_bytes: 2 * FRAME_CHARGE,
         slow_peer_timeout: timeout,
+        overload: Overload::Shed,
         ..Config::default()
     };
     let (mut node, t0) = node_with(config, &[A, B]);
@@ -320,6 +321,7 @@ fn draining_to_half_the_budget_clears_the_overload() {
     let config = Config {
         max_frame_len: 10,
         peer_queue_bytes: 2 * FRAME_CHARGE,
+        overload: Overload::Shed,
         ..Config::default()
     };
     let (mut node, t0) = node_with(config, &[A, B]);
@@ -349,6 +351,7 @@ enum Out {
     Deliver(Bytes, PeerId),
     Send(PeerId, Vec<Bytes>),
     Disconnect(PeerId, DisconnectReason),
+    Reading(PeerId, bool),
 }
 
 fn spelled_out(actions: Vec<Action>) -> Vec<Out> {
@@ -361,6 +364,8 @@ fn spelled_out(actions: Vec<Action>) -> Vec<Out> {
                 frames.payloads().map(Bytes::copy_from_slice).collect(),
             ),
             Action::Disconnect { peer, reason } => Out::Disconnect(peer, reason),
+            Action::PauseReading { peer } => Out::Reading(peer, false),
+            Action::ResumeReading { peer } => Out::Reading(peer, true),
         })
         .collect()
 }
@@ -410,6 +415,7 @@ fn a_run_is_split_around_a_frame_shed_for_one_peer_only() {
     let config = Config {
         max_frame_len: 10,
         peer_queue_bytes: 2 * FRAME_CHARGE + 69,
+        overload: Overload::Shed,
         ..Config::default()
     };
     let (mut node, t0) = node_with(config, &[A, B, C]);
@@ -522,6 +528,7 @@ fn tiny_frames_are_charged_their_bookkeeping_not_only_their_wire_bytes() {
     let config = Config {
         max_frame_len: 1,
         peer_queue_bytes: 10 * (5 + QUEUED_FRAME_OVERHEAD),
+        overload: Overload::Shed,
         ..Config::default()
     };
     let (mut node, t0) = node_with(config, &[B]);
@@ -544,6 +551,7 @@ fn total_queue_budget_sheds_without_blaming_fast_peers() {
         max_frame_len: 10,
         peer_queue_bytes: 2 * FRAME_CHARGE,
         total_queue_bytes: 3 * FRAME_CHARGE,
+        overload: Overload::Shed,
         ..Config::default()
     };
     let (mut node, t0) = node_with(config, &[A, B, C]);
@@ -629,6 +637,7 @@ fn time_going_backwards_panics_nothing_and_deadlines_follow_the_times_given() {
         peer_queue_bytes: 2 * FRAME_CHARGE,
         slow_peer_timeout: timeout,
         seen_retention: Duration::from_secs(1),
+        overload: Overload::Shed,
         ..Config::default()
     };
     let (mut node, t0) = node_with(config, &[A, B]);
@@ -652,4 +661,210 @@ fn time_going_backwards_panics_nothing_and_deadlines_follow_the_times_given() {
     assert!(actions(&mut node)
         .iter()
         .any(|a| matches!(a, Action::Disconnect { peer: B, .. })));
+}
+
+/// Two frames of 10 payload bytes fill a peer's queue exactly; no stall escape unless a
+/// test asks for one.
+fn pausing(timeout: Duration) -> Config {
+    Config {
+        max_frame_len: 10,
+        peer_queue_bytes: 2 * FRAME_CHARGE,
+        slow_peer_timeout: timeout,
+        stall_escape: Duration::from_secs(3600),
+        ..Config::default()
+    }
+}
+
+fn reading_changes(actions: &[Action]) -> Vec<(PeerId, bool)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::PauseReading { peer } => Some((*peer, false)),
+            Action::ResumeReading { peer } => Some((*peer, true)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_full_node_holds_new_messages_takes_duplicates_and_loses_nothing() {
+    let (mut node, t0) = node_with(pausing(Duration::from_secs(5)), &[A, B, C]);
+    assert!(node.can_publish());
+    // A's two messages fill B's and C's queues.
+    node.handle_received(t0, A, &encode(&[1; 10]));
+    node.handle_received(t0, A, &encode(&[2; 10]));
+    assert_eq!(sends(&actions(&mut node)), [B, C, B, C]);
+    assert!(node.stats().congested && !node.can_publish());
+    // A's next new message is held, and A is no longer read; nothing is shed.
+    node.handle_received(t0, A, &encode(&[3; 10]));
+    assert_eq!(actions(&mut node), [Action::PauseReading { peer: A }]);
+    assert_eq!(node.stats().frames_shed, 0);
+    // B's duplicate costs nothing: dropped, B is still read. Its new message is held.
+    node.handle_received(t0, B, &encode(&[2; 10]));
+    assert!(actions(&mut node).is_empty());
+    assert_eq!(node.stats().duplicates, 1);
+    node.handle_received(t0, B, &encode(&[4; 10]));
+    assert_eq!(actions(&mut node), [Action::PauseReading { peer: B }]);
+    // Local publishing waits too: refused, not marked seen.
+    assert_eq!(node.publish(t0, &b"mine"[..]), Err(PublishError::Congested));
+    assert_eq!(node.stats().publishes_refused, 1);
+    // C drains to half its budget: only B is full, so B's message (which goes to A and
+    // C) is taken.
+    node.handle_flushed(t0, C, 14);
+    let out = actions(&mut node);
+    assert_eq!(reading_changes(&out), [(B, true)]);
+    assert_eq!(deliveries(&out), [(Bytes::from(vec![4; 10]), B)]);
+    assert_eq!(sends(&out), [A, C]);
+    // B drains, and C (which took [4] too): A's held message is taken, everything flows
+    // again.
+    node.handle_flushed(t0, B, 2 * 14);
+    node.handle_flushed(t0, C, 2 * 14);
+    let out = actions(&mut node);
+    assert_eq!(reading_changes(&out), [(A, true)]);
+    assert_eq!(deliveries(&out), [(Bytes::from(vec![3; 10]), A)]);
+    assert!(node.can_publish());
+    assert!(node.publish(t0, &b"mine"[..]).is_ok());
+    assert_eq!(node.stats().congestion_episodes, 1);
+    assert_eq!(node.stats().messages_delivered, 4);
+}
+
+#[test]
+fn the_one_full_peer_is_still_read_so_two_nodes_never_wait_on_each_other() {
+    let (mut node, t0) = node_with(pausing(Duration::from_secs(5)), &[A, B]);
+    node.handle_received(t0, A, &encode(&[1; 10]));
+    node.handle_received(t0, A, &encode(&[2; 10]));
+    node.handle_received(t0, A, &encode(&[3; 10]));
+    // B is full: A's next message (for B) is held, while B itself is read on.
+    assert_eq!(reading_changes(&actions(&mut node)), [(A, false)]);
+    assert!(node.is_reading(B) && !node.is_reading(A));
+    // What B sends goes to A, whose queue has room.
+    node.handle_received(t0, B, &encode(&[9; 10]));
+    assert_eq!(sends(&actions(&mut node)), [A]);
+}
+
+#[test]
+fn a_message_held_is_dropped_if_a_copy_came_another_way_meanwhile() {
+    let (mut node, t0) = node_with(pausing(Duration::from_secs(5)), &[A, B, C]);
+    node.handle_received(t0, A, &encode(&[1; 10]));
+    node.handle_received(t0, A, &encode(&[2; 10]));
+    // B and C are full: C's [8] and A's copy of it are both held.
+    node.handle_received(t0, C, &encode(&[8; 10]));
+    node.handle_received(t0, A, &encode(&[8; 10]));
+    assert_eq!(
+        reading_changes(&actions(&mut node)),
+        [(C, false), (A, false)]
+    );
+    // B drains: C is the only full peer, so C's [8] (for A and B) is taken.
+    node.handle_flushed(t0, B, 2 * 14);
+    let out = actions(&mut node);
+    assert_eq!(deliveries(&out), [(Bytes::from(vec![8; 10]), C)]);
+    assert_eq!(sends(&out), [A, B]);
+    // C drains too: A's held copy is a duplicate now, dropped, and A is read again.
+    node.handle_flushed(t0, C, 2 * 14);
+    let out = actions(&mut node);
+    assert_eq!(reading_changes(&out), [(A, true)]);
+    assert!(deliveries(&out).is_empty());
+    assert_eq!(node.stats().messages_delivered, 3);
+    assert_eq!(node.stats().duplicates, 1);
+}
+
+#[test]
+fn a_peer_connecting_while_the_node_is_full_is_read_until_it_sends_something_new() {
+    let (mut node, t0) = node_with(pausing(Duration::from_secs(5)), &[A, B, C]);
+    for n in 0..2 {
+        node.handle_received(t0, A, &encode(&[n; 10]));
+    }
+    actions(&mut node);
+    let d = PeerId(4);
+    node.peer_connected(t0, d);
+    node.handle_received(t0, d, &encode(&[1; 10]));
+    assert!(actions(&mut node).is_empty() && node.is_reading(d));
+    node.handle_received(t0, d, &encode(&[5; 10]));
+    assert_eq!(actions(&mut node), [Action::PauseReading { peer: d }]);
+}
+
+#[test]
+fn a_full_peer_is_cut_only_after_taking_nothing_for_the_timeout() {
+    let timeout = Duration::from_secs(5);
+    let (mut node, t0) = node_with(pausing(timeout), &[A, B]);
+    for n in 1..=3 {
+        node.handle_received(t0, A, &encode(&[n; 10]));
+    }
+    actions(&mut node);
+    assert_eq!(node.poll_timeout(), Some(t0 + timeout));
+    // B takes one byte just before its deadline: the clock starts over from then.
+    let t1 = t0 + timeout - Duration::from_millis(1);
+    node.handle_flushed(t1, B, 1);
+    node.handle_timeout(t0 + timeout);
+    assert!(actions(&mut node).is_empty());
+    assert_eq!(node.poll_timeout(), Some(t1 + timeout));
+    // Then nothing: cut at the deadline, the frames it had are counted as lost for it.
+    node.handle_timeout(t1 + timeout);
+    let out = actions(&mut node);
+    assert!(matches!(
+        out[0],
+        Action::Disconnect {
+            peer: B,
+            reason: DisconnectReason::SlowPeer { .. }
+        }
+    ));
+    // A's message, held for B's sake, is taken and A read again.
+    assert_eq!(reading_changes(&out), [(A, true)]);
+    assert_eq!(node.stats().messages_delivered, 3);
+    assert_eq!(node.stats().frames_lost_on_disconnect, 2);
+    assert_eq!(node.poll_timeout(), None);
+}
+
+#[test]
+fn a_full_total_holds_every_peer_with_bytes_to_the_slow_peer_rule() {
+    // Ten frames fill the total; no single peer's queue is full.
+    let timeout = Duration::from_secs(5);
+    let config = Config {
+        peer_queue_bytes: 100 * FRAME_CHARGE,
+        total_queue_bytes: 10 * FRAME_CHARGE,
+        ..pausing(timeout)
+    };
+    let (mut node, t0) = node_with(config, &[A, B, C]);
+    for n in 0..5 {
+        node.handle_received(t0, A, &encode(&[n; 10]));
+    }
+    actions(&mut node);
+    assert!(node.stats().congested);
+    // B keeps taking bytes, C takes none: only C is cut.
+    let t1 = t0 + timeout / 2;
+    node.handle_flushed(t1, B, 14);
+    node.handle_timeout(t0 + timeout);
+    let out = actions(&mut node);
+    assert!(
+        matches!(out[0], Action::Disconnect { peer: C, .. }),
+        "{out:?}"
+    );
+    assert!(node.is_connected(B));
+}
+
+#[test]
+fn a_stall_escape_takes_held_messages_until_the_total_is_full() {
+    // B and C are full and take nothing: after `stall_escape`, A's held message is
+    // taken anyway (past their budgets, within the total).
+    let escape = Duration::from_millis(200);
+    let config = Config {
+        stall_escape: escape,
+        total_queue_bytes: 6 * FRAME_CHARGE,
+        ..pausing(Duration::from_secs(5))
+    };
+    let (mut node, t0) = node_with(config, &[A, B, C]);
+    for n in 1..=3 {
+        node.handle_received(t0, A, &encode(&[n; 10]));
+    }
+    assert_eq!(reading_changes(&actions(&mut node)), [(A, false)]);
+    assert_eq!(node.poll_timeout(), Some(t0 + escape));
+    node.handle_timeout(t0 + escape);
+    let out = actions(&mut node);
+    assert_eq!(reading_changes(&out), [(A, true)]);
+    assert_eq!(sends(&out), [B, C]);
+    assert_eq!(node.stats().stall_escapes, 1);
+    // The total (six frames) is full now: A's next message is held again.
+    node.handle_received(t0 + escape, A, &encode(&[4; 10]));
+    assert_eq!(actions(&mut node), [Action::PauseReading { peer: A }]);
+    assert_eq!(node.stats().queued_bytes, 6 * FRAME_CHARGE);
 }

@@ -11,8 +11,8 @@ use bytes::Bytes;
 use gossip_core::frame::encode;
 use gossip_core::sim::{SimConfig, Simulation, Topology};
 use gossip_core::{
-    Action, Config, DisconnectReason, FrameDecoder, FrameError, MessageId, Node, PeerId, SeenSet,
-    QUEUED_FRAME_OVERHEAD,
+    Action, Config, DisconnectReason, FrameDecoder, FrameError, MessageId, Node, Overload, PeerId,
+    SeenSet, QUEUED_FRAME_OVERHEAD,
 };
 use proptest::prelude::*;
 
@@ -321,9 +321,16 @@ proptest! {
 
     /// Under any event sequence the node's bounds hold, it never echoes a message to the
     /// peer it came from, and it sends only whole frames of messages it delivered or
-    /// published in the same step.
+    /// published in the same step. With either overload policy; when reading pauses, the
+    /// caller here stops handing in reads of paused peers at once (a real one may still
+    /// hand in what it had read ahead), nothing is ever shed, and every queue stays
+    /// under its budget plus one read.
     #[test]
-    fn node_invariants_hold_under_any_events(events in prop::collection::vec(node_event(), 0..200)) {
+    fn node_invariants_hold_under_any_events(
+        events in prop::collection::vec(node_event(), 0..200),
+        shed in any::<bool>(),
+    ) {
+        let overload = if shed { Overload::Shed } else { Overload::PauseReading };
         let config = Config {
             max_frame_len: 8,
             max_peers: 4,
@@ -333,20 +340,32 @@ proptest! {
             peer_queue_bytes: 2 * (12 + QUEUED_FRAME_OVERHEAD),
             total_queue_bytes: 5 * (12 + QUEUED_FRAME_OVERHEAD),
             slow_peer_timeout: Duration::from_millis(3000),
+            overload,
+            stall_escape: Duration::from_millis(1000),
         };
         let capacity = config.seen_capacity();
+        // The most one read adds to a queue: six frames of up to 2 payload bytes.
+        let one_read = 6 * (6 + QUEUED_FRAME_OVERHEAD);
         let t0 = Instant::now();
         let mut now = t0;
         let mut node = Node::new(config).unwrap();
+        // Peers the node told to pause, as its caller tracks them.
+        let mut paused = std::collections::HashSet::new();
         for event in events {
             let mut from = None;
             let mut sendable: Vec<Bytes> = Vec::new();
             match event {
                 NodeEvent::Connect(p) => node.peer_connected(now, PeerId(p.into())),
-                NodeEvent::Disconnect(p) => node.peer_disconnected(now, PeerId(p.into())),
+                NodeEvent::Disconnect(p) => {
+                    node.peer_disconnected(now, PeerId(p.into()));
+                    paused.remove(&PeerId(p.into()));
+                }
                 NodeEvent::Receive(p, bytes) => {
-                    from = Some(PeerId(p.into()));
-                    node.handle_received(now, PeerId(p.into()), &bytes);
+                    let peer = PeerId(p.into());
+                    if shed || !node.is_connected(peer) || node.is_reading(peer) {
+                        from = Some(peer);
+                        node.handle_received(now, peer, &bytes);
+                    }
                 }
                 NodeEvent::Flush(p, n) => node.handle_flushed(now, PeerId(p.into()), n.into()),
                 NodeEvent::Publish(payload) => {
@@ -356,6 +375,8 @@ proptest! {
                 NodeEvent::Advance(ms) => {
                     now += Duration::from_millis(ms.into());
                     node.handle_timeout(now);
+                    // Everything due by `now` was done: a driver never spins on it.
+                    prop_assert!(node.poll_timeout().is_none_or(|at| at > now));
                 }
             }
             for action in node.drain_actions() {
@@ -370,13 +391,33 @@ proptest! {
                         }
                     }
                     Action::Deliver(delivery) => sendable.push(delivery.payload),
-                    Action::Disconnect { .. } => {}
+                    Action::Disconnect { peer, .. } => {
+                        paused.remove(&peer);
+                    }
+                    // Each change is told once, and only with reading pauses.
+                    Action::PauseReading { peer } => prop_assert!(!shed && paused.insert(peer)),
+                    Action::ResumeReading { peer } => prop_assert!(!shed && paused.remove(&peer)),
+                }
+            }
+            for p in 0..6u64 {
+                let peer = PeerId(p);
+                if node.is_connected(peer) {
+                    prop_assert_eq!(node.is_reading(peer), !paused.contains(&peer));
                 }
             }
             let stats = node.stats();
             prop_assert!(stats.seen_len < 2 * capacity);
             prop_assert!(stats.peers_current <= 4);
-            prop_assert!(stats.queued_bytes <= 5 * (12 + QUEUED_FRAME_OVERHEAD));
+            let total = 5 * (12 + QUEUED_FRAME_OVERHEAD);
+            if shed {
+                prop_assert!(stats.queued_bytes <= total);
+            } else {
+                prop_assert_eq!(stats.frames_shed, 0);
+                // Past the hard cap (twice the total) by at most one read for each of (at
+                // most) three other peers.
+                prop_assert!(stats.queued_bytes < 2 * total + 3 * one_read, "{}", stats.queued_bytes);
+                prop_assert_eq!(stats.congested, !node.can_publish());
+            }
             prop_assert!(node.seen().memory_bytes() <= SeenSet::memory_bound(capacity));
         }
     }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use gossip_core::sim::{Churn, SimConfig, Simulation, Topology};
-use gossip_core::{Config, QUEUED_FRAME_OVERHEAD};
+use gossip_core::{Config, Overload, QUEUED_FRAME_OVERHEAD};
 
 fn run(config: SimConfig, topology: Topology, messages: usize) -> gossip_core::sim::Report {
     let nodes = topology.nodes();
@@ -107,6 +107,7 @@ fn a_slow_link_is_shed_and_dropped_by_the_node_timer() {
             max_frame_len: 100,
             peer_queue_bytes: 2 * (104 + QUEUED_FRAME_OVERHEAD),
             slow_peer_timeout: Duration::from_millis(100),
+            overload: Overload::Shed,
             ..Config::default()
         },
         latency: (Duration::from_secs(1), Duration::from_secs(1)),
@@ -126,4 +127,36 @@ fn a_slow_link_is_shed_and_dropped_by_the_node_timer() {
     assert_eq!(report.disconnects, 1);
     assert_eq!(sim.node(0).unwrap().stats().slow_peer_disconnects, 1);
     assert_eq!(report.deliveries, 0);
+}
+
+#[test]
+fn a_slow_link_holds_the_publisher_back_and_loses_nothing() {
+    // The same slow link with the default policy: the queue holds two frames, the
+    // other three wait in the publisher's outbox until the first two arrive (1 s).
+    let config = SimConfig {
+        node: Config {
+            max_frame_len: 100,
+            peer_queue_bytes: 2 * (104 + QUEUED_FRAME_OVERHEAD),
+            ..Config::default()
+        },
+        latency: (Duration::from_secs(1), Duration::from_secs(1)),
+        jitter: Duration::ZERO,
+        ..SimConfig::default()
+    };
+    let mut sim = Simulation::new(Topology::line(2), config);
+    for m in 0..5u8 {
+        sim.publish(0, vec![m; 100]).unwrap();
+    }
+    let stats = sim.node(0).unwrap().stats();
+    assert_eq!((stats.frames_out, stats.frames_shed), (2, 0));
+    assert!(stats.congested);
+    assert!(sim.run_until_quiet());
+    let report = sim.report();
+    assert!(report.all_delivered_exactly_once());
+    assert_eq!(report.disconnects, 0);
+    // Two frames a second: the last one is published after 2 s, and arrives at 3 s.
+    assert_eq!(
+        report.messages[4].last_delivery_after,
+        Duration::from_secs(3)
+    );
 }

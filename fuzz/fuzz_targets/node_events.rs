@@ -2,7 +2,9 @@
 //! after every step the seen set is within its bound, no message is delivered twice
 //! unless ids were forgotten in between, nothing is sent back to the peer it came
 //! from, every frame sent is a message delivered or published in that step (a run of
-//! forwarded frames holds nothing else), and queued bytes stay within the budgets.
+//! forwarded frames holds nothing else), and queued bytes stay within the budgets. Under
+//! either overload policy; when reading pauses, the driver here honours it (no bytes from
+//! a paused peer), and queues stay within the total plus one read per other peer.
 #![no_main]
 
 use std::collections::HashMap;
@@ -10,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use arbitrary::Arbitrary;
 use gossip_core::{
-    Action, Config, MessageId, Node, PeerId, SeenSet, HEADER_LEN, QUEUED_FRAME_OVERHEAD,
+    Action, Config, MessageId, Node, Overload, PeerId, SeenSet, HEADER_LEN, QUEUED_FRAME_OVERHEAD,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -33,7 +35,13 @@ const FRAME_CHARGE: usize = HEADER_LEN + 32 + QUEUED_FRAME_OVERHEAD;
 const PEER_QUEUE: usize = 2 * FRAME_CHARGE;
 const TOTAL_QUEUE: usize = 5 * FRAME_CHARGE;
 
-fuzz_target!(|events: Vec<Event>| {
+fuzz_target!(|input: (bool, Vec<Event>)| {
+    let (shed, events) = input;
+    let overload = if shed {
+        Overload::Shed
+    } else {
+        Overload::PauseReading
+    };
     let config = Config {
         max_frame_len: 32,
         max_peers: 4,
@@ -42,29 +50,37 @@ fuzz_target!(|events: Vec<Event>| {
         peer_queue_bytes: PEER_QUEUE,
         total_queue_bytes: TOTAL_QUEUE,
         slow_peer_timeout: Duration::from_secs(2),
+        overload,
+        stall_escape: Duration::from_millis(500),
     };
     let capacity = config.seen_capacity();
     let mut node = Node::new(config).expect("valid config");
     let mut now = Instant::now();
     // For each id delivered: how many ids had been forgotten when it was.
     let mut delivered: HashMap<MessageId, u64> = HashMap::new();
+    // The most one read handed in so far can add to a queue: the frames it completes.
+    let mut one_read = 0;
     for event in events {
+        let reading = |node: &Node, p: u8| shed || node.is_reading(PeerId(u64::from(p % 8)));
         let mut from = None;
         // Payloads this step may send: what it delivers, or publishes.
         let mut sendable: Vec<Vec<u8>> = Vec::new();
         match event {
             Event::Connect(p) => node.peer_connected(now, PeerId(u64::from(p % 8))),
             Event::Disconnect(p) => node.peer_disconnected(now, PeerId(u64::from(p % 8))),
-            Event::Bytes(p, bytes) => {
+            Event::Bytes(p, bytes) if reading(&node, p) => {
                 from = Some(PeerId(u64::from(p % 8)));
+                one_read = one_read.max((bytes.len() / HEADER_LEN + 1) * FRAME_CHARGE);
                 node.handle_received(now, PeerId(u64::from(p % 8)), &bytes);
             }
-            Event::Frame(p, payload) => {
+            Event::Frame(p, payload) if reading(&node, p) => {
                 from = Some(PeerId(u64::from(p % 8)));
+                one_read = one_read.max(2 * FRAME_CHARGE);
                 let mut wire = (payload.len() as u32).to_be_bytes().to_vec();
                 wire.extend_from_slice(&payload);
                 node.handle_received(now, PeerId(u64::from(p % 8)), &wire);
             }
+            Event::Bytes(..) | Event::Frame(..) => {}
             Event::Flush(p, n) => node.handle_flushed(now, PeerId(u64::from(p % 8)), n.into()),
             Event::Publish(payload) => {
                 sendable.push(payload.clone());
@@ -97,13 +113,20 @@ fuzz_target!(|events: Vec<Event>| {
                     }
                     delivered.insert(delivery.id, evicted);
                 }
-                Action::Disconnect { .. } => {}
+                Action::Disconnect { .. }
+                | Action::PauseReading { .. }
+                | Action::ResumeReading { .. } => {}
             }
         }
         let stats = node.stats();
         assert!(stats.seen_len < 2 * capacity);
         assert!(node.seen().memory_bytes() <= SeenSet::memory_bound(capacity));
-        assert!(stats.queued_bytes <= TOTAL_QUEUE);
+        if shed {
+            assert!(stats.queued_bytes <= TOTAL_QUEUE);
+        } else {
+            assert_eq!(stats.frames_shed, 0);
+            assert!(stats.queued_bytes <= TOTAL_QUEUE + 3 * one_read);
+        }
         assert!(stats.peers_current <= 4);
     }
 });

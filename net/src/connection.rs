@@ -16,6 +16,8 @@ use crate::write_queue::{WriteQueue, SLICES_PER_WRITE};
 /// the socket.
 pub(crate) struct Link<R: Runtime> {
     frames: Sender<Vec<Frames>>,
+    /// One message per read the reader may make.
+    grants: Sender<()>,
     /// Held to be cancelled with the link.
     _reader: R::Task,
     writer: R::Task,
@@ -33,9 +35,13 @@ impl<R: Runtime> Link<R> {
         on_close: Option<Sender<()>>,
     ) -> Self {
         let (frames, queued) = async_channel::unbounded();
+        // Unbounded, but the engine never grants more than `READ_AHEAD` at a time.
+        let (grants, granted) = async_channel::unbounded();
+        let read_loop = read_loop(peer, reader, read_chunk, granted, events.clone());
         Link {
             frames,
-            _reader: R::spawn(read_loop(peer, reader, read_chunk, events.clone())),
+            grants,
+            _reader: R::spawn(read_loop),
             writer: R::spawn(write_loop(peer, writer, queued, events.clone())),
             _on_close: on_close,
         }
@@ -55,17 +61,26 @@ impl<R: Runtime> Connection for Link<R> {
         // The writer may already have ended; its Closed event is on the way.
         let _ = self.frames.try_send(frames);
     }
+
+    fn grant_reads(&mut self, count: usize) {
+        for _ in 0..count {
+            let _ = self.grants.try_send(());
+        }
+    }
 }
 
-/// Reads from the socket and passes each read to the driver, until the socket ends.
+/// Reads from the socket and passes each read to the driver, until the socket ends; one
+/// read per grant, so that while the core wants nothing from this peer the socket is
+/// not read and TCP's window closes on it.
 async fn read_loop<R: Runtime>(
     peer: PeerId,
     mut socket: R::Reader,
     read_chunk: usize,
+    granted: Receiver<()>,
     events: Sender<Event<R>>,
 ) {
     let mut buffer = BytesMut::new();
-    loop {
+    while granted.recv().await.is_ok() {
         match socket.read(&mut buffer, read_chunk.max(1)).await {
             Ok(chunk) if chunk.is_empty() => break,
             Ok(chunk) => {

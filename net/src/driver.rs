@@ -1,6 +1,6 @@
 //! The driver task: owns the core, feeds it events and carries out its actions.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,6 +40,14 @@ pub(crate) enum Command {
     Shutdown(Duration, Sender<()>),
 }
 
+/// Why the driver woke up.
+enum Wake<R: Runtime> {
+    Event(Event<R>),
+    Timeout,
+    /// Every sender is gone: nothing can happen any more.
+    Closed,
+}
+
 /// Events handled back to back before the driver lets other tasks on its thread run:
 /// a busy queue must not keep the readers and writers it wakes from running.
 const EVENTS_PER_TURN: usize = 128;
@@ -54,6 +62,9 @@ pub(crate) struct Driver<R: Runtime> {
     dialling: HashSet<SocketAddr>,
     /// The acceptor and the diallers.
     tasks: Vec<R::Task>,
+    /// Publishes waiting for the core to take new messages (it is full), oldest first;
+    /// each caller awaits its reply.
+    waiting: VecDeque<(Bytes, Sender<Result<PublishOutcome, PublishError>>)>,
 }
 
 impl<R: Runtime> Driver<R> {
@@ -76,6 +87,7 @@ impl<R: Runtime> Driver<R> {
             peer_count,
             dialling: HashSet::new(),
             tasks: vec![R::spawn(dialler::accept(listener, events_tx.clone()))],
+            waiting: VecDeque::new(),
             config,
         };
         for addr in driver.config.dial_targets() {
@@ -107,13 +119,23 @@ impl<R: Runtime> Driver<R> {
                 future::yield_now().await;
             }
             let timer = async {
-                if let Some(at) = deadline {
-                    R::sleep_until(at).await;
+                match deadline {
+                    Some(at) => R::sleep_until(at).await,
+                    None => future::pending().await,
                 }
-                future::pending().await
+                Wake::Timeout
             };
-            let Some(event) = future::or(async { events.recv().await.ok() }, timer).await else {
-                return;
+            let event = async {
+                match events.recv().await {
+                    Ok(event) => Wake::Event(event),
+                    Err(_) => Wake::Closed,
+                }
+            };
+            let event = match future::or(event, timer).await {
+                Wake::Event(event) => event,
+                // Due now: handled at the top of the loop.
+                Wake::Timeout => continue,
+                Wake::Closed => return,
             };
             let now = Instant::now();
             match event {
@@ -124,7 +146,12 @@ impl<R: Runtime> Driver<R> {
                 } => self.connected(now, stream, addr, closed),
                 Event::Socket(event) => self.engine.handle_socket(now, event),
                 Event::Command(Command::Publish(payload, reply)) => {
-                    let _ = reply.try_send(self.engine.publish(now, payload));
+                    let (len, max) = (payload.len(), self.engine.config().max_frame_len);
+                    if len > max {
+                        let _ = reply.try_send(Err(PublishError::TooLarge { len, max }));
+                    } else {
+                        self.waiting.push_back((payload, reply));
+                    }
                 }
                 Event::Command(Command::Stats(reply)) => {
                     let _ = reply.try_send(self.engine.stats());
@@ -173,9 +200,15 @@ impl<R: Runtime> Driver<R> {
         }
     }
 
-    /// Logs closed connections, hands deliveries to the application and updates the peer
-    /// count.
+    /// Publishes what waits, as long as the core takes it; logs closed connections,
+    /// hands deliveries to the application and updates the peer count.
     async fn after_event(&mut self) {
+        while self.engine.can_publish() {
+            let Some((payload, reply)) = self.waiting.pop_front() else {
+                break;
+            };
+            let _ = reply.try_send(self.engine.publish(Instant::now(), payload));
+        }
         for Closed { peer, addr, reason } in self.engine.drain_closed() {
             match reason {
                 Some(reason) => tracing::warn!(%peer, %addr, %reason, "disconnected peer"),

@@ -17,7 +17,15 @@ pub(crate) trait Connection {
     /// frames the core accounted for, so an unbounded channel here is bounded by
     /// [`Config::peer_queue_bytes`](gossip_core::Config::peer_queue_bytes).
     fn send(&mut self, frames: Vec<Frames>);
+    /// Lets the reader make `count` more reads (each handed back as one
+    /// [`SocketEvent::Received`]).
+    fn grant_reads(&mut self, count: usize);
 }
+
+/// Reads a connection may have under way or waiting for the core at once: one being
+/// handled while the next is read. The core pauses a peer by receiving no more grants,
+/// so after a pause at most this many reads of each connection still come in.
+pub(crate) const READ_AHEAD: usize = 2;
 
 /// What a connection's tasks report to the driver.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +70,10 @@ struct Open<C> {
     connection: C,
     /// Frames of the current event, handed over in one batch.
     batch: Vec<Frames>,
+    /// Whether the core wants bytes from this peer.
+    reading: bool,
+    /// Reads granted and not yet handed back.
+    granted: usize,
 }
 
 impl<C: Connection> Engine<C> {
@@ -86,24 +98,37 @@ impl<C: Connection> Engine<C> {
     pub(crate) fn connected(&mut self, now: Instant, addr: SocketAddr, connection: C) -> PeerId {
         let peer = self.next_peer();
         self.next_peer += 1;
-        let batch = Vec::new();
-        self.open.insert(
-            peer,
-            Open {
-                addr,
-                connection,
-                batch,
-            },
-        );
+        let open = Open {
+            addr,
+            connection,
+            batch: Vec::new(),
+            reading: true,
+            granted: 0,
+        };
+        self.open.insert(peer, open);
         self.node.peer_connected(now, peer);
         self.carry_out();
+        if let Some(open) = self.open.get_mut(&peer) {
+            open.grant_reads();
+        }
         peer
     }
 
     /// Something happened on a connection's socket.
     pub(crate) fn handle_socket(&mut self, now: Instant, event: SocketEvent) {
         match event {
-            SocketEvent::Received(peer, data) => self.node.handle_received_bytes(now, peer, data),
+            SocketEvent::Received(peer, data) => {
+                if let Some(open) = self.open.get_mut(&peer) {
+                    open.granted = open.granted.saturating_sub(1);
+                }
+                self.node.handle_received_bytes(now, peer, data);
+                // After the core's actions: this read may have paused the peer.
+                self.carry_out();
+                if let Some(open) = self.open.get_mut(&peer) {
+                    open.grant_reads();
+                }
+                return;
+            }
             SocketEvent::Flushed(peer, bytes) => self.node.handle_flushed(now, peer, bytes),
             SocketEvent::Closed(peer) => {
                 self.node.peer_disconnected(now, peer);
@@ -120,6 +145,17 @@ impl<C: Connection> Engine<C> {
             }
         }
         self.carry_out();
+    }
+
+    /// Whether the core takes a new message now (see
+    /// [`Node::can_publish`](gossip_core::Node::can_publish)).
+    pub(crate) fn can_publish(&self) -> bool {
+        self.node.can_publish()
+    }
+
+    /// The core's configuration.
+    pub(crate) fn config(&self) -> &gossip_core::Config {
+        self.node.config()
     }
 
     /// The application publishes a payload.
@@ -179,6 +215,17 @@ impl<C: Connection> Engine<C> {
                     }
                 }
                 Action::Deliver(delivery) => self.deliveries.push_back(delivery),
+                Action::PauseReading { peer } => {
+                    if let Some(open) = self.open.get_mut(&peer) {
+                        open.reading = false;
+                    }
+                }
+                Action::ResumeReading { peer } => {
+                    if let Some(open) = self.open.get_mut(&peer) {
+                        open.reading = true;
+                        open.grant_reads();
+                    }
+                }
                 Action::Disconnect { peer, reason } => {
                     if let Some(Open {
                         addr, connection, ..
@@ -199,6 +246,16 @@ impl<C: Connection> Engine<C> {
     }
 }
 
+impl<C: Connection> Open<C> {
+    /// Tops the reader up to [`READ_AHEAD`] reads, if the core wants its bytes.
+    fn grant_reads(&mut self) {
+        if self.reading && self.granted < READ_AHEAD {
+            self.connection.grant_reads(READ_AHEAD - self.granted);
+            self.granted = READ_AHEAD;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,6 +267,8 @@ mod tests {
     /// What happened to one test connection.
     #[derive(Debug, Default)]
     struct Log {
+        /// Reads granted so far.
+        granted: usize,
         /// Per batch: how many `Frames`, and how many frames in them.
         batches: Vec<(usize, usize)>,
         /// How often the connection was dropped (closed).
@@ -223,6 +282,9 @@ mod tests {
             let count = frames.iter().map(Frames::count).sum();
             self.0.borrow_mut().batches.push((frames.len(), count));
         }
+        fn grant_reads(&mut self, count: usize) {
+            self.0.borrow_mut().granted += count;
+        }
     }
 
     impl Drop for Recorder {
@@ -232,8 +294,15 @@ mod tests {
     }
 
     fn engine_with(peers: usize) -> (Engine<Recorder>, Vec<Rc<RefCell<Log>>>, Instant) {
+        engine_with_config(peers, Config::default())
+    }
+
+    fn engine_with_config(
+        peers: usize,
+        config: Config,
+    ) -> (Engine<Recorder>, Vec<Rc<RefCell<Log>>>, Instant) {
         let now = Instant::now();
-        let mut engine = Engine::new(Node::new(Config::default()).unwrap());
+        let mut engine = Engine::new(Node::new(config).unwrap());
         let logs: Vec<_> = (0..peers).map(|_| Rc::default()).collect();
         for (i, log) in logs.iter().enumerate() {
             let addr = SocketAddr::from(([127, 0, 0, 1], 1000 + i as u16));
@@ -254,6 +323,42 @@ mod tests {
         assert_eq!(logs[0].borrow().batches, []);
         assert_eq!(logs[1].borrow().batches, [(2, 3)]);
         assert_eq!(std::iter::from_fn(|| engine.next_delivery()).count(), 3);
+    }
+
+    #[test]
+    fn reads_are_granted_ahead_and_stop_while_the_core_pauses_the_peer() {
+        // A queue budget of one maximal frame: one forwarded frame fills B.
+        let config = Config {
+            max_frame_len: 100,
+            peer_queue_bytes: 104 + gossip_core::QUEUED_FRAME_OVERHEAD,
+            ..Config::default()
+        };
+        let (mut engine, logs, now) = engine_with_config(3, config);
+        let granted = |peer: usize| logs[peer].borrow().granted;
+        assert_eq!(granted(0), READ_AHEAD, "a new connection may read ahead");
+        // A read from peer 1 is handed back and replaced by a new grant.
+        let one = Bytes::from(encode(&[1; 10]));
+        engine.handle_socket(now, SocketEvent::Received(PeerId(1), one));
+        assert_eq!(granted(1), READ_AHEAD + 1);
+        // This read of peer 0 fills peers 1 and 2; it is still replaced.
+        let full = Bytes::from(encode(&[2; 100]));
+        engine.handle_socket(now, SocketEvent::Received(PeerId(0), full));
+        assert_eq!(granted(0), READ_AHEAD + 1);
+        // Peer 0's next message is held: no grant replaces that read, nor the read
+        // already granted when it comes in.
+        let held = Bytes::from(encode(&[3; 100]));
+        engine.handle_socket(now, SocketEvent::Received(PeerId(0), held));
+        assert!(!engine.node.is_reading(PeerId(0)));
+        let late = Bytes::from(encode(&[4; 100]));
+        engine.handle_socket(now, SocketEvent::Received(PeerId(0), late));
+        assert_eq!(granted(0), READ_AHEAD + 1);
+        // The queues drain: reading resumes, topped up to the read-ahead again.
+        for peer in [1, 2] {
+            engine.handle_socket(now, SocketEvent::Flushed(PeerId(peer), 1 << 20));
+        }
+        assert!(engine.node.is_reading(PeerId(0)));
+        assert_eq!(granted(0), READ_AHEAD + 1 + READ_AHEAD);
+        assert_eq!(std::iter::from_fn(|| engine.next_delivery()).count(), 4);
     }
 
     #[test]

@@ -183,6 +183,10 @@ fn garbage_sender_is_dropped(starters: &[Starter]) {
     shutdown(nodes);
 }
 
+/// A peer that never reads holds the node full: the publisher waits (nothing is shed),
+/// the reading peer gets every message in order, and the sink is cut once it has taken
+/// nothing for the slow-peer timeout. (The timeout is 500 ms instead of 10 s, and the
+/// queue 256 KiB instead of 4 MiB, so the case takes a second, not a minute.)
 fn peer_that_never_reads_does_not_stall_others(starters: &[Starter]) {
     let core = Config {
         max_frame_len: 16 * 1024,
@@ -205,14 +209,10 @@ fn peer_that_never_reads_does_not_stall_others(starters: &[Starter]) {
         assert_eq!(&got[..8], format!("{m:08}").as_bytes());
     }
     let stats = nodes[0].stats();
-    assert!(
-        stats.frames_shed > 0,
-        "the sink never overflowed: {stats:?}"
-    );
-    assert!(stats.queued_bytes <= 256 * 1024 + 16 * 1024);
-    eventually("the sink to be disconnected as slow", || {
-        nodes[0].stats().slow_peer_disconnects == 1
-    });
+    assert_eq!(stats.frames_shed, 0, "{stats:?}");
+    assert_eq!(stats.slow_peer_disconnects, 1, "{stats:?}");
+    assert!(stats.frames_lost_on_disconnect > 0, "{stats:?}");
+    assert!(stats.congestion_episodes >= 1, "{stats:?}");
     shutdown(nodes);
 }
 

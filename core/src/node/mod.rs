@@ -1,6 +1,7 @@
 //! The gossip state machine: [`Node`].
 
 mod admission;
+mod flow;
 mod peer;
 mod read_buffer;
 mod run;
@@ -13,10 +14,11 @@ use bytes::Bytes;
 use thiserror::Error;
 
 use crate::{
-    Action, Config, ConfigError, Delivery, DisconnectReason, Frames, MessageId, PeerId, SeenSet,
-    Stats,
+    Action, Config, ConfigError, Delivery, DisconnectReason, Frames, MessageId, Overload, PeerId,
+    SeenSet, Stats,
 };
 use admission::Room;
+use flow::Flow;
 use peer::{Peer, PeerTable};
 use read_buffer::Read;
 use run::Run;
@@ -81,6 +83,7 @@ pub struct Node {
     actions: VecDeque<Action>,
     stats: Stats,
     queued_bytes: usize,
+    flow: Flow,
     /// Frames being handled, with their ids; kept to reuse its allocation.
     batch: Vec<(MessageId, Bytes)>,
     /// New frames of the read being handled, not forwarded yet; kept to reuse its
@@ -132,6 +135,11 @@ pub enum PublishError {
         /// The configured maximum.
         max: usize,
     },
+    /// The node is full ([`Overload::PauseReading`]): it takes no new message until its
+    /// queues drain. Publish again once [`Node::can_publish`] says so; an adapter holds
+    /// the payload and does that for you.
+    #[error("the node's queues are full; publish again once they drain")]
+    Congested,
 }
 
 impl Node {
@@ -145,6 +153,7 @@ impl Node {
             actions: VecDeque::new(),
             stats: Stats::default(),
             queued_bytes: 0,
+            flow: Flow::default(),
             batch: Vec::with_capacity(BATCH),
             run: Run::default(),
         })
@@ -157,7 +166,7 @@ impl Node {
 
     /// A new connection to `peer` is up. If the node is full it is refused with
     /// [`DisconnectReason::TooManyPeers`]; an id that is already connected is ignored.
-    pub fn peer_connected(&mut self, _now: Instant, peer: PeerId) {
+    pub fn peer_connected(&mut self, now: Instant, peer: PeerId) {
         if self.peers.contains(peer) {
             return;
         }
@@ -171,16 +180,15 @@ impl Node {
             return;
         }
         self.peers
-            .insert(peer, Peer::new(self.config.max_frame_len));
+            .insert(peer, Peer::new(now, self.config.max_frame_len));
         self.stats.peers_connected += 1;
     }
 
     /// The connection to `peer` is gone. Its queued output is forgotten. Unknown ids are
     /// ignored.
-    pub fn peer_disconnected(&mut self, _now: Instant, peer: PeerId) {
-        if let Some(state) = self.peers.remove(peer) {
-            self.queued_bytes -= state.queued_bytes;
-        }
+    pub fn peer_disconnected(&mut self, now: Instant, peer: PeerId) {
+        self.forget(peer);
+        self.settle(now);
     }
 
     /// Whether `peer` is connected.
@@ -215,6 +223,7 @@ impl Node {
             let read = Read::of(&data);
             state.decoder.push(data);
             self.decode_frames(now, peer, read);
+            self.settle(now);
         }
     }
 
@@ -225,6 +234,22 @@ impl Node {
     /// queueing behind each frame's hashing. Outcomes and the order of what each peer is
     /// sent are those of one frame at a time.
     fn decode_frames(&mut self, now: Instant, peer: PeerId, read: Read) {
+        let Some(state) = self.peers.get(peer) else {
+            return;
+        };
+        if !self.flow.wants_read(self.config.overload, state.is_full()) {
+            // A queue is full: take what costs nothing, hold the first new message.
+            self.take_duplicates(peer);
+            return;
+        }
+        if let Some(state) = self.peers.get_mut(peer) {
+            if let Some((id, payload)) = state.held.take() {
+                // It came before everything buffered after it.
+                state.reading = true;
+                self.actions.push_back(Action::ResumeReading { peer });
+                self.take_new(now, peer, id, payload);
+            }
+        }
         let mut batch = std::mem::take(&mut self.batch);
         let mut run = std::mem::take(&mut self.run);
         let first_action = self.actions.len();
@@ -256,29 +281,21 @@ impl Node {
                     self.stats.duplicates += 1;
                     continue;
                 }
-                self.stats.messages_delivered += 1;
-                let delivery = |payload| {
-                    Action::Deliver(Delivery {
-                        id,
-                        payload,
-                        from: peer,
-                    })
-                };
                 let frame = read.frame_range(&payload);
                 if !frame.as_ref().is_some_and(|frame| run.accepts(frame)) {
                     self.forward_run(now, peer, &read, &mut run);
                 }
                 match frame {
                     Some(frame) => {
+                        self.stats.messages_delivered += 1;
                         kept += payload.len();
-                        self.actions.push_back(delivery(payload));
+                        let from = peer;
+                        self.actions
+                            .push_back(Action::Deliver(Delivery { id, payload, from }));
                         run.extend(frame);
                     }
                     // Assembled across reads, or empty: forwarded on its own.
-                    None => {
-                        self.actions.push_back(delivery(payload.clone()));
-                        self.forward_one(now, Some(peer), payload);
-                    }
+                    None => self.deliver_and_forward(now, peer, id, payload),
                 }
             }
             if let Some(error) = error {
@@ -300,14 +317,79 @@ impl Node {
         }
     }
 
-    /// The caller wrote `bytes` bytes of queued frames to `peer`'s socket.
-    pub fn handle_flushed(&mut self, _now: Instant, peer: PeerId, bytes: usize) {
+    /// Delivers a new message from `peer` and forwards it on its own.
+    fn deliver_and_forward(&mut self, now: Instant, peer: PeerId, id: MessageId, payload: Bytes) {
+        self.stats.messages_delivered += 1;
+        let from = peer;
+        let delivery = Delivery {
+            id,
+            payload: payload.clone(),
+            from,
+        };
+        self.actions.push_back(Action::Deliver(delivery));
+        self.forward_one(now, Some(peer), payload);
+    }
+
+    /// A message held from `peer` is taken now: new unless a copy came another way
+    /// while it waited.
+    fn take_new(&mut self, now: Instant, peer: PeerId, id: MessageId, payload: Bytes) {
+        if self.seen.insert(id, now) {
+            self.deliver_and_forward(now, peer, id, payload);
+        } else {
+            self.stats.duplicates += 1;
+        }
+    }
+
+    /// While the node cannot take new messages from `peer`: drops the duplicates at the
+    /// front of what it sent (they cost nothing and free its queue), and holds the first
+    /// new message, with everything after it left undecoded, until the node can take it;
+    /// the caller stops reading the peer meanwhile. In a network with cycles most of
+    /// what a peer sends is duplicates, so this keeps rings of full nodes turning.
+    fn take_duplicates(&mut self, peer: PeerId) {
         let Some(state) = self.peers.get_mut(peer) else {
             return;
         };
-        let flushed = state.flushed(bytes, self.config.peer_queue_bytes);
+        while state.held.is_none() {
+            match state.decoder.next_frame() {
+                Ok(Some(payload)) => {
+                    self.stats.frames_in += 1;
+                    let id = MessageId::of(&payload);
+                    if self.seen.contains(&id) {
+                        self.stats.duplicates += 1;
+                    } else {
+                        state.held = Some((id, payload));
+                        state.reading = false;
+                        self.actions.push_back(Action::PauseReading { peer });
+                    }
+                }
+                Ok(None) => return,
+                Err(error) => {
+                    self.stats.protocol_errors += 1;
+                    self.disconnect(peer, DisconnectReason::Protocol(error));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The caller wrote `bytes` bytes of queued frames to `peer`'s socket.
+    pub fn handle_flushed(&mut self, now: Instant, peer: PeerId, bytes: usize) {
+        let Some(state) = self.peers.get_mut(peer) else {
+            return;
+        };
+        let flushed = state.flushed(now, bytes);
         self.queued_bytes -= flushed.released;
         self.stats.bytes_flushed += flushed.wire_bytes as u64;
+        let budget = self.config.peer_queue_bytes;
+        refresh_full(
+            &mut self.flow,
+            self.config.overload,
+            state,
+            budget,
+            false,
+            now,
+        );
+        self.settle(now);
     }
 
     /// Publishes `payload` from this node: marks it seen and queues it for every peer.
@@ -343,6 +425,10 @@ impl Node {
                 max,
             });
         }
+        if !self.can_publish() {
+            self.stats.publishes_refused += 1;
+            return Err(PublishError::Congested);
+        }
         let id = MessageId::of(&payload);
         if !self.seen.insert(id, now) {
             self.stats.duplicates += 1;
@@ -350,35 +436,85 @@ impl Node {
         }
         self.stats.messages_published += 1;
         let peers = self.forward_one(now, None, payload);
+        self.settle(now);
         Ok(PublishOutcome::Sent { id, peers })
     }
 
-    /// Runs what was due by `now`: disconnects peers that stayed overloaded too long and
-    /// forgets expired message ids.
+    /// Whether [`publish`](Self::publish) takes a new message now: always with
+    /// [`Overload::Shed`]; with [`Overload::PauseReading`], while no queue is full.
+    pub fn can_publish(&self) -> bool {
+        self.config.overload == Overload::Shed || !self.flow.congested()
+    }
+
+    /// Whether the node wants bytes from `peer` now, as its last
+    /// [`Action::PauseReading`] / [`Action::ResumeReading`] for it said (`false` for an
+    /// unknown peer).
+    pub fn is_reading(&self, peer: PeerId) -> bool {
+        self.peers.get(peer).is_some_and(|state| state.reading)
+    }
+
+    /// Runs what was due by `now`: disconnects peers that took none of their queued bytes
+    /// for `slow_peer_timeout` while the node waited on them, takes new messages again
+    /// (until the total is full) after a stall of `stall_escape`, and forgets expired
+    /// message ids.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.seen.expire(now);
-        let timeout = self.config.slow_peer_timeout;
+        if self.escape_deadline().is_some_and(|at| at <= now) {
+            self.flow.escaping = true;
+            self.flow.dirty = true;
+            self.stats.stall_escapes += 1;
+        }
         let slow: Vec<(PeerId, usize)> = self
             .peers
             .iter()
-            .filter(|(_, state)| state.slow_deadline(timeout).is_some_and(|d| d <= now))
+            .filter(|(_, state)| self.slow_deadline(state).is_some_and(|d| d <= now))
             .map(|(peer, state)| (peer, state.queued_bytes))
             .collect();
         for (peer, queued_bytes) in slow {
             self.stats.slow_peer_disconnects += 1;
             self.disconnect(peer, DisconnectReason::SlowPeer { queued_bytes });
         }
+        self.settle(now);
     }
 
-    /// When [`handle_timeout`](Self::handle_timeout) next has work, if ever. Only
-    /// overloaded peers set a deadline; expired ids are also forgotten lazily, so an idle
-    /// node is never woken.
+    /// When [`handle_timeout`](Self::handle_timeout) next has work, if ever. Only peers
+    /// the node waits on while full set a deadline; expired ids are also forgotten
+    /// lazily, so an idle node is never woken.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let timeout = self.config.slow_peer_timeout;
-        self.peers
+        let slow = self
+            .peers
             .iter()
-            .filter_map(|(_, state)| state.slow_deadline(timeout))
-            .min()
+            .filter_map(|(_, state)| self.slow_deadline(state));
+        slow.chain(self.escape_deadline()).min()
+    }
+
+    /// When the node escapes a stall (takes new messages again until the total is full)
+    /// if nothing it waits on has moved: a `stall_escape` after it became full or after
+    /// the last progress of a peer it waits on, whichever is later. Not while the total
+    /// itself is full: there is no room to escape into.
+    fn escape_deadline(&self) -> Option<Instant> {
+        if self.flow.escaping
+            || self.config.overload == Overload::Shed
+            || self.flow.total_full_since.is_some()
+        {
+            return None;
+        }
+        let since = self.flow.congested_since?;
+        let waited_on = self
+            .peers
+            .iter()
+            .filter(|(_, state)| state.queued_bytes > 0 && state.is_full());
+        let progress = waited_on.map(|(_, state)| state.last_progress).max();
+        progress
+            .map_or(since, |p| p.max(since))
+            .checked_add(self.config.stall_escape)
+    }
+
+    /// When `state`'s peer is cut if it takes nothing: the node waits on a full peer,
+    /// and on every peer with bytes queued while the total is full.
+    fn slow_deadline(&self, state: &Peer) -> Option<Instant> {
+        let waited_since = state.full_since.or(self.flow.total_full_since);
+        state.slow_deadline(waited_since, self.config.slow_peer_timeout)
     }
 
     /// The next action, oldest first.
@@ -399,6 +535,7 @@ impl Node {
             queued_bytes: self.queued_bytes,
             seen_len: self.seen.len(),
             seen_evicted: self.seen.evicted(),
+            congested: self.flow.congested(),
             ..self.stats
         }
     }
@@ -448,20 +585,25 @@ impl Node {
             if Some(peer) == except {
                 continue;
             }
-            let room = Room {
-                peer: self
-                    .config
-                    .peer_queue_bytes
-                    .saturating_sub(state.queued_bytes),
-                total: self
-                    .config
-                    .total_queue_bytes
-                    .saturating_sub(self.queued_bytes),
+            let budget = self.config.peer_queue_bytes;
+            let room = match self.config.overload {
+                // Nothing is dropped: reading pauses instead (see `flow`).
+                Overload::PauseReading => Room {
+                    peer: usize::MAX,
+                    total: usize::MAX,
+                },
+                Overload::Shed => Room {
+                    peer: budget.saturating_sub(state.queued_bytes),
+                    total: self
+                        .config
+                        .total_queue_bytes
+                        .saturating_sub(self.queued_bytes),
+                },
             };
             let mut sent = false;
             let shed = admission::admit(frame_lens, room, |stretch| {
                 let wire_len = stretch.bytes.len();
-                self.queued_bytes += state.queue(wire_len, stretch.count);
+                self.queued_bytes += state.queue(now, wire_len, stretch.count);
                 self.stats.frames_out += stretch.count as u64;
                 self.stats.bytes_out += wire_len as u64;
                 self.actions.push_back(Action::Send {
@@ -471,20 +613,112 @@ impl Node {
                 sent = true;
             });
             self.stats.frames_shed += shed.frames as u64;
-            if shed.own_budget {
-                // Only a peer's own backlog counts against it; a full total queue is
-                // resolved by disconnecting the peers that filled it.
-                state.overloaded_since.get_or_insert(now);
-            }
+            // With shedding, only a peer's own backlog counts against it; a full total
+            // queue is resolved by disconnecting the peers that filled it.
+            let overload = self.config.overload;
+            refresh_full(
+                &mut self.flow,
+                overload,
+                state,
+                budget,
+                shed.own_budget,
+                now,
+            );
             took += usize::from(sent);
         }
         took
     }
 
     fn disconnect(&mut self, peer: PeerId, reason: DisconnectReason) {
-        if let Some(state) = self.peers.remove(peer) {
-            self.queued_bytes -= state.queued_bytes;
+        if self.forget(peer) {
             self.actions.push_back(Action::Disconnect { peer, reason });
         }
+    }
+
+    /// Removes `peer` and what is queued for it (counted as lost). Returns whether it
+    /// was connected.
+    fn forget(&mut self, peer: PeerId) -> bool {
+        let Some(state) = self.peers.remove(peer) else {
+            return false;
+        };
+        self.queued_bytes -= state.queued_bytes;
+        let held = usize::from(state.held.is_some());
+        self.stats.frames_lost_on_disconnect += (state.unwritten_frames() + held) as u64;
+        if state.is_full() {
+            self.flow.full_peers -= 1;
+            self.flow.dirty = true;
+        }
+        true
+    }
+
+    /// Brings the total's fullness and each peer's reading up to date after queues
+    /// changed, telling the caller which peers to pause or resume. Walks the peers only
+    /// when something became full or stopped being full.
+    fn settle(&mut self, now: Instant) {
+        loop {
+            if self.config.overload == Overload::PauseReading {
+                let total = self.config.total_queue_bytes;
+                let was = self.flow.total_full_since;
+                let since = flow::fullness(was, self.queued_bytes, total, now);
+                self.flow.dirty |= since.is_some() != was.is_some();
+                self.flow.total_full_since = since;
+            }
+            if !std::mem::take(&mut self.flow.dirty) {
+                return;
+            }
+            match (self.flow.congested(), self.flow.congested_since) {
+                (true, None) => {
+                    self.stats.congestion_episodes += 1;
+                    self.flow.congested_since = Some(now);
+                }
+                (false, Some(_)) => {
+                    self.flow.congested_since = None;
+                    self.flow.escaping = false;
+                }
+                _ => {}
+            }
+            // Take the messages held while the node was full, from the peers it can take
+            // new messages from now. Taking them can fill a queue again: go round until
+            // nothing changes.
+            let overload = self.config.overload;
+            let ready: Vec<PeerId> = self
+                .peers
+                .iter()
+                .filter(|(_, state)| {
+                    state.held.is_some() && self.flow.wants_read(overload, state.is_full())
+                })
+                .map(|(peer, _)| peer)
+                .collect();
+            for peer in ready {
+                self.decode_frames(now, peer, Read::of(&Bytes::new()));
+            }
+        }
+    }
+}
+
+/// Brings a peer's fullness up to date after its queue changed (`shed_for_it`: a frame
+/// was just shed for lack of room in its own queue).
+fn refresh_full(
+    flow: &mut Flow,
+    overload: Overload,
+    state: &mut Peer,
+    budget: usize,
+    shed_for_it: bool,
+    now: Instant,
+) {
+    let was_full = state.is_full();
+    state.full_since = match overload {
+        Overload::PauseReading => flow::fullness(state.full_since, state.queued_bytes, budget, now),
+        // Full from a frame shed for it until it drains to half.
+        Overload::Shed if shed_for_it => state.full_since.or(Some(now)),
+        Overload::Shed => state.full_since.filter(|_| state.queued_bytes > budget / 2),
+    };
+    if was_full != state.is_full() {
+        if was_full {
+            flow.full_peers -= 1;
+        } else {
+            flow.full_peers += 1;
+        }
+        flow.dirty = true;
     }
 }

@@ -4,7 +4,9 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::config::queue_charge;
-use crate::{FrameDecoder, PeerId, QUEUED_FRAME_OVERHEAD};
+use bytes::Bytes;
+
+use crate::{FrameDecoder, MessageId, PeerId, QUEUED_FRAME_OVERHEAD};
 
 /// What a node knows about one connected peer.
 #[derive(Debug)]
@@ -22,8 +24,18 @@ pub(crate) struct Peer {
     queued_total: u64,
     /// Wire bytes reported flushed since it connected.
     flushed_total: u64,
-    /// When this peer's queue first overflowed, if it has not drained since.
-    pub(crate) overloaded_since: Option<Instant>,
+    /// Whether the queue is full (reached its budget, or with `Overload::Shed` had a
+    /// frame shed for it) and has not drained to half since, and since when.
+    pub(crate) full_since: Option<Instant>,
+    /// A new message read from this peer while the node could take none from it, with
+    /// everything after it still in `decoder`: taken when the node can.
+    pub(crate) held: Option<(MessageId, Bytes)>,
+    /// Whether the caller reads from this peer, as the node last told it (it stops
+    /// while a message is held).
+    pub(crate) reading: bool,
+    /// When a queued byte was last flushed, or the queue last went from empty to not
+    /// empty: the slow-peer clock never starts before it.
+    pub(crate) last_progress: Instant,
 }
 
 /// What a flush accounted for.
@@ -36,20 +48,31 @@ pub(crate) struct Flushed {
 }
 
 impl Peer {
-    pub(crate) fn new(max_frame_len: usize) -> Self {
+    pub(crate) fn new(now: Instant, max_frame_len: usize) -> Self {
         Peer {
             decoder: FrameDecoder::new(max_frame_len),
             queued_bytes: 0,
             send_ends: VecDeque::new(),
             queued_total: 0,
             flushed_total: 0,
-            overloaded_since: None,
+            full_since: None,
+            held: None,
+            reading: true,
+            last_progress: now,
         }
     }
 
+    /// Whether the queue is full.
+    pub(crate) fn is_full(&self) -> bool {
+        self.full_since.is_some()
+    }
+
     /// Accounts a `Send` of `frames` frames, `wire_len` bytes in all, as queued for this
-    /// peer; returns what it is charged.
-    pub(crate) fn queue(&mut self, wire_len: usize, frames: usize) -> usize {
+    /// peer at `now`; returns what it is charged.
+    pub(crate) fn queue(&mut self, now: Instant, wire_len: usize, frames: usize) -> usize {
+        if self.queued_bytes == 0 {
+            self.last_progress = now;
+        }
         self.queued_total += wire_len as u64;
         self.send_ends.push_back((self.queued_total, frames));
         let charge = queue_charge(wire_len, frames);
@@ -57,14 +80,29 @@ impl Peer {
         charge
     }
 
-    /// When this peer must be disconnected if it is still overloaded.
-    pub(crate) fn slow_deadline(&self, timeout: Duration) -> Option<Instant> {
+    /// When this peer must be disconnected if it takes none of its queued bytes, given
+    /// that the node has waited on it since `waited_since` (`None`: it does not wait).
+    pub(crate) fn slow_deadline(
+        &self,
+        waited_since: Option<Instant>,
+        timeout: Duration,
+    ) -> Option<Instant> {
+        if self.queued_bytes == 0 {
+            return None;
+        }
         // An overflowing deadline means "never".
-        self.overloaded_since?.checked_add(timeout)
+        waited_since?.max(self.last_progress).checked_add(timeout)
     }
 
-    /// Accounts `bytes` more wire bytes as written (clamped to what was queued).
-    pub(crate) fn flushed(&mut self, bytes: usize, queue_budget: usize) -> Flushed {
+    /// Frames queued and not completely written (counted by `Send`: a partly written
+    /// run counts whole).
+    pub(crate) fn unwritten_frames(&self) -> usize {
+        self.send_ends.iter().map(|&(_, frames)| frames).sum()
+    }
+
+    /// Accounts `bytes` more wire bytes as written at `now` (clamped to what was
+    /// queued).
+    pub(crate) fn flushed(&mut self, now: Instant, bytes: usize) -> Flushed {
         let outstanding = self.queued_total - self.flushed_total;
         let wire_bytes = (bytes as u64).min(outstanding);
         self.flushed_total += wire_bytes;
@@ -80,8 +118,8 @@ impl Peer {
         let wire_bytes = wire_bytes as usize;
         let released = wire_bytes + completed * QUEUED_FRAME_OVERHEAD;
         self.queued_bytes -= released;
-        if self.queued_bytes <= queue_budget / 2 {
-            self.overloaded_since = None;
+        if wire_bytes > 0 {
+            self.last_progress = now;
         }
         Flushed {
             wire_bytes,
@@ -104,6 +142,11 @@ impl PeerTable {
 
     pub(crate) fn contains(&self, id: PeerId) -> bool {
         self.position(id).is_ok()
+    }
+
+    pub(crate) fn get(&self, id: PeerId) -> Option<&Peer> {
+        let index = self.position(id).ok()?;
+        Some(&self.entries[index].1)
     }
 
     pub(crate) fn get_mut(&mut self, id: PeerId) -> Option<&mut Peer> {

@@ -23,12 +23,16 @@ pub struct SimConfig {
     pub link_failure: f64,
     /// Delay before a broken link reconnects.
     pub reconnect_after: Duration,
+    /// Bytes per second each direction of a link carries, or `None` for no limit. With
+    /// a limit, frames queue at the sender while earlier ones are on the wire, so a fast
+    /// publisher overloads the network and flow control can be watched at work.
+    pub bandwidth: Option<u64>,
     /// Random node crashes, if any.
     pub churn: Option<Churn>,
 }
 
 impl Default for SimConfig {
-    /// Latency 1–50 ms, 5 ms jitter, whole reads, no failures.
+    /// Latency 1–50 ms, 5 ms jitter, whole reads, no bandwidth limit, no failures.
     fn default() -> Self {
         SimConfig {
             seed: 0,
@@ -38,6 +42,7 @@ impl Default for SimConfig {
             max_read: usize::MAX,
             link_failure: 0.0,
             reconnect_after: Duration::from_millis(100),
+            bandwidth: None,
             churn: None,
         }
     }

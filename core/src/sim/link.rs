@@ -15,11 +15,28 @@ pub(super) struct Pipe {
     read_of_front: usize,
     /// Arrival time of the last frame sent, so later frames never overtake it.
     last_arrival: SimTime,
+    /// When the sender finishes putting the bytes sent so far on the wire (with a
+    /// bandwidth limit).
+    busy_until: SimTime,
     /// Whether an arrival event is scheduled for this pipe.
     pub(super) arrival_scheduled: bool,
+    /// Whether the receiver has paused reading (bytes wait in the pipe).
+    pub(super) paused: bool,
 }
 
 impl Pipe {
+    /// When `len` bytes sent at `now` have left the sender: at once without a
+    /// `bandwidth` (bytes per second), else after the bytes before them and their own
+    /// transmission time.
+    pub(super) fn transmit(&mut self, now: SimTime, len: usize, bandwidth: Option<u64>) -> SimTime {
+        let Some(bandwidth) = bandwidth else {
+            return now;
+        };
+        let nanos = (len as u128 * 1_000_000_000 / u128::from(bandwidth.max(1))) as u64;
+        self.busy_until = self.busy_until.max(now).saturating_add(nanos);
+        self.busy_until
+    }
+
     /// Puts `frames` in flight to arrive at `at`, or with the frames before them if
     /// those arrive later (order is kept). Returns when they arrive.
     pub(super) fn push(&mut self, at: SimTime, frames: Frames) -> SimTime {

@@ -36,6 +36,7 @@ pub use report::{MessageReport, Report};
 pub use rng::SimRng;
 pub use topology::Topology;
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -54,6 +55,9 @@ struct SimNode {
     timer: Option<SimTime>,
     /// Counters of earlier incarnations, kept across restarts.
     frames_received_before: u64,
+    /// Payloads published here that the node has not taken yet (it was full), with
+    /// their tracks, oldest first: an application's `publish().await` waiting.
+    outbox: VecDeque<(Bytes, usize)>,
 }
 
 /// A connection the test drives by hand.
@@ -101,6 +105,7 @@ impl Simulation {
                 links: Vec::new(),
                 timer: None,
                 frames_received_before: 0,
+                outbox: VecDeque::new(),
             })
             .collect();
         let links = topology
@@ -158,8 +163,11 @@ impl Simulation {
         self.nodes.is_empty()
     }
 
-    /// Publishes `payload` at node `index` now. A crashed node publishes nothing (the
-    /// message is still tracked, reaching no one).
+    /// Publishes `payload` at node `index` now, or as soon as the node takes it (while
+    /// it is full, see [`Overload::PauseReading`](crate::Overload::PauseReading),
+    /// payloads wait in order, as an application awaiting `publish` would). A crashed
+    /// node publishes nothing (the message is still tracked, reaching no one), and a
+    /// node that crashes loses what was waiting.
     ///
     /// # Panics
     /// If `index` is out of range.
@@ -168,14 +176,18 @@ impl Simulation {
         index: usize,
         payload: impl Into<Bytes>,
     ) -> Result<MessageId, PublishError> {
-        let now = self.instant();
         let payload = payload.into();
-        let id = match self.nodes[index].node.as_mut() {
-            Some(node) => node.publish(now, payload)?.id(),
-            None => MessageId::of(&payload),
-        };
+        let max = self.config.node.max_frame_len;
+        if payload.len() > max {
+            let len = payload.len();
+            return Err(PublishError::TooLarge { len, max });
+        }
+        let id = MessageId::of(&payload);
         let track = self.tracker.track(id, index, self.nodes.len(), self.now);
-        self.process_after(index, Some(track));
+        if self.nodes[index].node.is_some() {
+            self.nodes[index].outbox.push_back((payload, track));
+            self.process(index);
+        }
         Ok(id)
     }
 
@@ -286,6 +298,7 @@ impl Simulation {
                 if let Some(node) = self.nodes[victim].node.take() {
                     self.nodes[victim].frames_received_before += node.stats().frames_in;
                     self.nodes[victim].timer = None;
+                    self.nodes[victim].outbox.clear();
                     for link in self.nodes[victim].links.clone() {
                         self.break_link(link, false);
                     }
@@ -361,6 +374,10 @@ impl Simulation {
         }
         let pipe = &mut state.pipes[side];
         pipe.arrival_scheduled = false;
+        if pipe.paused {
+            // The bytes wait in the pipe until the receiver reads again.
+            return;
+        }
         let arrived = pipe.arrived(now);
         let read_len = if max_read == usize::MAX {
             arrived
@@ -387,19 +404,46 @@ impl Simulation {
         self.process(receiver);
     }
 
-    /// Carries out everything node `index` asked for, then re-arms its timer.
+    /// Carries out everything node `index` asked for, publishes what waits in its
+    /// outbox while the node takes it, then re-arms its timer.
     fn process(&mut self, index: usize) {
-        self.process_after(index, None);
+        let mut published = None;
+        loop {
+            let Some(node) = self.nodes[index].node.as_mut() else {
+                return;
+            };
+            let mut actions = std::mem::take(&mut self.actions);
+            actions.extend(node.drain_actions());
+            if actions.is_empty() {
+                self.actions = actions;
+                if !node.can_publish() {
+                    break;
+                }
+                let Some((payload, track)) = self.nodes[index].outbox.pop_front() else {
+                    break;
+                };
+                let now = self.instant();
+                if let Some(node) = self.nodes[index].node.as_mut() {
+                    // Checked against `max_frame_len` and `can_publish`: it is taken.
+                    let _ = node.publish(now, payload);
+                }
+                published = Some(track);
+                continue;
+            }
+            self.carry_out(index, &mut actions, published.take());
+            self.actions = actions;
+        }
+        // Carrying out the actions can change the node (flushes, broken links): ask for
+        // its deadline afterwards.
+        if let Some(node) = self.nodes[index].node.as_ref() {
+            let deadline = node.poll_timeout();
+            self.arm_timer(index, deadline);
+        }
     }
 
-    /// [`process`](Self::process), after node `index` published the message tracked as
-    /// `published`, if any.
-    fn process_after(&mut self, index: usize, published: Option<usize>) {
-        let Some(node) = self.nodes[index].node.as_mut() else {
-            return;
-        };
-        let mut actions = std::mem::take(&mut self.actions);
-        actions.extend(node.drain_actions());
+    /// Carries out `actions` of node `index`; `published` is the track of the message
+    /// it just published, if these are that publish's actions.
+    fn carry_out(&mut self, index: usize, actions: &mut Vec<Action>, published: Option<usize>) {
         let mut raw_flushed = Vec::new();
         // Tracked messages delivered here, by where their payload lies: the Sends that
         // forward them carry the same bytes (a message's Deliver precedes them).
@@ -441,21 +485,45 @@ impl Simulation {
                         self.break_link(link_of(peer).0, false);
                     }
                 }
+                // Raw peers are driven by the test, which sends when it likes.
+                Action::PauseReading { peer } if peer.0 & RAW_PEER == 0 => {
+                    self.set_reading(peer, false)
+                }
+                Action::ResumeReading { peer } if peer.0 & RAW_PEER == 0 => {
+                    self.set_reading(peer, true)
+                }
+                Action::PauseReading { .. } | Action::ResumeReading { .. } => {}
             }
         }
-        self.actions = actions;
         self.delivered_at = delivered;
         let now = self.instant();
-        // Carrying out the actions can change the node (flushes, broken links): ask for its
-        // deadline afterwards.
-        let Some(node) = self.nodes[index].node.as_mut() else {
-            return;
-        };
-        for (peer, bytes) in raw_flushed {
-            node.handle_flushed(now, peer, bytes);
+        if let Some(node) = self.nodes[index].node.as_mut() {
+            for (peer, bytes) in raw_flushed {
+                node.handle_flushed(now, peer, bytes);
+            }
         }
-        let deadline = node.poll_timeout();
-        self.arm_timer(index, deadline);
+    }
+
+    /// The node holding `peer` reads the pipe from that peer (or stops); bytes that
+    /// waited are read at once.
+    fn set_reading(&mut self, peer: PeerId, reading: bool) {
+        let (link, side) = link_of(peer);
+        let now = self.now;
+        let state = &mut self.links[link];
+        if !state.up {
+            return;
+        }
+        let epoch = state.epoch;
+        // `ends[side]` holds `peer`: the bytes from that peer come through the other pipe.
+        let pipe = &mut state.pipes[1 - side];
+        pipe.paused = !reading;
+        if reading && !pipe.arrival_scheduled {
+            if let Some(at) = pipe.next_arrival(now) {
+                pipe.arrival_scheduled = true;
+                let side = 1 - side;
+                self.schedule.push(at, Event::Arrive { link, side, epoch });
+            }
+        }
     }
 
     fn arm_timer(&mut self, index: usize, deadline: Option<Instant>) {
@@ -478,10 +546,9 @@ impl Simulation {
         let jitter = self.rng.below(nanos(self.config.jitter).saturating_add(1));
         let state = &mut self.links[link];
         let pipe = &mut state.pipes[side];
+        let sent = pipe.transmit(self.now, frame.wire_len(), self.config.bandwidth);
         let at = pipe.push(
-            self.now
-                .saturating_add(state.latency)
-                .saturating_add(jitter),
+            sent.saturating_add(state.latency).saturating_add(jitter),
             frame,
         );
         if !pipe.arrival_scheduled {

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use gossip_core::Config;
+use gossip_core::{Config, Overload};
 use gossip_tokio::NetConfig;
 
 /// A gossip node: floods every message it receives to all its peers, once.
@@ -92,8 +92,8 @@ pub struct Limits {
     #[arg(long, value_name = "DURATION", default_value_t = Config::default().seen_retention.into())]
     pub seen_retention: humantime::Duration,
 
-    /// Bytes that may wait for one peer before its messages are shed; each message
-    /// counts its size plus 68
+    /// Bytes that may wait for one peer before the peer is full (see --overload); each
+    /// message counts its size plus 68
     #[arg(long, value_name = "BYTES", default_value_t = Config::default().peer_queue_bytes)]
     pub peer_queue: usize,
 
@@ -101,9 +101,47 @@ pub struct Limits {
     #[arg(long, value_name = "BYTES", default_value_t = Config::default().total_queue_bytes)]
     pub total_queue: usize,
 
-    /// Disconnect a peer that stays overloaded this long
+    /// Disconnect a peer that takes none of its queued bytes this long while the node
+    /// waits on it
     #[arg(long, value_name = "DURATION", default_value_t = Config::default().slow_peer_timeout.into())]
     pub slow_peer_timeout: humantime::Duration,
+
+    /// When a queue is full: pause (read peers more slowly, lose nothing) or shed (drop
+    /// messages for the full peer, keep reading at full speed)
+    #[arg(long, value_enum, default_value_t = OverloadFlag::from(Config::default().overload))]
+    pub overload: OverloadFlag,
+
+    /// With --overload pause: how long the node stays full with nothing moving before
+    /// it takes new messages anyway, up to the total queue
+    #[arg(long, value_name = "DURATION", default_value_t = Config::default().stall_escape.into())]
+    pub stall_escape: humantime::Duration,
+}
+
+/// `gossip_core::Overload` on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OverloadFlag {
+    /// Pause reading; nothing is lost
+    Pause,
+    /// Shed messages for full peers
+    Shed,
+}
+
+impl From<Overload> for OverloadFlag {
+    fn from(overload: Overload) -> Self {
+        match overload {
+            Overload::PauseReading => OverloadFlag::Pause,
+            Overload::Shed => OverloadFlag::Shed,
+        }
+    }
+}
+
+impl From<OverloadFlag> for Overload {
+    fn from(flag: OverloadFlag) -> Self {
+        match flag {
+            OverloadFlag::Pause => Overload::PauseReading,
+            OverloadFlag::Shed => Overload::Shed,
+        }
+    }
 }
 
 impl Limits {
@@ -116,6 +154,8 @@ impl Limits {
             peer_queue_bytes: self.peer_queue,
             total_queue_bytes: self.total_queue,
             slow_peer_timeout: self.slow_peer_timeout.into(),
+            overload: self.overload.into(),
+            stall_escape: self.stall_escape.into(),
         }
     }
 }
@@ -171,6 +211,8 @@ mod tests {
             "--peer-queue=5000",
             "--total-queue=6000",
             "--slow-peer-timeout=750ms",
+            "--overload=shed",
+            "--stall-escape=3s",
             "127.0.0.1:7000",
         ])
         .expect("parses");
@@ -182,6 +224,8 @@ mod tests {
             peer_queue_bytes: 5000,
             total_queue_bytes: 6000,
             slow_peer_timeout: Duration::from_millis(750),
+            overload: Overload::Shed,
+            stall_escape: Duration::from_secs(3),
         };
         assert_eq!(cli.limits.core_config(), expected);
     }

@@ -1,0 +1,134 @@
+//! Flow control: which queues are full, and from which peers the node takes new
+//! messages.
+//!
+//! A peer's queue is *full* from when it reaches its budget until it drains to half of
+//! it; the same holds for the total over all peers. The halfway hysteresis keeps the
+//! node from pausing and resuming on every frame. With [`Overload::PauseReading`] the
+//! node takes new messages from peer X only while no peer but X is full and the total
+//! is not: every message from X goes to every peer but X, so taking X's messages cannot
+//! grow X's queue. From a peer it cannot take new messages from, the node still reads
+//! and drops duplicates (they cost nothing and free that peer's queue), and holds the
+//! first new message, after which the caller stops reading the peer.
+//!
+//! Why this cannot deadlock a network without cycles: a node that does not take from
+//! X waits on a full queue towards some other peer Y. If Y does not take either, Y
+//! waits on a peer other than this node, and so on: the chain of waits never turns
+//! back along a link, so in a tree it runs away from X and ends at a node that takes,
+//! whose queues then drain. In a graph with cycles the chain can close on itself (a ring
+//! of nodes, each with a full queue towards the next and a new message held from the
+//! one before). A node that has waited `stall_escape` with none of its full queues
+//! moving then *escapes*: it takes new messages whatever its peers' budgets, until the
+//! total is full. While it is full nobody can publish into it and its peers are held
+//! back too, so what is in flight is finite, and the total (16 peer budgets by default)
+//! absorbs it: the ring turns. Only when the total itself fills in a stall does the
+//! slow-peer rule cut a peer (see the README for what that costs).
+
+use std::time::Instant;
+
+use crate::Overload;
+
+/// Whether the node is full, in the terms the reading rule needs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Flow {
+    /// Peers whose queue is full.
+    pub(crate) full_peers: usize,
+    /// Since when the total over all peers has been full, if it is.
+    pub(crate) total_full_since: Option<Instant>,
+    /// A peer's fullness or the total's changed since held messages were last looked
+    /// at.
+    pub(crate) dirty: bool,
+    /// Since when something has been full, as of the last time held messages were
+    /// looked at.
+    pub(crate) congested_since: Option<Instant>,
+    /// Whether the node stalled while full, and takes new messages until the total is
+    /// full whatever its peers' own budgets.
+    pub(crate) escaping: bool,
+}
+
+impl Flow {
+    /// Whether anything is full: new messages are held somewhere and publishing refused.
+    pub(crate) fn congested(&self) -> bool {
+        self.full_peers > 0 || self.total_full_since.is_some()
+    }
+
+    /// Whether the node takes new messages from a peer, given whether that peer's own
+    /// queue is full. While escaping a stall, only the total counts.
+    pub(crate) fn wants_read(&self, overload: Overload, peer_full: bool) -> bool {
+        let others_full = self.full_peers.saturating_sub(usize::from(peer_full));
+        match overload {
+            Overload::Shed => true,
+            Overload::PauseReading => {
+                self.total_full_since.is_none() && (self.escaping || others_full == 0)
+            }
+        }
+    }
+}
+
+/// Fullness with hysteresis: full from `queued >= budget` until `queued <= budget / 2`.
+/// Returns the new state (`since` kept while full, `now` when it becomes full).
+pub(crate) fn fullness(
+    since: Option<Instant>,
+    queued: usize,
+    budget: usize,
+    now: Instant,
+) -> Option<Instant> {
+    match since {
+        Some(since) if queued > budget / 2 => Some(since),
+        None if queued >= budget => Some(now),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_at_the_budget_until_half_of_it() {
+        let (t0, t1) = (
+            Instant::now(),
+            Instant::now() + std::time::Duration::from_secs(1),
+        );
+        assert_eq!(fullness(None, 99, 100, t0), None);
+        assert_eq!(fullness(None, 100, 100, t0), Some(t0));
+        assert_eq!(fullness(Some(t0), 51, 100, t1), Some(t0), "keeps its start");
+        assert_eq!(fullness(Some(t0), 50, 100, t1), None);
+        assert_eq!(
+            fullness(None, 51, 100, t1),
+            None,
+            "not full again below budget"
+        );
+    }
+
+    #[test]
+    fn a_sole_full_peer_is_still_read_and_two_stop_everyone() {
+        let pause = Overload::PauseReading;
+        let mut flow = Flow::default();
+        assert!(flow.wants_read(pause, false));
+        flow.full_peers = 1;
+        assert!(flow.wants_read(pause, true), "the full peer itself");
+        assert!(!flow.wants_read(pause, false), "the others");
+        flow.full_peers = 2;
+        assert!(!flow.wants_read(pause, true));
+        flow.full_peers = 0;
+        flow.total_full_since = Some(Instant::now());
+        assert!(!flow.wants_read(pause, true) && !flow.wants_read(pause, false));
+        assert!(
+            flow.wants_read(Overload::Shed, false),
+            "shedding never pauses"
+        );
+    }
+
+    #[test]
+    fn an_escape_takes_until_the_total_is_full() {
+        let pause = Overload::PauseReading;
+        let mut flow = Flow {
+            full_peers: 2,
+            escaping: true,
+            ..Flow::default()
+        };
+        assert!(flow.wants_read(pause, false) && flow.wants_read(pause, true));
+        flow.total_full_since = Some(Instant::now());
+        assert!(!flow.wants_read(pause, false));
+    }
+}
