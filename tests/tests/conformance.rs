@@ -29,6 +29,8 @@ macro_rules! conformance {
             #[test] fn dropped_connection_is_redialled() { super::dropped_connection_is_redialled(STARTERS) }
             #[test] fn peers_added_at_run_time_are_dialled_once() { super::peers_added_at_run_time_are_dialled_once(STARTERS) }
             #[test] fn one_slot_queues_hold_back_without_losing() { super::one_slot_queues_hold_back_without_losing(STARTERS) }
+            #[test] fn a_burst_of_small_messages_loses_nothing_at_default_settings() { super::burst_through_a_line(STARTERS, 100_000, 256) }
+            #[test] fn a_burst_of_large_messages_loses_nothing_at_default_settings() { super::burst_through_a_line(STARTERS, 20_000, 4096) }
             #[test] fn speaks_the_tutorial_wire_format() { super::speaks_the_tutorial_wire_format(STARTERS) }
             #[test] fn relays_between_tutorial_nodes_both_ways() { super::relays_between_tutorial_nodes_both_ways(STARTERS) }
         }
@@ -358,4 +360,53 @@ fn relays_between_tutorial_nodes_both_ways(starters: &[Starter]) {
     b.publish(b"and back");
     expect_message(&mut a, b"and back");
     shutdown(vec![ours, a, b]);
+}
+
+/// A client writes `count` frames of `size` bytes into the first node of a line of three
+/// as fast as TCP takes them, and a raw peer of the last node reads them: with default
+/// settings every one arrives, in order. (Each node is slower than the client: queues
+/// fill and reading pauses, hop by hop back to the client.)
+fn burst_through_a_line(starters: &[Starter], count: u64, size: usize) {
+    let mut nodes: Vec<Box<dyn TestNode>> = Vec::new();
+    for i in 0..3 {
+        let peers = nodes.last().map(|n| n.addr());
+        let mut node = start(starters, i, config(peers));
+        // The application takes nothing; the nodes only relay.
+        node.discard_deliveries();
+        nodes.push(node);
+    }
+    let mut reader = RawPeer::connect(nodes[2].addr());
+    let mut client = RawPeer::connect(nodes[0].addr());
+    for (node, degree) in nodes.iter().zip([2, 2, 2]) {
+        assert!(node.wait_for_peers(degree, WAIT), "line not connected");
+    }
+    let writer = std::thread::spawn(move || {
+        let mut batch = Vec::new();
+        for n in 0..count {
+            let mut payload = vec![0x5a; size];
+            payload[..8].copy_from_slice(&n.to_be_bytes());
+            batch.extend_from_slice(&encode(&payload));
+            if batch.len() >= 64 * 1024 || n + 1 == count {
+                assert!(client.send(&batch), "the first node closed the client");
+                batch.clear();
+            }
+        }
+        client
+    });
+    for n in 0..count {
+        let payload = reader.read_frame();
+        assert_eq!(payload.len(), size);
+        let got = u64::from_be_bytes(payload[..8].try_into().expect("8 bytes"));
+        assert_eq!(got, n, "message {n} missing or out of order");
+    }
+    let _client = writer.join().expect("writer");
+    for node in &nodes {
+        let stats = node.stats();
+        assert_eq!(
+            (stats.frames_shed, stats.slow_peer_disconnects),
+            (0, 0),
+            "{stats:?}"
+        );
+    }
+    shutdown(nodes);
 }
