@@ -207,3 +207,77 @@ fn sigterm_stops_the_node_promptly_even_with_stdin_open() {
     }
     node.log_line("shutting down");
 }
+
+/// A line of three processes with default flags, connected.
+fn line_of_three() -> (NodeProcess, NodeProcess, NodeProcess) {
+    let first = NodeProcess::start(&[]);
+    let second = NodeProcess::start(&[&first.addr.to_string()]);
+    let third = NodeProcess::start(&[&second.addr.to_string()]);
+    second.log_line(": connected");
+    second.log_line(": connected");
+    third.log_line(": connected");
+    first.log_line(": connected");
+    (first, second, third)
+}
+
+/// Takes `count` lines from `node`'s stdout and checks they are `0..count` in order.
+fn hears_numbered_lines(node: &NodeProcess, count: usize) {
+    for n in 0..count {
+        let line = node.heard();
+        let number: usize = line[..8].parse().expect("a numbered line");
+        assert_eq!(number, n, "line {n} missing or out of order");
+    }
+}
+
+#[test]
+fn a_hundred_thousand_stdin_lines_reach_the_far_end_of_a_line() {
+    const LINES: usize = 100_000;
+    let (mut first, _second, third) = line_of_three();
+    let mut stdin = first.stdin.take().expect("stdin open");
+    let writer = std::thread::spawn(move || {
+        let mut text = String::new();
+        for n in 0..LINES {
+            text.push_str(&format!("{n:08} through the middle\n"));
+        }
+        stdin.write_all(text.as_bytes()).expect("write stdin");
+        stdin // kept open: closing stdin does not stop the node anyway
+    });
+    hears_numbered_lines(&third, LINES);
+    let _stdin = writer.join().expect("writer");
+}
+
+/// #11's table, as a user would try it: frames written into the first of three
+/// processes as fast as TCP takes them all come out of the third one's stdout.
+fn burst_through_three_processes(count: usize, size: usize) {
+    let (first, _second, third) = line_of_three();
+    let mut client = TcpStream::connect(first.addr).expect("connect");
+    first.log_line(": connected");
+    let writer = std::thread::spawn(move || {
+        let mut batch = Vec::new();
+        for n in 0..count {
+            let mut payload = format!("{n:08}").into_bytes();
+            payload.resize(size, b'.');
+            batch.extend_from_slice(&(size as u32).to_be_bytes());
+            batch.extend_from_slice(&payload);
+            if batch.len() >= 64 * 1024 || n + 1 == count {
+                client
+                    .write_all(&batch)
+                    .expect("the first node takes the burst");
+                batch.clear();
+            }
+        }
+        client
+    });
+    hears_numbered_lines(&third, count);
+    let _client = writer.join().expect("writer");
+}
+
+#[test]
+fn a_burst_of_100k_small_frames_loses_nothing_through_three_processes() {
+    burst_through_three_processes(100_000, 256);
+}
+
+#[test]
+fn a_burst_of_20k_large_frames_loses_nothing_through_three_processes() {
+    burst_through_three_processes(20_000, 4096);
+}
