@@ -108,6 +108,38 @@ MUTANTS = {
         "let _ = error;",
         "garbage_peer_is_disconnected_and_the_rest_unaffected",
     ),
+    "publish-while-full": (
+        "core/src/node/mod.rs",
+        "self.config.overload == Overload::Shed || !self.flow.congested()",
+        "true",
+        "flow_control_loses_nothing_at_full_speed",
+    ),
+    "no-stall-escape": (
+        "core/src/node/mod.rs",
+        """        if self.flow.escaping
+            || self.config.overload == Overload::Shed""",
+        """        if true
+            || self.config.overload == Overload::Shed""",
+        "flow_control_loses_nothing_at_full_speed",
+    ),
+    "slow-clock-ignores-progress": (
+        "core/src/node/peer.rs",
+        "waited_since?.max(self.last_progress).checked_add(timeout)",
+        "waited_since?.checked_add(timeout)",
+        "a_peer_that_reads_slowly_is_never_cut",
+    ),
+    "total-holds-no-peer": (
+        "core/src/node/mod.rs",
+        "let waited_since = state.full_since.or(self.flow.total_full_since);",
+        "let waited_since = state.full_since;",
+        "twenty_stuck_peers_are_cut_and_a_reading_one_gets_everything",
+    ),
+    "full-peer-not-read": (
+        "core/src/node/flow.rs",
+        "(self.escaping || others_full == 0)",
+        "(self.escaping || self.full_peers == 0)",
+        "the_one_full_peer_is_still_read_so_two_nodes_never_wait_on_each_other",
+    ),
     "echo-to-sender": (
         "core/src/node/mod.rs",
         "if Some(peer) == except {",
@@ -132,7 +164,8 @@ def main():
             open(source, "w").write(text.replace(original, broken))
             env = dict(os.environ, CARGO_TARGET_DIR=target, PROPTEST_CASES="64")
             result = subprocess.run(
-                ["cargo", "test", "-q", "-p", "gossip-core", "--lib", "--test", "properties", "--test", "node", test],
+                ["cargo", "test", "-q", "-p", "gossip-core", "--lib", "--test", "properties", "--test", "node",
+                 "--test", "flow_control", test],
                 cwd=copy, env=env, capture_output=True, text=True, timeout=900,
             )
             # Caught means the test ran and failed, not that the mutant failed to build.

@@ -7,6 +7,7 @@ use std::time::Duration;
 use gossip_core::sim::{SimConfig, Simulation, Topology};
 use gossip_core::{Config, QUEUED_FRAME_OVERHEAD};
 use proptest::prelude::*;
+use proptest::test_runner::TestCaseError;
 
 const PAYLOAD: usize = 100;
 /// What one queued frame is charged.
@@ -60,6 +61,45 @@ fn one_read(max_read: usize) -> usize {
     (max_read / (PAYLOAD + 4) + 2) * FRAME_CHARGE
 }
 
+/// Runs `sim` until it falls quiet, checking after every 5 ms of virtual time that no
+/// node queues more than its total budget plus one read from each peer (the read that
+/// filled a queue; an escape from a stall may fill the total).
+fn run_within_budgets(
+    sim: &mut Simulation,
+    degree: &[usize],
+    max_read: usize,
+) -> Result<(), TestCaseError> {
+    let mut quiet = false;
+    while !quiet {
+        quiet = sim.run_for(Duration::from_millis(5));
+        prop_assert!(
+            sim.elapsed() < Duration::from_secs(600),
+            "still busy after 600 s"
+        );
+        for (i, &degree) in degree.iter().enumerate() {
+            let queued = sim.node(i).unwrap().stats().queued_bytes;
+            prop_assert!(
+                queued <= TOTAL_BUDGET + degree * one_read(max_read),
+                "node {} queued {} with {} peers",
+                i,
+                queued,
+                degree
+            );
+        }
+    }
+    Ok(())
+}
+
+/// How many peers each node of `topology` has.
+fn degrees(topology: &Topology) -> Vec<usize> {
+    let mut degree = vec![0usize; topology.nodes()];
+    for &(a, b) in topology.edges() {
+        degree[a] += 1;
+        degree[b] += 1;
+    }
+    degree
+}
+
 proptest! {
     #![proptest_config(cases())]
 
@@ -76,11 +116,7 @@ proptest! {
         messages in 10usize..60,
     ) {
         let nodes = topology.nodes();
-        let mut degree = vec![0usize; nodes];
-        for &(a, b) in topology.edges() {
-            degree[a] += 1;
-            degree[b] += 1;
-        }
+        let degree = degrees(&topology);
         let mut sim = Simulation::new(topology, overloaded(seed, max_read));
         for (p, publisher) in publishers.iter().enumerate() {
             let origin = publisher.index(nodes);
@@ -90,18 +126,7 @@ proptest! {
                 sim.publish(origin, payload).unwrap();
             }
         }
-        let mut quiet = false;
-        while !quiet {
-            quiet = sim.run_for(Duration::from_millis(5));
-            prop_assert!(sim.elapsed() < Duration::from_secs(600), "still busy after 600 s");
-            for (i, &degree) in degree.iter().enumerate() {
-                let queued = sim.node(i).unwrap().stats().queued_bytes;
-                prop_assert!(
-                    queued <= TOTAL_BUDGET + degree * one_read(max_read),
-                    "node {} queued {} with {} peers", i, queued, degree
-                );
-            }
-        }
+        run_within_budgets(&mut sim, &degree, max_read)?;
         let report = sim.report();
         prop_assert_eq!(report.disconnects, 0);
         prop_assert!(report.all_delivered_exactly_once());
@@ -110,5 +135,106 @@ proptest! {
             prop_assert_eq!(stats.frames_shed, 0);
             prop_assert!(!stats.congested);
         }
+    }
+}
+
+/// Publishes `messages` numbered payloads of `PAYLOAD` bytes at `origin`, all at once.
+fn publish_burst(sim: &mut Simulation, origin: usize, messages: usize) {
+    for m in 0..messages {
+        let mut payload = vec![origin as u8; PAYLOAD];
+        payload[..8].copy_from_slice(&(m as u64).to_le_bytes());
+        sim.publish(origin, payload).unwrap();
+    }
+}
+
+proptest! {
+    #![proptest_config(cases())]
+
+    /// In a line, one node stops (as by SIGSTOP) while the first publishes at full speed:
+    /// only the links to the stopped node are cut, and every node on the publisher's
+    /// side of it gets every message. Its neighbour towards the publisher waits on it,
+    /// then cuts it; the nodes further back wait on their neighbours in turn, but those
+    /// keep taking bytes until the cut frees them, so none of them is cut.
+    #[test]
+    fn a_stopped_node_is_cut_alone(
+        nodes in 3usize..10,
+        stopped in any::<prop::sample::Index>(),
+        seed in any::<u64>(),
+        max_read in 1usize..600,
+        messages in 50usize..200,
+    ) {
+        let stopped = 1 + stopped.index(nodes - 1);
+        let topology = Topology::line(nodes);
+        let degree = degrees(&topology);
+        let mut sim = Simulation::new(topology, overloaded(seed, max_read));
+        sim.freeze(stopped);
+        publish_burst(&mut sim, 0, messages);
+        run_within_budgets(&mut sim, &degree, max_read)?;
+        // Links are numbered along the line: the stopped node's are stopped - 1 and
+        // stopped; only the one towards the publisher carries anything to it.
+        prop_assert_eq!(sim.report().disconnects, 1);
+        for i in 1..stopped {
+            let stats = sim.node(i).unwrap().stats();
+            prop_assert_eq!(stats.messages_delivered, messages as u64, "node {}", i);
+            prop_assert_eq!(stats.slow_peer_disconnects, u64::from(i + 1 == stopped));
+        }
+        let publisher = sim.node(0).unwrap().stats();
+        prop_assert_eq!(publisher.messages_published, messages as u64);
+        prop_assert_eq!(publisher.slow_peer_disconnects, u64::from(stopped == 1));
+    }
+}
+
+/// Twenty peers that never read fill the total before any one of them fills its own
+/// queue (as 20 x 4 MiB > 64 MiB does by default): all twenty are cut, judged by
+/// progress whichever budget they fill, and the one peer that reads gets every message.
+#[test]
+fn twenty_stuck_peers_are_cut_and_a_reading_one_gets_everything() {
+    const MESSAGES: usize = 400;
+    let mut config = overloaded(7, 512);
+    // 21 peers share a total of 64 frames: about 3 each when it fills, far from the
+    // 16 a peer's own queue holds.
+    config.node.peer_queue_bytes = 16 * FRAME_CHARGE;
+    config.node.total_queue_bytes = 64 * FRAME_CHARGE;
+    let mut sim = Simulation::new(Topology::star(22), config);
+    for leaf in 1..=20 {
+        sim.freeze(leaf);
+    }
+    publish_burst(&mut sim, 0, MESSAGES);
+    assert!(sim.run_until_quiet());
+    let hub = sim.node(0).unwrap().stats();
+    assert_eq!(hub.slow_peer_disconnects, 20, "{hub:?}");
+    assert_eq!(hub.messages_published, MESSAGES as u64);
+    assert_eq!(hub.frames_shed, 0);
+    let reader = sim.node(21).unwrap().stats();
+    assert_eq!(reader.messages_delivered, MESSAGES as u64);
+    assert_eq!(sim.report().disconnects, 20);
+}
+
+proptest! {
+    #![proptest_config(cases())]
+
+    /// Links of 10 KB/s, queues of 400 frames (2 s of draining from full to half) and
+    /// a 1 s slow-peer timeout: queues stay full for longer than the timeout, but every
+    /// peer keeps taking bytes, so none is cut and nothing is lost. (A peer is judged by
+    /// progress, not by being behind.)
+    #[test]
+    fn a_peer_that_reads_slowly_is_never_cut(
+        nodes in 2usize..5,
+        seed in any::<u64>(),
+        max_read in 1usize..600,
+    ) {
+        const MESSAGES: usize = 800; // 83 KB: 8 s on the first link alone
+        let mut config = overloaded(seed, max_read);
+        config.bandwidth = Some(10_000);
+        config.node.peer_queue_bytes = 400 * FRAME_CHARGE;
+        config.node.total_queue_bytes = 16 * 400 * FRAME_CHARGE;
+        config.node.slow_peer_timeout = Duration::from_secs(1);
+        let mut sim = Simulation::new(Topology::line(nodes), config);
+        publish_burst(&mut sim, 0, MESSAGES);
+        prop_assert!(sim.run_until_quiet());
+        let report = sim.report();
+        prop_assert!(sim.elapsed() > Duration::from_secs(8));
+        prop_assert_eq!(report.disconnects, 0);
+        prop_assert!(report.all_delivered_exactly_once());
     }
 }

@@ -58,6 +58,8 @@ struct SimNode {
     /// Payloads published here that the node has not taken yet (it was full), with
     /// their tracks, oldest first: an application's `publish().await` waiting.
     outbox: VecDeque<(Bytes, usize)>,
+    /// Stopped as by SIGSTOP: reads nothing, sends nothing, runs no timer.
+    frozen: bool,
 }
 
 /// A connection the test drives by hand.
@@ -106,6 +108,7 @@ impl Simulation {
                 timer: None,
                 frames_received_before: 0,
                 outbox: VecDeque::new(),
+                frozen: false,
             })
             .collect();
         let links = topology
@@ -224,6 +227,16 @@ impl Simulation {
         self.process(index);
     }
 
+    /// Stops node `index` as SIGSTOP would a process: from now on it reads nothing,
+    /// sends nothing and runs no timer, so its peers see a peer that takes none of its
+    /// bytes (their slow-peer rule is what gets them out of it).
+    ///
+    /// # Panics
+    /// If `index` is out of range.
+    pub fn freeze(&mut self, index: usize) {
+        self.nodes[index].frozen = true;
+    }
+
     /// Why the node disconnected this raw peer, if it did.
     pub fn raw_peer_disconnected(&self, raw_peer: usize) -> Option<DisconnectReason> {
         self.raw_peers.get(raw_peer)?.disconnected
@@ -280,7 +293,7 @@ impl Simulation {
         match event {
             Event::Arrive { link, side, epoch } => self.arrive(link, side, epoch),
             Event::Timer { node } => {
-                if self.nodes[node].timer == Some(self.now) {
+                if self.nodes[node].timer == Some(self.now) && !self.nodes[node].frozen {
                     self.nodes[node].timer = None;
                     let now = self.instant();
                     if let Some(n) = self.nodes[node].node.as_mut() {
@@ -374,7 +387,8 @@ impl Simulation {
         }
         let pipe = &mut state.pipes[side];
         pipe.arrival_scheduled = false;
-        if pipe.paused {
+        let receiver = state.ends[1 - side];
+        if pipe.paused || self.nodes[receiver].frozen {
             // The bytes wait in the pipe until the receiver reads again.
             return;
         }
@@ -407,6 +421,9 @@ impl Simulation {
     /// Carries out everything node `index` asked for, publishes what waits in its
     /// outbox while the node takes it, then re-arms its timer.
     fn process(&mut self, index: usize) {
+        if self.nodes[index].frozen {
+            return;
+        }
         let mut published = None;
         loop {
             let Some(node) = self.nodes[index].node.as_mut() else {
