@@ -104,8 +104,8 @@ MUTANTS = {
     ),
     "keep-garbage-peer": (
         "core/src/node/mod.rs",
-        "self.disconnect(peer, DisconnectReason::Protocol(error));",
-        "let _ = error;",
+        "self.disconnect(peer, DisconnectReason::Protocol(error));\n                break;",
+        "let _ = error;\n                break;",
         "garbage_peer_is_disconnected_and_the_rest_unaffected",
     ),
     "publish-while-full": (
