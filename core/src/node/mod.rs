@@ -234,6 +234,7 @@ impl Node {
     /// queueing behind each frame's hashing. Outcomes and the order of what each peer is
     /// sent are those of one frame at a time.
     fn decode_frames(&mut self, now: Instant, peer: PeerId, read: Read) {
+        self.update_total(now);
         let Some(state) = self.peers.get(peer) else {
             return;
         };
@@ -651,18 +652,24 @@ impl Node {
         true
     }
 
-    /// Brings the total's fullness and each peer's reading up to date after queues
-    /// changed, telling the caller which peers to pause or resume. Walks the peers only
-    /// when something became full or stopped being full.
+    /// Brings the total's fullness up to date (with reading pauses; with shedding the
+    /// total is never passed).
+    fn update_total(&mut self, now: Instant) {
+        if self.config.overload == Overload::PauseReading {
+            let total = self.config.total_queue_bytes;
+            let was = self.flow.total_full_since;
+            let since = flow::fullness(was, self.queued_bytes, total, now);
+            self.flow.dirty |= since.is_some() != was.is_some();
+            self.flow.total_full_since = since;
+        }
+    }
+
+    /// After queues changed: brings the total's fullness up to date and, when something
+    /// became full or stopped being full, takes the messages held from the peers the
+    /// node can take new messages from now (which resumes reading them).
     fn settle(&mut self, now: Instant) {
         loop {
-            if self.config.overload == Overload::PauseReading {
-                let total = self.config.total_queue_bytes;
-                let was = self.flow.total_full_since;
-                let since = flow::fullness(was, self.queued_bytes, total, now);
-                self.flow.dirty |= since.is_some() != was.is_some();
-                self.flow.total_full_since = since;
-            }
+            self.update_total(now);
             if !std::mem::take(&mut self.flow.dirty) {
                 return;
             }
