@@ -71,6 +71,16 @@ pub struct Config {
     pub slow_peer_timeout: Duration,
     /// What the node does when a queue is full. Default [`Overload::PauseReading`].
     pub overload: Overload,
+    /// Bytes of deliveries handed to the application and not yet taken (reported with
+    /// [`Node::handle_delivered`](crate::Node::handle_delivered)), each counted as its
+    /// payload plus [`QUEUED_FRAME_OVERHEAD`]. The application is a consumer like a
+    /// peer: when this is full the node holds new messages (with
+    /// [`Overload::Shed`], drops deliveries) until it drains to half. An application
+    /// that takes nothing for [`slow_peer_timeout`](Self::slow_peer_timeout) while it
+    /// is full is *stalled*: new messages are still relayed, but not delivered to it
+    /// (counted in [`Stats::deliveries_dropped`](crate::Stats::deliveries_dropped)),
+    /// until it takes something again. Default 16 MiB.
+    pub delivery_queue_bytes: usize,
     /// With [`Overload::PauseReading`]: how long the node stays full with none of its
     /// full queues taking a byte before it reads again anyway, letting each queue grow
     /// to twice its budget (the total too). In a network with cycles, nodes can wait on
@@ -120,6 +130,7 @@ impl Default for Config {
             total_queue_bytes: 64 << 20,
             slow_peer_timeout: Duration::from_secs(10),
             overload: Overload::PauseReading,
+            delivery_queue_bytes: 16 << 20,
             stall_escape: Duration::from_millis(200),
         }
     }

@@ -33,6 +33,15 @@ pub struct Stats {
     /// Times the node stayed full with no full queue moving for
     /// [`Config::stall_escape`](crate::Config::stall_escape) and read up to the hard caps.
     pub stall_escapes: u64,
+    /// New messages not delivered to the application because it had stalled (or, with
+    /// [`Overload::Shed`](crate::Overload::Shed), because its queue was full).
+    pub deliveries_dropped: u64,
+    /// Times the application took no delivery for `slow_peer_timeout` while its queue
+    /// was full, and deliveries started being dropped for it.
+    pub application_stalls: u64,
+    /// Bytes of deliveries handed out and not yet taken by the application, as
+    /// [`Config::delivery_queue_bytes`](crate::Config::delivery_queue_bytes) counts them.
+    pub delivery_queued_bytes: usize,
     /// Local publishes refused because the node was full
     /// ([`PublishError::Congested`](crate::PublishError::Congested)).
     pub publishes_refused: u64,

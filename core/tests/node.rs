@@ -868,3 +868,59 @@ fn a_stall_escape_takes_held_messages_until_the_total_is_full() {
     assert_eq!(actions(&mut node), [Action::PauseReading { peer: A }]);
     assert_eq!(node.stats().queued_bytes, 6 * FRAME_CHARGE);
 }
+
+#[test]
+fn a_full_application_queue_holds_new_messages_until_it_takes_them() {
+    // Room for two deliveries of 10 bytes.
+    let config = Config {
+        delivery_queue_bytes: 2 * (10 + QUEUED_FRAME_OVERHEAD),
+        ..pausing(Duration::from_secs(5))
+    };
+    let (mut node, t0) = node_with(config, &[A, B]);
+    node.handle_received(t0, A, &encode(&[1; 10]));
+    node.handle_received(t0, A, &encode(&[2; 10]));
+    assert_eq!(deliveries(&actions(&mut node)).len(), 2);
+    assert_eq!(
+        node.stats().delivery_queued_bytes,
+        2 * (10 + QUEUED_FRAME_OVERHEAD)
+    );
+    // Full: the next new message is held, wherever it comes from.
+    node.handle_received(t0, B, &encode(&[3; 10]));
+    assert_eq!(actions(&mut node), [Action::PauseReading { peer: B }]);
+    // The application takes one: at half its budget, B's message is taken.
+    node.handle_delivered(t0, 1, 10);
+    let out = actions(&mut node);
+    assert_eq!(reading_changes(&out), [(B, true)]);
+    assert_eq!(deliveries(&out), [(Bytes::from(vec![3; 10]), B)]);
+    assert_eq!(node.stats().deliveries_dropped, 0);
+}
+
+#[test]
+fn a_stalled_application_stops_getting_deliveries_but_the_node_keeps_relaying() {
+    let timeout = Duration::from_secs(5);
+    let config = Config {
+        delivery_queue_bytes: 10 + QUEUED_FRAME_OVERHEAD,
+        ..pausing(timeout)
+    };
+    let (mut node, t0) = node_with(config, &[A, B]);
+    node.handle_received(t0, A, &encode(&[1; 10]));
+    node.handle_received(t0, A, &encode(&[2; 10]));
+    assert_eq!(reading_changes(&actions(&mut node)), [(A, false)]);
+    // It takes nothing for the slow-peer timeout: stalled.
+    assert_eq!(node.poll_timeout(), Some(t0 + timeout));
+    node.handle_timeout(t0 + timeout);
+    assert_eq!(node.stats().application_stalls, 1);
+    // The held message is relayed but not delivered, and so are the next ones.
+    let out = actions(&mut node);
+    assert_eq!(reading_changes(&out), [(A, true)]);
+    assert!(deliveries(&out).is_empty());
+    assert_eq!(sends(&out), [B]);
+    node.handle_flushed(t0 + timeout, B, 2 * 14);
+    node.handle_received(t0 + timeout, A, &encode(&[3; 10]));
+    assert_eq!(sends(&actions(&mut node)), [B]);
+    assert_eq!(node.stats().deliveries_dropped, 2);
+    // It takes something: deliveries start again.
+    node.handle_delivered(t0 + timeout, 1, 10);
+    node.handle_received(t0 + timeout, A, &encode(&[4; 10]));
+    assert_eq!(deliveries(&actions(&mut node)).len(), 1);
+}

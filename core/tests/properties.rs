@@ -297,6 +297,8 @@ enum NodeEvent {
     Flush(u8, u16),
     Publish(Vec<u8>),
     Advance(u16),
+    /// The application takes this many of the deliveries waiting for it.
+    Take(u8),
 }
 
 fn node_event() -> impl Strategy<Value = NodeEvent> {
@@ -313,6 +315,7 @@ fn node_event() -> impl Strategy<Value = NodeEvent> {
         (0u8..6, any::<u16>()).prop_map(|(p, n)| NodeEvent::Flush(p, n)),
         small_payload.prop_map(NodeEvent::Publish),
         any::<u16>().prop_map(NodeEvent::Advance),
+        (0u8..4).prop_map(NodeEvent::Take),
     ]
 }
 
@@ -320,8 +323,8 @@ proptest! {
     #![proptest_config(cases(256))]
 
     /// Under any event sequence the node's bounds hold, it never echoes a message to the
-    /// peer it came from, and it sends only whole frames of messages it delivered or
-    /// published in the same step. With either overload policy; when reading pauses, the
+    /// peer it came from, and it sends only whole frames of messages it delivered,
+    /// published, or dropped for a stalled application in the same step. With either overload policy; when reading pauses, the
     /// caller here stops handing in reads of paused peers at once (a real one may still
     /// hand in what it had read ahead), nothing is ever shed, and every queue stays
     /// under its budget plus one read.
@@ -342,6 +345,8 @@ proptest! {
             slow_peer_timeout: Duration::from_millis(3000),
             overload,
             stall_escape: Duration::from_millis(1000),
+            // Three deliveries of 2-byte payloads.
+            delivery_queue_bytes: 3 * (2 + QUEUED_FRAME_OVERHEAD),
         };
         let capacity = config.seen_capacity();
         // The most one read adds to a queue: six frames of up to 2 payload bytes.
@@ -351,9 +356,12 @@ proptest! {
         let mut node = Node::new(config).unwrap();
         // Peers the node told to pause, as its caller tracks them.
         let mut paused = std::collections::HashSet::new();
+        // Payload lengths of the deliveries the application has not taken yet.
+        let mut untaken = std::collections::VecDeque::new();
         for event in events {
             let mut from = None;
             let mut sendable: Vec<Bytes> = Vec::new();
+            let dropped_before = node.stats().deliveries_dropped;
             match event {
                 NodeEvent::Connect(p) => node.peer_connected(now, PeerId(p.into())),
                 NodeEvent::Disconnect(p) => {
@@ -372,6 +380,10 @@ proptest! {
                     sendable.push(Bytes::from(payload.clone()));
                     let _ = node.publish(now, payload);
                 }
+                NodeEvent::Take(n) => {
+                    let taken: Vec<usize> = untaken.drain(..untaken.len().min(n.into())).collect();
+                    node.handle_delivered(now, taken.len(), taken.iter().sum());
+                }
                 NodeEvent::Advance(ms) => {
                     now += Duration::from_millis(ms.into());
                     node.handle_timeout(now);
@@ -379,6 +391,7 @@ proptest! {
                     prop_assert!(node.poll_timeout().is_none_or(|at| at > now));
                 }
             }
+            let mut unsent = 0;
             for action in node.drain_actions() {
                 match action {
                     Action::Send { peer, frames } => {
@@ -386,11 +399,15 @@ proptest! {
                         let payloads: Vec<&[u8]> = frames.payloads().collect();
                         prop_assert_eq!(payloads.len(), frames.count());
                         prop_assert!(frames.count() > 0);
-                        for payload in payloads {
-                            prop_assert!(sendable.iter().any(|s| s[..] == *payload), "sent {:?}", payload);
-                        }
+                        // A message dropped for a stalled application is relayed all the
+                        // same: it is sent without being delivered.
+                        let unknown = payloads.iter().filter(|p| !sendable.iter().any(|s| s[..] == ***p));
+                        unsent += unknown.count();
                     }
-                    Action::Deliver(delivery) => sendable.push(delivery.payload),
+                    Action::Deliver(delivery) => {
+                        untaken.push_back(delivery.payload.len());
+                        sendable.push(delivery.payload);
+                    }
                     Action::Disconnect { peer, .. } => {
                         paused.remove(&peer);
                     }
@@ -406,6 +423,14 @@ proptest! {
                 }
             }
             let stats = node.stats();
+            // Frames sent this step that were neither delivered nor published in it: at
+            // most one per peer for each message dropped for the application.
+            let dropped = (stats.deliveries_dropped - dropped_before) as usize;
+            prop_assert!(unsent <= 4 * dropped, "{} unknown frames sent", unsent);
+            let untaken_bytes: usize = untaken.iter().map(|len| len + QUEUED_FRAME_OVERHEAD).sum();
+            prop_assert_eq!(stats.delivery_queued_bytes, untaken_bytes);
+            // The application's queue too is passed by at most what one read brings.
+            prop_assert!(stats.delivery_queued_bytes <= 3 * (2 + QUEUED_FRAME_OVERHEAD) + one_read);
             prop_assert!(stats.seen_len < 2 * capacity);
             prop_assert!(stats.peers_current <= 4);
             let total = 5 * (12 + QUEUED_FRAME_OVERHEAD);

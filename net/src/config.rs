@@ -28,10 +28,6 @@ pub struct NetConfig {
     pub redial_max: Duration,
     /// Bytes read from a socket at most per read call. Default 64 KiB.
     pub read_chunk: usize,
-    /// Deliveries buffered for the application before the node stops reading from its
-    /// peers (backpressure). Default 1024. Each holds its payload, so this buffers at most
-    /// `delivery_queue` × [`Config::max_frame_len`] bytes.
-    pub delivery_queue: usize,
     /// Socket events (reads, write reports) waiting for the node; readers stop reading,
     /// and so let TCP push back on their peers, while it is full. Default 256, so reads
     /// waiting here hold at most `event_queue` × `read_chunk` bytes (16 MiB).
@@ -48,7 +44,6 @@ impl NetConfig {
             redial_initial: Duration::from_millis(100),
             redial_max: Duration::from_secs(5),
             read_chunk: 64 * 1024,
-            delivery_queue: 1024,
             event_queue: 256,
         }
     }

@@ -5,13 +5,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_channel::{Receiver, Sender, TrySendError};
+use async_channel::{Receiver, Sender};
 use bytes::Bytes;
 use futures_lite::future;
 use gossip_core::{Delivery, Node, PublishError, PublishOutcome, Stats};
 
 use crate::backoff::Backoff;
 use crate::connection::Link;
+use crate::deliveries::Taken;
 use crate::dialler;
 use crate::engine::{Closed, Engine, SocketEvent};
 use crate::handle::PeerCount;
@@ -40,10 +41,57 @@ pub(crate) enum Command {
     Shutdown(Duration, Sender<()>),
 }
 
+/// Messages not delivered to someone, logged at most once a second: nothing is lost
+/// silently, and a flood of losses is one line a second.
+#[derive(Debug, Default)]
+struct Losses {
+    /// Counters as last logged: shed, dropped for the application, lost with a
+    /// disconnected peer, application stalls.
+    logged: (u64, u64, u64, u64),
+    next_check: Option<Instant>,
+}
+
+impl Losses {
+    fn log<C: crate::engine::Connection>(&mut self, engine: &Engine<C>, config: &NetConfig) {
+        let now = Instant::now();
+        if self.next_check.is_some_and(|at| now < at) {
+            return;
+        }
+        self.next_check = Some(now + Duration::from_secs(1));
+        let stats = engine.stats();
+        let counters = (
+            stats.frames_shed,
+            stats.deliveries_dropped,
+            stats.frames_lost_on_disconnect,
+            stats.application_stalls,
+        );
+        let (shed, dropped, lost, stalls) = self.logged;
+        if counters.3 > stalls {
+            let timeout = config.core.slow_peer_timeout;
+            tracing::warn!(
+                ?timeout,
+                "the application took no delivery while its queue was full: deliveries \
+                 are dropped for it until it takes one"
+            );
+        }
+        if counters.0 > shed || counters.1 > dropped || counters.2 > lost {
+            tracing::warn!(
+                shed = counters.0 - shed,
+                dropped_for_application = counters.1 - dropped,
+                lost_with_disconnected_peers = counters.2 - lost,
+                "messages not delivered to someone"
+            );
+        }
+        self.logged = counters;
+    }
+}
+
 /// Why the driver woke up.
 enum Wake<R: Runtime> {
     Event(Event<R>),
     Timeout,
+    /// The application took deliveries.
+    Taken,
     /// Every sender is gone: nothing can happen any more.
     Closed,
 }
@@ -57,11 +105,15 @@ pub(crate) struct Driver<R: Runtime> {
     config: NetConfig,
     events_tx: Sender<Event<R>>,
     deliveries: Sender<Delivery>,
+    /// What the application took, and the wake-up when it does.
+    taken: Arc<Taken>,
     peer_count: Arc<PeerCount>,
     /// Addresses with a dialler.
     dialling: HashSet<SocketAddr>,
     /// The acceptor and the diallers.
     tasks: Vec<R::Task>,
+    /// What was last logged of messages not delivered to someone.
+    losses: Losses,
     /// Publishes waiting for the core to take new messages (it is full), oldest first;
     /// each caller awaits its reply.
     waiting: VecDeque<(Bytes, Sender<Result<PublishOutcome, PublishError>>)>,
@@ -74,7 +126,7 @@ impl<R: Runtime> Driver<R> {
         core: Node,
         config: NetConfig,
         listener: R::Listener,
-        deliveries: Sender<Delivery>,
+        (deliveries, taken, woken): (Sender<Delivery>, Arc<Taken>, Receiver<()>),
         peer_count: Arc<PeerCount>,
     ) -> (Sender<Event<R>>, R::Task) {
         // Readers wait when the queue is full: a busy driver slows its peers down
@@ -84,10 +136,12 @@ impl<R: Runtime> Driver<R> {
             engine: Engine::new(core),
             events_tx: events_tx.clone(),
             deliveries,
+            taken,
             peer_count,
             dialling: HashSet::new(),
             tasks: vec![R::spawn(dialler::accept(listener, events_tx.clone()))],
             waiting: VecDeque::new(),
+            losses: Losses::default(),
             config,
         };
         for addr in driver.config.dial_targets() {
@@ -95,23 +149,28 @@ impl<R: Runtime> Driver<R> {
         }
         let peer_count = driver.peer_count.clone();
         let task = R::spawn(async move {
-            driver.run(events).await;
+            driver.run(events, woken).await;
             // The event queue is closed now: wake whoever waits for peers to see that.
             peer_count.wake_all();
         });
         (events_tx, task)
     }
 
-    async fn run(mut self, events: Receiver<Event<R>>) {
+    async fn run(mut self, events: Receiver<Event<R>>, woken: Receiver<()>) {
         let mut handled = 0;
         loop {
             let now = Instant::now();
+            let (count, bytes) = self.taken.collect();
+            if count > 0 {
+                self.engine.handle_delivered(now, count, bytes);
+                self.after_event();
+            }
             let deadline = self.engine.poll_timeout();
             if deadline.is_some_and(|at| at <= now) {
                 // Checked here, not only when the timer wins the race below, so that a
                 // stream of events cannot hold back what is due.
                 self.engine.handle_timeout(now);
-                self.after_event().await;
+                self.after_event();
                 continue;
             }
             handled += 1;
@@ -131,10 +190,15 @@ impl<R: Runtime> Driver<R> {
                     Err(_) => Wake::Closed,
                 }
             };
-            let event = match future::or(event, timer).await {
+            // The driver holds a sender of `woken` itself: it never closes.
+            let taken = async {
+                let _ = woken.recv().await;
+                Wake::Taken
+            };
+            let event = match future::or(event, future::or(taken, timer)).await {
                 Wake::Event(event) => event,
-                // Due now: handled at the top of the loop.
-                Wake::Timeout => continue,
+                // Due now, or deliveries taken: handled at the top of the loop.
+                Wake::Timeout | Wake::Taken => continue,
                 Wake::Closed => return,
             };
             let now = Instant::now();
@@ -163,7 +227,7 @@ impl<R: Runtime> Driver<R> {
                     return;
                 }
             }
-            self.after_event().await;
+            self.after_event();
         }
     }
 
@@ -200,9 +264,10 @@ impl<R: Runtime> Driver<R> {
         }
     }
 
-    /// Publishes what waits, as long as the core takes it; logs closed connections,
-    /// hands deliveries to the application and updates the peer count.
-    async fn after_event(&mut self) {
+    /// Publishes what waits, as long as the core takes it; logs closed connections and
+    /// losses, hands deliveries to the application and updates the peer count.
+    fn after_event(&mut self) {
+        self.losses.log(&self.engine, &self.config);
         while self.engine.can_publish() {
             let Some((payload, reply)) = self.waiting.pop_front() else {
                 break;
@@ -215,15 +280,21 @@ impl<R: Runtime> Driver<R> {
                 None => tracing::info!(%peer, %addr, "connection closed"),
             }
         }
-        while let Some(delivery) = self.engine.next_delivery() {
-            // Waits only while the application is behind: backpressure to the peers. A
-            // dropped receiver means the application does not want deliveries.
-            match self.deliveries.try_send(delivery) {
-                Err(TrySendError::Full(delivery)) => {
-                    let _ = self.deliveries.send(delivery).await;
+        loop {
+            // Never waits: what the application has not taken is the core's to count
+            // (`delivery_queue_bytes`). A dropped receiver takes everything at once.
+            let (mut count, mut bytes) = (0, 0);
+            while let Some(delivery) = self.engine.next_delivery() {
+                if let Err(unsent) = self.deliveries.try_send(delivery) {
+                    count += 1;
+                    bytes += unsent.into_inner().payload.len();
                 }
-                Ok(()) | Err(TrySendError::Closed(_)) => {}
             }
+            if count == 0 {
+                break;
+            }
+            // Room in the application's queue can release held messages: go round.
+            self.engine.handle_delivered(Instant::now(), count, bytes);
         }
         self.peer_count.set(self.engine.connection_count());
     }

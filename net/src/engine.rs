@@ -169,6 +169,12 @@ impl<C: Connection> Engine<C> {
         outcome
     }
 
+    /// The application took deliveries.
+    pub(crate) fn handle_delivered(&mut self, now: Instant, count: usize, bytes: usize) {
+        self.node.handle_delivered(now, count, bytes);
+        self.carry_out();
+    }
+
     /// The deadline from [`poll_timeout`](Self::poll_timeout) passed.
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
         self.node.handle_timeout(now);

@@ -5,10 +5,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_channel::{Receiver, Sender};
+use async_channel::Sender;
 use bytes::Bytes;
 use gossip_core::{Delivery, PublishOutcome, Stats};
 
+use crate::deliveries::{Deliveries, Taken};
 use crate::driver::{Command, Driver, Event};
 use crate::runtime::Runtime;
 use crate::{NetConfig, NodeError, StartError};
@@ -19,7 +20,7 @@ use crate::{NetConfig, NodeError, StartError};
 pub struct GossipNode<R: Runtime> {
     local_addr: SocketAddr,
     publisher: Publisher<R>,
-    deliveries: Receiver<Delivery>,
+    deliveries: Deliveries,
     peer_count: Arc<PeerCount>,
     driver: Option<R::Task>,
 }
@@ -42,10 +43,14 @@ impl<R: Runtime> GossipNode<R> {
         let bind_error = |source| StartError::Bind { addr, source };
         let listener = R::bind(addr).await.map_err(bind_error)?;
         let local_addr = R::local_addr(&listener).map_err(bind_error)?;
-        let (deliver_tx, deliveries) = async_channel::bounded(config.delivery_queue.max(1));
+        // Unbounded in messages; the core bounds it in bytes (`delivery_queue_bytes`).
+        let (deliver_tx, deliveries) = async_channel::unbounded();
+        let (taken, woken) = Taken::new();
+        let deliveries = Deliveries::new(deliveries, taken.clone());
         let peer_count = Arc::new(PeerCount::default());
+        let channel = (deliver_tx, taken, woken);
         let (events, driver) =
-            Driver::<R>::spawn(core, config, listener, deliver_tx, peer_count.clone());
+            Driver::<R>::spawn(core, config, listener, channel, peer_count.clone());
         Ok(GossipNode {
             local_addr,
             publisher: Publisher { events },
@@ -65,18 +70,18 @@ impl<R: Runtime> GossipNode<R> {
         self.publisher.publish(payload).await
     }
 
-    /// The next message delivered by the network, or `None` once the node has stopped.
-    /// Deliveries not taken buffer up to [`NetConfig::delivery_queue`], then the node
-    /// stops reading from its peers until they are taken.
+    /// The next message delivered by the network, or `None` once the node has stopped
+    /// (see [`Deliveries`] for what happens to those not taken).
     pub async fn next_delivery(&mut self) -> Option<Delivery> {
-        self.deliveries.recv().await.ok()
+        self.deliveries.next().await
     }
 
     /// Hands out the delivery stream, for a task of its own. Dropping it tells the node
     /// that the application does not want deliveries (it only relays).
-    pub fn take_deliveries(&mut self) -> Receiver<Delivery> {
+    pub fn take_deliveries(&mut self) -> Deliveries {
         let (_, empty) = async_channel::bounded(1);
-        std::mem::replace(&mut self.deliveries, empty)
+        let (taken, _) = Taken::new();
+        std::mem::replace(&mut self.deliveries, Deliveries::new(empty, taken))
     }
 
     /// Peers connected now.

@@ -3,7 +3,7 @@
 use std::cell::RefCell;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::Duration;
 
@@ -18,6 +18,8 @@ struct NodeProcess {
     /// Log lines read while waiting for others, not yet asked for.
     unmatched_logs: RefCell<Vec<String>>,
     addr: SocketAddr,
+    /// A stdout pipe kept open and never read (see `start_unread`).
+    _unread_stdout: Option<ChildStdout>,
 }
 
 fn lines(stream: impl Read + Send + 'static) -> Receiver<String> {
@@ -34,6 +36,15 @@ fn lines(stream: impl Read + Send + 'static) -> Receiver<String> {
 
 impl NodeProcess {
     fn start(args: &[&str]) -> Self {
+        Self::spawn(args, true)
+    }
+
+    /// A node whose stdout is a pipe that nobody reads, like a paused `| less`.
+    fn start_unread(args: &[&str]) -> Self {
+        Self::spawn(args, false)
+    }
+
+    fn spawn(args: &[&str], read_stdout: bool) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_gossip-node"))
             .args(["127.0.0.1:0", "-v"])
             .args(args)
@@ -44,7 +55,12 @@ impl NodeProcess {
             .spawn()
             .expect("gossip-node starts");
         let stdin = child.stdin.take();
-        let stdout = lines(child.stdout.take().expect("piped"));
+        let pipe = child.stdout.take().expect("piped");
+        let (stdout, unread_stdout) = if read_stdout {
+            (lines(pipe), None)
+        } else {
+            (channel().1, Some(pipe))
+        };
         let stderr = lines(child.stderr.take().expect("piped"));
         let mut node = NodeProcess {
             child,
@@ -53,6 +69,7 @@ impl NodeProcess {
             stderr,
             unmatched_logs: RefCell::default(),
             addr: "0.0.0.0:0".parse().expect("valid"),
+            _unread_stdout: unread_stdout,
         };
         let line = node.log_line("listening");
         let addr = line
@@ -280,4 +297,51 @@ fn a_burst_of_100k_small_frames_loses_nothing_through_three_processes() {
 #[test]
 fn a_burst_of_20k_large_frames_loses_nothing_through_three_processes() {
     burst_through_three_processes(20_000, 4096);
+}
+
+/// #11: the application stops consuming (a pipe nobody reads). The middle node of a line
+/// holds the network for at most `slow_peer_timeout` (10 s by default), then relays
+/// without delivering to it; its memory stays within its budgets, and SIGTERM stops it.
+#[test]
+fn a_node_whose_stdout_is_never_read_keeps_relaying_and_stops_on_sigterm() {
+    // 24 MB of messages: past the 16 MiB the middle node's output may fall behind by.
+    const LINES: usize = 24_000;
+    let mut first = NodeProcess::start(&[]);
+    let middle = NodeProcess::start_unread(&[&first.addr.to_string()]);
+    let third = NodeProcess::start(&[&middle.addr.to_string()]);
+    middle.log_line(": connected");
+    middle.log_line(": connected");
+    third.log_line(": connected");
+    first.log_line(": connected");
+    let mut stdin = first.stdin.take().expect("stdin open");
+    let writer = std::thread::spawn(move || {
+        for n in 0..LINES {
+            let line = format!("{n:08} {}\n", ".".repeat(1000));
+            stdin.write_all(line.as_bytes()).expect("write stdin");
+        }
+        stdin
+    });
+    hears_numbered_lines(&third, LINES);
+    let _stdin = writer.join().expect("writer");
+    middle.log_line("application");
+    let rss = middle.rss_kib();
+    assert!(rss < 200 * 1024, "the middle node uses {rss} KiB");
+    let pid = middle.child.id().to_string();
+    let started = std::time::Instant::now();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill")
+        .success());
+    let mut middle = middle;
+    loop {
+        if middle.child.try_wait().expect("status").is_some() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "still running 5 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }

@@ -280,7 +280,8 @@ fn peers_added_at_run_time_are_dialled_once(starters: &[Starter]) {
 /// and its socket readers wait on the driver, and nothing is lost or stuck.
 fn one_slot_queues_hold_back_without_losing(starters: &[Starter]) {
     let mut small_queue = config([]);
-    small_queue.delivery_queue = 1;
+    // One delivery at a time (any message fills the application's queue), one event.
+    small_queue.core.delivery_queue_bytes = 1;
     small_queue.event_queue = 1;
     let mut slow_reader = start(starters, 0, small_queue);
     let sender = start(starters, 1, config([slow_reader.addr()]));

@@ -43,10 +43,37 @@ pub(crate) struct Flow {
     /// Whether the node stalled while full, and takes new messages until the total is
     /// full whatever its peers' own budgets.
     pub(crate) escaping: bool,
+    /// Whether the application's delivery queue is full (it gets every new message, so
+    /// nothing new is taken from anyone).
+    pub(crate) application_full: bool,
+}
+
+/// Deliveries handed to the application and not yet taken.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Application {
+    /// Their bytes, as `delivery_queue_bytes` counts them.
+    pub(crate) queued: usize,
+    /// Whether the queue is full, and since when.
+    pub(crate) full_since: Option<Instant>,
+    /// When the application last took a delivery, if it has.
+    pub(crate) last_progress: Option<Instant>,
+    /// Whether it took nothing for `slow_peer_timeout` while full: deliveries are
+    /// dropped for it until it takes again.
+    pub(crate) stalled: bool,
+}
+
+impl Application {
+    /// Since when it has been waited on: since its queue filled, or since it last took
+    /// something, whichever is later.
+    pub(crate) fn waited_since(&self) -> Option<Instant> {
+        let full_since = self.full_since?;
+        Some(self.last_progress.map_or(full_since, |p| p.max(full_since)))
+    }
 }
 
 impl Flow {
-    /// Whether anything is full: new messages are held somewhere and publishing refused.
+    /// Whether any queue to a peer is full: new messages are held somewhere and
+    /// publishing refused.
     pub(crate) fn congested(&self) -> bool {
         self.full_peers > 0 || self.total_full_since.is_some()
     }
@@ -58,7 +85,9 @@ impl Flow {
         match overload {
             Overload::Shed => true,
             Overload::PauseReading => {
-                self.total_full_since.is_none() && (self.escaping || others_full == 0)
+                !self.application_full
+                    && self.total_full_since.is_none()
+                    && (self.escaping || others_full == 0)
             }
         }
     }

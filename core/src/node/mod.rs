@@ -15,10 +15,10 @@ use thiserror::Error;
 
 use crate::{
     Action, Config, ConfigError, Delivery, DisconnectReason, Frames, MessageId, Overload, PeerId,
-    SeenSet, Stats,
+    SeenSet, Stats, QUEUED_FRAME_OVERHEAD,
 };
 use admission::Room;
-use flow::Flow;
+use flow::{Application, Flow};
 use peer::{Peer, PeerTable};
 use read_buffer::Read;
 use run::Run;
@@ -84,6 +84,7 @@ pub struct Node {
     stats: Stats,
     queued_bytes: usize,
     flow: Flow,
+    application: Application,
     /// Frames being handled, with their ids; kept to reuse its allocation.
     batch: Vec<(MessageId, Bytes)>,
     /// New frames of the read being handled, not forwarded yet; kept to reuse its
@@ -154,6 +155,7 @@ impl Node {
             stats: Stats::default(),
             queued_bytes: 0,
             flow: Flow::default(),
+            application: Application::default(),
             batch: Vec::with_capacity(BATCH),
             run: Run::default(),
         })
@@ -235,6 +237,7 @@ impl Node {
     /// sent are those of one frame at a time.
     fn decode_frames(&mut self, now: Instant, peer: PeerId, read: Read) {
         self.update_total(now);
+        self.update_application(now);
         let Some(state) = self.peers.get(peer) else {
             return;
         };
@@ -288,11 +291,9 @@ impl Node {
                 }
                 match frame {
                     Some(frame) => {
-                        self.stats.messages_delivered += 1;
                         kept += payload.len();
                         let from = peer;
-                        self.actions
-                            .push_back(Action::Deliver(Delivery { id, payload, from }));
+                        self.deliver(Delivery { id, payload, from });
                         run.extend(frame);
                     }
                     // Assembled across reads, or empty: forwarded on its own.
@@ -320,15 +321,46 @@ impl Node {
 
     /// Delivers a new message from `peer` and forwards it on its own.
     fn deliver_and_forward(&mut self, now: Instant, peer: PeerId, id: MessageId, payload: Bytes) {
-        self.stats.messages_delivered += 1;
         let from = peer;
         let delivery = Delivery {
             id,
             payload: payload.clone(),
             from,
         };
-        self.actions.push_back(Action::Deliver(delivery));
+        self.deliver(delivery);
         self.forward_one(now, Some(peer), payload);
+    }
+
+    /// Hands a new message to the application, charged to its delivery queue; unless it
+    /// has stalled (or, with shedding, its queue is full): then it is dropped for it and
+    /// counted.
+    fn deliver(&mut self, delivery: Delivery) {
+        let charge = delivery.payload.len() + QUEUED_FRAME_OVERHEAD;
+        let app = &mut self.application;
+        let shed = self.config.overload == Overload::Shed
+            && app.queued + charge > self.config.delivery_queue_bytes;
+        if app.stalled || shed {
+            self.stats.deliveries_dropped += 1;
+            return;
+        }
+        app.queued += charge;
+        self.stats.messages_delivered += 1;
+        self.actions.push_back(Action::Deliver(delivery));
+    }
+
+    /// The application took `count` deliveries, of `bytes` payload bytes in all: their
+    /// room in its delivery queue is free again (see
+    /// [`Config::delivery_queue_bytes`]). An application that had stalled gets its
+    /// deliveries again from now on.
+    pub fn handle_delivered(&mut self, now: Instant, count: usize, bytes: usize) {
+        let app = &mut self.application;
+        let charge = bytes.saturating_add(count.saturating_mul(QUEUED_FRAME_OVERHEAD));
+        app.queued = app.queued.saturating_sub(charge);
+        if count > 0 {
+            app.last_progress = Some(now);
+            app.stalled = false;
+        }
+        self.settle(now);
     }
 
     /// A message held from `peer` is taken now: new unless a copy came another way
@@ -460,6 +492,10 @@ impl Node {
     /// message ids.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.seen.expire(now);
+        if self.application_deadline().is_some_and(|at| at <= now) {
+            self.application.stalled = true;
+            self.stats.application_stalls += 1;
+        }
         if self.escape_deadline().is_some_and(|at| at <= now) {
             self.flow.escaping = true;
             self.flow.dirty = true;
@@ -486,7 +522,15 @@ impl Node {
             .peers
             .iter()
             .filter_map(|(_, state)| self.slow_deadline(state));
-        slow.chain(self.escape_deadline()).min()
+        let node = [self.escape_deadline(), self.application_deadline()];
+        slow.chain(node.into_iter().flatten()).min()
+    }
+
+    /// When the application is taken for stalled if it takes nothing: while its queue
+    /// is full, `slow_peer_timeout` after it became full or last took something.
+    fn application_deadline(&self) -> Option<Instant> {
+        let since = self.application.waited_since()?;
+        since.checked_add(self.config.slow_peer_timeout)
     }
 
     /// When the node escapes a stall (takes new messages again until the total is full)
@@ -534,6 +578,7 @@ impl Node {
         Stats {
             peers_current: self.peers.len(),
             queued_bytes: self.queued_bytes,
+            delivery_queued_bytes: self.application.queued,
             seen_len: self.seen.len(),
             seen_evicted: self.seen.evicted(),
             congested: self.flow.congested(),
@@ -652,6 +697,22 @@ impl Node {
         true
     }
 
+    /// Brings the application queue's fullness up to date (with reading pauses; with
+    /// shedding its deliveries are dropped instead). A stalled application holds no one.
+    fn update_application(&mut self, now: Instant) {
+        if self.config.overload == Overload::PauseReading {
+            let app = &mut self.application;
+            let budget = self.config.delivery_queue_bytes;
+            app.full_since = match app.stalled {
+                true => None,
+                false => flow::fullness(app.full_since, app.queued, budget, now),
+            };
+            let full = app.full_since.is_some();
+            self.flow.dirty |= full != self.flow.application_full;
+            self.flow.application_full = full;
+        }
+    }
+
     /// Brings the total's fullness up to date (with reading pauses; with shedding the
     /// total is never passed).
     fn update_total(&mut self, now: Instant) {
@@ -670,6 +731,7 @@ impl Node {
     fn settle(&mut self, now: Instant) {
         loop {
             self.update_total(now);
+            self.update_application(now);
             if !std::mem::take(&mut self.flow.dirty) {
                 return;
             }

@@ -462,6 +462,8 @@ impl Simulation {
     /// it just published, if these are that publish's actions.
     fn carry_out(&mut self, index: usize, actions: &mut Vec<Action>, published: Option<usize>) {
         let mut raw_flushed = Vec::new();
+        // The simulated application takes every delivery at once.
+        let (mut taken, mut taken_bytes) = (0, 0);
         // Tracked messages delivered here, by where their payload lies: the Sends that
         // forward them carry the same bytes (a message's Deliver precedes them).
         let mut delivered = std::mem::take(&mut self.delivered_at);
@@ -486,6 +488,8 @@ impl Simulation {
                     }
                 }
                 Action::Deliver(delivery) => {
+                    taken += 1;
+                    taken_bytes += delivery.payload.len();
                     if let Some(track) = self.tracker.get(&delivery.id) {
                         if !delivery.payload.is_empty() {
                             delivered.push((delivery.payload.as_ptr(), track));
@@ -517,6 +521,9 @@ impl Simulation {
         if let Some(node) = self.nodes[index].node.as_mut() {
             for (peer, bytes) in raw_flushed {
                 node.handle_flushed(now, peer, bytes);
+            }
+            if taken > 0 {
+                node.handle_delivered(now, taken, taken_bytes);
             }
         }
     }

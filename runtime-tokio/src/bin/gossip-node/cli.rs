@@ -111,6 +111,11 @@ pub struct Limits {
     #[arg(long, value_enum, default_value_t = OverloadFlag::from(Config::default().overload))]
     pub overload: OverloadFlag,
 
+    /// Bytes of delivered messages the output may fall behind by before the node slows
+    /// its peers down; each message counts its size plus 64
+    #[arg(long, value_name = "BYTES", default_value_t = Config::default().delivery_queue_bytes)]
+    pub delivery_queue: usize,
+
     /// With --overload pause: how long the node stays full with nothing moving before
     /// it takes new messages anyway, up to the total queue
     #[arg(long, value_name = "DURATION", default_value_t = Config::default().stall_escape.into())]
@@ -156,6 +161,7 @@ impl Limits {
             slow_peer_timeout: self.slow_peer_timeout.into(),
             overload: self.overload.into(),
             stall_escape: self.stall_escape.into(),
+            delivery_queue_bytes: self.delivery_queue,
         }
     }
 }
@@ -213,6 +219,7 @@ mod tests {
             "--slow-peer-timeout=750ms",
             "--overload=shed",
             "--stall-escape=3s",
+            "--delivery-queue=7000",
             "127.0.0.1:7000",
         ])
         .expect("parses");
@@ -226,6 +233,7 @@ mod tests {
             slow_peer_timeout: Duration::from_millis(750),
             overload: Overload::Shed,
             stall_escape: Duration::from_secs(3),
+            delivery_queue_bytes: 7000,
         };
         assert_eq!(cli.limits.core_config(), expected);
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use gossip_core::Delivery;
-use gossip_tokio::GossipNode;
+use gossip_tokio::{Deliveries, GossipNode};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use cli::{Cli, Command};
@@ -86,34 +86,45 @@ async fn run_node(cli: &Cli, listen: SocketAddr) -> std::io::Result<()> {
         });
     }
 
+    // Deliveries are written by a thread of their own: a stdout that blocks (a pipe
+    // nobody reads) must not block a runtime worker, and with it the node.
     let hex = cli.hex;
     let deliveries = node.take_deliveries();
-    let printer = tokio::spawn(async move {
-        while let Ok(delivery) = deliveries.recv().await {
-            if print_delivery(&delivery, hex).is_err() {
-                return; // stdout closed
-            }
-        }
-    });
+    std::thread::spawn(move || write_deliveries(deliveries, hex));
 
     shutdown.received().await;
     tracing::info!("shutting down");
     node.shutdown(SHUTDOWN_FLUSH).await;
-    printer.abort();
     Ok(())
 }
 
-fn print_delivery(delivery: &Delivery, hex: bool) -> std::io::Result<()> {
-    let mut out = std::io::stdout().lock();
+/// Writes each delivery as a line, as many as are waiting before each flush, until the
+/// node stops or stdout is closed.
+fn write_deliveries(mut deliveries: Deliveries, hex: bool) {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    while let Some(first) = futures_lite::future::block_on(deliveries.next()) {
+        let batch = std::iter::once(first).chain(std::iter::from_fn(|| deliveries.try_next()));
+        for delivery in batch {
+            if write_delivery(&mut out, &delivery, hex).is_err() {
+                return; // stdout closed
+            }
+        }
+        if out.flush().is_err() {
+            return;
+        }
+    }
+}
+
+fn write_delivery(out: &mut impl Write, delivery: &Delivery, hex: bool) -> std::io::Result<()> {
     if hex {
         for byte in delivery.payload.iter() {
             write!(out, "{byte:02x}")?;
         }
-        writeln!(out)?;
+        writeln!(out)
     } else {
-        writeln!(out, "{}", String::from_utf8_lossy(&delivery.payload))?;
+        writeln!(out, "{}", String::from_utf8_lossy(&delivery.payload))
     }
-    out.flush()
 }
 
 /// Ctrl-C or SIGTERM. Created before the node announces itself, so that a signal sent as
