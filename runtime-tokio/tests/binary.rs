@@ -345,3 +345,56 @@ fn a_node_whose_stdout_is_never_read_keeps_relaying_and_stops_on_sigterm() {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// Log lines that come within `quiet` (the node is idle by then), after those taken.
+fn remaining_logs(node: &NodeProcess, quiet: Duration) -> Vec<String> {
+    let mut lines = std::mem::take(&mut *node.unmatched_logs.borrow_mut());
+    while let Ok(line) = node.stderr.recv_timeout(quiet) {
+        lines.push(line);
+    }
+    lines
+}
+
+fn signal(node: &NodeProcess, name: &str) {
+    let pid = node.child.id().to_string();
+    let sent = Command::new("kill").args([name, &pid]).status();
+    assert!(sent.expect("kill runs").success());
+}
+
+/// #11: in a line A - B - C - D at default flags, D is stopped (SIGSTOP) while A
+/// publishes 12 MB. Only C - D is cut (after the slow-peer timeout, 10 s); A - B and
+/// B - C are neither cut nor redialled, and B and C get every message.
+#[test]
+fn a_stopped_process_is_cut_alone_and_the_others_keep_their_links() {
+    const LINES: usize = 12_000; // past D's socket buffers and C's 4 MiB queue
+    let (mut a, b, c) = line_of_three();
+    let d = NodeProcess::start(&[&c.addr.to_string()]);
+    c.log_line(": connected");
+    d.log_line(": connected");
+    signal(&d, "-STOP");
+    let mut stdin = a.stdin.take().expect("stdin open");
+    let writer = std::thread::spawn(move || {
+        for n in 0..LINES {
+            let line = format!("{n:08} {}\n", ".".repeat(1000));
+            stdin.write_all(line.as_bytes()).expect("write stdin");
+        }
+        stdin
+    });
+    hears_numbered_lines(&c, LINES);
+    hears_numbered_lines(&b, LINES);
+    let _stdin = writer.join().expect("writer");
+    assert!(c.log_line("disconnected peer").contains("slow peer"));
+    let quiet = Duration::from_millis(500);
+    for (name, node) in [("A", &a), ("B", &b), ("C", &c)] {
+        let changes: Vec<String> = remaining_logs(node, quiet)
+            .into_iter()
+            .filter(|line| {
+                [": connected", "connection closed", "disconnected peer"]
+                    .iter()
+                    .any(|event| line.contains(event))
+            })
+            .collect();
+        assert!(changes.is_empty(), "{name}: {changes:?}");
+    }
+    signal(&d, "-CONT");
+}

@@ -31,6 +31,7 @@ macro_rules! conformance {
             #[test] fn one_slot_queues_hold_back_without_losing() { super::one_slot_queues_hold_back_without_losing(STARTERS) }
             #[test] fn a_burst_of_small_messages_loses_nothing_at_default_settings() { super::burst_through_a_line(STARTERS, 100_000, 256) }
             #[test] fn a_burst_of_large_messages_loses_nothing_at_default_settings() { super::burst_through_a_line(STARTERS, 20_000, 4096) }
+            #[test] fn twenty_peers_that_never_read_are_cut_and_the_rest_get_everything() { super::twenty_peers_that_never_read(STARTERS) }
             #[test] fn speaks_the_tutorial_wire_format() { super::speaks_the_tutorial_wire_format(STARTERS) }
             #[test] fn relays_between_tutorial_nodes_both_ways() { super::relays_between_tutorial_nodes_both_ways(STARTERS) }
         }
@@ -409,5 +410,33 @@ fn burst_through_a_line(starters: &[Starter], count: u64, size: usize) {
             "{stats:?}"
         );
     }
+    shutdown(nodes);
+}
+
+/// #11: twenty connections that never read, at default settings. Their kernel buffers
+/// fill, then the node's queues; with 21 peers the 64 MiB total fills before any one
+/// queue reaches its 4 MiB. The publisher waits, the peer that reads gets every message
+/// in order, and all twenty are cut after the slow-peer timeout (10 s).
+fn twenty_peers_that_never_read(starters: &[Starter]) {
+    let mut nodes = pair(starters, Config::default());
+    let sinks: Vec<RawPeer> = (0..20).map(|_| RawPeer::connect(nodes[0].addr())).collect();
+    assert!(nodes[0].wait_for_peers(21, WAIT));
+    const MESSAGES: usize = 2500; // 10 MB to each peer: past its socket buffers
+    for m in 0..MESSAGES {
+        let mut payload = format!("{m:08}").into_bytes();
+        payload.resize(4096, b'.');
+        nodes[0].publish(&payload);
+        let got = nodes[1]
+            .recv(WAIT)
+            .expect("the reading peer gets every message");
+        assert_eq!(&got[..8], format!("{m:08}").as_bytes());
+    }
+    eventually("the twenty to be cut", || {
+        nodes[0].stats().slow_peer_disconnects == 20
+    });
+    let stats = nodes[0].stats();
+    assert_eq!(stats.frames_shed, 0, "{stats:?}");
+    assert_eq!(stats.peers_current, 1, "{stats:?}");
+    drop(sinks);
     shutdown(nodes);
 }
