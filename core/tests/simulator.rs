@@ -100,20 +100,25 @@ fn report_measures_hops_and_time_on_a_line() {
     assert_eq!(report.redundancy(), 1.0);
 }
 
-#[test]
-fn a_slow_link_is_shed_and_dropped_by_the_node_timer() {
-    let config = SimConfig {
+/// Two nodes over a link of 1 s latency, queues of two 100-byte frames.
+fn slow_link() -> SimConfig {
+    SimConfig {
         node: Config {
             max_frame_len: 100,
             peer_queue_bytes: 2 * (104 + QUEUED_FRAME_OVERHEAD),
-            slow_peer_timeout: Duration::from_millis(100),
-            overload: Overload::Shed,
             ..Config::default()
         },
         latency: (Duration::from_secs(1), Duration::from_secs(1)),
         jitter: Duration::ZERO,
         ..SimConfig::default()
-    };
+    }
+}
+
+#[test]
+fn a_slow_link_is_shed_and_dropped_by_the_node_timer() {
+    let mut config = slow_link();
+    config.node.slow_peer_timeout = Duration::from_millis(100);
+    config.node.overload = Overload::Shed;
     let mut sim = Simulation::new(Topology::line(2), config);
     for m in 0..5u8 {
         sim.publish(0, vec![m; 100]).unwrap();
@@ -133,16 +138,7 @@ fn a_slow_link_is_shed_and_dropped_by_the_node_timer() {
 fn a_slow_link_holds_the_publisher_back_and_loses_nothing() {
     // The same slow link with the default policy: the queue holds two frames, the
     // other three wait in the publisher's outbox until the first two arrive (1 s).
-    let config = SimConfig {
-        node: Config {
-            max_frame_len: 100,
-            peer_queue_bytes: 2 * (104 + QUEUED_FRAME_OVERHEAD),
-            ..Config::default()
-        },
-        latency: (Duration::from_secs(1), Duration::from_secs(1)),
-        jitter: Duration::ZERO,
-        ..SimConfig::default()
-    };
+    let config = slow_link();
     let mut sim = Simulation::new(Topology::line(2), config);
     for m in 0..5u8 {
         sim.publish(0, vec![m; 100]).unwrap();

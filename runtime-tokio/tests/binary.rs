@@ -207,21 +207,8 @@ fn demo_runs_and_reports_exactly_once() {
 fn sigterm_stops_the_node_promptly_even_with_stdin_open() {
     let mut node = NodeProcess::start(&[]);
     assert!(node.stdin.is_some(), "stdin stays open, as in a terminal");
-    let pid = node.child.id().to_string();
-    let killed = Command::new("kill").args(["-TERM", &pid]).status();
-    assert!(killed.expect("kill runs").success());
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        if let Some(status) = node.child.try_wait().expect("status") {
-            assert!(status.success(), "{status}");
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "still running 5 s after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    signal(&node, "-TERM");
+    exits_within(&mut node, Duration::from_secs(5));
     node.log_line("shutting down");
 }
 
@@ -237,6 +224,39 @@ fn line_of_three() -> (NodeProcess, NodeProcess, NodeProcess) {
     (first, second, third)
 }
 
+/// Writes `count` numbered lines of `width` more bytes into `node`'s stdin from a thread
+/// (which keeps stdin open: closing it does not stop the node anyway).
+fn feed_numbered_lines(
+    node: &mut NodeProcess,
+    count: usize,
+    width: usize,
+) -> std::thread::JoinHandle<ChildStdin> {
+    let mut stdin = node.stdin.take().expect("stdin open");
+    std::thread::spawn(move || {
+        let padding = ".".repeat(width);
+        for n in 0..count {
+            writeln!(stdin, "{n:08} {padding}").expect("write stdin");
+        }
+        stdin
+    })
+}
+
+/// Waits for `node` to exit successfully, for at most `limit`.
+fn exits_within(node: &mut NodeProcess, limit: Duration) {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = node.child.try_wait().expect("status") {
+            assert!(status.success(), "{status}");
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running {limit:?} after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Takes `count` lines from `node`'s stdout and checks they are `0..count` in order.
 fn hears_numbered_lines(node: &NodeProcess, count: usize) {
     for n in 0..count {
@@ -250,15 +270,7 @@ fn hears_numbered_lines(node: &NodeProcess, count: usize) {
 fn a_hundred_thousand_stdin_lines_reach_the_far_end_of_a_line() {
     const LINES: usize = 100_000;
     let (mut first, _second, third) = line_of_three();
-    let mut stdin = first.stdin.take().expect("stdin open");
-    let writer = std::thread::spawn(move || {
-        let mut text = String::new();
-        for n in 0..LINES {
-            text.push_str(&format!("{n:08} through the middle\n"));
-        }
-        stdin.write_all(text.as_bytes()).expect("write stdin");
-        stdin // kept open: closing stdin does not stop the node anyway
-    });
+    let writer = feed_numbered_lines(&mut first, LINES, 20);
     hears_numbered_lines(&third, LINES);
     let _stdin = writer.join().expect("writer");
 }
@@ -313,37 +325,15 @@ fn a_node_whose_stdout_is_never_read_keeps_relaying_and_stops_on_sigterm() {
     middle.log_line(": connected");
     third.log_line(": connected");
     first.log_line(": connected");
-    let mut stdin = first.stdin.take().expect("stdin open");
-    let writer = std::thread::spawn(move || {
-        for n in 0..LINES {
-            let line = format!("{n:08} {}\n", ".".repeat(1000));
-            stdin.write_all(line.as_bytes()).expect("write stdin");
-        }
-        stdin
-    });
+    let writer = feed_numbered_lines(&mut first, LINES, 1000);
     hears_numbered_lines(&third, LINES);
     let _stdin = writer.join().expect("writer");
     middle.log_line("application");
     let rss = middle.rss_kib();
     assert!(rss < 200 * 1024, "the middle node uses {rss} KiB");
-    let pid = middle.child.id().to_string();
-    let started = std::time::Instant::now();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill")
-        .success());
     let mut middle = middle;
-    loop {
-        if middle.child.try_wait().expect("status").is_some() {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "still running 5 s after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    signal(&middle, "-TERM");
+    exits_within(&mut middle, Duration::from_secs(5));
 }
 
 /// Log lines that come within `quiet` (the node is idle by then), after those taken.
@@ -372,14 +362,7 @@ fn a_stopped_process_is_cut_alone_and_the_others_keep_their_links() {
     c.log_line(": connected");
     d.log_line(": connected");
     signal(&d, "-STOP");
-    let mut stdin = a.stdin.take().expect("stdin open");
-    let writer = std::thread::spawn(move || {
-        for n in 0..LINES {
-            let line = format!("{n:08} {}\n", ".".repeat(1000));
-            stdin.write_all(line.as_bytes()).expect("write stdin");
-        }
-        stdin
-    });
+    let writer = feed_numbered_lines(&mut a, LINES, 1000);
     hears_numbered_lines(&c, LINES);
     hears_numbered_lines(&b, LINES);
     let _stdin = writer.join().expect("writer");
