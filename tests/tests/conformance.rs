@@ -32,6 +32,7 @@ macro_rules! conformance {
             #[test] fn a_burst_of_small_messages_loses_nothing_at_default_settings() { super::burst_through_a_line(STARTERS, 100_000, 256) }
             #[test] fn a_burst_of_large_messages_loses_nothing_at_default_settings() { super::burst_through_a_line(STARTERS, 20_000, 4096) }
             #[test] fn twenty_peers_that_never_read_are_cut_and_the_rest_get_everything() { super::twenty_peers_that_never_read(STARTERS) }
+            #[test] fn a_stopped_peer_at_the_end_of_a_line_is_cut_alone() { super::a_stopped_peer_at_the_end_of_a_line_is_cut_alone(STARTERS) }
             #[test] fn speaks_the_tutorial_wire_format() { super::speaks_the_tutorial_wire_format(STARTERS) }
             #[test] fn relays_between_tutorial_nodes_both_ways() { super::relays_between_tutorial_nodes_both_ways(STARTERS) }
         }
@@ -438,5 +439,52 @@ fn twenty_peers_that_never_read(starters: &[Starter]) {
     assert_eq!(stats.frames_shed, 0, "{stats:?}");
     assert_eq!(stats.peers_current, 1, "{stats:?}");
     drop(sinks);
+    shutdown(nodes);
+}
+
+/// #11's four-node case on every runtime: a line A - B - C whose end C also has a peer D
+/// that stopped (a connection that never reads, as a SIGSTOPped process is to its
+/// neighbour), default settings. A publishes 12 MB: C cuts D after the slow-peer
+/// timeout, and nothing else is cut; B and C get every message.
+fn a_stopped_peer_at_the_end_of_a_line_is_cut_alone(starters: &[Starter]) {
+    let mut nodes: Vec<Box<dyn TestNode>> = Vec::new();
+    for i in 0..3 {
+        let peers = nodes.last().map(|n| n.addr());
+        nodes.push(start(starters, i, config(peers)));
+    }
+    let _stopped = RawPeer::connect(nodes[2].addr());
+    for (node, degree) in nodes.iter().zip([1, 2, 2]) {
+        assert!(node.wait_for_peers(degree, WAIT), "line not connected");
+    }
+    const MESSAGES: usize = 3000; // 12 MB: past D's socket buffers and C's 4 MiB queue
+    for m in 0..MESSAGES {
+        let mut payload = format!("{m:08}").into_bytes();
+        payload.resize(4096, b'.');
+        nodes[0].publish(&payload);
+        for node in &mut nodes[1..] {
+            let got = node.recv(WAIT).expect("every message reaches B and C");
+            assert_eq!(&got[..8], format!("{m:08}").as_bytes());
+        }
+    }
+    eventually("the stopped peer to be cut", || {
+        nodes[2].stats().slow_peer_disconnects == 1
+    });
+    // Connections ever made, open now, cut as slow: no other link was cut or redialled.
+    let expected = [(1, 1, 0), (2, 2, 0), (2, 1, 1)];
+    for (node, (ever, now, cut)) in nodes.iter().zip(expected) {
+        let stats = node.stats();
+        let got = (
+            stats.peers_connected,
+            stats.peers_current,
+            stats.slow_peer_disconnects,
+        );
+        assert_eq!(
+            got,
+            (ever, now, cut),
+            "{} at {}: {stats:?}",
+            node.runtime(),
+            node.addr()
+        );
+    }
     shutdown(nodes);
 }
