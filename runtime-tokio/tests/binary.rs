@@ -18,8 +18,8 @@ struct NodeProcess {
     /// Log lines read while waiting for others, not yet asked for.
     unmatched_logs: RefCell<Vec<String>>,
     addr: SocketAddr,
-    /// A stdout pipe kept open and never read (see `start_unread`).
-    _unread_stdout: Option<ChildStdout>,
+    /// A stdout pipe left to the test (see `start_unread`), not read line by line.
+    raw_stdout: Option<ChildStdout>,
 }
 
 fn lines(stream: impl Read + Send + 'static) -> Receiver<String> {
@@ -69,7 +69,7 @@ impl NodeProcess {
             stderr,
             unmatched_logs: RefCell::default(),
             addr: "0.0.0.0:0".parse().expect("valid"),
-            _unread_stdout: unread_stdout,
+            raw_stdout: unread_stdout,
         };
         let line = node.log_line("listening");
         let addr = line
@@ -380,4 +380,41 @@ fn a_stopped_process_is_cut_alone_and_the_others_keep_their_links() {
         assert!(changes.is_empty(), "{name}: {changes:?}");
     }
     signal(&d, "-CONT");
+}
+
+/// Sends one frame of `payload` to `node` from a fresh connection.
+fn send_frame(node: &NodeProcess, payload: &[u8]) -> TcpStream {
+    let mut client = TcpStream::connect(node.addr).expect("connect");
+    node.log_line(": connected");
+    let mut frame = (payload.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(payload);
+    client.write_all(&frame).expect("send frame");
+    client
+}
+
+#[test]
+fn one_message_is_one_line_whatever_its_bytes_and_output_none_still_relays() {
+    // client -> relay (--output none) -> printer (default text).
+    let relay = NodeProcess::start(&["--output", "none"]);
+    let printer = NodeProcess::start(&[&relay.addr.to_string()]);
+    relay.log_line(": connected");
+    printer.log_line(": connected");
+    let _client = send_frame(&relay, b"two\nlines, a \\ and \xff");
+    assert_eq!(printer.heard(), r"two\nlines, a \\ and \xff");
+    let _second = send_frame(&relay, b"");
+    assert_eq!(printer.heard(), "");
+    assert!(relay
+        .stdout
+        .recv_timeout(Duration::from_millis(200))
+        .is_err());
+}
+
+#[test]
+fn binary_output_is_length_prefixed_frames() {
+    let mut printer = NodeProcess::start_unread(&["--output", "binary"]);
+    let _client = send_frame(&printer, b"line\none\0");
+    let mut stdout = printer.raw_stdout.take().expect("raw stdout");
+    let mut record = [0u8; 4 + 9];
+    stdout.read_exact(&mut record).expect("one record");
+    assert_eq!(&record, b"\0\0\0\x09line\none\0");
 }

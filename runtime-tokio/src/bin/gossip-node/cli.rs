@@ -5,12 +5,14 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use gossip_core::{Config, Overload};
+
+use crate::output::Output;
 use gossip_tokio::NetConfig;
 
 /// A gossip node: floods every message it receives to all its peers, once.
 ///
 /// Each line on stdin is published as a message; each message delivered from the network
-/// is printed on stdout, one per line. Logs go to stderr.
+/// is written to stdout, one line each (--output sets the format). Logs go to stderr.
 ///
 /// Three terminals make a line that relays end to end:
 ///   gossip-node 127.0.0.1:7000
@@ -38,8 +40,12 @@ pub struct Cli {
     #[arg(long, value_name = "INTERVAL", value_parser = humantime::parse_duration)]
     pub heartbeat: Option<Duration>,
 
-    /// Print delivered payloads as hex instead of lossy UTF-8
-    #[arg(long)]
+    /// How delivered messages are written to stdout, one record each (see `--help`)
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+
+    /// Same as --output hex
+    #[arg(long, conflicts_with = "output")]
     pub hex: bool,
 
     #[command(flatten)]
@@ -167,6 +173,15 @@ impl Limits {
 }
 
 impl Cli {
+    /// The stdout format, `--hex` included.
+    pub fn output(&self) -> Output {
+        if self.hex {
+            Output::Hex
+        } else {
+            self.output
+        }
+    }
+
     /// The node configuration, for the run mode (not the demo).
     pub fn net_config(&self, listen: SocketAddr) -> NetConfig {
         NetConfig::new(listen)

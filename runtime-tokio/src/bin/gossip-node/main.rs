@@ -2,6 +2,7 @@
 
 mod cli;
 mod demo;
+mod output;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -9,11 +10,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use gossip_core::Delivery;
 use gossip_tokio::{Deliveries, GossipNode};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use cli::{Cli, Command};
+use output::Output;
 
 /// How long shutdown waits for queued output to reach the peers.
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(2);
@@ -88,9 +89,13 @@ async fn run_node(cli: &Cli, listen: SocketAddr) -> std::io::Result<()> {
 
     // Deliveries are written by a thread of their own: a stdout that blocks (a pipe
     // nobody reads) must not block a runtime worker, and with it the node.
-    let hex = cli.hex;
+    let output = cli.output();
     let deliveries = node.take_deliveries();
-    std::thread::spawn(move || write_deliveries(deliveries, hex));
+    if output == Output::None {
+        drop(deliveries); // relay only
+    } else {
+        std::thread::spawn(move || write_deliveries(deliveries, output));
+    }
 
     shutdown.received().await;
     tracing::info!("shutting down");
@@ -98,32 +103,21 @@ async fn run_node(cli: &Cli, listen: SocketAddr) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Writes each delivery as a line, as many as are waiting before each flush, until the
-/// node stops or stdout is closed.
-fn write_deliveries(mut deliveries: Deliveries, hex: bool) {
+/// Writes each delivery as one record, as many as are waiting before each flush, until
+/// the node stops or stdout is closed.
+fn write_deliveries(mut deliveries: Deliveries, output: Output) {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     while let Some(first) = futures_lite::future::block_on(deliveries.next()) {
         let batch = std::iter::once(first).chain(std::iter::from_fn(|| deliveries.try_next()));
         for delivery in batch {
-            if write_delivery(&mut out, &delivery, hex).is_err() {
+            if output.write(&mut out, &delivery.payload).is_err() {
                 return; // stdout closed
             }
         }
         if out.flush().is_err() {
             return;
         }
-    }
-}
-
-fn write_delivery(out: &mut impl Write, delivery: &Delivery, hex: bool) -> std::io::Result<()> {
-    if hex {
-        for byte in delivery.payload.iter() {
-            write!(out, "{byte:02x}")?;
-        }
-        writeln!(out)
-    } else {
-        writeln!(out, "{}", String::from_utf8_lossy(&delivery.payload))
     }
 }
 
