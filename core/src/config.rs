@@ -139,6 +139,11 @@ impl Default for Config {
 /// A [`Config`] that cannot work.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ConfigError {
+    /// A limit that must be positive is zero: `max_frame_len` (no message could be
+    /// sent), `max_peers` (no peer could connect) or `slow_peer_timeout` (a peer would be
+    /// cut the moment the node waits on it).
+    #[error("{0} must be more than zero")]
+    Zero(&'static str),
     /// `max_frame_len` does not fit the 32-bit length prefix.
     #[error("max_frame_len {0} does not fit a u32 length prefix")]
     FrameLenTooLarge(usize),
@@ -184,6 +189,14 @@ pub(crate) fn queue_charge(wire_len: usize, frames: usize) -> usize {
 impl Config {
     /// Checks that the limits are consistent.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        let zero = [
+            ("max_frame_len", self.max_frame_len == 0),
+            ("max_peers", self.max_peers == 0),
+            ("slow_peer_timeout", self.slow_peer_timeout.is_zero()),
+        ];
+        if let Some((name, _)) = zero.into_iter().find(|&(_, is_zero)| is_zero) {
+            return Err(ConfigError::Zero(name));
+        }
         if u32::try_from(self.max_frame_len).is_err() {
             return Err(ConfigError::FrameLenTooLarge(self.max_frame_len));
         }

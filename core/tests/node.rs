@@ -615,6 +615,38 @@ fn inconsistent_configs_are_rejected() {
         Node::new(tiny_seen),
         Err(ConfigError::SeenBudgetTooSmall(10))
     ));
+    for (zero, name) in [
+        (
+            Config {
+                max_frame_len: 0,
+                ..Config::default()
+            },
+            "max_frame_len",
+        ),
+        (
+            Config {
+                max_peers: 0,
+                ..Config::default()
+            },
+            "max_peers",
+        ),
+        (
+            Config {
+                slow_peer_timeout: Duration::ZERO,
+                ..Config::default()
+            },
+            "slow_peer_timeout",
+        ),
+    ] {
+        assert_eq!(Node::new(zero).unwrap_err(), ConfigError::Zero(name));
+    }
+    let one = Config {
+        max_frame_len: 1,
+        max_peers: 1,
+        slow_peer_timeout: Duration::from_nanos(1),
+        ..Config::default()
+    };
+    assert!(one.validate().is_ok(), "one is enough");
     let tiny_queue = Config {
         max_frame_len: 100,
         peer_queue_bytes: 104 + QUEUED_FRAME_OVERHEAD - 1,

@@ -418,3 +418,34 @@ fn binary_output_is_length_prefixed_frames() {
     stdout.read_exact(&mut record).expect("one record");
     assert_eq!(&record, b"\0\0\0\x09line\none\0");
 }
+
+#[test]
+fn settings_that_cannot_work_are_refused_at_start_with_the_reason() {
+    for (flag, reason) in [
+        ("--max-peers=0", "max_peers must be more than zero"),
+        ("--max-frame=0", "max_frame_len must be more than zero"),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_gossip-node"))
+            .args(["127.0.0.1:0", flag])
+            .stdin(Stdio::null())
+            .output()
+            .expect("gossip-node runs");
+        assert!(!output.status.success(), "{flag} was accepted");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(reason), "{flag}: {stderr}");
+    }
+    // An address in use names the address.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let output = Command::new(env!("CARGO_BIN_EXE_gossip-node"))
+        .arg(&addr)
+        .stdin(Stdio::null())
+        .output()
+        .expect("gossip-node runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr}")),
+        "{stderr}"
+    );
+}

@@ -37,7 +37,7 @@ pub struct Cli {
     pub peers: Vec<SocketAddr>,
 
     /// Publish "hello from LISTEN #N" every INTERVAL (e.g. 2s, 500ms)
-    #[arg(long, value_name = "INTERVAL", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "INTERVAL", value_parser = positive_duration)]
     pub heartbeat: Option<Duration>,
 
     /// How delivered messages are written to stdout, one record each (see `--help`)
@@ -155,6 +155,15 @@ impl From<OverloadFlag> for Overload {
     }
 }
 
+/// A duration of more than zero, as humantime writes it (`2s`, `500ms`).
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(duration) if duration.is_zero() => Err("must be more than zero".to_string()),
+        Ok(duration) => Ok(duration),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
 impl Limits {
     fn core_config(&self) -> Config {
         Config {
@@ -213,6 +222,20 @@ impl Logging {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_zero_heartbeat_is_refused() {
+        let zero = Cli::try_parse_from(["gossip-node", "--heartbeat=0s", "127.0.0.1:7000"]);
+        assert!(zero
+            .unwrap_err()
+            .to_string()
+            .contains("must be more than zero"));
+        let ok = Cli::try_parse_from(["gossip-node", "--heartbeat=50ms", "127.0.0.1:7000"]);
+        assert_eq!(
+            ok.expect("parses").heartbeat,
+            Some(Duration::from_millis(50))
+        );
+    }
 
     #[test]
     fn default_flags_give_the_library_defaults() {
