@@ -33,12 +33,16 @@ pub(crate) async fn dial<R: Runtime>(
                 // Fails when the driver drops the connection (and with it `closed`).
                 let _ = on_close.recv().await;
                 backoff.connection_ended(connected_at.elapsed());
+                let retry_in = backoff.next_delay();
+                tracing::info!(%addr, ?retry_in, "redialling");
+                R::sleep_until(Instant::now() + retry_in).await;
             }
             Err(error) => {
-                tracing::debug!(%addr, %error, "dial failed");
+                let retry_in = backoff.next_delay();
+                tracing::info!(%addr, %error, ?retry_in, "dial failed");
+                R::sleep_until(Instant::now() + retry_in).await;
             }
         }
-        R::sleep_until(Instant::now() + backoff.next_delay()).await;
     }
 }
 

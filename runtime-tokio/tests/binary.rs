@@ -449,3 +449,40 @@ fn settings_that_cannot_work_are_refused_at_start_with_the_reason() {
         "{stderr}"
     );
 }
+
+#[test]
+fn default_flags_log_the_lifecycle() {
+    // No -v: listening, a peer that does not answer yet (with the redial delay), the
+    // connection once it does, and the counters at exit.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let later = free.local_addr().expect("addr");
+    drop(free);
+    let mut node = Command::new(env!("CARGO_BIN_EXE_gossip-node"))
+        .args(["127.0.0.1:0", &later.to_string()])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("gossip-node starts");
+    let stderr = lines(node.stderr.take().expect("piped"));
+    let next = |needle: &str| loop {
+        let line = stderr.recv_timeout(WAIT).expect("a log line");
+        if line.contains(needle) {
+            return line;
+        }
+    };
+    next("listening");
+    assert!(next("dial failed").contains("retry_in="));
+    // Something listens there now (the kernel accepts for it): the redial connects.
+    let _listener = std::net::TcpListener::bind(later).expect("bind again");
+    next(": connected");
+    let pid = node.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill")
+        .success());
+    next("counters");
+    assert!(node.wait().expect("exit status").success());
+}

@@ -69,11 +69,11 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct Logging {
-    /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides
+    /// More log output on stderr (-v per-message debug, -vv trace); RUST_LOG overrides
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
 
-    /// Only errors on stderr
+    /// Only errors on stderr (the default is lifecycle events: listening, peers, redials, losses, counters at exit)
     #[arg(short, long, global = true)]
     pub quiet: bool,
 }
@@ -205,9 +205,10 @@ impl Logging {
         use tracing_subscriber::EnvFilter;
         let level = match (self.quiet, self.verbose) {
             (true, _) => "error",
-            (false, 0) => "warn",
-            (false, 1) => "info",
-            (false, 2) => "debug",
+            // Lifecycle by default: listening, peers coming and going and why, redials,
+            // losses, the counters at exit. Nothing per message.
+            (false, 0) => "info",
+            (false, 1) => "debug",
             (false, _) => "trace",
         };
         let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));

@@ -99,6 +99,19 @@ async fn run_node(cli: &Cli, listen: SocketAddr) -> std::io::Result<()> {
 
     shutdown.received().await;
     tracing::info!("shutting down");
+    if let Ok(stats) = node.stats().await {
+        tracing::info!(
+            delivered = stats.messages_delivered,
+            published = stats.messages_published,
+            duplicates = stats.duplicates,
+            frames_out = stats.frames_out,
+            peers = stats.peers_current,
+            slow_peers_cut = stats.slow_peer_disconnects,
+            lost_with_disconnected_peers = stats.frames_lost_on_disconnect,
+            dropped_for_output = stats.deliveries_dropped,
+            "counters"
+        );
+    }
     node.shutdown(SHUTDOWN_FLUSH).await;
     Ok(())
 }
