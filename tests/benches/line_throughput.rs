@@ -8,12 +8,19 @@
 //! run interleaved, round after round, each round with new messages, and the figure is
 //! the median ratio to the relay.
 //!
+//! A third kind of line is three `gossip-node` processes, run as people run them (default
+//! flags, stdout to /dev/null), when the release binary has been built:
+//!
 //! ```text
-//! cargo bench -p gossip-tests --bench line_throughput [-- MESSAGES_PER_MB]
+//! cargo build --release -p gossip-tokio
+//! cargo bench -p gossip-tests --bench line_throughput
 //! ```
 
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
 use std::thread;
 use std::time::Instant;
 
@@ -48,6 +55,84 @@ struct Line {
     sink: TcpStream,
     /// The nodes, kept running for the line's lifetime (none for relays).
     _nodes: Vec<Box<dyn TestNode>>,
+    /// The same, as processes.
+    _processes: Vec<Process>,
+}
+
+/// A `gossip-node` process, killed when dropped.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `target/release/gossip-node`, next to this bench's own directory, if it was built.
+fn gossip_node_binary() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let binary = exe.parent()?.parent()?.join("gossip-node");
+    binary.exists().then_some(binary)
+}
+
+/// Starts `gossip-node 127.0.0.1:0 PEERS...` with default flags and stdout to /dev/null.
+/// Returns it, its address, and its log lines.
+fn start_process(binary: &Path, peers: &[SocketAddr]) -> (Process, SocketAddr, Receiver<String>) {
+    let mut child = Command::new(binary)
+        .arg("127.0.0.1:0")
+        .args(peers.iter().map(|p| p.to_string()))
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("gossip-node starts");
+    let stderr = child.stderr.take().expect("piped");
+    let (tx, logs) = channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let listening = wait_for(&logs, "listening");
+    let addr = listening
+        .split("addr=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|addr| addr.parse().ok())
+        .expect("the listening line names the address");
+    (Process(child), addr, logs)
+}
+
+/// The next log line containing `needle`.
+fn wait_for(logs: &Receiver<String>, needle: &str) -> String {
+    loop {
+        let line = logs.recv_timeout(WAIT).expect("a log line in time");
+        if line.contains(needle) {
+            return line;
+        }
+    }
+}
+
+/// injector -> gossip-node -> gossip-node -> gossip-node -> counter, as processes.
+fn process_line(binary: &Path) -> Line {
+    let (first, first_addr, first_logs) = start_process(binary, &[]);
+    let (second, second_addr, second_logs) = start_process(binary, &[first_addr]);
+    let (third, third_addr, third_logs) = start_process(binary, &[second_addr]);
+    let sink = TcpStream::connect(third_addr).expect("connect counter");
+    let injector = TcpStream::connect(first_addr).expect("connect injector");
+    for logs in [&first_logs, &second_logs, &third_logs] {
+        for _ in 0..2 {
+            wait_for(logs, ": connected");
+        }
+    }
+    Line {
+        injector,
+        sink,
+        _nodes: Vec::new(),
+        _processes: vec![first, second, third],
+    }
 }
 
 /// The baseline: injector -> relay -> relay -> relay -> counter.
@@ -61,6 +146,7 @@ fn relay_line() -> Line {
         injector,
         sink,
         _nodes: Vec::new(),
+        _processes: Vec::new(),
     }
 }
 
@@ -88,6 +174,7 @@ fn node_line(start: Starter) -> Line {
         injector,
         sink,
         _nodes: vec![first, second, third],
+        _processes: Vec::new(),
     }
 }
 
@@ -149,7 +236,21 @@ fn main() {
         let cores = thread::available_parallelism().map_or(1, |n| n.get());
         std::env::set_var("SMOL_THREADS", cores.to_string());
     }
-    let adapters: [(&str, Starter); 2] = [("tokio", start_on::<Tokio>), ("smol", start_on::<Smol>)];
+    type Build = Box<dyn Fn() -> Line>;
+    let mut kinds: Vec<(&str, Build)> = vec![
+        (
+            "tokio",
+            Box::new(|| node_line(start_on::<Tokio> as Starter)),
+        ),
+        ("smol", Box::new(|| node_line(start_on::<Smol> as Starter))),
+    ];
+    match gossip_node_binary() {
+        Some(binary) => kinds.push(("binary", Box::new(move || process_line(&binary)))),
+        None => println!(
+            "(no target/release/gossip-node: `cargo build --release -p gossip-tokio` adds \
+             a line of gossip-node processes)"
+        ),
+    }
     println!(
         "3-node line over loopback, {} MiB per run, median of {ROUNDS} rounds",
         VOLUME >> 20
@@ -160,17 +261,14 @@ fn main() {
         let count = VOLUME / size;
         // Each line is built once and warmed with one untimed run, so the rounds measure
         // nodes in their steady state (seen sets full and evicting), not their first fill.
-        let mut lines: Vec<Line> = adapters
-            .iter()
-            .map(|(_, start)| node_line(*start))
-            .collect();
-        let mut lost = vec![0; adapters.len()];
+        let mut lines: Vec<Line> = kinds.iter().map(|(_, build)| build()).collect();
+        let mut lost = vec![0; kinds.len()];
         for (i, line) in lines.iter_mut().enumerate() {
             lost[i] += run(line, size, count, 0).1;
         }
         let mut relay_rates = Vec::new();
-        let mut rates: Vec<Vec<f64>> = vec![Vec::new(); adapters.len()];
-        let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); adapters.len()];
+        let mut rates: Vec<Vec<f64>> = vec![Vec::new(); kinds.len()];
+        let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); kinds.len()];
         for round in 1..=ROUNDS {
             let first = (round * count) as u64;
             let (relay_rate, _) = run(&mut relay_line(), size, count, first);
@@ -185,7 +283,7 @@ fn main() {
         let mb = |rate: f64| rate * size as f64 / 1e6;
         let relay = median(&mut relay_rates);
         println!("{size:>5} B  relay   {relay:>12.0}  {:>8.1}", mb(relay));
-        for (i, (name, _)) in adapters.iter().enumerate() {
+        for (i, (name, _)) in kinds.iter().enumerate() {
             let rate = median(&mut rates[i]);
             println!(
                 "{size:>5} B  {name:<6} {rate:>12.0}  {:>8.1}   {:.2}       {}",
