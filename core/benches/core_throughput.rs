@@ -95,6 +95,8 @@ fn measure(config: &Config, size: usize, workload: Workload) -> (f64, f64, f64) 
     let copies = workload.copies();
     let mut reads = Reads { size, counter: 0 };
     let mut unflushed = [0usize; PEERS as usize];
+    // The application takes every delivery; reported once per batch, like the flushes.
+    let (mut taken, mut taken_bytes) = (0, 0);
     let mut node_op = |read: Bytes| {
         for from in 0..copies {
             node.handle_received_bytes(now, PeerId(from as u64), read.clone());
@@ -102,6 +104,11 @@ fn measure(config: &Config, size: usize, workload: Workload) -> (f64, f64, f64) 
                 match action {
                     Action::Send { peer, frames } => {
                         unflushed[peer.0 as usize] += frames.wire_len()
+                    }
+                    Action::Deliver(delivery) => {
+                        taken += 1;
+                        taken_bytes += delivery.payload.len();
+                        black_box(delivery);
                     }
                     other => {
                         black_box(other);
@@ -112,6 +119,11 @@ fn measure(config: &Config, size: usize, workload: Workload) -> (f64, f64, f64) 
         for (peer, bytes) in unflushed.iter_mut().enumerate() {
             node.handle_flushed(now, PeerId(peer as u64), std::mem::take(bytes));
         }
+        node.handle_delivered(
+            now,
+            std::mem::take(&mut taken),
+            std::mem::take(&mut taken_bytes),
+        );
     };
     let mut hashed = Reads { size, counter: 0 };
     let hash_op = |read: Bytes| {
