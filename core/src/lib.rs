@@ -48,6 +48,8 @@
 //! }
 //! assert_eq!(delivered, [&b"hi"[..]]);
 //! assert_eq!(sent_to, [bob]); // forwarded to everyone but the sender
+//! // The application took the delivery: its room in the delivery queue is free again.
+//! node.handle_delivered(now, delivered.len(), 2);
 //!
 //! // The same bytes again are a duplicate: dropped and counted.
 //! node.handle_received(now, bob, &[0, 0, 0, 2, b'h', b'i']);

@@ -64,6 +64,12 @@ use run::Run;
 ///   and report the bytes written with [`handle_flushed`](Self::handle_flushed), in any
 ///   increments, as they go out: the node releases queue budget and judges slow peers
 ///   from these reports. Reporting more than was queued is clamped.
+/// - **Delivering.** Report what the application took of the
+///   [`Action::Deliver`]s with [`handle_delivered`](Self::handle_delivered) (how many,
+///   and their payload bytes), at once if it takes them as they come. Deliveries not
+///   reported count against [`Config::delivery_queue_bytes`]: a caller that never
+///   reports has its node hold every new message once 16 MiB are out, until the
+///   slow-peer rule gives up on the application and relays without delivering.
 /// - **Time.** Every call takes `now` from the caller (any monotonic clock; the node
 ///   reads none). After any call that takes `now`, [`poll_timeout`](Self::poll_timeout)
 ///   may have moved (a peer became overloaded, drained, or went away): read it again
