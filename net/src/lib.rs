@@ -71,3 +71,41 @@ macro_rules! runtime_api {
         pub type Publisher = $crate::Publisher<$runtime>;
     };
 }
+
+/// Writes, inside an `impl Runtime`, the TCP items for listener and stream types with the
+/// usual async API (`Listener::bind(addr).await`, `listener.local_addr()`,
+/// `listener.accept().await`, `Stream::connect(addr).await`), as tokio's and async-net's
+/// have: the `Listener` and `Stream` types and the four methods, so that a runtime only
+/// says which types.
+///
+/// ```ignore
+/// impl Runtime for Tokio {
+///     gossip_net::tcp_items!(TcpListener, TcpStream);
+///     // Reader, Writer, Task; spawn, sleep_until, split
+/// }
+/// ```
+#[macro_export]
+macro_rules! tcp_items {
+    ($listener:ty, $stream:ty) => {
+        type Listener = $listener;
+        type Stream = $stream;
+
+        async fn bind(addr: ::std::net::SocketAddr) -> ::std::io::Result<$listener> {
+            <$listener>::bind(addr).await
+        }
+
+        fn local_addr(listener: &$listener) -> ::std::io::Result<::std::net::SocketAddr> {
+            listener.local_addr()
+        }
+
+        async fn accept(
+            listener: &$listener,
+        ) -> ::std::io::Result<($stream, ::std::net::SocketAddr)> {
+            listener.accept().await
+        }
+
+        async fn connect(addr: ::std::net::SocketAddr) -> ::std::io::Result<$stream> {
+            <$stream>::connect(addr).await
+        }
+    };
+}

@@ -26,7 +26,7 @@
 
 use std::future::Future;
 use std::io::{self, IoSlice};
-use std::net::{Shutdown, SocketAddr};
+use std::net::Shutdown;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -45,8 +45,7 @@ pub struct Smol;
 pub struct Half(TcpStream);
 
 impl Runtime for Smol {
-    type Listener = TcpListener;
-    type Stream = TcpStream;
+    gossip_net::tcp_items!(TcpListener, TcpStream);
     type Reader = Half;
     type Writer = Half;
     /// Dropping a smol task cancels it.
@@ -58,22 +57,6 @@ impl Runtime for Smol {
 
     async fn sleep_until(deadline: Instant) {
         smol::Timer::at(deadline).await;
-    }
-
-    async fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
-        TcpListener::bind(addr).await
-    }
-
-    fn local_addr(listener: &TcpListener) -> io::Result<SocketAddr> {
-        listener.local_addr()
-    }
-
-    async fn accept(listener: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
-        listener.accept().await
-    }
-
-    async fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
-        TcpStream::connect(addr).await
     }
 
     fn split(stream: TcpStream) -> io::Result<(Half, Half)> {

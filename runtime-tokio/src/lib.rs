@@ -25,7 +25,6 @@
 
 use std::future::Future;
 use std::io::{self, IoSlice};
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -68,8 +67,7 @@ pub struct Reader(OwnedReadHalf);
 pub struct Writer(OwnedWriteHalf);
 
 impl Runtime for Tokio {
-    type Listener = TcpListener;
-    type Stream = TcpStream;
+    gossip_net::tcp_items!(TcpListener, TcpStream);
     type Reader = Reader;
     type Writer = Writer;
     type Task = Task;
@@ -80,22 +78,6 @@ impl Runtime for Tokio {
 
     async fn sleep_until(deadline: Instant) {
         tokio::time::sleep_until(deadline.into()).await;
-    }
-
-    async fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
-        TcpListener::bind(addr).await
-    }
-
-    fn local_addr(listener: &TcpListener) -> io::Result<SocketAddr> {
-        listener.local_addr()
-    }
-
-    async fn accept(listener: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
-        listener.accept().await
-    }
-
-    async fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
-        TcpStream::connect(addr).await
     }
 
     fn split(stream: TcpStream) -> io::Result<(Reader, Writer)> {
