@@ -112,6 +112,8 @@ pub(crate) struct Driver<R: Runtime> {
     dialling: HashSet<SocketAddr>,
     /// The acceptor and the diallers.
     tasks: Vec<R::Task>,
+    /// Where the listener is bound, so that the node does not dial itself.
+    local_addr: SocketAddr,
     /// What was last logged of messages not delivered to someone.
     losses: Losses,
     /// Publishes waiting for the core to take new messages (it is full), oldest first;
@@ -125,7 +127,7 @@ impl<R: Runtime> Driver<R> {
     pub(crate) fn spawn(
         core: Node,
         config: NetConfig,
-        listener: R::Listener,
+        (listener, local_addr): (R::Listener, SocketAddr),
         (deliveries, taken, woken): (Sender<Delivery>, Arc<Taken>, Receiver<()>),
         peer_count: Arc<PeerCount>,
     ) -> (Sender<Event<R>>, R::Task) {
@@ -142,6 +144,7 @@ impl<R: Runtime> Driver<R> {
             tasks: vec![R::spawn(dialler::accept(listener, events_tx.clone()))],
             waiting: VecDeque::new(),
             losses: Losses::default(),
+            local_addr,
             config,
         };
         for addr in driver.config.dial_targets() {
@@ -254,8 +257,13 @@ impl<R: Runtime> Driver<R> {
         self.engine.connected(now, addr, link);
     }
 
-    /// Starts a dialler for `addr` unless one runs already: one connection per address.
+    /// Starts a dialler for `addr` unless one runs already (one connection per address),
+    /// or `addr` is this node's own.
     fn dial(&mut self, addr: SocketAddr) {
+        if is_own_address(addr, self.local_addr) {
+            tracing::warn!(%addr, "not dialling this node's own address");
+            return;
+        }
         if self.dialling.insert(addr) {
             let backoff = Backoff::new(self.config.redial_initial, self.config.redial_max);
             let events = self.events_tx.clone();
@@ -319,5 +327,35 @@ impl<R: Runtime> Driver<R> {
         if !future::or(flushed, timed_out).await {
             tracing::warn!("shutdown deadline passed with output still queued");
         }
+    }
+}
+
+/// Whether dialling `addr` would reach the node listening on `local`: the same address,
+/// or the same port on loopback or an unspecified address when the node listens on all
+/// addresses. (Another address of this machine's own interfaces is not recognised.)
+fn is_own_address(addr: SocketAddr, local: SocketAddr) -> bool {
+    let any_local = |ip: std::net::IpAddr| ip.is_loopback() || ip.is_unspecified();
+    addr == local
+        || (addr.port() == local.port()
+            && (addr.ip().is_unspecified()
+                || (local.ip().is_unspecified() && any_local(addr.ip()))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_knows_its_own_address() {
+        let own = |addr: &str, local: &str| {
+            is_own_address(addr.parse().expect("addr"), local.parse().expect("addr"))
+        };
+        assert!(own("127.0.0.1:7000", "127.0.0.1:7000"));
+        assert!(own("127.0.0.1:7000", "0.0.0.0:7000"));
+        assert!(own("0.0.0.0:7000", "127.0.0.1:7000"));
+        assert!(own("[::1]:7000", "[::]:7000"));
+        assert!(!own("127.0.0.1:7001", "127.0.0.1:7000"));
+        assert!(!own("127.0.0.2:7000", "127.0.0.1:7000"));
+        assert!(!own("10.0.0.1:7000", "127.0.0.1:7000"));
     }
 }

@@ -49,8 +49,13 @@ impl<R: Runtime> GossipNode<R> {
         let deliveries = Deliveries::new(deliveries, taken.clone());
         let peer_count = Arc::new(PeerCount::default());
         let channel = (deliver_tx, taken, woken);
-        let (events, driver) =
-            Driver::<R>::spawn(core, config, listener, channel, peer_count.clone());
+        let (events, driver) = Driver::<R>::spawn(
+            core,
+            config,
+            (listener, local_addr),
+            channel,
+            peer_count.clone(),
+        );
         Ok(GossipNode {
             local_addr,
             publisher: Publisher { events },

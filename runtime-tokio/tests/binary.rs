@@ -486,3 +486,39 @@ fn default_flags_log_the_lifecycle() {
     next("counters");
     assert!(node.wait().expect("exit status").success());
 }
+
+#[test]
+fn a_node_listed_as_its_own_peer_does_not_dial_itself() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = free.local_addr().expect("addr").to_string();
+    drop(free);
+    let mut node = Command::new(env!("CARGO_BIN_EXE_gossip-node"))
+        .args([&addr, &addr])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("gossip-node starts");
+    let stderr = lines(node.stderr.take().expect("piped"));
+    let mut seen = Vec::new();
+    let mut until = |needle: &str| loop {
+        let line = stderr.recv_timeout(WAIT).expect("a log line");
+        assert!(!line.contains(": connected"), "dialled itself: {line}");
+        seen.push(line.clone());
+        if line.contains(needle) {
+            return line;
+        }
+    };
+    until("not dialling this node's own address");
+    until("listening");
+    let pid = node.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill")
+        .success());
+    // A node that dialled itself would count two peers (its dialled and accepted ends).
+    assert!(until("counters").contains("peers=0"));
+    assert!(node.wait().expect("exit status").success());
+}
