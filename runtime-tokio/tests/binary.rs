@@ -346,9 +346,33 @@ fn remaining_logs(node: &NodeProcess, quiet: Duration) -> Vec<String> {
 }
 
 fn signal(node: &NodeProcess, name: &str) {
-    let pid = node.child.id().to_string();
-    let sent = Command::new("kill").args([name, &pid]).status();
+    send_signal(node.child.id(), name);
+}
+
+fn send_signal(pid: u32, name: &str) {
+    let sent = Command::new("kill").args([name, &pid.to_string()]).status();
     assert!(sent.expect("kill runs").success());
+}
+
+/// A loopback address nobody listens on (for now).
+fn free_address() -> SocketAddr {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    free.local_addr().expect("addr")
+}
+
+/// `gossip-node ARGS` exactly as given (default flags, no -v), stdout to /dev/null;
+/// returns it and its log lines.
+fn start_with_default_flags(args: &[&str]) -> (Child, Receiver<String>) {
+    let mut node = Command::new(env!("CARGO_BIN_EXE_gossip-node"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("gossip-node starts");
+    let stderr = lines(node.stderr.take().expect("piped"));
+    (node, stderr)
 }
 
 /// #11: in a line A - B - C - D at default flags, D is stopped (SIGSTOP) while A
@@ -454,18 +478,8 @@ fn settings_that_cannot_work_are_refused_at_start_with_the_reason() {
 fn default_flags_log_the_lifecycle() {
     // No -v: listening, a peer that does not answer yet (with the redial delay), the
     // connection once it does, and the counters at exit.
-    let free = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let later = free.local_addr().expect("addr");
-    drop(free);
-    let mut node = Command::new(env!("CARGO_BIN_EXE_gossip-node"))
-        .args(["127.0.0.1:0", &later.to_string()])
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("gossip-node starts");
-    let stderr = lines(node.stderr.take().expect("piped"));
+    let later = free_address();
+    let (mut node, stderr) = start_with_default_flags(&["127.0.0.1:0", &later.to_string()]);
     let next = |needle: &str| loop {
         let line = stderr.recv_timeout(WAIT).expect("a log line");
         if line.contains(needle) {
@@ -477,47 +491,25 @@ fn default_flags_log_the_lifecycle() {
     // Something listens there now (the kernel accepts for it): the redial connects.
     let _listener = std::net::TcpListener::bind(later).expect("bind again");
     next(": connected");
-    let pid = node.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill")
-        .success());
+    send_signal(node.id(), "-TERM");
     next("counters");
     assert!(node.wait().expect("exit status").success());
 }
 
 #[test]
 fn a_node_listed_as_its_own_peer_does_not_dial_itself() {
-    let free = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = free.local_addr().expect("addr").to_string();
-    drop(free);
-    let mut node = Command::new(env!("CARGO_BIN_EXE_gossip-node"))
-        .args([&addr, &addr])
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("gossip-node starts");
-    let stderr = lines(node.stderr.take().expect("piped"));
-    let mut seen = Vec::new();
-    let mut until = |needle: &str| loop {
+    let addr = free_address().to_string();
+    let (mut node, stderr) = start_with_default_flags(&[&addr, &addr]);
+    let until = |needle: &str| loop {
         let line = stderr.recv_timeout(WAIT).expect("a log line");
         assert!(!line.contains(": connected"), "dialled itself: {line}");
-        seen.push(line.clone());
         if line.contains(needle) {
             return line;
         }
     };
     until("not dialling this node's own address");
     until("listening");
-    let pid = node.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill")
-        .success());
+    send_signal(node.id(), "-TERM");
     // A node that dialled itself would count two peers (its dialled and accepted ends).
     assert!(until("counters").contains("peers=0"));
     assert!(node.wait().expect("exit status").success());
