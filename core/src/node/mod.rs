@@ -255,7 +255,6 @@ impl Node {
         if let Some(state) = self.peers.get_mut(peer) {
             if let Some((id, payload)) = state.held.take() {
                 // It came before everything buffered after it.
-                state.reading = true;
                 self.actions.push_back(Action::ResumeReading { peer });
                 self.take_new(now, peer, id, payload);
             }
@@ -397,7 +396,6 @@ impl Node {
                         self.stats.duplicates += 1;
                     } else {
                         state.held = Some((id, payload));
-                        state.reading = false;
                         self.actions.push_back(Action::PauseReading { peer });
                     }
                 }
@@ -489,7 +487,9 @@ impl Node {
     /// [`Action::PauseReading`] / [`Action::ResumeReading`] for it said (`false` for an
     /// unknown peer).
     pub fn is_reading(&self, peer: PeerId) -> bool {
-        self.peers.get(peer).is_some_and(|state| state.reading)
+        self.peers
+            .get(peer)
+            .is_some_and(|state| state.held.is_none())
     }
 
     /// Runs what was due by `now`: disconnects peers that took none of their queued bytes

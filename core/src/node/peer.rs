@@ -28,11 +28,9 @@ pub(crate) struct Peer {
     /// frame shed for it) and has not drained to half since, and since when.
     pub(crate) full_since: Option<Instant>,
     /// A new message read from this peer while the node could take none from it, with
-    /// everything after it still in `decoder`: taken when the node can.
+    /// everything after it still in `decoder`: taken when the node can. The caller is
+    /// told to stop reading the peer while there is one.
     pub(crate) held: Option<(MessageId, Bytes)>,
-    /// Whether the caller reads from this peer, as the node last told it (it stops
-    /// while a message is held).
-    pub(crate) reading: bool,
     /// When a queued byte was last flushed, or the queue last went from empty to not
     /// empty: the slow-peer clock never starts before it.
     pub(crate) last_progress: Instant,
@@ -57,7 +55,6 @@ impl Peer {
             flushed_total: 0,
             full_since: None,
             held: None,
-            reading: true,
             last_progress: now,
         }
     }
