@@ -146,6 +146,42 @@ MUTANTS = {
         "if Some(peer) == except && false {",
         "node_invariants_hold_under_any_events",
     ),
+    "evict-protected": (
+        "core/src/node/eviction.rs",
+        ".filter(|(_, stats)| !stats.is_protected(now, protection))",
+        "",
+        "slots_and_eviction_keep_their_rules",
+    ),
+    "evict-outbound": (
+        "core/src/node/eviction.rs",
+        ".filter(|(_, stats)| stats.direction == Direction::Inbound)",
+        ".filter(|(_, stats)| stats.direction == Direction::Inbound || stats.reading)",
+        "node_invariants_hold_under_any_events",
+    ),
+    "partial-over-budget": (
+        "core/src/node/mod.rs",
+        "while self.partial_bytes > self.config.partial_frame_budget_bytes {",
+        "while self.partial_bytes > 2 * self.config.partial_frame_budget_bytes {",
+        "node_invariants_hold_under_any_events",
+    ),
+    "no-frame-timeout": (
+        "core/src/node/peer.rs",
+        "self.partial_since?.checked_add(timeout)",
+        "self.partial_since?.checked_add(timeout * 2)",
+        "a_frame_must_complete_within_the_frame_timeout",
+    ),
+    "rate-ignored": (
+        "core/src/node/mod.rs",
+        "state.rate_paused_until = until.max(state.rate_paused_until);",
+        "state.rate_paused_until = None;",
+        "a_peer_over_its_rate_is_read_more_slowly_not_cut",
+    ),
+    "resume-always-from-first": (
+        "core/src/node/mod.rs",
+        "ready.rotate_left(after);",
+        "let _ = after;",
+        "held_messages_are_taken_round_robin_when_room_frees_up",
+    ),
 }
 
 
@@ -165,7 +201,7 @@ def main():
             env = dict(os.environ, CARGO_TARGET_DIR=target, PROPTEST_CASES="64")
             result = subprocess.run(
                 ["cargo", "test", "-q", "-p", "gossip-core", "--lib", "--test", "properties", "--test", "node",
-                 "--test", "flow_control", test],
+                 "--test", "flow_control", "--test", "hostile_peers", test],
                 cwd=copy, env=env, capture_output=True, text=True, timeout=900,
             )
             # Caught means the test ran and failed, not that the mutant failed to build.

@@ -23,7 +23,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use gossip_core::{Action, Config, Node, PeerId};
+use gossip_core::{Action, Config, Direction, Node, PeerId};
 
 const PEERS: u64 = 8;
 const ROUNDS: usize = 15;
@@ -90,7 +90,7 @@ fn measure(config: &Config, size: usize, workload: Workload) -> (f64, f64, f64) 
     let now = Instant::now();
     let mut node = Node::new(config.clone()).expect("config is valid");
     for peer in 0..PEERS {
-        node.peer_connected(now, PeerId(peer));
+        node.peer_connected(now, PeerId(peer), Direction::Inbound);
     }
     let copies = workload.copies();
     let mut reads = Reads { size, counter: 0 };

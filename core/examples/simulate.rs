@@ -32,7 +32,8 @@ fn main() {
     let config = SimConfig {
         seed,
         node: Config {
-            max_peers: nodes,
+            max_outbound_peers: nodes,
+            max_inbound_peers: nodes,
             ..Config::default()
         },
         bandwidth,

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use thiserror::Error;
 
-use crate::{FrameError, Frames, MessageId, PeerId};
+use crate::{Direction, FrameError, Frames, MessageId, PeerId};
 
 /// An instruction for the caller, drained with
 /// [`Node::poll_action`](crate::Node::poll_action) or
@@ -79,10 +79,34 @@ pub enum DisconnectReason {
         /// Bytes still queued for it.
         queued_bytes: usize,
     },
-    /// The node already had [`Config::max_peers`](crate::Config::max_peers) peers.
-    #[error("too many peers (limit {limit})")]
+    /// The node already had as many peers in this direction as its limit
+    /// ([`Config::max_outbound_peers`](crate::Config::max_outbound_peers) or
+    /// [`Config::max_inbound_peers`](crate::Config::max_inbound_peers)), and none it could
+    /// evict.
+    #[error("too many {direction} peers (limit {limit})")]
     TooManyPeers {
+        /// Which slots were full.
+        direction: Direction,
         /// The configured limit.
         limit: usize,
+    },
+    /// The inbound slots were full and a newcomer took this peer's slot: it was the
+    /// least useful inbound peer (see [`eviction`](crate::node::eviction)).
+    #[error("evicted for a newcomer (least useful inbound peer)")]
+    Evicted,
+    /// The peer began a frame and did not complete it within
+    /// [`Config::frame_timeout`](crate::Config::frame_timeout).
+    #[error("frame of {announced} bytes not completed within the frame timeout")]
+    FrameTimeout {
+        /// The payload length it announced (0 if its prefix never arrived whole).
+        announced: usize,
+    },
+    /// Partial frames across all peers held more than
+    /// [`Config::partial_frame_budget_bytes`](crate::Config::partial_frame_budget_bytes),
+    /// and this peer's was the oldest.
+    #[error("oldest partial frame ({held} bytes held) while partial frames were over budget")]
+    PartialFramesOverBudget {
+        /// Bytes its partial frame held.
+        held: usize,
     },
 }

@@ -9,8 +9,9 @@ use crate::{SeenSet, HEADER_LEN};
 /// Every limit a node enforces. All fields are public; start from [`Config::default`].
 ///
 /// Worst-case memory of one node, beyond the application's own copies of delivered
-/// payloads, is about `seen_budget_bytes + total_queue_bytes + max_peers * (max_frame_len
-/// + read size)`: the seen set, queued output, and one partial frame per peer.
+/// payloads, is about `seen_budget_bytes + total_queue_bytes + partial_frame_budget_bytes +
+/// (max_outbound_peers + max_inbound_peers) * read size`: the seen set, queued output,
+/// partial frames, and the read being decoded for each peer.
 ///
 /// ```
 /// use std::time::Duration;
@@ -32,10 +33,46 @@ pub struct Config {
     /// Default 1 MiB: room for transactions, votes and small blocks, while a peer can pin
     /// at most 1 MiB of partial frame in its decoder. At most `u32::MAX`.
     pub max_frame_len: usize,
-    /// Most peers connected at once; one more is disconnected with
+    /// Most peers this node dialled ([`Direction::Outbound`](crate::Direction::Outbound))
+    /// connected at once; one more is disconnected with
     /// [`DisconnectReason::TooManyPeers`](crate::DisconnectReason::TooManyPeers).
-    /// Default 128.
-    pub max_peers: usize,
+    /// Inbound connections never take these slots, so however many sockets others open,
+    /// the peers a node chose itself are never locked out. Default 32.
+    pub max_outbound_peers: usize,
+    /// Most peers that dialled this node ([`Direction::Inbound`](crate::Direction::Inbound))
+    /// connected at once. When they are all taken, a newcomer evicts the least useful
+    /// inbound peer by the rule of [`eviction`](crate::node::eviction) (peers that
+    /// delivered a new message first within [`eviction_protection`](Self::eviction_protection)
+    /// are kept); only when every inbound peer is protected is the newcomer refused with
+    /// [`DisconnectReason::TooManyPeers`](crate::DisconnectReason::TooManyPeers).
+    /// Default 96 (with the outbound slots, 128 peers in all).
+    pub max_inbound_peers: usize,
+    /// How long a peer that delivered a new message first (before any other peer) is
+    /// protected from eviction. Default 60 s: long enough to cover a quiet spell of a
+    /// network that publishes every few seconds, short enough that a peer useful once
+    /// an hour ago does not keep its slot on that alone.
+    pub eviction_protection: Duration,
+    /// How long a peer may take to complete a frame it has begun (from its first byte,
+    /// or from when the node last resumed reading it); past this it is disconnected with
+    /// [`DisconnectReason::FrameTimeout`](crate::DisconnectReason::FrameTimeout). Default
+    /// 20 s: a frame of `max_frame_len` (1 MiB) needs only about 52 KB/s to make it, and
+    /// a connection that trickles a byte at a time (a slow loris) cannot hold its buffer
+    /// for long.
+    pub frame_timeout: Duration,
+    /// Bytes that partial frames (begun and not complete) may hold across all peers; a
+    /// peer's partial frame is charged what its decoder allocated for it, which is the
+    /// announced length once the 4-byte prefix is in. Past the budget the peer whose
+    /// partial frame is oldest is disconnected with
+    /// [`DisconnectReason::PartialFramesOverBudget`](crate::DisconnectReason::PartialFramesOverBudget),
+    /// and the next, until the rest fit. Default 32 MiB: 32 frames of the maximal 1 MiB
+    /// being received at once, a quarter of what 128 peers could otherwise pin. At least
+    /// one maximal frame.
+    pub partial_frame_budget_bytes: usize,
+    /// Reads each peer at most this fast, if set: a peer over its rate is not
+    /// disconnected but read more slowly ([`Action::PauseReading`](crate::Action::PauseReading)
+    /// until it is back within it), so one loud peer cannot take the node's attention
+    /// from the others. Default `None` (no limit).
+    pub peer_rate_limit: Option<RateLimit>,
     /// Heap bytes the seen set may use; its capacity in ids is derived from it with
     /// [`SeenSet::capacity_for_budget`]. Default 32 MiB: each id is remembered until at
     /// least 458,751 newer ones have arrived (it uses 17 MiB of the budget: its two
@@ -91,6 +128,27 @@ pub struct Config {
     pub stall_escape: Duration,
 }
 
+/// How fast a node reads one peer, at most: bytes and new messages per second, with a
+/// burst of one second's worth of each. Both must be more than zero.
+///
+/// ```
+/// use gossip_core::{Config, RateLimit};
+///
+/// let config = Config {
+///     peer_rate_limit: Some(RateLimit { bytes_per_second: 1 << 20, messages_per_second: 1000 }),
+///     ..Config::default()
+/// };
+/// assert!(config.validate().is_ok());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Bytes read from the peer per second, averaged over a second.
+    pub bytes_per_second: u64,
+    /// New messages (first deliveries) taken from the peer per second, averaged over a
+    /// second.
+    pub messages_per_second: u64,
+}
+
 /// What a node does when a peer's queue (or the total) is full.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Overload {
@@ -123,7 +181,12 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             max_frame_len: 1 << 20,
-            max_peers: 128,
+            max_outbound_peers: 32,
+            max_inbound_peers: 96,
+            eviction_protection: Duration::from_secs(60),
+            frame_timeout: Duration::from_secs(20),
+            partial_frame_budget_bytes: 32 << 20,
+            peer_rate_limit: None,
             seen_budget_bytes: 32 << 20,
             seen_retention: Duration::from_secs(300),
             peer_queue_bytes: 4 << 20,
@@ -140,8 +203,9 @@ impl Default for Config {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ConfigError {
     /// A limit that must be positive is zero: `max_frame_len` (no message could be
-    /// sent), `max_peers` (no peer could connect) or `slow_peer_timeout` (a peer would be
-    /// cut the moment the node waits on it).
+    /// sent), `max_outbound_peers + max_inbound_peers` (no peer could connect),
+    /// `slow_peer_timeout` or `frame_timeout` (a peer would be cut the moment the node
+    /// waits on it or it begins a frame), or a rate of `peer_rate_limit`.
     #[error("{0} must be more than zero")]
     Zero(&'static str),
     /// `max_frame_len` does not fit the 32-bit length prefix.
@@ -157,6 +221,15 @@ pub enum ConfigError {
         /// The offending budget.
         budget: usize,
         /// What the largest frame is charged: wire bytes plus [`QUEUED_FRAME_OVERHEAD`].
+        frame: usize,
+    },
+    /// `partial_frame_budget_bytes` cannot hold one frame of `max_frame_len`, so such a
+    /// message could never be received.
+    #[error("partial frame budget {budget} is smaller than one maximal frame ({frame} bytes)")]
+    PartialBudgetSmallerThanFrame {
+        /// The budget.
+        budget: usize,
+        /// The largest frame's wire length.
         frame: usize,
     },
 }
@@ -191,8 +264,24 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let zero = [
             ("max_frame_len", self.max_frame_len == 0),
-            ("max_peers", self.max_peers == 0),
+            (
+                "max_outbound_peers + max_inbound_peers",
+                self.max_outbound_peers
+                    .saturating_add(self.max_inbound_peers)
+                    == 0,
+            ),
             ("slow_peer_timeout", self.slow_peer_timeout.is_zero()),
+            ("frame_timeout", self.frame_timeout.is_zero()),
+            (
+                "peer_rate_limit.bytes_per_second",
+                self.peer_rate_limit
+                    .is_some_and(|rate| rate.bytes_per_second == 0),
+            ),
+            (
+                "peer_rate_limit.messages_per_second",
+                self.peer_rate_limit
+                    .is_some_and(|rate| rate.messages_per_second == 0),
+            ),
         ];
         if let Some((name, _)) = zero.into_iter().find(|&(_, is_zero)| is_zero) {
             return Err(ConfigError::Zero(name));
@@ -208,6 +297,11 @@ impl Config {
             if budget < frame {
                 return Err(ConfigError::QueueSmallerThanFrame { budget, frame });
             }
+        }
+        let frame = self.max_frame_len + HEADER_LEN;
+        let budget = self.partial_frame_budget_bytes;
+        if budget < frame {
+            return Err(ConfigError::PartialBudgetSmallerThanFrame { budget, frame });
         }
         Ok(())
     }

@@ -19,13 +19,13 @@
 //!
 //! ```
 //! use std::time::Instant;
-//! use gossip_core::{Action, Config, Node, PeerId};
+//! use gossip_core::{Action, Config, Direction, Node, PeerId};
 //!
 //! let now = Instant::now();
 //! let mut node = Node::new(Config::default())?;
 //! let (alice, bob) = (PeerId(1), PeerId(2));
-//! node.peer_connected(now, alice);
-//! node.peer_connected(now, bob);
+//! node.peer_connected(now, alice, Direction::Outbound); // we dialled alice
+//! node.peer_connected(now, bob, Direction::Inbound); // bob dialled us
 //!
 //! // Alice sends the frame for "hi", split over two reads.
 //! node.handle_received(now, alice, &[0, 0, 0, 2, b'h']);
@@ -72,15 +72,17 @@ mod config;
 pub mod frame;
 mod id;
 pub mod node;
+mod peer_stats;
 pub mod seen;
 pub mod sim;
 mod stats;
 
 pub use action::{Action, Delivery, DisconnectReason};
-pub use config::{Config, ConfigError, Overload, QUEUED_FRAME_OVERHEAD};
+pub use config::{Config, ConfigError, Overload, RateLimit, QUEUED_FRAME_OVERHEAD};
 pub use frame::{FrameDecoder, FrameError, Frames, HEADER_LEN};
 pub use id::{MessageId, PeerId};
 pub use node::{Node, PublishError, PublishOutcome};
+pub use peer_stats::{Direction, PeerStats};
 pub use seen::{SeenHasher, SeenSet};
 pub use stats::Stats;
 

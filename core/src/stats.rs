@@ -52,8 +52,22 @@ pub struct Stats {
     pub protocol_errors: u64,
     /// Peers disconnected for taking none of their queued bytes too long.
     pub slow_peer_disconnects: u64,
-    /// Connections refused because the node was at `max_peers`.
+    /// Connections refused because their direction's slots were full (and, inbound,
+    /// no peer could be evicted).
     pub peers_refused: u64,
+    /// Inbound peers evicted to make room for a newcomer.
+    pub peers_evicted: u64,
+    /// Peers disconnected for leaving a frame incomplete for
+    /// [`Config::frame_timeout`](crate::Config::frame_timeout).
+    pub frame_timeouts: u64,
+    /// Peers disconnected because partial frames were over
+    /// [`Config::partial_frame_budget_bytes`](crate::Config::partial_frame_budget_bytes).
+    pub partial_frame_disconnects: u64,
+    /// Bytes held by partial frames across all peers now.
+    pub partial_frame_bytes: usize,
+    /// Times a peer went over [`Config::peer_rate_limit`](crate::Config::peer_rate_limit)
+    /// and was paused.
+    pub rate_limit_pauses: u64,
     /// Peers accepted so far.
     pub peers_connected: u64,
     /// Peers connected now.

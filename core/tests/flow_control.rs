@@ -43,7 +43,8 @@ fn overloaded(seed: u64, max_read: usize) -> SimConfig {
         seed,
         node: Config {
             max_frame_len: PAYLOAD,
-            max_peers: 64,
+            max_outbound_peers: 64,
+            max_inbound_peers: 64,
             peer_queue_bytes: PEER_BUDGET,
             total_queue_bytes: TOTAL_BUDGET,
             ..Config::default()

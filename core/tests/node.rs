@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use gossip_core::frame::encode;
 use gossip_core::{
-    Action, Config, ConfigError, DisconnectReason, FrameError, MessageId, Node, Overload, PeerId,
-    PublishError, PublishOutcome, QUEUED_FRAME_OVERHEAD,
+    Action, Config, ConfigError, Direction, DisconnectReason, FrameError, MessageId, Node,
+    Overload, PeerId, PublishError, PublishOutcome, RateLimit, QUEUED_FRAME_OVERHEAD,
 };
 
 const A: PeerId = PeerId(1);
@@ -20,7 +20,7 @@ fn node_with(config: Config, peers: &[PeerId]) -> (Node, Instant) {
     let now = Instant::now();
     let mut node = Node::new(config).unwrap();
     for &peer in peers {
-        node.peer_connected(now, peer);
+        node.peer_connected(now, peer, Direction::Inbound);
     }
     (node, now)
 }
@@ -257,26 +257,36 @@ fn four_gigabyte_length_prefix_is_dropped_before_any_payload() {
 }
 
 #[test]
-fn peer_limit_is_exact() {
+fn outbound_limit_is_exact_and_inbound_peers_do_not_count_against_it() {
     let config = Config {
-        max_peers: 2,
+        max_outbound_peers: 2,
+        max_inbound_peers: 1,
         ..Config::default()
     };
-    let (mut node, now) = node_with(config, &[A, B]);
+    let now = Instant::now();
+    let mut node = Node::new(config).unwrap();
+    node.peer_connected(now, PeerId(10), Direction::Inbound);
+    node.peer_connected(now, A, Direction::Outbound);
+    node.peer_connected(now, B, Direction::Outbound);
     assert!(actions(&mut node).is_empty());
-    node.peer_connected(now, C);
+    node.peer_connected(now, C, Direction::Outbound);
     assert_eq!(
         actions(&mut node),
         [Action::Disconnect {
             peer: C,
-            reason: DisconnectReason::TooManyPeers { limit: 2 }
+            reason: DisconnectReason::TooManyPeers {
+                direction: Direction::Outbound,
+                limit: 2
+            }
         }]
     );
     assert!(!node.is_connected(C));
+    assert_eq!(node.stats().peers_refused, 1);
     node.peer_disconnected(now, A);
-    node.peer_connected(now, C);
+    node.peer_connected(now, C, Direction::Outbound);
     assert!(actions(&mut node).is_empty());
     assert!(node.is_connected(C));
+    assert_eq!(node.peer_stats(C).unwrap().direction, Direction::Outbound);
 }
 
 #[test]
@@ -625,10 +635,38 @@ fn inconsistent_configs_are_rejected() {
         ),
         (
             Config {
-                max_peers: 0,
+                max_outbound_peers: 0,
+                max_inbound_peers: 0,
                 ..Config::default()
             },
-            "max_peers",
+            "max_outbound_peers + max_inbound_peers",
+        ),
+        (
+            Config {
+                frame_timeout: Duration::ZERO,
+                ..Config::default()
+            },
+            "frame_timeout",
+        ),
+        (
+            Config {
+                peer_rate_limit: Some(RateLimit {
+                    bytes_per_second: 0,
+                    messages_per_second: 1,
+                }),
+                ..Config::default()
+            },
+            "peer_rate_limit.bytes_per_second",
+        ),
+        (
+            Config {
+                peer_rate_limit: Some(RateLimit {
+                    bytes_per_second: 1,
+                    messages_per_second: 0,
+                }),
+                ..Config::default()
+            },
+            "peer_rate_limit.messages_per_second",
         ),
         (
             Config {
@@ -642,11 +680,26 @@ fn inconsistent_configs_are_rejected() {
     }
     let one = Config {
         max_frame_len: 1,
-        max_peers: 1,
+        max_outbound_peers: 0,
+        max_inbound_peers: 1,
+        partial_frame_budget_bytes: 5,
         slow_peer_timeout: Duration::from_nanos(1),
+        frame_timeout: Duration::from_nanos(1),
         ..Config::default()
     };
     assert!(one.validate().is_ok(), "one is enough");
+    let tiny_partial = Config {
+        max_frame_len: 100,
+        partial_frame_budget_bytes: 103,
+        ..Config::default()
+    };
+    assert_eq!(
+        Node::new(tiny_partial).unwrap_err(),
+        ConfigError::PartialBudgetSmallerThanFrame {
+            budget: 103,
+            frame: 104
+        }
+    );
     let tiny_queue = Config {
         max_frame_len: 100,
         peer_queue_bytes: 104 + QUEUED_FRAME_OVERHEAD - 1,
@@ -808,7 +861,7 @@ fn a_peer_connecting_while_the_node_is_full_is_read_until_it_sends_something_new
     }
     actions(&mut node);
     let d = PeerId(4);
-    node.peer_connected(t0, d);
+    node.peer_connected(t0, d, Direction::Inbound);
     node.handle_received(t0, d, &encode(&[1; 10]));
     assert!(actions(&mut node).is_empty() && node.is_reading(d));
     node.handle_received(t0, d, &encode(&[5; 10]));

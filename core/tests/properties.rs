@@ -11,8 +11,8 @@ use bytes::Bytes;
 use gossip_core::frame::encode;
 use gossip_core::sim::{SimConfig, Simulation, Topology};
 use gossip_core::{
-    Action, Config, DisconnectReason, FrameDecoder, FrameError, MessageId, Node, Overload, PeerId,
-    SeenSet, QUEUED_FRAME_OVERHEAD,
+    Action, Config, Direction, DisconnectReason, FrameDecoder, FrameError, MessageId, Node,
+    Overload, PeerId, PeerStats, RateLimit, SeenSet, QUEUED_FRAME_OVERHEAD,
 };
 use proptest::prelude::*;
 
@@ -54,7 +54,8 @@ fn network() -> impl Strategy<Value = SimConfig> {
         .prop_map(|(seed, latency_ms, jitter_ms, max_read)| SimConfig {
             seed,
             node: Config {
-                max_peers: 256,
+                max_outbound_peers: 256,
+                max_inbound_peers: 256,
                 ..Config::default()
             },
             latency: (Duration::ZERO, Duration::from_millis(latency_ms)),
@@ -312,6 +313,16 @@ fn node_event() -> impl Strategy<Value = NodeEvent> {
             .prop_map(|(p, ms)| NodeEvent::Receive(p, ms.iter().flat_map(|m| encode(m)).collect())),
         (0u8..6, prop::collection::vec(any::<u8>(), 0..16))
             .prop_map(|(p, b)| NodeEvent::Receive(p, b)),
+        // The beginning of a frame of up to the largest size: a partial frame.
+        (
+            0u8..6,
+            prop::collection::vec(any::<u8>(), 0..9),
+            any::<prop::sample::Index>()
+        )
+            .prop_map(|(p, m, cut)| {
+                let frame = encode(&m);
+                NodeEvent::Receive(p, frame[..cut.index(frame.len())].to_vec())
+            }),
         (0u8..6, any::<u16>()).prop_map(|(p, n)| NodeEvent::Flush(p, n)),
         small_payload.prop_map(NodeEvent::Publish),
         any::<u16>().prop_map(NodeEvent::Advance),
@@ -332,11 +343,20 @@ proptest! {
     fn node_invariants_hold_under_any_events(
         events in prop::collection::vec(node_event(), 0..200),
         shed in any::<bool>(),
+        paced in any::<bool>(),
     ) {
         let overload = if shed { Overload::Shed } else { Overload::PauseReading };
         let config = Config {
             max_frame_len: 8,
-            max_peers: 4,
+            // Even ids dialled by the node, odd ones dialled in.
+            max_outbound_peers: 2,
+            max_inbound_peers: 2,
+            eviction_protection: Duration::from_millis(30_000),
+            frame_timeout: Duration::from_millis(2000),
+            // Two partial frames of the largest size.
+            partial_frame_budget_bytes: 2 * 12,
+            // A few frames a second at most, when on.
+            peer_rate_limit: paced.then_some(RateLimit { bytes_per_second: 40, messages_per_second: 3 }),
             seen_budget_bytes: SeenSet::memory_bound(5),
             seen_retention: Duration::from_millis(5000),
             // Two frames of 8 bytes for one peer, five in all.
@@ -358,19 +378,24 @@ proptest! {
         let mut paused = std::collections::HashSet::new();
         // Payload lengths of the deliveries the application has not taken yet.
         let mut untaken = std::collections::VecDeque::new();
+        // What the node knew of its peers before each event.
+        let mut peers_before: Vec<(PeerId, PeerStats)> = Vec::new();
         for event in events {
             let mut from = None;
             let mut sendable: Vec<Bytes> = Vec::new();
             let dropped_before = node.stats().deliveries_dropped;
             match event {
-                NodeEvent::Connect(p) => node.peer_connected(now, PeerId(p.into())),
+                NodeEvent::Connect(p) => {
+                    let direction = [Direction::Outbound, Direction::Inbound][usize::from(p % 2)];
+                    node.peer_connected(now, PeerId(p.into()), direction);
+                }
                 NodeEvent::Disconnect(p) => {
                     node.peer_disconnected(now, PeerId(p.into()));
                     paused.remove(&PeerId(p.into()));
                 }
                 NodeEvent::Receive(p, bytes) => {
                     let peer = PeerId(p.into());
-                    if shed || !node.is_connected(peer) || node.is_reading(peer) {
+                    if !node.is_connected(peer) || node.is_reading(peer) {
                         from = Some(peer);
                         node.handle_received(now, peer, &bytes);
                     }
@@ -392,6 +417,7 @@ proptest! {
                 }
             }
             let mut unsent = 0;
+            let before: std::collections::HashMap<PeerId, PeerStats> = peers_before.drain(..).collect();
             for action in node.drain_actions() {
                 match action {
                     Action::Send { peer, frames } => {
@@ -408,12 +434,19 @@ proptest! {
                         untaken.push_back(delivery.payload.len());
                         sendable.push(delivery.payload);
                     }
-                    Action::Disconnect { peer, .. } => {
+                    Action::Disconnect { peer, reason } => {
                         paused.remove(&peer);
+                        if reason == DisconnectReason::Evicted {
+                            // Only inbound peers go, never a protected one.
+                            let victim = before[&peer];
+                            prop_assert_eq!(victim.direction, Direction::Inbound);
+                            prop_assert!(!victim.is_protected(now, Duration::from_millis(30_000)));
+                        }
                     }
-                    // Each change is told once, and only with reading pauses.
-                    Action::PauseReading { peer } => prop_assert!(!shed && paused.insert(peer)),
-                    Action::ResumeReading { peer } => prop_assert!(!shed && paused.remove(&peer)),
+                    // Each change is told once, and only with reading pauses or a rate
+                    // limit.
+                    Action::PauseReading { peer } => prop_assert!((!shed || paced) && paused.insert(peer)),
+                    Action::ResumeReading { peer } => prop_assert!((!shed || paced) && paused.remove(&peer)),
                 }
             }
             for p in 0..6u64 {
@@ -433,6 +466,10 @@ proptest! {
             prop_assert!(stats.delivery_queued_bytes <= 3 * (2 + QUEUED_FRAME_OVERHEAD) + one_read);
             prop_assert!(stats.seen_len < 2 * capacity);
             prop_assert!(stats.peers_current <= 4);
+            prop_assert!(stats.partial_frame_bytes <= 2 * 12);
+            let partial: usize = node.peers().map(|(_, peer)| peer.partial_frame_bytes).sum();
+            prop_assert_eq!(partial, stats.partial_frame_bytes);
+            peers_before.extend(node.peers());
             let total = 5 * (12 + QUEUED_FRAME_OVERHEAD);
             if shed {
                 prop_assert!(stats.queued_bytes <= total);
@@ -444,6 +481,94 @@ proptest! {
                 prop_assert_eq!(stats.congested, !node.can_publish());
             }
             prop_assert!(node.seen().memory_bytes() <= SeenSet::memory_bound(capacity));
+        }
+    }
+}
+
+/// What peers do to a node's slots: connect either way, go, bring a new message, or let
+/// time pass.
+#[derive(Debug, Clone)]
+enum SlotEvent {
+    Connect(u8, bool),
+    Disconnect(u8),
+    BringNew(u8),
+    Advance(u16),
+}
+
+fn slot_event() -> impl Strategy<Value = SlotEvent> {
+    prop_oneof![
+        3 => (0u8..10, any::<bool>()).prop_map(|(p, inbound)| SlotEvent::Connect(p, inbound)),
+        1 => (0u8..10).prop_map(SlotEvent::Disconnect),
+        3 => (0u8..10).prop_map(SlotEvent::BringNew),
+        1 => (0u16..20_000).prop_map(SlotEvent::Advance),
+    ]
+}
+
+proptest! {
+    #![proptest_config(cases(256))]
+
+    /// Eviction takes only inbound peers and never one that brought a new message first
+    /// within the protection window; an inbound newcomer is refused only when every
+    /// inbound peer is protected; an outbound peer is accepted whenever an outbound slot
+    /// is free, however many inbound connections there are.
+    #[test]
+    fn slots_and_eviction_keep_their_rules(events in prop::collection::vec(slot_event(), 0..150)) {
+        let protection = Duration::from_secs(30);
+        let config = Config {
+            max_outbound_peers: 2,
+            max_inbound_peers: 3,
+            eviction_protection: protection,
+            ..Config::default()
+        };
+        let mut now = Instant::now();
+        let mut node = Node::new(config).unwrap();
+        let mut fresh = 0u32;
+        for event in events {
+            let before: std::collections::HashMap<PeerId, PeerStats> = node.peers().collect();
+            let count = |direction| before.values().filter(|s| s.direction == direction).count();
+            let mut newcomer = None;
+            match event {
+                SlotEvent::Connect(p, inbound) => {
+                    let direction = if inbound { Direction::Inbound } else { Direction::Outbound };
+                    let peer = PeerId(p.into());
+                    if !node.is_connected(peer) {
+                        newcomer = Some((peer, direction));
+                    }
+                    node.peer_connected(now, peer, direction);
+                }
+                SlotEvent::Disconnect(p) => node.peer_disconnected(now, PeerId(p.into())),
+                SlotEvent::BringNew(p) => {
+                    fresh += 1;
+                    node.handle_received(now, PeerId(p.into()), &encode(&fresh.to_be_bytes()));
+                }
+                SlotEvent::Advance(ms) => now += Duration::from_millis(ms.into()),
+            }
+            for action in node.drain_actions() {
+                let Action::Disconnect { peer, reason } = action else { continue };
+                match reason {
+                    DisconnectReason::Evicted => {
+                        let victim = before[&peer];
+                        prop_assert_eq!(victim.direction, Direction::Inbound);
+                        prop_assert!(!victim.is_protected(now, protection));
+                    }
+                    DisconnectReason::TooManyPeers { direction, .. } => {
+                        prop_assert_eq!(Some((peer, direction)), newcomer);
+                        match direction {
+                            Direction::Outbound => prop_assert_eq!(count(Direction::Outbound), 2),
+                            Direction::Inbound => {
+                                let all_protected = before.values().all(|s| {
+                                    s.direction == Direction::Outbound || s.is_protected(now, protection)
+                                });
+                                prop_assert!(all_protected);
+                            }
+                        }
+                    }
+                    other => prop_assert!(false, "unexpected {:?}", other),
+                }
+            }
+            if let Some((peer, Direction::Outbound)) = newcomer {
+                prop_assert_eq!(node.is_connected(peer), count(Direction::Outbound) < 2);
+            }
         }
     }
 }

@@ -67,9 +67,10 @@ fn byte_by_byte_reads_still_deliver_everything() {
 
 #[test]
 fn a_peer_limit_below_the_degree_refuses_links_and_is_reported() {
+    // The hub dials every leaf: its outbound slots are the limit.
     let config = SimConfig {
         node: Config {
-            max_peers: 3,
+            max_outbound_peers: 3,
             ..Config::default()
         },
         ..SimConfig::default()

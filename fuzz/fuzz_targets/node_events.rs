@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use arbitrary::Arbitrary;
 use gossip_core::{
-    Action, Config, MessageId, Node, Overload, PeerId, SeenSet, HEADER_LEN, QUEUED_FRAME_OVERHEAD,
+    Action, Config, Direction, MessageId, Node, Overload, PeerId, RateLimit, SeenSet, HEADER_LEN,
+    QUEUED_FRAME_OVERHEAD,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -38,8 +39,11 @@ const FRAME_CHARGE: usize = HEADER_LEN + 32 + QUEUED_FRAME_OVERHEAD;
 const PEER_QUEUE: usize = 2 * FRAME_CHARGE;
 const TOTAL_QUEUE: usize = 5 * FRAME_CHARGE;
 
-fuzz_target!(|input: (bool, Vec<Event>)| {
-    let (shed, events) = input;
+/// Partial frames of all peers: two of the largest.
+const PARTIAL_BUDGET: usize = 2 * (HEADER_LEN + 32);
+
+fuzz_target!(|input: (bool, bool, Vec<Event>)| {
+    let (shed, paced, events) = input;
     let overload = if shed {
         Overload::Shed
     } else {
@@ -47,7 +51,16 @@ fuzz_target!(|input: (bool, Vec<Event>)| {
     };
     let config = Config {
         max_frame_len: 32,
-        max_peers: 4,
+        // Even ids dialled by the node, odd ones dialled in.
+        max_outbound_peers: 2,
+        max_inbound_peers: 2,
+        eviction_protection: Duration::from_secs(5),
+        frame_timeout: Duration::from_secs(3),
+        partial_frame_budget_bytes: PARTIAL_BUDGET,
+        peer_rate_limit: paced.then_some(RateLimit {
+            bytes_per_second: 100,
+            messages_per_second: 4,
+        }),
         seen_budget_bytes: SeenSet::memory_bound(8),
         seen_retention: Duration::from_secs(10),
         peer_queue_bytes: PEER_QUEUE,
@@ -67,13 +80,16 @@ fuzz_target!(|input: (bool, Vec<Event>)| {
     // Payload lengths of the deliveries the application has not taken yet.
     let mut untaken = std::collections::VecDeque::new();
     for event in events {
-        let reading = |node: &Node, p: u8| shed || node.is_reading(PeerId(u64::from(p % 8)));
+        let reading = |node: &Node, p: u8| node.is_reading(PeerId(u64::from(p % 8)));
         let mut from = None;
         let dropped_before = node.stats().deliveries_dropped;
         // Payloads this step may send: what it delivers, or publishes.
         let mut sendable: Vec<Vec<u8>> = Vec::new();
         match event {
-            Event::Connect(p) => node.peer_connected(now, PeerId(u64::from(p % 8))),
+            Event::Connect(p) => {
+                let direction = [Direction::Outbound, Direction::Inbound][usize::from(p % 2)];
+                node.peer_connected(now, PeerId(u64::from(p % 8)), direction);
+            }
             Event::Disconnect(p) => node.peer_disconnected(now, PeerId(u64::from(p % 8))),
             Event::Bytes(p, bytes) if reading(&node, p) => {
                 from = Some(PeerId(u64::from(p % 8)));
@@ -135,6 +151,7 @@ fuzz_target!(|input: (bool, Vec<Event>)| {
         // At most one frame per peer for each message dropped for the application.
         assert!(unknown as u64 <= 4 * (stats.deliveries_dropped - dropped_before));
         assert!(stats.seen_len < 2 * capacity);
+        assert!(stats.partial_frame_bytes <= PARTIAL_BUDGET);
         assert!(node.seen().memory_bytes() <= SeenSet::memory_bound(capacity));
         if shed {
             assert!(stats.queued_bytes <= TOTAL_QUEUE);

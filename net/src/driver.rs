@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use async_channel::{Receiver, Sender};
 use bytes::Bytes;
 use futures_lite::future;
-use gossip_core::{Delivery, Node, PublishError, PublishOutcome, Stats};
+use gossip_core::{Delivery, Direction, Node, PublishError, PublishOutcome, Stats};
 
 use crate::backoff::Backoff;
 use crate::connection::Link;
@@ -21,7 +21,8 @@ use crate::NetConfig;
 
 /// Events the driver waits for, from connections, diallers and the application.
 pub(crate) enum Event<R: Runtime> {
-    /// A connection is up. `closed` is dropped when it goes away (diallers wait on it).
+    /// A connection is up. `closed` is dropped when it goes away: a dialler waits on
+    /// it, so a connection with one is outbound, one without was accepted.
     Connected {
         stream: R::Stream,
         addr: SocketAddr,
@@ -250,11 +251,15 @@ impl<R: Runtime> Driver<R> {
                 return;
             }
         };
+        let direction = match on_close {
+            Some(_) => Direction::Outbound,
+            None => Direction::Inbound,
+        };
         let peer = self.engine.next_peer();
         let read_chunk = self.config.read_chunk;
         let link = Link::start(peer, socket, read_chunk, &self.events_tx, on_close);
-        tracing::info!(%peer, %addr, "connected");
-        self.engine.connected(now, addr, link);
+        tracing::info!(%peer, %addr, %direction, "connected");
+        self.engine.connected(now, (addr, direction), link);
     }
 
     /// Starts a dialler for `addr` unless one runs already (one connection per address),

@@ -7,7 +7,8 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use gossip_core::{
-    Action, Delivery, DisconnectReason, Frames, Node, PeerId, PublishError, PublishOutcome, Stats,
+    Action, Delivery, Direction, DisconnectReason, Frames, Node, PeerId, PublishError,
+    PublishOutcome, Stats,
 };
 
 /// One connection's tasks, as the [`Engine`] drives them. Dropping a connection stops
@@ -94,8 +95,13 @@ impl<C: Connection> Engine<C> {
         PeerId(self.next_peer)
     }
 
-    /// A connection is up (dialled or accepted).
-    pub(crate) fn connected(&mut self, now: Instant, addr: SocketAddr, connection: C) -> PeerId {
+    /// A connection is up: dialled by this node (outbound) or accepted (inbound).
+    pub(crate) fn connected(
+        &mut self,
+        now: Instant,
+        (addr, direction): (SocketAddr, Direction),
+        connection: C,
+    ) -> PeerId {
         let peer = self.next_peer();
         self.next_peer += 1;
         let open = Open {
@@ -106,7 +112,7 @@ impl<C: Connection> Engine<C> {
             granted: 0,
         };
         self.open.insert(peer, open);
-        self.node.peer_connected(now, peer);
+        self.node.peer_connected(now, peer, direction);
         self.carry_out();
         if let Some(open) = self.open.get_mut(&peer) {
             open.grant_reads();
@@ -312,7 +318,8 @@ mod tests {
         let logs: Vec<_> = (0..peers).map(|_| Rc::default()).collect();
         for (i, log) in logs.iter().enumerate() {
             let addr = SocketAddr::from(([127, 0, 0, 1], 1000 + i as u16));
-            engine.connected(now, addr, Recorder(Rc::clone(log)));
+            let direction = Direction::Inbound;
+            engine.connected(now, (addr, direction), Recorder(Rc::clone(log)));
         }
         (engine, logs, now)
     }

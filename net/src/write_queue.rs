@@ -3,6 +3,8 @@
 use std::collections::VecDeque;
 use std::io::IoSlice;
 
+#[cfg(test)]
+use gossip_core::Direction;
 use gossip_core::Frames;
 
 /// How many [`IoSlice`]s a writer hands to one vectored write: up to 512 [`Frames`]
@@ -132,8 +134,8 @@ mod tests {
     fn run_of(wire: &[u8]) -> Frames {
         let now = std::time::Instant::now();
         let mut node = Node::new(Config::default()).expect("valid");
-        node.peer_connected(now, PeerId(0));
-        node.peer_connected(now, PeerId(1));
+        node.peer_connected(now, PeerId(0), Direction::Inbound);
+        node.peer_connected(now, PeerId(1), Direction::Inbound);
         node.handle_received_bytes(now, PeerId(0), Bytes::copy_from_slice(wire));
         let mut sends = node.drain_actions().filter_map(|action| match action {
             Action::Send { frames, .. } => Some(frames),

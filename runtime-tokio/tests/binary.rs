@@ -445,18 +445,29 @@ fn binary_output_is_length_prefixed_frames() {
 
 #[test]
 fn settings_that_cannot_work_are_refused_at_start_with_the_reason() {
-    for (flag, reason) in [
-        ("--max-peers=0", "max_peers must be more than zero"),
-        ("--max-frame=0", "max_frame_len must be more than zero"),
+    for (flags, reason) in [
+        (
+            &["--max-outbound=0", "--max-inbound=0"][..],
+            "max_outbound_peers + max_inbound_peers must be more than zero",
+        ),
+        (
+            &["--max-frame=0"][..],
+            "max_frame_len must be more than zero",
+        ),
+        (
+            &["--peer-byte-rate=0"][..],
+            "peer_rate_limit.bytes_per_second must be more than zero",
+        ),
     ] {
         let output = Command::new(env!("CARGO_BIN_EXE_gossip-node"))
-            .args(["127.0.0.1:0", flag])
+            .arg("127.0.0.1:0")
+            .args(flags)
             .stdin(Stdio::null())
             .output()
             .expect("gossip-node runs");
-        assert!(!output.status.success(), "{flag} was accepted");
+        assert!(!output.status.success(), "{flags:?} was accepted");
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(stderr.contains(reason), "{flag}: {stderr}");
+        assert!(stderr.contains(reason), "{flags:?}: {stderr}");
     }
     // An address in use names the address.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

@@ -72,6 +72,21 @@ impl FrameDecoder {
         self.partial.capacity() + self.unparsed.len()
     }
 
+    /// Bytes allocated for the frame being assembled across chunks (0 if none): once its
+    /// length prefix is in, room for the whole frame.
+    pub fn partial_capacity(&self) -> usize {
+        match self.partial.is_empty() {
+            true => 0,
+            false => self.partial.capacity(),
+        }
+    }
+
+    /// The payload length the frame being assembled announced, once its prefix is in.
+    pub fn partial_announced(&self) -> Option<usize> {
+        let header = self.partial.first_chunk::<HEADER_LEN>()?;
+        Some(u32::from_be_bytes(*header) as usize)
+    }
+
     /// Returns the next complete payload, `Ok(None)` if more bytes are needed, or an
     /// error if the stream is invalid. After an error the stream cannot be resynchronised:
     /// the peer must be disconnected.

@@ -1,7 +1,9 @@
 //! The gossip state machine: [`Node`].
 
 mod admission;
+pub mod eviction;
 mod flow;
+mod pacer;
 mod peer;
 mod read_buffer;
 mod run;
@@ -14,8 +16,8 @@ use bytes::Bytes;
 use thiserror::Error;
 
 use crate::{
-    Action, Config, ConfigError, Delivery, DisconnectReason, Frames, MessageId, Overload, PeerId,
-    SeenSet, Stats, QUEUED_FRAME_OVERHEAD,
+    Action, Config, ConfigError, Delivery, Direction, DisconnectReason, Frames, MessageId,
+    Overload, PeerId, PeerStats, SeenSet, Stats, QUEUED_FRAME_OVERHEAD,
 };
 use admission::Room;
 use flow::{Application, Flow};
@@ -96,6 +98,11 @@ pub struct Node {
     /// New frames of the read being handled, not forwarded yet; kept to reuse its
     /// allocation.
     run: Run,
+    /// Bytes held by partial frames across all peers.
+    partial_bytes: usize,
+    /// The peer whose held message was taken last when queues drained: the next round
+    /// starts after it, so that no peer is always served first.
+    resume_cursor: Option<PeerId>,
 }
 
 /// Frames handled per pass of [`Node::decode_frames`]: enough for the seen-set checks of
@@ -164,6 +171,8 @@ impl Node {
             application: Application::default(),
             batch: Vec::with_capacity(BATCH),
             run: Run::default(),
+            partial_bytes: 0,
+            resume_cursor: None,
         })
     }
 
@@ -172,24 +181,77 @@ impl Node {
         &self.config
     }
 
-    /// A new connection to `peer` is up. If the node is full it is refused with
-    /// [`DisconnectReason::TooManyPeers`]; an id that is already connected is ignored.
-    pub fn peer_connected(&mut self, now: Instant, peer: PeerId) {
+    /// A new connection to `peer` is up; `direction` says who dialled. Each direction
+    /// has its own slots ([`Config::max_outbound_peers`], [`Config::max_inbound_peers`]).
+    /// When an inbound newcomer finds every inbound slot taken, the least useful inbound
+    /// peer is evicted for it ([`DisconnectReason::Evicted`]; see [`eviction`] for the
+    /// rule); if none may be evicted, or the outbound slots are full, the newcomer is
+    /// refused with [`DisconnectReason::TooManyPeers`]. An id that is already connected
+    /// is ignored.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use gossip_core::{Action, Config, Direction, DisconnectReason, Node, PeerId};
+    ///
+    /// let now = Instant::now();
+    /// let config = Config { max_inbound_peers: 1, ..Config::default() };
+    /// let mut node = Node::new(config)?;
+    /// node.peer_connected(now, PeerId(1), Direction::Inbound);
+    /// node.peer_connected(now, PeerId(2), Direction::Outbound); // its own slot
+    /// node.peer_connected(now, PeerId(3), Direction::Inbound); // evicts 1, never 2
+    /// assert_eq!(
+    ///     node.drain_actions().collect::<Vec<_>>(),
+    ///     [Action::Disconnect { peer: PeerId(1), reason: DisconnectReason::Evicted }]
+    /// );
+    /// # Ok::<(), gossip_core::ConfigError>(())
+    /// ```
+    pub fn peer_connected(&mut self, now: Instant, peer: PeerId, direction: Direction) {
         if self.peers.contains(peer) {
             return;
         }
-        if self.peers.len() >= self.config.max_peers {
-            self.stats.peers_refused += 1;
-            let limit = self.config.max_peers;
-            self.actions.push_back(Action::Disconnect {
-                peer,
-                reason: DisconnectReason::TooManyPeers { limit },
-            });
-            return;
+        let limit = match direction {
+            Direction::Outbound => self.config.max_outbound_peers,
+            Direction::Inbound => self.config.max_inbound_peers,
+        };
+        let connected = self
+            .peers
+            .iter()
+            .filter(|(_, state)| state.direction == direction)
+            .count();
+        if connected >= limit {
+            let victim = match direction {
+                Direction::Outbound => None,
+                Direction::Inbound => eviction::choose_victim(
+                    self.peers.iter().map(|(id, state)| (id, state.stats())),
+                    now,
+                    self.config.eviction_protection,
+                ),
+            };
+            let Some(victim) = victim else {
+                self.stats.peers_refused += 1;
+                self.actions.push_back(Action::Disconnect {
+                    peer,
+                    reason: DisconnectReason::TooManyPeers { direction, limit },
+                });
+                return;
+            };
+            self.stats.peers_evicted += 1;
+            self.disconnect(victim, DisconnectReason::Evicted);
+            self.settle(now);
         }
-        self.peers
-            .insert(peer, Peer::new(now, self.config.max_frame_len));
+        let state = Peer::new(now, direction, self.config.max_frame_len);
+        self.peers.insert(peer, state);
         self.stats.peers_connected += 1;
+    }
+
+    /// What the node observed of `peer`, if it is connected.
+    pub fn peer_stats(&self, peer: PeerId) -> Option<PeerStats> {
+        self.peers.get(peer).map(Peer::stats)
+    }
+
+    /// What the node observed of every connected peer, in id order.
+    pub fn peers(&self) -> impl Iterator<Item = (PeerId, PeerStats)> + '_ {
+        self.peers.iter().map(|(id, state)| (id, state.stats()))
     }
 
     /// The connection to `peer` is gone. Its queued output is forgotten. Unknown ids are
@@ -227,11 +289,97 @@ impl Node {
     /// the bytes of the messages that keep it.
     pub fn handle_received_bytes(&mut self, now: Instant, peer: PeerId, data: Bytes) {
         if let Some(state) = self.peers.get_mut(peer) {
-            self.stats.bytes_in += data.len() as u64;
+            let bytes = data.len() as u64;
+            self.stats.bytes_in += bytes;
+            state.counters.bytes_in += bytes;
+            let first_before = state.counters.first_deliveries;
             let read = Read::of(&data);
             state.decoder.push(data);
-            self.decode_frames(now, peer, read);
+            self.read_frames(now, peer, read);
+            self.pace(now, peer, bytes, first_before);
             self.settle(now);
+        }
+    }
+
+    /// Charges what `peer` sent against its rate limit, if there is one, and stops
+    /// reading it while it is over.
+    fn pace(&mut self, now: Instant, peer: PeerId, bytes: u64, first_before: u64) {
+        let Some(limit) = self.config.peer_rate_limit else {
+            return;
+        };
+        let Some(state) = self.peers.get_mut(peer) else {
+            return;
+        };
+        let messages = state.counters.first_deliveries - first_before;
+        let (bytes_pacer, messages_pacer) = &mut state.pacers;
+        let until = [
+            bytes_pacer.charge(now, bytes, limit.bytes_per_second),
+            messages_pacer.charge(now, messages, limit.messages_per_second),
+        ]
+        .into_iter()
+        .flatten()
+        .max();
+        if until.is_some() && state.rate_paused_until.is_none() {
+            self.stats.rate_limit_pauses += 1;
+        }
+        state.rate_paused_until = until.max(state.rate_paused_until);
+        self.sync_reading(now, peer);
+    }
+
+    /// Tells the caller to pause or resume reading `peer` if what the node wants of it
+    /// changed since it last said. A partial frame's timeout starts over on resuming:
+    /// the peer could not complete it while not read.
+    fn sync_reading(&mut self, now: Instant, peer: PeerId) {
+        let Some(state) = self.peers.get_mut(peer) else {
+            return;
+        };
+        let wants = state.wants_bytes();
+        if wants == state.reading_announced {
+            return;
+        }
+        state.reading_announced = wants;
+        self.actions.push_back(match wants {
+            true => {
+                state.partial_since = state.partial_since.map(|since| since.max(now));
+                Action::ResumeReading { peer }
+            }
+            false => Action::PauseReading { peer },
+        });
+    }
+
+    /// Decodes what `peer` sent, then charges its partial frame, if it is left with one,
+    /// to the partial-frame budget, disconnecting the oldest partial frames' peers while
+    /// the budget is passed.
+    fn read_frames(&mut self, now: Instant, peer: PeerId, read: Read) {
+        let Some(state) = self.peers.get(peer) else {
+            return;
+        };
+        let frames_before = state.counters.frames_in;
+        self.decode_frames(now, peer, read);
+        let Some(state) = self.peers.get_mut(peer) else {
+            return;
+        };
+        let held = state.decoder.partial_capacity();
+        self.partial_bytes = self.partial_bytes - state.partial_bytes + held;
+        state.partial_bytes = held;
+        let completed = state.counters.frames_in > frames_before;
+        state.partial_since = match held {
+            0 => None,
+            _ if completed => Some(now),
+            _ => state.partial_since.or(Some(now)),
+        };
+        while self.partial_bytes > self.config.partial_frame_budget_bytes {
+            let oldest = self
+                .peers
+                .iter()
+                .filter(|(_, state)| state.partial_bytes > 0)
+                .min_by_key(|(id, state)| (state.partial_since, *id))
+                .map(|(id, state)| (id, state.partial_bytes));
+            let Some((victim, held)) = oldest else {
+                break;
+            };
+            self.stats.partial_frame_disconnects += 1;
+            self.disconnect(victim, DisconnectReason::PartialFramesOverBudget { held });
         }
     }
 
@@ -249,15 +397,13 @@ impl Node {
         };
         if !self.flow.wants_read(self.config.overload, state.is_full()) {
             // A queue is full: take what costs nothing, hold the first new message.
-            self.take_duplicates(peer);
+            self.take_duplicates(now, peer);
             return;
         }
-        if let Some(state) = self.peers.get_mut(peer) {
-            if let Some((id, payload)) = state.held.take() {
-                // It came before everything buffered after it.
-                self.actions.push_back(Action::ResumeReading { peer });
-                self.take_new(now, peer, id, payload);
-            }
+        if let Some((id, payload)) = self.peers.get_mut(peer).and_then(|state| state.held.take()) {
+            // It came before everything buffered after it.
+            self.sync_reading(now, peer);
+            self.take_new(now, peer, id, payload);
         }
         let mut batch = std::mem::take(&mut self.batch);
         let mut run = std::mem::take(&mut self.run);
@@ -285,6 +431,13 @@ impl Node {
             let mut new = [false; BATCH];
             let ids = batch.iter().map(|(id, _)| id);
             self.seen.insert_many(ids, now, &mut new[..batch.len()]);
+            let first = new[..batch.len()].iter().filter(|&&is_new| is_new).count() as u64;
+            state.counters.frames_in += batch.len() as u64;
+            state.counters.first_deliveries += first;
+            state.counters.duplicates += batch.len() as u64 - first;
+            if first > 0 {
+                state.counters.last_first_delivery = Some(now);
+            }
             for (is_new, (id, payload)) in new.into_iter().zip(batch.drain(..)) {
                 if !is_new {
                     self.stats.duplicates += 1;
@@ -371,7 +524,17 @@ impl Node {
     /// A message held from `peer` is taken now: new unless a copy came another way
     /// while it waited.
     fn take_new(&mut self, now: Instant, peer: PeerId, id: MessageId, payload: Bytes) {
-        if self.seen.insert(id, now) {
+        let new = self.seen.insert(id, now);
+        if let Some(state) = self.peers.get_mut(peer) {
+            match new {
+                true => {
+                    state.counters.first_deliveries += 1;
+                    state.counters.last_first_delivery = Some(now);
+                }
+                false => state.counters.duplicates += 1,
+            }
+        }
+        if new {
             self.deliver_and_forward(now, peer, id, payload);
         } else {
             self.stats.duplicates += 1;
@@ -383,7 +546,7 @@ impl Node {
     /// new message, with everything after it left undecoded, until the node can take it;
     /// the caller stops reading the peer meanwhile. In a network with cycles most of
     /// what a peer sends is duplicates, so this keeps rings of full nodes turning.
-    fn take_duplicates(&mut self, peer: PeerId) {
+    fn take_duplicates(&mut self, now: Instant, peer: PeerId) {
         let Some(state) = self.peers.get_mut(peer) else {
             return;
         };
@@ -391,12 +554,13 @@ impl Node {
             match state.decoder.next_frame() {
                 Ok(Some(payload)) => {
                     self.stats.frames_in += 1;
+                    state.counters.frames_in += 1;
                     let id = MessageId::of(&payload);
                     if self.seen.contains(&id) {
                         self.stats.duplicates += 1;
+                        state.counters.duplicates += 1;
                     } else {
                         state.held = Some((id, payload));
-                        self.actions.push_back(Action::PauseReading { peer });
                     }
                 }
                 Ok(None) => return,
@@ -407,6 +571,7 @@ impl Node {
                 }
             }
         }
+        self.sync_reading(now, peer);
     }
 
     /// The caller wrote `bytes` bytes of queued frames to `peer`'s socket.
@@ -487,15 +652,14 @@ impl Node {
     /// [`Action::PauseReading`] / [`Action::ResumeReading`] for it said (`false` for an
     /// unknown peer).
     pub fn is_reading(&self, peer: PeerId) -> bool {
-        self.peers
-            .get(peer)
-            .is_some_and(|state| state.held.is_none())
+        self.peers.get(peer).is_some_and(Peer::wants_bytes)
     }
 
     /// Runs what was due by `now`: disconnects peers that took none of their queued bytes
-    /// for `slow_peer_timeout` while the node waited on them, takes new messages again
-    /// (until the total is full) after a stall of `stall_escape`, and forgets expired
-    /// message ids.
+    /// for `slow_peer_timeout` while the node waited on them, and peers that left a frame
+    /// incomplete for `frame_timeout`; takes new messages again (until the total is
+    /// full) after a stall of `stall_escape`; reads peers again that are back within
+    /// their rate limit; and forgets expired message ids.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.seen.expire(now);
         if self.application_deadline().is_some_and(|at| at <= now) {
@@ -517,19 +681,47 @@ impl Node {
             self.stats.slow_peer_disconnects += 1;
             self.disconnect(peer, DisconnectReason::SlowPeer { queued_bytes });
         }
+        let timeout = self.config.frame_timeout;
+        let trickling: Vec<(PeerId, usize)> = self
+            .peers
+            .iter()
+            .filter(|(_, state)| state.frame_deadline(timeout).is_some_and(|d| d <= now))
+            .map(|(peer, state)| (peer, state.decoder.partial_announced().unwrap_or(0)))
+            .collect();
+        for (peer, announced) in trickling {
+            self.stats.frame_timeouts += 1;
+            self.disconnect(peer, DisconnectReason::FrameTimeout { announced });
+        }
+        let rested: Vec<PeerId> = self
+            .peers
+            .iter_mut()
+            .filter(|(_, state)| state.rate_paused_until.is_some_and(|at| at <= now))
+            .map(|(peer, state)| {
+                state.rate_paused_until = None;
+                peer
+            })
+            .collect();
+        for peer in rested {
+            self.sync_reading(now, peer);
+        }
         self.settle(now);
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) next has work, if ever. Only peers
-    /// the node waits on while full set a deadline; expired ids are also forgotten
-    /// lazily, so an idle node is never woken.
+    /// the node waits on while full, peers in the middle of a frame and peers paused
+    /// for their rate set a deadline; expired ids are also forgotten lazily, so an idle
+    /// node is never woken.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let slow = self
-            .peers
-            .iter()
-            .filter_map(|(_, state)| self.slow_deadline(state));
+        let timeout = self.config.frame_timeout;
+        let per_peer = self.peers.iter().flat_map(|(_, state)| {
+            [
+                self.slow_deadline(state),
+                state.frame_deadline(timeout),
+                state.rate_paused_until,
+            ]
+        });
         let node = [self.escape_deadline(), self.application_deadline()];
-        slow.chain(node.into_iter().flatten()).min()
+        per_peer.chain(node).flatten().min()
     }
 
     /// When the application is taken for stalled if it takes nothing: while its queue
@@ -588,6 +780,7 @@ impl Node {
             seen_len: self.seen.len(),
             seen_evicted: self.seen.evicted(),
             congested: self.flow.congested(),
+            partial_frame_bytes: self.partial_bytes,
             ..self.stats
         }
     }
@@ -694,6 +887,7 @@ impl Node {
             return false;
         };
         self.queued_bytes -= state.queued_bytes;
+        self.partial_bytes -= state.partial_bytes;
         let held = usize::from(state.held.is_some());
         self.stats.frames_lost_on_disconnect += (state.unwritten_frames() + held) as u64;
         if state.is_full() {
@@ -756,7 +950,7 @@ impl Node {
             // new messages from now. Taking them can fill a queue again: go round until
             // nothing changes.
             let overload = self.config.overload;
-            let ready: Vec<PeerId> = self
+            let mut ready: Vec<PeerId> = self
                 .peers
                 .iter()
                 .filter(|(_, state)| {
@@ -764,8 +958,21 @@ impl Node {
                 })
                 .map(|(peer, _)| peer)
                 .collect();
+            // Round robin: start after the peer served last, so that when the room runs
+            // out part way, it is not always the same peers who wait.
+            if let Some(cursor) = self.resume_cursor {
+                let after = ready.partition_point(|&peer| peer <= cursor);
+                ready.rotate_left(after);
+            }
             for peer in ready {
-                self.decode_frames(now, peer, Read::of(&Bytes::new()));
+                self.read_frames(now, peer, Read::of(&Bytes::new()));
+                if self
+                    .peers
+                    .get(peer)
+                    .is_some_and(|state| state.held.is_none())
+                {
+                    self.resume_cursor = Some(peer);
+                }
             }
         }
     }

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 use crate::config::queue_charge;
 use bytes::Bytes;
 
-use crate::{FrameDecoder, MessageId, PeerId, QUEUED_FRAME_OVERHEAD};
+use super::pacer::Pacer;
+use crate::{Direction, FrameDecoder, MessageId, PeerId, PeerStats, QUEUED_FRAME_OVERHEAD};
 
 /// What a node knows about one connected peer.
 #[derive(Debug)]
@@ -34,6 +35,31 @@ pub(crate) struct Peer {
     /// When a queued byte was last flushed, or the queue last went from empty to not
     /// empty: the slow-peer clock never starts before it.
     pub(crate) last_progress: Instant,
+    /// Which side connected, when, and what it has sent.
+    pub(crate) direction: Direction,
+    pub(crate) connected_at: Instant,
+    pub(crate) counters: Counters,
+    /// Bytes charged to the partial-frame budget for the frame being assembled.
+    pub(crate) partial_bytes: usize,
+    /// When the frame being assembled began, or reading last resumed, whichever is
+    /// later: the frame timeout runs from it.
+    pub(crate) partial_since: Option<Instant>,
+    /// Until when the peer is over its rate limit and not read.
+    pub(crate) rate_paused_until: Option<Instant>,
+    /// The rate limit's state: bytes, then new messages.
+    pub(crate) pacers: (Pacer, Pacer),
+    /// Whether the caller was last told to read this peer (a new peer is read).
+    pub(crate) reading_announced: bool,
+}
+
+/// What a peer has sent, for its [`PeerStats`](crate::PeerStats).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Counters {
+    pub(crate) bytes_in: u64,
+    pub(crate) frames_in: u64,
+    pub(crate) first_deliveries: u64,
+    pub(crate) duplicates: u64,
+    pub(crate) last_first_delivery: Option<Instant>,
 }
 
 /// What a flush accounted for.
@@ -46,7 +72,7 @@ pub(crate) struct Flushed {
 }
 
 impl Peer {
-    pub(crate) fn new(now: Instant, max_frame_len: usize) -> Self {
+    pub(crate) fn new(now: Instant, direction: Direction, max_frame_len: usize) -> Self {
         Peer {
             decoder: FrameDecoder::new(max_frame_len),
             queued_bytes: 0,
@@ -56,7 +82,46 @@ impl Peer {
             full_since: None,
             held: None,
             last_progress: now,
+            direction,
+            connected_at: now,
+            counters: Counters::default(),
+            partial_bytes: 0,
+            partial_since: None,
+            rate_paused_until: None,
+            pacers: (Pacer::default(), Pacer::default()),
+            reading_announced: true,
         }
+    }
+
+    /// Whether the node wants bytes from this peer: it holds no message from it and the
+    /// peer is within its rate.
+    pub(crate) fn wants_bytes(&self) -> bool {
+        self.held.is_none() && self.rate_paused_until.is_none()
+    }
+
+    /// What the node observed of this peer.
+    pub(crate) fn stats(&self) -> PeerStats {
+        let counters = self.counters;
+        PeerStats {
+            direction: self.direction,
+            connected_at: self.connected_at,
+            bytes_in: counters.bytes_in,
+            frames_in: counters.frames_in,
+            first_deliveries: counters.first_deliveries,
+            duplicates: counters.duplicates,
+            last_first_delivery: counters.last_first_delivery,
+            queued_bytes: self.queued_bytes,
+            partial_frame_bytes: self.partial_bytes,
+            reading: self.wants_bytes(),
+        }
+    }
+
+    /// When this peer must be disconnected if its partial frame is not complete.
+    pub(crate) fn frame_deadline(&self, timeout: Duration) -> Option<Instant> {
+        if !self.wants_bytes() {
+            return None;
+        }
+        self.partial_since?.checked_add(timeout)
     }
 
     /// Whether the queue is full.

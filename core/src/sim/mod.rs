@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::{Action, DisconnectReason, Frames, MessageId, Node, PeerId, PublishError};
+use crate::{Action, Direction, DisconnectReason, Frames, MessageId, Node, PeerId, PublishError};
 use link::{link_of, peer_id, Link, RAW_PEER};
 use schedule::{nanos, Event, Schedule, SimTime};
 use tracking::Tracker;
@@ -208,7 +208,7 @@ impl Simulation {
         });
         let now = self.instant();
         if let Some(node) = self.nodes[index].node.as_mut() {
-            node.peer_connected(now, PeerId(RAW_PEER | handle as u64));
+            node.peer_connected(now, PeerId(RAW_PEER | handle as u64), Direction::Inbound);
         }
         self.process(index);
         handle
@@ -347,7 +347,9 @@ impl Simulation {
         for side in 0..2 {
             let end = self.links[link].ends[side];
             if let Some(node) = self.nodes[end].node.as_mut() {
-                node.peer_connected(now, peer_id(link, side));
+                // The first end of a link dialled the second.
+                let direction = [Direction::Outbound, Direction::Inbound][side];
+                node.peer_connected(now, peer_id(link, side), direction);
             }
         }
         self.process(a);

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use gossip_core::{Config, Overload};
+use gossip_core::{Config, Overload, RateLimit};
 
 use crate::output::Output;
 use gossip_tokio::NetConfig;
@@ -86,9 +86,35 @@ pub struct Limits {
     #[arg(long, value_name = "BYTES", default_value_t = Config::default().max_frame_len)]
     pub max_frame: usize,
 
-    /// Most peers connected at once
-    #[arg(long, value_name = "N", default_value_t = Config::default().max_peers)]
-    pub max_peers: usize,
+    /// Most peers this node dialled connected at once; inbound connections never take
+    /// these slots
+    #[arg(long, value_name = "N", default_value_t = Config::default().max_outbound_peers)]
+    pub max_outbound: usize,
+
+    /// Most peers that dialled in connected at once; when full, a newcomer evicts the
+    /// least useful inbound peer (one that brought nothing new recently)
+    #[arg(long, value_name = "N", default_value_t = Config::default().max_inbound_peers)]
+    pub max_inbound: usize,
+
+    /// How long a peer that brought a new message first is protected from eviction
+    #[arg(long, value_name = "DURATION", default_value_t = Config::default().eviction_protection.into())]
+    pub eviction_protection: humantime::Duration,
+
+    /// Disconnect a peer that leaves a frame incomplete this long
+    #[arg(long, value_name = "DURATION", default_value_t = Config::default().frame_timeout.into())]
+    pub frame_timeout: humantime::Duration,
+
+    /// Bytes all peers' incomplete frames may hold together; past it the oldest goes
+    #[arg(long, value_name = "BYTES", default_value_t = Config::default().partial_frame_budget_bytes)]
+    pub partial_frame_budget: usize,
+
+    /// Read each peer at most this many bytes per second (default: no limit)
+    #[arg(long, value_name = "BYTES")]
+    pub peer_byte_rate: Option<u64>,
+
+    /// Take at most this many new messages per second from each peer (default: no limit)
+    #[arg(long, value_name = "N")]
+    pub peer_message_rate: Option<u64>,
 
     /// Memory for remembered message ids, in bytes
     #[arg(long, value_name = "BYTES", default_value_t = Config::default().seen_budget_bytes)]
@@ -168,7 +194,18 @@ impl Limits {
     fn core_config(&self) -> Config {
         Config {
             max_frame_len: self.max_frame,
-            max_peers: self.max_peers,
+            max_outbound_peers: self.max_outbound,
+            max_inbound_peers: self.max_inbound,
+            eviction_protection: self.eviction_protection.into(),
+            frame_timeout: self.frame_timeout.into(),
+            partial_frame_budget_bytes: self.partial_frame_budget,
+            peer_rate_limit: match (self.peer_byte_rate, self.peer_message_rate) {
+                (None, None) => None,
+                (bytes, messages) => Some(RateLimit {
+                    bytes_per_second: bytes.unwrap_or(u64::MAX),
+                    messages_per_second: messages.unwrap_or(u64::MAX),
+                }),
+            },
             seen_budget_bytes: self.seen_budget,
             seen_retention: self.seen_retention.into(),
             peer_queue_bytes: self.peer_queue,
@@ -250,7 +287,12 @@ mod tests {
         let cli = Cli::try_parse_from([
             "gossip-node",
             "--max-frame=10",
-            "--max-peers=3",
+            "--max-outbound=3",
+            "--max-inbound=4",
+            "--eviction-protection=5s",
+            "--frame-timeout=6s",
+            "--partial-frame-budget=8000",
+            "--peer-message-rate=9",
             "--seen-budget=4096",
             "--seen-retention=2s",
             "--peer-queue=5000",
@@ -264,7 +306,15 @@ mod tests {
         .expect("parses");
         let expected = Config {
             max_frame_len: 10,
-            max_peers: 3,
+            max_outbound_peers: 3,
+            max_inbound_peers: 4,
+            eviction_protection: Duration::from_secs(5),
+            frame_timeout: Duration::from_secs(6),
+            partial_frame_budget_bytes: 8000,
+            peer_rate_limit: Some(RateLimit {
+                bytes_per_second: u64::MAX,
+                messages_per_second: 9,
+            }),
             seen_budget_bytes: 4096,
             seen_retention: Duration::from_secs(2),
             peer_queue_bytes: 5000,
