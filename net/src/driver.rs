@@ -15,7 +15,8 @@ use crate::connection::Link;
 use crate::deliveries::Taken;
 use crate::dialler;
 use crate::engine::{Closed, Engine, SocketEvent};
-use crate::handle::PeerCount;
+use crate::handle::{PeerCount, PeerInfo};
+use crate::log_limit::{LogLimit, LINES_PER_SECOND};
 use crate::runtime::Runtime;
 use crate::NetConfig;
 
@@ -37,6 +38,7 @@ pub(crate) enum Event<R: Runtime> {
 pub(crate) enum Command {
     Publish(Bytes, Sender<Result<PublishOutcome, PublishError>>),
     Stats(Sender<Stats>),
+    Peers(Sender<Vec<PeerInfo>>),
     /// Keep a connection to this address too (no-op if already dialling it).
     Dial(SocketAddr),
     Shutdown(Duration, Sender<()>),
@@ -117,6 +119,8 @@ pub(crate) struct Driver<R: Runtime> {
     local_addr: SocketAddr,
     /// What was last logged of messages not delivered to someone.
     losses: Losses,
+    /// Lines about single connections logged this second.
+    log_limit: LogLimit,
     /// Publishes waiting for the core to take new messages (it is full), oldest first;
     /// each caller awaits its reply.
     waiting: VecDeque<(Bytes, Sender<Result<PublishOutcome, PublishError>>)>,
@@ -145,6 +149,7 @@ impl<R: Runtime> Driver<R> {
             tasks: vec![R::spawn(dialler::accept(listener, events_tx.clone()))],
             waiting: VecDeque::new(),
             losses: Losses::default(),
+            log_limit: LogLimit::default(),
             local_addr,
             config,
         };
@@ -224,6 +229,9 @@ impl<R: Runtime> Driver<R> {
                 Event::Command(Command::Stats(reply)) => {
                     let _ = reply.try_send(self.engine.stats());
                 }
+                Event::Command(Command::Peers(reply)) => {
+                    let _ = reply.try_send(self.engine.peers());
+                }
                 Event::Command(Command::Dial(addr)) => self.dial(addr),
                 Event::Command(Command::Shutdown(deadline, reply)) => {
                     self.shutdown(deadline).await;
@@ -247,7 +255,9 @@ impl<R: Runtime> Driver<R> {
             Ok(socket) => socket,
             Err(error) => {
                 // Dropping `on_close` tells a dialler to try again.
-                tracing::warn!(%addr, %error, "cannot set up connection");
+                if self.admit_line() {
+                    tracing::warn!(%addr, %error, "cannot set up connection");
+                }
                 return;
             }
         };
@@ -258,7 +268,9 @@ impl<R: Runtime> Driver<R> {
         let peer = self.engine.next_peer();
         let read_chunk = self.config.read_chunk;
         let link = Link::start(peer, socket, read_chunk, &self.events_tx, on_close);
-        tracing::info!(%peer, %addr, %direction, "connected");
+        if self.admit_line() {
+            tracing::info!(%peer, %addr, %direction, "connected");
+        }
         self.engine.connected(now, (addr, direction), link);
     }
 
@@ -287,11 +299,18 @@ impl<R: Runtime> Driver<R> {
             };
             let _ = reply.try_send(self.engine.publish(Instant::now(), payload));
         }
-        for Closed { peer, addr, reason } in self.engine.drain_closed() {
+        let closed: Vec<Closed> = self.engine.drain_closed().collect();
+        for Closed { peer, addr, reason } in closed {
+            if !self.admit_line() {
+                continue;
+            }
             match reason {
                 Some(reason) => tracing::warn!(%peer, %addr, %reason, "disconnected peer"),
                 None => tracing::info!(%peer, %addr, "connection closed"),
             }
+        }
+        if let Some(suppressed) = self.log_limit.roll(Instant::now()) {
+            log_suppressed(suppressed);
         }
         loop {
             // Never waits: what the application has not taken is the core's to count
@@ -310,6 +329,16 @@ impl<R: Runtime> Driver<R> {
             self.engine.handle_delivered(Instant::now(), count, bytes);
         }
         self.peer_count.set(self.engine.connection_count());
+    }
+
+    /// Whether a line about one connection may be logged now (see [`LogLimit`]); logs
+    /// the summary of the last second's suppressed lines first.
+    fn admit_line(&mut self) -> bool {
+        let (admitted, suppressed) = self.log_limit.admit(Instant::now());
+        if let Some(suppressed) = suppressed {
+            log_suppressed(suppressed);
+        }
+        admitted
     }
 
     /// Stops accepting, dialling and reading; gives the writers up to `deadline` to send
@@ -333,6 +362,14 @@ impl<R: Runtime> Driver<R> {
             tracing::warn!("shutdown deadline passed with output still queued");
         }
     }
+}
+
+fn log_suppressed(lines: u64) {
+    tracing::warn!(
+        suppressed = lines,
+        limit_per_second = LINES_PER_SECOND,
+        "connection log lines suppressed in the last second"
+    );
 }
 
 /// Whether dialling `addr` would reach the node listening on `local`: the same address,

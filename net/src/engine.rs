@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use crate::handle::PeerInfo;
 use gossip_core::{
     Action, Delivery, Direction, DisconnectReason, Frames, Node, PeerId, PublishError,
     PublishOutcome, Stats,
@@ -195,6 +196,21 @@ impl<C: Connection> Engine<C> {
     /// The core's counters.
     pub(crate) fn stats(&self) -> Stats {
         self.node.stats()
+    }
+
+    /// What the core observed of each connected peer, with its address.
+    pub(crate) fn peers(&self) -> Vec<PeerInfo> {
+        let addr = |peer| self.open.get(&peer).map(|open| open.addr);
+        self.node
+            .peers()
+            .filter_map(|(peer, stats)| {
+                Some(PeerInfo {
+                    peer,
+                    addr: addr(peer)?,
+                    stats,
+                })
+            })
+            .collect()
     }
 
     /// Connections open now.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_channel::Sender;
 use bytes::Bytes;
-use gossip_core::{Delivery, PublishOutcome, Stats};
+use gossip_core::{Delivery, PeerId, PeerStats, PublishOutcome, Stats};
 
 use crate::deliveries::{Deliveries, Taken};
 use crate::driver::{Command, Driver, Event};
@@ -124,6 +124,14 @@ impl<R: Runtime> GossipNode<R> {
         answer.recv().await.map_err(|_| NodeError::Stopped)
     }
 
+    /// What the core observed of each connected peer (its direction, score, traffic,
+    /// queue), with its address, in peer id order.
+    pub async fn peers(&self) -> Result<Vec<PeerInfo>, NodeError> {
+        let (reply, answer) = async_channel::bounded(1);
+        self.publisher.command(Command::Peers(reply)).await?;
+        answer.recv().await.map_err(|_| NodeError::Stopped)
+    }
+
     /// A handle that can publish from another task.
     pub fn publisher(&self) -> Publisher<R> {
         self.publisher.clone()
@@ -210,4 +218,15 @@ impl PeerCount {
     pub(crate) fn wake_all(&self) {
         self.changed.notify(usize::MAX);
     }
+}
+
+/// One connected peer, from [`GossipNode::peers`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// The connection's id in the core.
+    pub peer: PeerId,
+    /// The remote address.
+    pub addr: SocketAddr,
+    /// What the core observed of it; [`PeerStats::score`] is what eviction goes by.
+    pub stats: PeerStats,
 }

@@ -44,18 +44,19 @@ mod driver;
 mod engine;
 mod error;
 mod handle;
+mod log_limit;
 mod runtime;
 mod write_queue;
 
 pub use config::NetConfig;
 pub use deliveries::Deliveries;
 pub use error::{NodeError, StartError};
-pub use handle::{GossipNode, Publisher};
+pub use handle::{GossipNode, PeerInfo, Publisher};
 pub use runtime::{Runtime, SocketRead, SocketWrite};
 
 /// Declares, in a runtime crate, the names applications use, so that every runtime
 /// offers the same API and switching runtime is a `use` line: re-exports of
-/// [`Deliveries`], [`NetConfig`], [`NodeError`], [`Runtime`] and [`StartError`], and `GossipNode` and
+/// [`Deliveries`], [`NetConfig`], [`NodeError`], [`PeerInfo`], [`Runtime`] and [`StartError`], and `GossipNode` and
 /// `Publisher` as type aliases on `$runtime`.
 ///
 /// ```ignore
@@ -64,7 +65,7 @@ pub use runtime::{Runtime, SocketRead, SocketWrite};
 #[macro_export]
 macro_rules! runtime_api {
     ($runtime:ty) => {
-        pub use $crate::{Deliveries, NetConfig, NodeError, Runtime, StartError};
+        pub use $crate::{Deliveries, NetConfig, NodeError, PeerInfo, Runtime, StartError};
         /// A gossip node on this crate's runtime.
         pub type GossipNode = $crate::GossipNode<$runtime>;
         /// Publishes into a [`GossipNode`] from any task.

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use gossip_core::Stats;
-use gossip_net::{GossipNode, NetConfig, Runtime};
+use gossip_net::{GossipNode, NetConfig, PeerInfo, Runtime};
 use gossip_smol::Smol;
 use gossip_tokio::Tokio;
 
@@ -102,6 +102,10 @@ impl<R: Executor> TestNode for Node<R> {
 
     fn stats(&self) -> Stats {
         R::block_on(self.node().stats()).expect("stats")
+    }
+
+    fn peers(&self) -> Vec<PeerInfo> {
+        R::block_on(self.node().peers()).expect("peers")
     }
 
     fn wait_for_peers(&self, count: usize, timeout: Duration) -> bool {

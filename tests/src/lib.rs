@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use gossip_core::Stats;
-use gossip_net::NetConfig;
+use gossip_net::{NetConfig, PeerInfo};
 
 pub mod adapters;
 pub mod tutorial;
@@ -31,6 +31,8 @@ pub trait TestNode: Send {
     fn discard_deliveries(&mut self);
     /// The core's counters.
     fn stats(&self) -> Stats;
+    /// What the core observed of each connected peer.
+    fn peers(&self) -> Vec<PeerInfo>;
     /// Waits until `count` peers are connected; `false` after `timeout`.
     fn wait_for_peers(&self, count: usize, timeout: Duration) -> bool;
     /// Graceful shutdown.

@@ -13,6 +13,8 @@ use gossip_tests::tutorial::TutorialNode;
 use gossip_tests::{config, eventually, RawPeer, Starter, TestNode, WAIT};
 use gossip_tokio::Tokio;
 
+mod hostile;
+
 /// Instantiates every case for each `module => starters` pair: nodes take their runtime
 /// from `starters` in turn, so a list of several mixes runtimes in one network.
 macro_rules! conformance {
@@ -35,6 +37,10 @@ macro_rules! conformance {
             #[test] fn a_stopped_peer_at_the_end_of_a_line_is_cut_alone() { super::a_stopped_peer_at_the_end_of_a_line_is_cut_alone(STARTERS) }
             #[test] fn speaks_the_tutorial_wire_format() { super::speaks_the_tutorial_wire_format(STARTERS) }
             #[test] fn relays_between_tutorial_nodes_both_ways() { super::relays_between_tutorial_nodes_both_ways(STARTERS) }
+            #[test] fn idle_connections_do_not_lock_out_real_peers() { super::hostile::idle_connections_do_not_lock_out_real_peers(STARTERS) }
+            #[test] fn slow_loris_frames_stay_within_their_budget() { super::hostile::slow_loris_frames_stay_within_their_budget(STARTERS) }
+            #[test] fn a_frame_left_incomplete_is_cut_after_the_frame_timeout() { super::hostile::a_frame_left_incomplete_is_cut_after_the_frame_timeout(STARTERS) }
+            #[test] fn a_loud_peer_does_not_starve_a_quiet_one() { super::hostile::a_loud_peer_does_not_starve_a_quiet_one(STARTERS) }
         }
     )+};
 }
