@@ -29,7 +29,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
@@ -89,9 +89,10 @@ impl Runtime for Tokio {
 
 impl gossip_net::SocketRead for Reader {
     async fn read(&mut self, buffer: &mut BytesMut, max: usize) -> io::Result<Bytes> {
-        // Reads into the spare capacity: nothing is zeroed first.
+        // Reads into the spare capacity: nothing is zeroed first. `reserve` may leave
+        // more room than `max`; the limit keeps each read within it.
         buffer.reserve(max);
-        self.0.read_buf(buffer).await?;
+        self.0.read_buf(&mut (&mut *buffer).limit(max)).await?;
         Ok(buffer.split().freeze())
     }
 }
