@@ -64,9 +64,9 @@ pub struct Config {
     /// announced length once the 4-byte prefix is in. Past the budget the peer whose
     /// partial frame is oldest is disconnected with
     /// [`DisconnectReason::PartialFramesOverBudget`](crate::DisconnectReason::PartialFramesOverBudget),
-    /// and the next, until the rest fit. Default 32 MiB: 32 frames of the maximal 1 MiB
-    /// being received at once, a quarter of what 128 peers could otherwise pin. At least
-    /// one maximal frame.
+    /// and the next, until the rest fit. Default 32 MiB: 31 frames of the maximal 1 MiB
+    /// (each charged its 4-byte prefix too) being received at once, a quarter of what
+    /// 128 peers could otherwise pin. At least one maximal frame.
     pub partial_frame_budget_bytes: usize,
     /// Reads each peer at most this fast, if set: a peer over its rate is not
     /// disconnected but read more slowly ([`Action::PauseReading`](crate::Action::PauseReading)
@@ -129,7 +129,10 @@ pub struct Config {
 }
 
 /// How fast a node reads one peer, at most: bytes and new messages per second, with a
-/// burst of one second's worth of each. Both must be more than zero.
+/// burst of one second's worth of each. Both must be more than zero. The node pauses a
+/// peer after the read that took it over its rate; what the caller had already read
+/// ahead (two reads in `gossip-net`) still comes in and is charged, so the rate holds
+/// on average, passed at any moment by at most the burst and that read-ahead.
 ///
 /// ```
 /// use gossip_core::{Config, RateLimit};

@@ -41,6 +41,7 @@ macro_rules! conformance {
             #[test] fn slow_loris_frames_stay_within_their_budget() { super::hostile::slow_loris_frames_stay_within_their_budget(STARTERS) }
             #[test] fn a_frame_left_incomplete_is_cut_after_the_frame_timeout() { super::hostile::a_frame_left_incomplete_is_cut_after_the_frame_timeout(STARTERS) }
             #[test] fn a_loud_peer_does_not_starve_a_quiet_one() { super::hostile::a_loud_peer_does_not_starve_a_quiet_one(STARTERS) }
+            #[test] fn a_peer_over_its_rate_limit_is_read_more_slowly() { super::hostile::a_peer_over_its_rate_limit_is_read_more_slowly(STARTERS) }
         }
     )+};
 }
