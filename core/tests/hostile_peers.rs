@@ -9,6 +9,26 @@ use gossip_core::{
     QUEUED_FRAME_OVERHEAD,
 };
 
+/// A node with `config` and one inbound peer, `PeerId(1)`, connected at the returned
+/// time.
+fn one_peer(config: Config) -> (Node, Instant, PeerId) {
+    let t0 = Instant::now();
+    let mut node = Node::new(config).unwrap();
+    node.peer_connected(t0, PeerId(1), Direction::Inbound);
+    (node, t0, PeerId(1))
+}
+
+/// Default settings with a rate limit.
+fn paced(bytes_per_second: u64, messages_per_second: u64) -> Config {
+    Config {
+        peer_rate_limit: Some(RateLimit {
+            bytes_per_second,
+            messages_per_second,
+        }),
+        ..Config::default()
+    }
+}
+
 fn actions(node: &mut Node) -> Vec<Action> {
     node.drain_actions().collect()
 }
@@ -131,10 +151,7 @@ fn a_frame_must_complete_within_the_frame_timeout() {
         frame_timeout: timeout,
         ..Config::default()
     };
-    let t0 = Instant::now();
-    let mut node = Node::new(config).unwrap();
-    let loris = PeerId(1);
-    node.peer_connected(t0, loris, Direction::Inbound);
+    let (mut node, t0, loris) = one_peer(config);
     assert_eq!(node.poll_timeout(), None);
     // Announces 1000 bytes and sends one; then one more byte every few seconds.
     node.handle_received(t0, loris, &[0, 0, 3, 232, 7]);
@@ -164,17 +181,15 @@ fn each_new_frame_gets_its_own_timeout() {
         frame_timeout: timeout,
         ..Config::default()
     };
-    let t0 = Instant::now();
-    let mut node = Node::new(config).unwrap();
-    node.peer_connected(t0, PeerId(1), Direction::Inbound);
+    let (mut node, t0, peer) = one_peer(config);
     let mut two = encode(b"first");
     two.extend_from_slice(&encode(b"second"));
-    node.handle_received(t0, PeerId(1), &two[..7]);
+    node.handle_received(t0, peer, &two[..7]);
     let later = t0 + Duration::from_secs(15);
     // Completes the first frame and begins the second.
-    node.handle_received(later, PeerId(1), &two[7..12]);
+    node.handle_received(later, peer, &two[7..12]);
     assert_eq!(node.poll_timeout(), Some(later + timeout));
-    node.handle_received(later, PeerId(1), &two[12..]);
+    node.handle_received(later, peer, &two[12..]);
     assert_eq!(node.poll_timeout(), None);
     assert_eq!(delivered(&actions(&mut node)).len(), 2);
 }
@@ -212,17 +227,7 @@ fn partial_frames_stay_within_their_budget_and_the_oldest_goes() {
 
 #[test]
 fn a_peer_over_its_rate_is_read_more_slowly_not_cut() {
-    let config = Config {
-        peer_rate_limit: Some(RateLimit {
-            bytes_per_second: 1000,
-            messages_per_second: 1_000_000,
-        }),
-        ..Config::default()
-    };
-    let t0 = Instant::now();
-    let mut node = Node::new(config).unwrap();
-    let loud = PeerId(1);
-    node.peer_connected(t0, loud, Direction::Inbound);
+    let (mut node, t0, loud) = one_peer(paced(1000, 1_000_000));
     // A second's worth of burst is fine.
     node.handle_received(t0, loud, &encode(&[0; 996]));
     assert_eq!(delivered(&actions(&mut node)).len(), 1);
@@ -245,25 +250,14 @@ fn a_peer_over_its_rate_is_read_more_slowly_not_cut() {
 
 #[test]
 fn new_messages_have_their_own_rate() {
-    let config = Config {
-        peer_rate_limit: Some(RateLimit {
-            bytes_per_second: u64::MAX,
-            messages_per_second: 10,
-        }),
-        ..Config::default()
-    };
-    let t0 = Instant::now();
-    let mut node = Node::new(config).unwrap();
-    let loud = PeerId(1);
-    node.peer_connected(t0, loud, Direction::Inbound);
+    let (mut node, t0, loud) = one_peer(paced(u64::MAX, 10));
     let burst: Vec<u8> = (0..15u8).flat_map(|i| encode(&[i])).collect();
     node.handle_received(t0, loud, &burst);
     assert!(!node.is_reading(loud));
     // Five messages over a rate of ten a second: half a second.
     assert_eq!(node.poll_timeout(), Some(t0 + Duration::from_millis(500)));
     // Duplicates cost nothing on the message rate.
-    let mut quiet = Node::new(node.config().clone()).unwrap();
-    quiet.peer_connected(t0, loud, Direction::Inbound);
+    let (mut quiet, t0, loud) = one_peer(paced(u64::MAX, 10));
     let same: Vec<u8> = (0..15).flat_map(|_| encode(b"x")).collect();
     quiet.handle_received(t0, loud, &same);
     assert!(quiet.is_reading(loud));
@@ -274,16 +268,9 @@ fn the_frame_timeout_starts_over_when_reading_resumes() {
     let timeout = Duration::from_secs(20);
     let config = Config {
         frame_timeout: timeout,
-        peer_rate_limit: Some(RateLimit {
-            bytes_per_second: 10,
-            messages_per_second: 10,
-        }),
-        ..Config::default()
+        ..paced(10, 10)
     };
-    let t0 = Instant::now();
-    let mut node = Node::new(config).unwrap();
-    let peer = PeerId(1);
-    node.peer_connected(t0, peer, Direction::Inbound);
+    let (mut node, t0, peer) = one_peer(config);
     // 30 bytes of a 100-byte frame: 2 s over the rate, and not read meanwhile.
     let mut frame = vec![0, 0, 0, 100];
     frame.extend_from_slice(&[5; 26]);
