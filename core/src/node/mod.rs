@@ -712,6 +712,14 @@ impl Node {
     /// for their rate set a deadline; expired ids are also forgotten lazily, so an idle
     /// node is never woken.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        let node = [self.escape_deadline(), self.application_deadline()];
+        // Most calls find no peer waited on, mid-frame or paused for its rate: then no
+        // peer has a deadline, and the peers need not be looked at.
+        let waiting = self.flow.full_peers > 0 || self.flow.total_full_since.is_some();
+        let partial = self.partial_bytes > 0;
+        if !waiting && !partial && self.config.peer_rate_limit.is_none() {
+            return node.into_iter().flatten().min();
+        }
         let timeout = self.config.frame_timeout;
         let per_peer = self.peers.iter().flat_map(|(_, state)| {
             [
@@ -720,7 +728,6 @@ impl Node {
                 state.rate_paused_until,
             ]
         });
-        let node = [self.escape_deadline(), self.application_deadline()];
         per_peer.chain(node).flatten().min()
     }
 
