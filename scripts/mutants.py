@@ -182,6 +182,30 @@ MUTANTS = {
         "let _ = after;",
         "held_messages_are_taken_round_robin_when_room_frees_up",
     ),
+    "plumtree-no-repair-on-connect": (
+        "core/src/node/plumtree.rs",
+        "for chunk in cached.chunks(wire::MAX_IHAVE) {",
+        "for chunk in cached.chunks(wire::MAX_IHAVE).take(0) {",
+        "plumtree_repairs_what_cut_links_lost",
+    ),
+    "plumtree-graft-sends-nothing": (
+        "core/src/node/plumtree.rs",
+        "let cached = wanted.and_then(|(id, _)| plumtree.cache.get(&id));",
+        "let cached = wanted.and_then(|(id, _)| plumtree.cache.get(&id)).filter(|_| false);",
+        "plumtree_repairs_what_cut_links_lost",
+    ),
+    "plumtree-never-prunes": (
+        "core/src/node/plumtree.rs",
+        "if matches!(state.wire, Wire::Plumtree { eager: true, .. }) {\n            set_eager(state, false);",
+        "if false {\n            set_eager(state, false);",
+        "the_first_message_floods_and_the_rest_follow_a_tree",
+    ),
+    "plumtree-cache-over-budget": (
+        "core/src/plumtree/cache.rs",
+        "while self.bytes + charge > self.budget_bytes {",
+        "while self.bytes > self.budget_bytes {",
+        "the_cache_never_passes_its_budget",
+    ),
 }
 
 
@@ -201,7 +225,7 @@ def main():
             env = dict(os.environ, CARGO_TARGET_DIR=target, PROPTEST_CASES="64")
             result = subprocess.run(
                 ["cargo", "test", "-q", "-p", "gossip-core", "--lib", "--test", "properties", "--test", "node",
-                 "--test", "flow_control", "--test", "hostile_peers", test],
+                 "--test", "flow_control", "--test", "hostile_peers", "--test", "plumtree", test],
                 cwd=copy, env=env, capture_output=True, text=True, timeout=900,
             )
             # Caught means the test ran and failed, not that the mutant failed to build.

@@ -1,81 +1,181 @@
-//! Floods messages through a large simulated network and prints what it measured.
+//! Publishes messages into a large simulated network and prints what it measured.
 //!
 //! ```text
-//! cargo run --release -p gossip-core --example simulate -- [NODES] [DEGREE] [MESSAGES] [SEED] [BANDWIDTH]
+//! cargo run --release -p gossip-core --example simulate -- \
+//!     [--protocol flood|plumtree] [--size BYTES] [--seed N] [--bandwidth BYTES_PER_S] \
+//!     [--cut-links PERCENT] [--graft-timeout-ms MS] [--json] NODES DEGREE MESSAGES
 //! ```
-//! Defaults: 10,000 nodes of average degree 8, 100 messages of 256 bytes, seed 1, links
-//! of unlimited bandwidth. Every message is published at once; with a `BANDWIDTH` (bytes
-//! per second per link direction) that overloads the network, and the flow-control
-//! counters show what the nodes did about it.
+//! Every message is published at once, from nodes spread over the network. With
+//! `--protocol plumtree` the first message floods and builds the tree; the others follow
+//! it: the figures for the first message and for the rest are given apart. With
+//! `--cut-links`, that share of the links is cut after the first message and restored
+//! 200 ms later, while the rest are in flight. `--json` prints one line for scripts.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use gossip_core::sim::{SimConfig, Simulation, Topology};
+use clap::{Parser, ValueEnum};
+use gossip_core::plumtree::PlumtreeConfig;
+use gossip_core::sim::{MessageReport, SimConfig, Simulation, Topology};
 use gossip_core::Config;
 
-fn main() {
-    let args: Vec<u64> = std::env::args()
-        .skip(1)
-        .map(|a| a.parse().expect("arguments are numbers"))
-        .collect();
-    let arg = |i: usize, default: u64| args.get(i).copied().unwrap_or(default);
-    let (nodes, degree, messages, seed, bandwidth) = (
-        arg(0, 10_000) as usize,
-        arg(1, 8) as usize,
-        arg(2, 100) as usize,
-        arg(3, 1),
-        Some(arg(4, 0)).filter(|&b| b > 0),
-    );
+#[derive(Debug, Parser)]
+struct Args {
+    /// Nodes in the network
+    nodes: usize,
+    /// Average degree of the random connected graph
+    degree: usize,
+    /// Messages to publish
+    messages: usize,
+    /// The protocol every node speaks
+    #[arg(long, value_enum, default_value_t = Protocol::Flood)]
+    protocol: Protocol,
+    /// Payload bytes per message
+    #[arg(long, default_value_t = 1024)]
+    size: usize,
+    /// Seed of every random choice
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Bytes per second per link direction (default: unlimited)
+    #[arg(long)]
+    bandwidth: Option<u64>,
+    /// Percent of links cut after the first message and restored 200 ms later
+    #[arg(long, default_value_t = 0.0)]
+    cut_links: f64,
+    /// Virtual milliseconds between two publications after the first (default: all at
+    /// once)
+    #[arg(long, default_value_t = 0)]
+    interval_ms: u64,
+    /// Plumtree's graft timeout, in milliseconds (default: the library's)
+    #[arg(long)]
+    graft_timeout_ms: Option<u64>,
+    /// One JSON line instead of text
+    #[arg(long)]
+    json: bool,
+}
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Protocol {
+    Flood,
+    Plumtree,
+}
+
+fn main() {
+    let args = Args::parse();
     let started = Instant::now();
-    let topology = Topology::random_connected(nodes, degree, seed);
+    let topology = Topology::random_connected(args.nodes, args.degree, args.seed);
+    let defaults = PlumtreeConfig::default();
+    let plumtree = (args.protocol == Protocol::Plumtree).then(|| PlumtreeConfig {
+        graft_timeout: args
+            .graft_timeout_ms
+            .map_or(defaults.graft_timeout, Duration::from_millis),
+        ..defaults
+    });
     let config = SimConfig {
-        seed,
+        seed: args.seed,
         node: Config {
-            max_outbound_peers: nodes,
-            max_inbound_peers: nodes,
+            max_outbound_peers: args.nodes,
+            max_inbound_peers: args.nodes,
+            plumtree,
             ..Config::default()
         },
-        bandwidth,
+        bandwidth: args.bandwidth,
         ..SimConfig::default()
     };
     let mut sim = Simulation::new(topology, config);
-    for n in 0..messages {
+    let payload = |n: usize| {
         let mut payload = format!("message {n} ").into_bytes();
-        payload.resize(256, b'.');
-        sim.publish(n * 7919 % nodes, payload)
+        payload.resize(args.size.max(payload.len()), b'.');
+        payload
+    };
+    if args.messages > 0 {
+        sim.publish(0, payload(0)).expect("payload fits");
+        // The first message alone builds the tree.
+        sim.run_until_quiet();
+    }
+    let cut = sim.cut_links(args.cut_links / 100.0, Duration::from_millis(200));
+    for n in 1..args.messages {
+        sim.publish(n * 7919 % args.nodes, payload(n))
             .expect("payload fits");
+        if args.interval_ms > 0 {
+            sim.run_for(Duration::from_millis(args.interval_ms));
+        }
     }
     let quiet = sim.run_until_quiet();
     let wall = started.elapsed();
     let report = sim.report();
-
-    let links = bandwidth.map_or("unlimited".to_string(), |b| format!("{b} B/s"));
-    println!("{nodes} nodes, average degree {degree}, {messages} messages of 256 B, seed {seed}, links {links}");
+    let (first, rest) = report
+        .messages
+        .split_first()
+        .map_or((None, &[][..]), |(f, r)| (Some(f), r));
+    let rmr = |messages: &[MessageReport]| {
+        let sent: u64 = messages.iter().map(|m| m.frames_sent).sum();
+        let useful: usize = messages.iter().map(|m| m.reached.saturating_sub(1)).sum();
+        sent as f64 / useful.max(1) as f64 - 1.0
+    };
+    let last_delivery_ms = report.max_delivery_time().as_secs_f64() * 1e3;
+    if args.json {
+        println!(
+            "{{\"protocol\":\"{}\",\"nodes\":{},\"degree\":{},\"messages\":{},\"size\":{},\"seed\":{},\
+             \"cut_links\":{},\"coverage_min\":{},\"exactly_once\":{},\"rmr\":{:.4},\"rmr_first\":{:.4},\
+             \"rmr_rest\":{:.4},\"wire_bytes_per_payload_byte\":{:.4},\"last_hop_max\":{},\
+             \"last_delivery_ms\":{:.1},\"repairs\":{},\"control_frames\":{},\"fell_quiet\":{},\"wall_s\":{:.2}}}",
+            format!("{:?}", args.protocol).to_lowercase(),
+            args.nodes,
+            args.degree,
+            args.messages,
+            args.size,
+            args.seed,
+            cut,
+            report.min_coverage(),
+            report.all_delivered_exactly_once(),
+            report.rmr(),
+            first.map_or(0.0, |m| rmr(std::slice::from_ref(m))),
+            rmr(rest),
+            report.wire_bytes_per_payload_byte(),
+            report.max_hops(),
+            last_delivery_ms,
+            report.repairs,
+            report.control_frames,
+            quiet,
+            wall.as_secs_f64(),
+        );
+        return;
+    }
+    let links = args
+        .bandwidth
+        .map_or("unlimited".to_string(), |b| format!("{b} B/s"));
+    println!(
+        "{} nodes, average degree {}, {} messages of {} B, {:?}, seed {}, links {links}, {cut} links cut",
+        args.nodes, args.degree, args.messages, args.size, args.protocol, args.seed
+    );
     println!("wall time            {:.2} s", wall.as_secs_f64());
     println!(
-        "frames               {} sent, {} received ({:.0} frames/s of wall time)",
-        report.frames_sent,
-        report.frames_received,
-        report.frames_received as f64 / wall.as_secs_f64()
+        "frames               {} sent ({} control), {} data frames received",
+        report.frames_sent, report.control_frames, report.frames_received
     );
     println!(
         "coverage             min {} of {} nodes; every message exactly once: {}",
         report.min_coverage(),
-        nodes,
+        args.nodes,
         report.all_delivered_exactly_once()
     );
     println!(
-        "redundancy           {:.2} copies received per delivery",
-        report.redundancy()
+        "redundancy (rmr)     {:.3} overall; first message {:.3}, the rest {:.3}",
+        report.rmr(),
+        first.map_or(0.0, |m| rmr(std::slice::from_ref(m))),
+        rmr(rest)
     );
     println!(
-        "last delivery        {} hops at most, after {:.1} ms of virtual time",
-        report.max_hops(),
-        report.max_delivery_time().as_secs_f64() * 1e3
+        "wire bytes           {:.3} per payload byte delivered",
+        report.wire_bytes_per_payload_byte()
     );
+    println!(
+        "last delivery        {} hops at most, after {last_delivery_ms:.1} ms of virtual time",
+        report.max_hops(),
+    );
+    println!("repairs              {}", report.repairs);
     println!("fell quiet           {quiet}");
-    let all: Vec<_> = (0..nodes)
+    let all: Vec<_> = (0..args.nodes)
         .filter_map(|i| sim.node(i))
         .map(|n| n.stats())
         .collect();

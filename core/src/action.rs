@@ -3,6 +3,7 @@
 use bytes::Bytes;
 use thiserror::Error;
 
+use crate::plumtree::wire::WireError;
 use crate::{Direction, FrameError, Frames, MessageId, PeerId};
 
 /// An instruction for the caller, drained with
@@ -71,6 +72,17 @@ pub enum DisconnectReason {
     /// The peer broke the framing rules.
     #[error("protocol error: {0}")]
     Protocol(#[from] FrameError),
+    /// A plumtree peer sent a frame that breaks the plumtree format.
+    #[error("plumtree protocol error: {0}")]
+    Plumtree(#[from] WireError),
+    /// A plumtree connection to this node itself, or a second one to a node it is
+    /// already connected to (the one dialled by the lower [`NodeId`](crate::plumtree::NodeId)
+    /// is kept).
+    #[error("another connection to the same node (id {node_id})")]
+    SameNode {
+        /// The node's id.
+        node_id: u64,
+    },
     /// The peer took none of its queued bytes for
     /// [`Config::slow_peer_timeout`](crate::Config::slow_peer_timeout) while the node
     /// waited on it.

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use crate::plumtree::{wire, PlumtreeConfig};
 use crate::{SeenSet, HEADER_LEN};
 
 /// Every limit a node enforces. All fields are public; start from [`Config::default`].
@@ -73,6 +74,9 @@ pub struct Config {
     /// until it is back within it), so one loud peer cannot take the node's attention
     /// from the others. Default `None` (no limit).
     pub peer_rate_limit: Option<RateLimit>,
+    /// Speak `plumtree` (see [`plumtree`](crate::plumtree)) with peers that speak it, if
+    /// set; `flood` with every other peer. Default `None`: `flood` only.
+    pub plumtree: Option<PlumtreeConfig>,
     /// Heap bytes the seen set may use; its capacity in ids is derived from it with
     /// [`SeenSet::capacity_for_budget`]. Default 32 MiB: each id is remembered until at
     /// least 458,751 newer ones have arrived (it uses 17 MiB of the budget: its two
@@ -152,6 +156,10 @@ pub struct RateLimit {
     pub messages_per_second: u64,
 }
 
+/// The largest `max_frame_len` with plumtree: a Gossip frame of that must fit a `u32`
+/// length below the preamble's magic read as one (see [`wire`]).
+pub const MAX_PLUMTREE_FRAME_LEN: usize = (u32::MAX as usize) - (1 << 24) - wire::GOSSIP_OVERHEAD;
+
 /// What a node does when a peer's queue (or the total) is full.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Overload {
@@ -190,6 +198,7 @@ impl Default for Config {
             frame_timeout: Duration::from_secs(20),
             partial_frame_budget_bytes: 32 << 20,
             peer_rate_limit: None,
+            plumtree: None,
             seen_budget_bytes: 32 << 20,
             seen_retention: Duration::from_secs(300),
             peer_queue_bytes: 4 << 20,
@@ -289,24 +298,35 @@ impl Config {
         if let Some((name, _)) = zero.into_iter().find(|&(_, is_zero)| is_zero) {
             return Err(ConfigError::Zero(name));
         }
-        if u32::try_from(self.max_frame_len).is_err() {
+        if u32::try_from(self.max_frame_len).is_err()
+            || (self.plumtree.is_some() && self.max_frame_len > MAX_PLUMTREE_FRAME_LEN)
+        {
             return Err(ConfigError::FrameLenTooLarge(self.max_frame_len));
         }
         if self.seen_capacity() == 0 {
             return Err(ConfigError::SeenBudgetTooSmall(self.seen_budget_bytes));
         }
-        let frame = queue_charge(self.max_frame_len + HEADER_LEN, 1);
+        let frame = queue_charge(self.max_wire_payload() + HEADER_LEN, 1);
         for budget in [self.peer_queue_bytes, self.total_queue_bytes] {
             if budget < frame {
                 return Err(ConfigError::QueueSmallerThanFrame { budget, frame });
             }
         }
-        let frame = self.max_frame_len + HEADER_LEN;
+        let frame = self.max_wire_payload() + HEADER_LEN;
         let budget = self.partial_frame_budget_bytes;
         if budget < frame {
             return Err(ConfigError::PartialBudgetSmallerThanFrame { budget, frame });
         }
         Ok(())
+    }
+
+    /// The largest frame payload a peer may send: `max_frame_len`, or with plumtree a
+    /// Gossip frame of that (3 bytes more) or a full IHave frame, whichever is larger.
+    pub fn max_wire_payload(&self) -> usize {
+        match self.plumtree {
+            None => self.max_frame_len,
+            Some(_) => (self.max_frame_len + wire::GOSSIP_OVERHEAD).max(wire::MAX_IHAVE_FRAME),
+        }
     }
 
     /// The seen set's capacity within `seen_budget_bytes`: ids per generation, so each id

@@ -63,6 +63,7 @@
 //! - [`frame`]: the length-prefix codec ([`FrameDecoder`], [`Frames`]).
 //! - [`seen`]: the bounded, keyed set of message ids already handled.
 //! - [`node`]: the state machine itself.
+//! - [`plumtree`]: the opt-in `plumtree` protocol (broadcast trees, repair).
 //! - [`sim`]: a deterministic in-memory network of nodes, for property tests.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -73,12 +74,15 @@ pub mod frame;
 mod id;
 pub mod node;
 mod peer_stats;
+pub mod plumtree;
 pub mod seen;
 pub mod sim;
 mod stats;
 
 pub use action::{Action, Delivery, DisconnectReason};
-pub use config::{Config, ConfigError, Overload, RateLimit, QUEUED_FRAME_OVERHEAD};
+pub use config::{
+    Config, ConfigError, Overload, RateLimit, MAX_PLUMTREE_FRAME_LEN, QUEUED_FRAME_OVERHEAD,
+};
 pub use frame::{FrameDecoder, FrameError, Frames, HEADER_LEN};
 pub use id::{MessageId, PeerId};
 pub use node::{Node, PublishError, PublishOutcome};

@@ -65,6 +65,23 @@ pub struct Stats {
     pub partial_frame_disconnects: u64,
     /// Bytes held by partial frames across all peers now.
     pub partial_frame_bytes: usize,
+    /// Plumtree control frames (IHave, Graft, Prune) received.
+    pub control_frames_in: u64,
+    /// Plumtree control frames queued to send.
+    pub control_frames_out: u64,
+    /// Message ids announced to lazy plumtree peers (IHave entries sent).
+    pub ihave_ids_sent: u64,
+    /// Grafts sent: a message announced and not received in time was asked for.
+    pub grafts_sent: u64,
+    /// Grafts received.
+    pub grafts_received: u64,
+    /// Prunes sent: an eager peer sent a duplicate and was made lazy.
+    pub prunes_sent: u64,
+    /// Messages that arrived after this node grafted them: repaired.
+    pub repairs: u64,
+    /// Tree optimisations: a lazy link that announced messages in far fewer rounds
+    /// replaced an eager one.
+    pub tree_swaps: u64,
     /// Times a peer went over [`Config::peer_rate_limit`](crate::Config::peer_rate_limit)
     /// and was paused.
     pub rate_limit_pauses: u64,

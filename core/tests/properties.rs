@@ -9,20 +9,15 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use gossip_core::frame::encode;
-use gossip_core::sim::{SimConfig, Simulation, Topology};
+use gossip_core::sim::Simulation;
 use gossip_core::{
     Action, Config, Direction, DisconnectReason, FrameDecoder, FrameError, MessageId, Node,
     Overload, PeerId, PeerStats, RateLimit, SeenSet, QUEUED_FRAME_OVERHEAD,
 };
 use proptest::prelude::*;
 
-fn cases(default: u32) -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default);
-    ProptestConfig::with_cases(cases)
-}
+mod common;
+use common::{cases, network, topology};
 
 /// Splits `bytes` at the given cut points (taken modulo the length).
 fn chunks<'a>(bytes: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
@@ -31,38 +26,6 @@ fn chunks<'a>(bytes: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
     points.push(bytes.len());
     points.sort_unstable();
     points.windows(2).map(|w| &bytes[w[0]..w[1]]).collect()
-}
-
-fn topology() -> impl Strategy<Value = Topology> {
-    prop_oneof![
-        (1usize..=200).prop_map(Topology::line),
-        (1usize..=200).prop_map(Topology::ring),
-        (1usize..=200).prop_map(Topology::star),
-        (1usize..=30).prop_map(Topology::clique),
-        (1usize..=200, 1usize..=8, any::<u64>())
-            .prop_map(|(n, d, seed)| Topology::random_connected(n, d, seed)),
-    ]
-}
-
-fn network() -> impl Strategy<Value = SimConfig> {
-    (
-        any::<u64>(),
-        0u64..20,
-        0u64..20,
-        prop_oneof![Just(usize::MAX), 1usize..64],
-    )
-        .prop_map(|(seed, latency_ms, jitter_ms, max_read)| SimConfig {
-            seed,
-            node: Config {
-                max_outbound_peers: 256,
-                max_inbound_peers: 256,
-                ..Config::default()
-            },
-            latency: (Duration::ZERO, Duration::from_millis(latency_ms)),
-            jitter: Duration::from_millis(jitter_ms),
-            max_read,
-            ..SimConfig::default()
-        })
 }
 
 proptest! {
@@ -357,6 +320,7 @@ proptest! {
             partial_frame_budget_bytes: 2 * 12,
             // A few frames a second at most, when on.
             peer_rate_limit: paced.then_some(RateLimit { bytes_per_second: 40, messages_per_second: 3 }),
+            plumtree: None,
             seen_budget_bytes: SeenSet::memory_bound(5),
             seen_retention: Duration::from_millis(5000),
             // Two frames of 8 bytes for one peer, five in all.

@@ -61,6 +61,7 @@ fuzz_target!(|input: (bool, bool, Vec<Event>)| {
             bytes_per_second: 100,
             messages_per_second: 4,
         }),
+        plumtree: None,
         seen_budget_bytes: SeenSet::memory_bound(8),
         seen_retention: Duration::from_secs(10),
         peer_queue_bytes: PEER_QUEUE,

@@ -6,6 +6,9 @@ use bytes::Bytes;
 
 use super::HEADER_LEN;
 
+/// The longest head of a single frame: a plumtree Gossip frame's length, type and round.
+const MAX_HEAD: usize = 8;
+
 /// Wire bytes for a peer: one or more whole frames, to be written as they are.
 ///
 /// Either one payload behind its length prefix ([`Frames::single`], what a publish
@@ -26,8 +29,9 @@ use super::HEADER_LEN;
 /// ```
 #[derive(Clone)]
 pub struct Frames {
-    /// The length prefix of a single frame; unused (`head_len` 0) for a run.
-    header: [u8; HEADER_LEN],
+    /// The head of a single frame (its length prefix, and for a plumtree Gossip frame
+    /// its type and round); unused (`head_len` 0) for a run.
+    header: [u8; MAX_HEAD],
     head_len: u8,
     /// The payload of a single frame, or the whole wire bytes of a run.
     body: Bytes,
@@ -38,12 +42,21 @@ impl Frames {
     /// One frame carrying `payload`. `None` if it does not fit a `u32` length prefix.
     pub fn single(payload: Bytes) -> Option<Self> {
         let len = u32::try_from(payload.len()).ok()?;
-        Some(Frames {
-            header: len.to_be_bytes(),
-            head_len: HEADER_LEN as u8,
+        Some(Self::with_head(&len.to_be_bytes(), payload))
+    }
+
+    /// One frame whose wire bytes are `head` (at most 8 bytes: the length prefix and
+    /// what a frame type puts before its payload) then `payload`; its payload, as
+    /// [`payloads`](Self::payloads) gives it, is `payload`.
+    pub(crate) fn with_head(head: &[u8], payload: Bytes) -> Self {
+        let mut header = [0; MAX_HEAD];
+        header[..head.len()].copy_from_slice(head);
+        Frames {
+            header,
+            head_len: head.len() as u8,
             body: payload,
             count: 1,
-        })
+        }
     }
 
     /// `count` consecutive whole frames, as they are on the wire. The caller (the node)
@@ -51,7 +64,7 @@ impl Frames {
     pub(crate) fn run(wire: Bytes, count: usize) -> Self {
         debug_assert_eq!(Payloads::of(&wire).count(), count);
         Frames {
-            header: [0; HEADER_LEN],
+            header: [0; MAX_HEAD],
             head_len: 0,
             body: wire,
             // A run lies in one read, so it has fewer frames than that read has bytes;

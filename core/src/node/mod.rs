@@ -5,6 +5,7 @@ pub mod eviction;
 mod flow;
 mod pacer;
 mod peer;
+mod plumtree;
 mod read_buffer;
 mod run;
 
@@ -21,7 +22,7 @@ use crate::{
 };
 use admission::Room;
 use flow::{Application, Flow};
-use peer::{Peer, PeerTable};
+use peer::{Peer, PeerTable, Wire};
 use read_buffer::Read;
 use run::Run;
 
@@ -103,6 +104,8 @@ pub struct Node {
     /// The peer whose held message was taken last when queues drained: the next round
     /// starts after it, so that no peer is always served first.
     resume_cursor: Option<PeerId>,
+    /// The plumtree state, if the node speaks it.
+    plumtree: Option<plumtree::Plumtree>,
 }
 
 /// Frames handled per pass of [`Node::decode_frames`]: enough for the seen-set checks of
@@ -160,6 +163,7 @@ impl Node {
     /// A node with no peers. Fails if the configuration is inconsistent.
     pub fn new(config: Config) -> Result<Self, ConfigError> {
         config.validate()?;
+        let plumtree = config.plumtree.clone().map(plumtree::Plumtree::new);
         Ok(Node {
             seen: SeenSet::new(config.seen_capacity(), config.seen_retention),
             config,
@@ -173,6 +177,7 @@ impl Node {
             run: Run::default(),
             partial_bytes: 0,
             resume_cursor: None,
+            plumtree,
         })
     }
 
@@ -206,8 +211,14 @@ impl Node {
     /// # Ok::<(), gossip_core::ConfigError>(())
     /// ```
     pub fn peer_connected(&mut self, now: Instant, peer: PeerId, direction: Direction) {
+        self.connect(now, peer, direction, Wire::Plain);
+    }
+
+    /// Takes a new connection in its direction's slots (evicting or refusing as
+    /// [`peer_connected`](Self::peer_connected) says); returns whether it was taken.
+    fn connect(&mut self, now: Instant, peer: PeerId, direction: Direction, wire: Wire) -> bool {
         if self.peers.contains(peer) {
-            return;
+            return false;
         }
         let limit = match direction {
             Direction::Outbound => self.config.max_outbound_peers,
@@ -233,15 +244,20 @@ impl Node {
                     peer,
                     reason: DisconnectReason::TooManyPeers { direction, limit },
                 });
-                return;
+                return false;
             };
             self.stats.peers_evicted += 1;
             self.disconnect(victim, DisconnectReason::Evicted);
             self.settle(now);
         }
-        let state = Peer::new(now, direction, self.config.max_frame_len);
-        self.peers.insert(peer, state);
+        let max_frame_len = match wire {
+            Wire::Plain => self.config.max_frame_len,
+            Wire::Plumtree { .. } => self.config.max_wire_payload(),
+        };
+        self.peers
+            .insert(peer, Peer::new(now, direction, wire, max_frame_len));
         self.stats.peers_connected += 1;
+        true
     }
 
     /// What the node observed of `peer`, if it is connected.
@@ -390,6 +406,10 @@ impl Node {
     /// queueing behind each frame's hashing. Outcomes and the order of what each peer is
     /// sent are those of one frame at a time.
     fn decode_frames(&mut self, now: Instant, peer: PeerId, read: Read) {
+        if self.peers.get(peer).is_some_and(Peer::is_plumtree) {
+            self.decode_plumtree(now, peer);
+            return;
+        }
         self.update_total(now);
         self.update_application(now);
         let Some(state) = self.peers.get(peer) else {
@@ -403,7 +423,7 @@ impl Node {
         if let Some((id, payload)) = self.peers.get_mut(peer).and_then(|state| state.held.take()) {
             // It came before everything buffered after it.
             self.sync_reading(now, peer);
-            self.take_new(now, peer, id, payload);
+            self.take_new(now, peer, id, payload, 0);
         }
         let mut batch = std::mem::take(&mut self.batch);
         let mut run = std::mem::take(&mut self.run);
@@ -451,11 +471,15 @@ impl Node {
                     Some(frame) => {
                         kept += payload.len();
                         let from = peer;
+                        if self.plumtree.is_some() {
+                            // Plumtree peers get it in a frame of their own.
+                            self.forward_plumtree(now, Some(peer), id, &payload, 0);
+                        }
                         self.deliver(Delivery { id, payload, from });
                         run.extend(frame);
                     }
                     // Assembled across reads, or empty: forwarded on its own.
-                    None => self.deliver_and_forward(now, peer, id, payload),
+                    None => self.deliver_and_forward(now, peer, (id, payload), 0),
                 }
             }
             if let Some(error) = error {
@@ -477,8 +501,15 @@ impl Node {
         }
     }
 
-    /// Delivers a new message from `peer` and forwards it on its own.
-    fn deliver_and_forward(&mut self, now: Instant, peer: PeerId, id: MessageId, payload: Bytes) {
+    /// Delivers a new message from `peer` (received at plumtree `round`, 0 from a plain
+    /// peer) and forwards it on its own.
+    fn deliver_and_forward(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        (id, payload): (MessageId, Bytes),
+        round: u16,
+    ) {
         let from = peer;
         let delivery = Delivery {
             id,
@@ -486,7 +517,7 @@ impl Node {
             from,
         };
         self.deliver(delivery);
-        self.forward_one(now, Some(peer), payload);
+        self.forward_one(now, Some(peer), (id, payload), round);
     }
 
     /// Hands a new message to the application, charged to its delivery queue; unless it
@@ -523,7 +554,7 @@ impl Node {
 
     /// A message held from `peer` is taken now: new unless a copy came another way
     /// while it waited.
-    fn take_new(&mut self, now: Instant, peer: PeerId, id: MessageId, payload: Bytes) {
+    fn take_new(&mut self, now: Instant, peer: PeerId, id: MessageId, payload: Bytes, round: u16) {
         let new = self.seen.insert(id, now);
         if let Some(state) = self.peers.get_mut(peer) {
             match new {
@@ -535,7 +566,7 @@ impl Node {
             }
         }
         if new {
-            self.deliver_and_forward(now, peer, id, payload);
+            self.deliver_and_forward(now, peer, (id, payload), round);
         } else {
             self.stats.duplicates += 1;
         }
@@ -637,7 +668,7 @@ impl Node {
             return Ok(PublishOutcome::AlreadySeen { id });
         }
         self.stats.messages_published += 1;
-        let peers = self.forward_one(now, None, payload);
+        let peers = self.forward_one(now, None, (id, payload), 0);
         self.settle(now);
         Ok(PublishOutcome::Sent { id, peers })
     }
@@ -704,6 +735,7 @@ impl Node {
         for peer in rested {
             self.sync_reading(now, peer);
         }
+        self.plumtree_timeout(now);
         self.settle(now);
     }
 
@@ -712,7 +744,11 @@ impl Node {
     /// for their rate set a deadline; expired ids are also forgotten lazily, so an idle
     /// node is never woken.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let node = [self.escape_deadline(), self.application_deadline()];
+        let node = [
+            self.escape_deadline(),
+            self.application_deadline(),
+            self.plumtree_deadline(),
+        ];
         // Most calls find no peer waited on, mid-frame or paused for its rate: then no
         // peer has a deadline, and the peers need not be looked at.
         let waiting = self.flow.full_peers > 0 || self.flow.total_full_since.is_some();
@@ -807,14 +843,25 @@ impl Node {
         }
     }
 
-    /// Queues one message for every peer but `except`; returns how many took it.
-    fn forward_one(&mut self, now: Instant, except: Option<PeerId>, payload: Bytes) -> usize {
+    /// Queues one message (received at plumtree `round`, 0 if plain or published) for
+    /// every peer but `except`; returns how many took it.
+    fn forward_one(
+        &mut self,
+        now: Instant,
+        except: Option<PeerId>,
+        (id, payload): (MessageId, Bytes),
+        round: u16,
+    ) -> usize {
+        let plumtree = match self.plumtree.is_some() {
+            true => self.forward_plumtree(now, except, id, &payload, round),
+            false => 0,
+        };
         // `max_frame_len` fits a u32 (checked by `Config::validate`) and every payload was
         // checked against it, so framing cannot fail.
         let Some(frames) = Frames::single(payload) else {
-            return 0;
+            return plumtree;
         };
-        self.forward(now, except, &[frames.wire_len()], |_, _| frames.clone())
+        plumtree + self.forward(now, except, &[frames.wire_len()], |_, _| frames.clone())
     }
 
     /// Queues consecutive frames, of wire lengths `frame_lens`, for every peer but
@@ -834,7 +881,8 @@ impl Node {
     ) -> usize {
         let mut took = 0;
         for (peer, state) in self.peers.iter_mut() {
-            if Some(peer) == except {
+            // Plumtree peers get their own frames (`forward_plumtree`).
+            if Some(peer) == except || state.is_plumtree() {
                 continue;
             }
             let budget = self.config.peer_queue_bytes;
@@ -895,6 +943,9 @@ impl Node {
         };
         self.queued_bytes -= state.queued_bytes;
         self.partial_bytes -= state.partial_bytes;
+        if let (true, Some(plumtree)) = (state.is_plumtree(), self.plumtree.as_mut()) {
+            plumtree.peers -= 1;
+        }
         let held = usize::from(state.held.is_some());
         self.stats.frames_lost_on_disconnect += (state.unwritten_frames() + held) as u64;
         if state.is_full() {

@@ -50,6 +50,22 @@ pub(crate) struct Peer {
     pub(crate) pacers: (Pacer, Pacer),
     /// Whether the caller was last told to read this peer (a new peer is read).
     pub(crate) reading_announced: bool,
+    /// The protocol spoken with this peer.
+    pub(crate) wire: Wire,
+    /// The round of the held message (plumtree peers).
+    pub(crate) held_round: u16,
+    /// Announcements waiting for this (lazy plumtree) peer's next IHave frame.
+    pub(crate) ihaves: Vec<(crate::plumtree::wire::ShortId, u16)>,
+}
+
+/// The protocol spoken with a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wire {
+    /// `flood`: every message whole, as a plain frame.
+    Plain,
+    /// `plumtree`, with the peer's node id; `eager` peers get messages whole, lazy
+    /// ones announcements.
+    Plumtree { node_id: u64, eager: bool },
 }
 
 /// What a peer has sent, for its [`PeerStats`](crate::PeerStats).
@@ -72,7 +88,12 @@ pub(crate) struct Flushed {
 }
 
 impl Peer {
-    pub(crate) fn new(now: Instant, direction: Direction, max_frame_len: usize) -> Self {
+    pub(crate) fn new(
+        now: Instant,
+        direction: Direction,
+        wire: Wire,
+        max_frame_len: usize,
+    ) -> Self {
         Peer {
             decoder: FrameDecoder::new(max_frame_len),
             queued_bytes: 0,
@@ -90,7 +111,15 @@ impl Peer {
             rate_paused_until: None,
             pacers: (Pacer::default(), Pacer::default()),
             reading_announced: true,
+            wire,
+            held_round: 0,
+            ihaves: Vec::new(),
         }
+    }
+
+    /// Whether this peer speaks plumtree.
+    pub(crate) fn is_plumtree(&self) -> bool {
+        matches!(self.wire, Wire::Plumtree { .. })
     }
 
     /// Whether the node wants bytes from this peer: it holds no message from it and the

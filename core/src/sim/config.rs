@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::plumtree::PlumtreeConfig;
 use crate::Config;
 
 /// How the simulated network behaves. All randomness comes from `seed`.
@@ -29,6 +30,26 @@ pub struct SimConfig {
     pub bandwidth: Option<u64>,
     /// Random node crashes, if any.
     pub churn: Option<Churn>,
+    /// Nodes that speak only `flood` even when `node.plumtree` is set, for networks that
+    /// mix both. (Every other node speaks plumtree when it is set, with its index as
+    /// its [`NodeId`](crate::plumtree::NodeId); a link is plumtree when both ends are.)
+    pub plain_nodes: Vec<usize>,
+}
+
+impl SimConfig {
+    /// The configuration of node `index`: `node`, with plumtree under the node's own id
+    /// unless it is one of `plain_nodes`.
+    pub fn node_config(&self, index: usize) -> Config {
+        let mut config = self.node.clone();
+        config.plumtree = match self.plain_nodes.contains(&index) {
+            true => None,
+            false => config.plumtree.map(|plumtree| PlumtreeConfig {
+                node_id: index as u64,
+                ..plumtree
+            }),
+        };
+        config
+    }
 }
 
 impl Default for SimConfig {
@@ -44,6 +65,7 @@ impl Default for SimConfig {
             reconnect_after: Duration::from_millis(100),
             bandwidth: None,
             churn: None,
+            plain_nodes: Vec::new(),
         }
     }
 }

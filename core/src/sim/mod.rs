@@ -82,7 +82,9 @@ pub struct Simulation {
     raw_peers: Vec<RawPeer>,
     tracker: Tracker,
     frames_sent: u64,
+    wire_bytes: u64,
     deliveries: u64,
+    payload_bytes_delivered: u64,
     disconnects: u64,
     /// Reused between calls.
     actions: Vec<Action>,
@@ -102,8 +104,8 @@ impl Simulation {
         let mut rng = SimRng::new(config.seed);
         let (low, high) = (nanos(config.latency.0), nanos(config.latency.1));
         let mut nodes: Vec<SimNode> = (0..topology.nodes())
-            .map(|_| SimNode {
-                node: Some(Node::new(config.node.clone()).expect("validated")),
+            .map(|index| SimNode {
+                node: Some(Node::new(config.node_config(index)).expect("validated")),
                 links: Vec::new(),
                 timer: None,
                 frames_received_before: 0,
@@ -132,7 +134,9 @@ impl Simulation {
             raw_peers: Vec::new(),
             tracker: Tracker::default(),
             frames_sent: 0,
+            wire_bytes: 0,
             deliveries: 0,
+            payload_bytes_delivered: 0,
             disconnects: 0,
             actions: Vec::new(),
             delivered_at: Vec::new(),
@@ -237,6 +241,25 @@ impl Simulation {
         self.nodes[index].frozen = true;
     }
 
+    /// Cuts `fraction` (0 to 1) of the links that are up, chosen at random, now; each
+    /// comes back after `downtime`. Returns how many were cut.
+    pub fn cut_links(&mut self, fraction: f64, downtime: Duration) -> usize {
+        let mut cut = 0;
+        for link in 0..self.links.len() {
+            if !self.links[link].up || !self.rng.chance(fraction) {
+                continue;
+            }
+            self.break_link(link, false);
+            let at = self.now.saturating_add(nanos(downtime));
+            self.schedule.push(at, Event::Reconnect { link });
+            let [a, b] = self.links[link].ends;
+            self.process(a);
+            self.process(b);
+            cut += 1;
+        }
+        cut
+    }
+
     /// Why the node disconnected this raw peer, if it did.
     pub fn raw_peer_disconnected(&self, raw_peer: usize) -> Option<DisconnectReason> {
         self.raw_peers.get(raw_peer)?.disconnected
@@ -274,6 +297,12 @@ impl Simulation {
                 n.frames_received_before + n.node.as_ref().map_or(0, |node| node.stats().frames_in)
             })
             .sum();
+        let stats: Vec<crate::Stats> = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.node.as_ref().map(Node::stats))
+            .collect();
+        let sum = |counter: fn(&crate::Stats) -> u64| stats.iter().map(counter).sum::<u64>();
         Report {
             elapsed: self.elapsed(),
             nodes,
@@ -282,6 +311,10 @@ impl Simulation {
             frames_received,
             deliveries: self.deliveries,
             disconnects: self.disconnects,
+            wire_bytes: self.wire_bytes,
+            payload_bytes_delivered: self.payload_bytes_delivered,
+            control_frames: sum(|s| s.control_frames_out),
+            repairs: sum(|s| s.repairs),
         }
     }
 
@@ -321,7 +354,7 @@ impl Simulation {
                 self.schedule_crash(churn);
             }
             Event::Restart { node } => {
-                let fresh = Node::new(self.config.node.clone()).expect("validated");
+                let fresh = Node::new(self.config.node_config(node)).expect("validated");
                 self.nodes[node].node = Some(fresh);
                 for link in self.nodes[node].links.clone() {
                     self.connect(link);
@@ -344,12 +377,19 @@ impl Simulation {
         }
         self.links[link].up = true;
         let now = self.instant();
+        let plumtree = [a, b].map(|end| self.config.node_config(end).plumtree.is_some());
         for side in 0..2 {
-            let end = self.links[link].ends[side];
+            let [end, other] = [self.links[link].ends[side], self.links[link].ends[1 - side]];
             if let Some(node) = self.nodes[end].node.as_mut() {
                 // The first end of a link dialled the second.
                 let direction = [Direction::Outbound, Direction::Inbound][side];
-                node.peer_connected(now, peer_id(link, side), direction);
+                let peer = peer_id(link, side);
+                match plumtree {
+                    [true, true] => {
+                        node.plumtree_peer_connected(now, peer, direction, other as u64)
+                    }
+                    _ => node.peer_connected(now, peer, direction),
+                }
             }
         }
         self.process(a);
@@ -492,6 +532,7 @@ impl Simulation {
                 Action::Deliver(delivery) => {
                     taken += 1;
                     taken_bytes += delivery.payload.len();
+                    self.payload_bytes_delivered += delivery.payload.len() as u64;
                     if let Some(track) = self.tracker.get(&delivery.id) {
                         if !delivery.payload.is_empty() {
                             delivered.push((delivery.payload.as_ptr(), track));
@@ -565,6 +606,7 @@ impl Simulation {
     fn send(&mut self, peer: PeerId, frame: Frames) {
         let (link, side) = link_of(peer);
         self.frames_sent += frame.count() as u64;
+        self.wire_bytes += frame.wire_len() as u64;
         if self.config.link_failure > 0.0 && self.rng.chance(self.config.link_failure) {
             self.break_link(link, true);
             return;

@@ -40,10 +40,18 @@ pub struct Report {
     pub nodes: usize,
     /// One entry per published message, in publication order.
     pub messages: Vec<MessageReport>,
-    /// Frames nodes sent in all.
+    /// Frames nodes sent in all (plumtree control frames included).
     pub frames_sent: u64,
-    /// Frames nodes received in all.
+    /// Data frames (messages, plain or plumtree Gossip) nodes received in all.
     pub frames_received: u64,
+    /// Bytes sent on every link, data and control, headers included.
+    pub wire_bytes: u64,
+    /// Payload bytes of every delivery.
+    pub payload_bytes_delivered: u64,
+    /// Plumtree control frames (IHave, Graft, Prune) sent by nodes up now.
+    pub control_frames: u64,
+    /// Messages that arrived after being grafted, at nodes up now.
+    pub repairs: u64,
     /// Deliveries to the application, at all nodes.
     pub deliveries: u64,
     /// Peers disconnected by a node (protocol error, slow peer, too many peers).
@@ -54,6 +62,18 @@ impl Report {
     /// Relative message redundancy: frames received per useful delivery.
     pub fn redundancy(&self) -> f64 {
         self.frames_received as f64 / self.deliveries.max(1) as f64
+    }
+
+    /// Relative message redundancy as the plumtree paper counts it: data frames
+    /// received per delivery, minus one (0 for a perfect spanning tree; flooding a graph
+    /// of degree `d` gives about `d - 2`).
+    pub fn rmr(&self) -> f64 {
+        self.redundancy() - 1.0
+    }
+
+    /// Every byte on every link per payload byte delivered.
+    pub fn wire_bytes_per_payload_byte(&self) -> f64 {
+        self.wire_bytes as f64 / self.payload_bytes_delivered.max(1) as f64
     }
 
     /// The fewest nodes any message reached (`nodes` if there were no messages).

@@ -206,6 +206,8 @@ impl Limits {
                     messages_per_second: messages.unwrap_or(u64::MAX),
                 }),
             },
+            // The binary speaks flood only until the driver negotiates plumtree (#14).
+            plumtree: None,
             seen_budget_bytes: self.seen_budget,
             seen_retention: self.seen_retention.into(),
             peer_queue_bytes: self.peer_queue,
@@ -315,6 +317,7 @@ mod tests {
                 bytes_per_second: u64::MAX,
                 messages_per_second: 9,
             }),
+            plumtree: None,
             seen_budget_bytes: 4096,
             seen_retention: Duration::from_secs(2),
             peer_queue_bytes: 5000,

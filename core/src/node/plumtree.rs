@@ -1,0 +1,467 @@
+//! The node's side of [`plumtree`](crate::plumtree): plumtree peers' frames in, their
+//! Gossip, IHave, Graft and Prune frames out, and the protocol's timers.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::admission::{self, Room};
+use super::peer::{Peer, Wire};
+use super::{refresh_full, Node};
+use crate::plumtree::wire::{self, short_id, Frame, ShortId, WireError};
+use crate::plumtree::{MessageCache, Missing, NodeId, PlumtreeConfig};
+use crate::{Action, Direction, DisconnectReason, Frames, MessageId, Overload, PeerId};
+
+/// What a node that speaks plumtree keeps.
+#[derive(Debug)]
+pub(super) struct Plumtree {
+    pub(super) config: PlumtreeConfig,
+    cache: MessageCache,
+    missing: Missing,
+    /// When the announcements gathered for lazy peers go out.
+    ihave_due: Option<Instant>,
+    /// Plumtree peers connected.
+    pub(super) peers: usize,
+    /// Scratch for `forward_plumtree`: the plumtree peers to send to, and whether each
+    /// is eager.
+    targets: Vec<(PeerId, bool)>,
+}
+
+impl Plumtree {
+    pub(super) fn new(config: PlumtreeConfig) -> Self {
+        Plumtree {
+            cache: MessageCache::new(config.cache_bytes, config.cache_retention),
+            missing: Missing::new(config.max_missing),
+            config,
+            ihave_due: None,
+            peers: 0,
+            targets: Vec::new(),
+        }
+    }
+}
+
+impl Node {
+    /// A new connection to `peer` that speaks plumtree (the caller exchanged
+    /// [preambles](crate::plumtree::wire)); `node_id` is the one the peer's preamble
+    /// gave. Slots, eviction and refusal are as for
+    /// [`peer_connected`](Self::peer_connected); a node without
+    /// [`Config::plumtree`](crate::Config::plumtree) takes it as a plain peer.
+    ///
+    /// One connection per node: a connection to this node itself, or a second one to a
+    /// node already connected, is closed with [`DisconnectReason::SameNode`] (of two,
+    /// the one dialled by the lower node id is kept, so both ends keep the same one).
+    /// The new peer starts eager, and is sent an IHave for every message in the cache:
+    /// what it missed while it was away is grafted if it is still cached.
+    pub fn plumtree_peer_connected(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        direction: Direction,
+        node_id: NodeId,
+    ) {
+        let Some(own) = self.plumtree.as_ref().map(|p| p.config.node_id) else {
+            self.peer_connected(now, peer, direction);
+            return;
+        };
+        if self.peers.contains(peer) {
+            return;
+        }
+        let dialler = |direction| match direction {
+            Direction::Outbound => own,
+            Direction::Inbound => node_id,
+        };
+        let same_node = DisconnectReason::SameNode { node_id };
+        let other = self.peers.iter().find_map(|(id, state)| match state.wire {
+            Wire::Plumtree { node_id: n, .. } if n == node_id => Some((id, state.direction)),
+            _ => None,
+        });
+        let keep_new = match other {
+            _ if node_id == own => false,
+            Some((_, other_direction)) => dialler(direction) < dialler(other_direction),
+            None => true,
+        };
+        if !keep_new {
+            self.actions.push_back(Action::Disconnect {
+                peer,
+                reason: same_node,
+            });
+            return;
+        }
+        if let Some((other, _)) = other {
+            self.disconnect(other, same_node);
+        }
+        let wire = Wire::Plumtree {
+            node_id,
+            eager: true,
+        };
+        if !self.connect(now, peer, direction, wire) {
+            return;
+        }
+        let Some(plumtree) = self.plumtree.as_mut() else {
+            return;
+        };
+        plumtree.peers += 1;
+        let cached: Vec<(ShortId, u16)> = plumtree.cache.ids().collect();
+        for chunk in cached.chunks(wire::MAX_IHAVE) {
+            self.stats.ihave_ids_sent += chunk.len() as u64;
+            self.queue_control(now, peer, wire::ihave(chunk));
+        }
+        self.settle(now);
+    }
+
+    /// Handles the complete frames buffered for plumtree peer `peer`, one at a time.
+    /// Flow control as for plain peers: while the node cannot take new messages from
+    /// the peer, its duplicates and control frames are still handled and the first new
+    /// message is held.
+    pub(super) fn decode_plumtree(&mut self, now: Instant, peer: PeerId) {
+        self.update_total(now);
+        self.update_application(now);
+        let overload = self.config.overload;
+        if let Some(state) = self.peers.get_mut(peer) {
+            if self.flow.wants_read(overload, state.is_full()) {
+                if let Some((id, message)) = state.held.take() {
+                    let round = state.held_round;
+                    self.sync_reading(now, peer);
+                    self.take_new(now, peer, id, message, round);
+                }
+            }
+        }
+        loop {
+            let Some(state) = self.peers.get_mut(peer) else {
+                return;
+            };
+            if state.held.is_some() {
+                break;
+            }
+            let frame = match state.decoder.next_frame() {
+                Ok(Some(payload)) => Frame::parse(&payload),
+                Ok(None) => break,
+                Err(error) => {
+                    self.stats.protocol_errors += 1;
+                    self.disconnect(peer, DisconnectReason::Protocol(error));
+                    return;
+                }
+            };
+            let result = match frame {
+                Ok(Frame::Gossip { round, message }) => self.on_gossip(now, peer, round, message),
+                Ok(control) => {
+                    self.stats.control_frames_in += 1;
+                    self.on_control(now, peer, control);
+                    Ok(())
+                }
+                Err(error) => Err(error),
+            };
+            if let Err(error) = result {
+                self.stats.protocol_errors += 1;
+                self.disconnect(peer, DisconnectReason::Plumtree(error));
+                return;
+            }
+        }
+        self.sync_reading(now, peer);
+    }
+
+    /// A Gossip frame from `peer`: a new message is delivered and forwarded (and its
+    /// sender becomes eager), or held while the node cannot take it; a duplicate from an
+    /// eager peer makes it lazy, and it is told so (Prune).
+    fn on_gossip(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        round: u16,
+        message: Bytes,
+    ) -> Result<(), WireError> {
+        if message.len() > self.config.max_frame_len {
+            return Err(WireError::TooLarge);
+        }
+        let overload = self.config.overload;
+        let Some(state) = self.peers.get_mut(peer) else {
+            return Ok(());
+        };
+        self.stats.frames_in += 1;
+        state.counters.frames_in += 1;
+        let id = MessageId::of(&message);
+        let takeable = self.flow.wants_read(overload, state.is_full());
+        if !takeable && !self.seen.contains(&id) {
+            state.held = Some((id, message));
+            state.held_round = round;
+            return Ok(());
+        }
+        if self.seen.insert(id, now) {
+            state.counters.first_deliveries += 1;
+            state.counters.last_first_delivery = Some(now);
+            set_eager(state, true);
+            self.deliver_and_forward(now, peer, (id, message), round);
+            return Ok(());
+        }
+        self.stats.duplicates += 1;
+        state.counters.duplicates += 1;
+        if matches!(state.wire, Wire::Plumtree { eager: true, .. }) {
+            set_eager(state, false);
+            self.stats.prunes_sent += 1;
+            self.queue_control(now, peer, wire::prune());
+        }
+        Ok(())
+    }
+
+    /// An IHave, Graft or Prune frame from `peer`.
+    fn on_control(&mut self, now: Instant, peer: PeerId, frame: Frame) {
+        let Some(plumtree) = self.plumtree.as_mut() else {
+            return;
+        };
+        match frame {
+            Frame::IHave(entries) => {
+                let timeout = plumtree.config.graft_timeout;
+                let threshold = plumtree.config.optimization_threshold;
+                let mut swaps = Vec::new();
+                for (id, round) in entries {
+                    if !self.seen.contains(&from_short(id)) {
+                        plumtree.missing.announce(now, id, peer, round, timeout);
+                        continue;
+                    }
+                    // Already here: a much shorter path through `peer` improves the tree.
+                    let Some((came_at, from)) = plumtree.cache.received(&id) else {
+                        continue;
+                    };
+                    if came_at.saturating_sub(round) >= threshold && from != Some(peer) {
+                        plumtree.cache.set_received(&id, round, peer);
+                        swaps.push(from);
+                    }
+                }
+                for old in swaps {
+                    self.swap_eager(now, peer, old);
+                }
+            }
+            Frame::Graft { wanted } => {
+                self.stats.grafts_received += 1;
+                let cached = wanted.and_then(|(id, _)| plumtree.cache.get(&id));
+                if let Some(state) = self.peers.get_mut(peer) {
+                    set_eager(state, true);
+                }
+                if let Some((message, round)) = cached {
+                    if let Some(head) = wire::gossip_head(message.len(), round.saturating_add(1)) {
+                        self.queue(now, peer, Frames::with_head(&head, message));
+                    }
+                }
+            }
+            Frame::Prune => {
+                if let Some(state) = self.peers.get_mut(peer) {
+                    set_eager(state, false);
+                }
+            }
+            Frame::Gossip { .. } => {}
+        }
+    }
+
+    /// Tree optimisation: `better` (a lazy peer) becomes eager, and `old` (the eager
+    /// peer the message came from, if a plumtree peer) lazy; both are told.
+    fn swap_eager(&mut self, now: Instant, better: PeerId, old: Option<PeerId>) {
+        let Some(state) = self.peers.get_mut(better) else {
+            return;
+        };
+        if matches!(state.wire, Wire::Plumtree { eager: false, .. }) {
+            set_eager(state, true);
+            self.stats.tree_swaps += 1;
+            self.queue_control(now, better, wire::graft(None));
+        }
+        let Some(old) = old else {
+            return;
+        };
+        if let Some(state) = self.peers.get_mut(old) {
+            if matches!(state.wire, Wire::Plumtree { eager: true, .. }) {
+                set_eager(state, false);
+                self.stats.prunes_sent += 1;
+                self.queue_control(now, old, wire::prune());
+            }
+        }
+    }
+
+    /// Sends a new message (received at `round`) to the plumtree peers but `except`:
+    /// whole to eager ones, announced to lazy ones; and caches it. Returns how many
+    /// peers it was queued for.
+    pub(super) fn forward_plumtree(
+        &mut self,
+        now: Instant,
+        except: Option<PeerId>,
+        id: MessageId,
+        message: &Bytes,
+        round: u16,
+    ) -> usize {
+        let Some(plumtree) = self.plumtree.as_mut() else {
+            return 0;
+        };
+        plumtree.cache.insert(now, (id, message), round, except);
+        if plumtree.missing.received(&short_id(&id)) {
+            self.stats.repairs += 1;
+        }
+        if plumtree.peers == 0 {
+            return 0;
+        }
+        let next = round.saturating_add(1);
+        let Some(head) = wire::gossip_head(message.len(), next) else {
+            return 0;
+        };
+        let mut targets = std::mem::take(&mut plumtree.targets);
+        targets.clear();
+        targets.extend(
+            self.peers
+                .iter()
+                .filter_map(|(id, state)| match state.wire {
+                    Wire::Plumtree { eager, .. } if Some(id) != except => Some((id, eager)),
+                    _ => None,
+                }),
+        );
+        let frames = Frames::with_head(&head, message.clone());
+        let mut took = 0;
+        for &(peer, eager) in &targets {
+            if eager {
+                took += usize::from(self.queue(now, peer, frames.clone()));
+            } else {
+                self.announce(now, peer, short_id(&id), next);
+            }
+        }
+        if let Some(plumtree) = self.plumtree.as_mut() {
+            plumtree.targets = targets;
+        }
+        took
+    }
+
+    /// Gathers `id` for lazy peer `peer`'s next IHave; a full batch goes at once.
+    fn announce(&mut self, now: Instant, peer: PeerId, id: ShortId, round: u16) {
+        let (Some(state), Some(plumtree)) = (self.peers.get_mut(peer), self.plumtree.as_mut())
+        else {
+            return;
+        };
+        state.ihaves.push((id, round));
+        let full = state.ihaves.len() >= wire::MAX_IHAVE;
+        let interval = plumtree.config.ihave_interval;
+        if plumtree.ihave_due.is_none() {
+            plumtree.ihave_due = now.checked_add(interval).or(Some(now));
+        }
+        if full {
+            self.send_ihaves(now, peer);
+        }
+    }
+
+    /// Sends `peer` the announcements gathered for it.
+    fn send_ihaves(&mut self, now: Instant, peer: PeerId) {
+        let Some(state) = self.peers.get_mut(peer) else {
+            return;
+        };
+        let entries = std::mem::take(&mut state.ihaves);
+        for chunk in entries.chunks(wire::MAX_IHAVE) {
+            self.stats.ihave_ids_sent += chunk.len() as u64;
+            self.queue_control(now, peer, wire::ihave(chunk));
+        }
+    }
+
+    /// When the plumtree timers next have work.
+    pub(super) fn plumtree_deadline(&self) -> Option<Instant> {
+        let plumtree = self.plumtree.as_ref()?;
+        [plumtree.ihave_due, plumtree.missing.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Runs the plumtree timers due by `now`: sends gathered announcements, grafts what
+    /// has not arrived, and forgets expired cached messages.
+    pub(super) fn plumtree_timeout(&mut self, now: Instant) {
+        let Some(plumtree) = self.plumtree.as_mut() else {
+            return;
+        };
+        plumtree.cache.expire(now);
+        let (retry, patience) = (plumtree.config.graft_retry, plumtree.config.graft_timeout);
+        let grafts = plumtree.missing.due(now, retry, patience);
+        let ihaves_due = plumtree.ihave_due.is_some_and(|at| at <= now);
+        if ihaves_due {
+            plumtree.ihave_due = None;
+            let waiting: Vec<PeerId> = self
+                .peers
+                .iter()
+                .filter(|(_, state)| !state.ihaves.is_empty())
+                .map(|(id, _)| id)
+                .collect();
+            for peer in waiting {
+                self.send_ihaves(now, peer);
+            }
+        }
+        for graft in grafts {
+            if self.seen.contains(&from_short(graft.id)) {
+                continue;
+            }
+            let Some(state) = self.peers.get_mut(graft.peer) else {
+                continue;
+            };
+            set_eager(state, true);
+            self.stats.grafts_sent += 1;
+            let wanted = Some((graft.id, graft.round));
+            self.queue_control(now, graft.peer, wire::graft(wanted));
+        }
+    }
+
+    /// Queues a control frame (its whole wire bytes) for `peer`.
+    fn queue_control(&mut self, now: Instant, peer: PeerId, wire: Bytes) {
+        self.stats.control_frames_out += 1;
+        self.queue(now, peer, Frames::run(wire, 1));
+    }
+
+    /// Queues one frame for `peer` if it has room (always with reading pauses; with
+    /// shedding, within its queue and the total); returns whether it was queued.
+    fn queue(&mut self, now: Instant, peer: PeerId, frames: Frames) -> bool {
+        let Some(state) = self.peers.get_mut(peer) else {
+            return false;
+        };
+        let budget = self.config.peer_queue_bytes;
+        let room = match self.config.overload {
+            Overload::PauseReading => Room {
+                peer: usize::MAX,
+                total: usize::MAX,
+            },
+            Overload::Shed => Room {
+                peer: budget.saturating_sub(state.queued_bytes),
+                total: self
+                    .config
+                    .total_queue_bytes
+                    .saturating_sub(self.queued_bytes),
+            },
+        };
+        let mut sent = false;
+        let shed = admission::admit(&[frames.wire_len()], room, |stretch| {
+            let wire_len = stretch.bytes.len();
+            self.queued_bytes += state.queue(now, wire_len, stretch.count);
+            self.stats.frames_out += stretch.count as u64;
+            self.stats.bytes_out += wire_len as u64;
+            self.actions.push_back(Action::Send {
+                peer,
+                frames: frames.clone(),
+            });
+            sent = true;
+        });
+        self.stats.frames_shed += shed.frames as u64;
+        let overload = self.config.overload;
+        refresh_full(
+            &mut self.flow,
+            overload,
+            state,
+            budget,
+            shed.own_budget,
+            now,
+        );
+        sent
+    }
+}
+
+/// An id with `short`'s first 16 bytes: enough for the seen set, which remembers no
+/// more of an id.
+fn from_short(short: ShortId) -> MessageId {
+    let mut id = [0; 32];
+    id[..short.len()].copy_from_slice(&short);
+    MessageId(id)
+}
+
+/// Makes a plumtree peer eager or lazy (plain peers are always sent everything).
+fn set_eager(state: &mut Peer, to: bool) {
+    if let Wire::Plumtree { eager, .. } = &mut state.wire {
+        *eager = to;
+    }
+}

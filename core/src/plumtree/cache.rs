@@ -1,0 +1,200 @@
+//! [`MessageCache`]: the messages a plumtree node can still send to a peer that grafts
+//! them or missed them, bounded in bytes and in time.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::wire::{short_id, ShortId};
+use crate::{MessageId, PeerId};
+
+/// What the cache charges for each message on top of its bytes: its two index entries.
+pub const CACHED_MESSAGE_OVERHEAD: usize = 96;
+
+/// One cached message.
+#[derive(Debug, Clone)]
+struct Cached {
+    message: Bytes,
+    /// The round it was received at (0 if published here).
+    round: u16,
+    /// The peer it came from (`None` if published here).
+    from: Option<PeerId>,
+}
+
+/// Recent messages by id, oldest forgotten first: once older than the retention, or
+/// to make room within the byte budget. Each message is copied in, so that it never
+/// keeps a larger read buffer alive.
+#[derive(Debug)]
+pub struct MessageCache {
+    by_id: HashMap<ShortId, Cached>,
+    /// Insertion order, oldest first.
+    order: VecDeque<(Instant, ShortId)>,
+    bytes: usize,
+    budget_bytes: usize,
+    retention: Duration,
+}
+
+impl MessageCache {
+    /// An empty cache of at most `budget_bytes` (messages plus
+    /// [`CACHED_MESSAGE_OVERHEAD`] each), keeping each message `retention` at most.
+    pub fn new(budget_bytes: usize, retention: Duration) -> Self {
+        MessageCache {
+            by_id: HashMap::new(),
+            order: VecDeque::new(),
+            bytes: 0,
+            budget_bytes,
+            retention,
+        }
+    }
+
+    /// Keeps `message` (id `id`, received at `round` from `from`; `None` if published
+    /// here) from `now`. A message larger than the whole budget is not kept.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use bytes::Bytes;
+    /// use gossip_core::plumtree::{wire::short_id, MessageCache};
+    /// use gossip_core::MessageId;
+    ///
+    /// let now = Instant::now();
+    /// let mut cache = MessageCache::new(1 << 20, Duration::from_secs(30));
+    /// let id = MessageId::of(b"m");
+    /// cache.insert(now, (id, &Bytes::from_static(b"m")), 2, None);
+    /// assert_eq!(cache.get(&short_id(&id)), Some((Bytes::from_static(b"m"), 2)));
+    /// cache.expire(now + Duration::from_secs(30));
+    /// assert_eq!(cache.get(&short_id(&id)), None);
+    /// ```
+    pub fn insert(
+        &mut self,
+        now: Instant,
+        (id, message): (MessageId, &Bytes),
+        round: u16,
+        from: Option<PeerId>,
+    ) {
+        let charge = message.len() + CACHED_MESSAGE_OVERHEAD;
+        let id = short_id(&id);
+        if charge > self.budget_bytes || self.by_id.contains_key(&id) {
+            return;
+        }
+        self.expire(now);
+        while self.bytes + charge > self.budget_bytes {
+            self.forget_oldest();
+        }
+        self.bytes += charge;
+        let message = Bytes::copy_from_slice(message);
+        self.by_id.insert(
+            id,
+            Cached {
+                message,
+                round,
+                from,
+            },
+        );
+        self.order.push_back((now, id));
+    }
+
+    /// The message of short id `id` and its round, if it is still kept.
+    pub fn get(&self, id: &ShortId) -> Option<(Bytes, u16)> {
+        let cached = self.by_id.get(id)?;
+        Some((cached.message.clone(), cached.round))
+    }
+
+    /// The round message `id` was received at and the peer it came from (`None` if
+    /// published here), if it is still kept.
+    pub fn received(&self, id: &ShortId) -> Option<(u16, Option<PeerId>)> {
+        let cached = self.by_id.get(id)?;
+        Some((cached.round, cached.from))
+    }
+
+    /// Records that message `id` is now reached from `from` at `round` (the tree
+    /// changed).
+    pub fn set_received(&mut self, id: &ShortId, round: u16, from: PeerId) {
+        if let Some(cached) = self.by_id.get_mut(id) {
+            cached.round = round;
+            cached.from = Some(from);
+        }
+    }
+
+    /// Forgets what is `retention` old by `now`.
+    pub fn expire(&mut self, now: Instant) {
+        while let Some(&(at, _)) = self.order.front() {
+            if now.saturating_duration_since(at) < self.retention {
+                return;
+            }
+            self.forget_oldest();
+        }
+    }
+
+    /// The short ids kept, oldest first, with their rounds.
+    pub fn ids(&self) -> impl Iterator<Item = (ShortId, u16)> + '_ {
+        self.order
+            .iter()
+            .filter_map(|(_, id)| Some((*id, self.by_id.get(id)?.round)))
+    }
+
+    /// Bytes charged now (at most the budget).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Messages kept now.
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// Whether nothing is kept.
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+
+    fn forget_oldest(&mut self) {
+        if let Some((_, id)) = self.order.pop_front() {
+            if let Some(cached) = self.by_id.remove(&id) {
+                self.bytes -= cached.message.len() + CACHED_MESSAGE_OVERHEAD;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_forgets_the_oldest_first() {
+        let now = Instant::now();
+        let one = 10 + CACHED_MESSAGE_OVERHEAD;
+        let mut cache = MessageCache::new(2 * one, Duration::from_secs(30));
+        let ids: Vec<MessageId> = (0..3u8).map(|i| MessageId::of(&[i])).collect();
+        for (i, id) in ids.iter().enumerate() {
+            cache.insert(now, (*id, &Bytes::from(vec![0; 10])), i as u16, None);
+            assert!(cache.bytes() <= 2 * one);
+        }
+        let get = |i: usize| cache.get(&short_id(&ids[i]));
+        assert_eq!(get(0), None);
+        assert!(get(1).is_some() && get(2).is_some());
+        assert_eq!(
+            cache.ids().map(|(_, round)| round).collect::<Vec<_>>(),
+            [1, 2]
+        );
+        // Too large for the whole budget: not kept, nothing else forgotten.
+        let big = Bytes::from(vec![0; 2 * one]);
+        cache.insert(now, (MessageId::of(b"big"), &big), 0, None);
+        assert_eq!(cache.len(), 2);
+    }
+
+    #[test]
+    fn retention_is_exclusive() {
+        let now = Instant::now();
+        let retention = Duration::from_secs(30);
+        let mut cache = MessageCache::new(1 << 20, retention);
+        let id = MessageId::of(b"m");
+        cache.insert(now, (id, &Bytes::from_static(b"m")), 0, None);
+        cache.expire(now + retention - Duration::from_nanos(1));
+        assert!(cache.get(&short_id(&id)).is_some());
+        cache.expire(now + retention);
+        assert!(cache.is_empty());
+        assert_eq!(cache.bytes(), 0);
+    }
+}

@@ -1,0 +1,248 @@
+//! [`Missing`]: messages announced by lazy peers (IHave) and not received yet, and when
+//! to graft them.
+//!
+//! The first announcement of an id starts a timer of `graft_timeout`: if the message
+//! has not come by then (from an eager peer), the node grafts it from the first peer
+//! that announced it, and gives each further announcer `graft_retry` in turn; after the
+//! last, the answer is awaited one more `graft_timeout` before the id is given up (a
+//! repair that answers after it is delivered all the same, just not counted). Bounded:
+//! at most `max_missing` ids, each with at most [`MAX_ANNOUNCERS`] announcers; past
+//! that, new announcements are dropped (the eager path, or a later repair, brings the
+//! message).
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use super::wire::ShortId;
+use crate::PeerId;
+
+/// Announcers remembered per missing id.
+pub const MAX_ANNOUNCERS: usize = 8;
+
+#[derive(Debug)]
+struct Pending {
+    announcers: VecDeque<(PeerId, u16)>,
+    deadline: Instant,
+    grafted: bool,
+    /// Every announcer was asked: the id is given up at `deadline`.
+    last_wait: bool,
+}
+
+/// Ids announced and not received, with their graft deadlines.
+#[derive(Debug, Default)]
+pub struct Missing {
+    by_id: HashMap<ShortId, Pending>,
+    /// Deadlines, soonest first.
+    deadlines: BTreeSet<(Instant, ShortId)>,
+    max_missing: usize,
+}
+
+/// A graft to send: ask `peer` for `id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Graft {
+    /// The message wanted.
+    pub id: ShortId,
+    /// Whom to ask.
+    pub peer: PeerId,
+    /// The round its announcement gave.
+    pub round: u16,
+}
+
+impl Missing {
+    /// Tracks at most `max_missing` ids.
+    pub fn new(max_missing: usize) -> Self {
+        Missing {
+            max_missing,
+            ..Missing::default()
+        }
+    }
+
+    /// `peer` announced `id` (not received yet) at `round`.
+    pub fn announce(
+        &mut self,
+        now: Instant,
+        id: ShortId,
+        peer: PeerId,
+        round: u16,
+        timeout: Duration,
+    ) {
+        if let Some(pending) = self.by_id.get_mut(&id) {
+            let known = pending.announcers.iter().any(|(p, _)| *p == peer);
+            if !known && pending.announcers.len() < MAX_ANNOUNCERS {
+                pending.announcers.push_back((peer, round));
+            }
+            return;
+        }
+        if self.by_id.len() >= self.max_missing {
+            return;
+        }
+        let Some(deadline) = now.checked_add(timeout) else {
+            return;
+        };
+        let announcers = VecDeque::from([(peer, round)]);
+        self.by_id.insert(
+            id,
+            Pending {
+                announcers,
+                deadline,
+                grafted: false,
+                last_wait: false,
+            },
+        );
+        self.deadlines.insert((deadline, id));
+    }
+
+    /// `id` arrived: stop waiting for it. Returns whether it had been grafted (a
+    /// repair).
+    pub fn received(&mut self, id: &ShortId) -> bool {
+        match self.by_id.remove(id) {
+            Some(pending) => {
+                self.deadlines.remove(&(pending.deadline, *id));
+                pending.grafted
+            }
+            None => false,
+        }
+    }
+
+    /// The grafts due by `now`: for each id whose timer ran out, its next announcer
+    /// (the timer restarts with `retry`); once none is left, the last is awaited for
+    /// `patience`, then the id is given up.
+    pub fn due(&mut self, now: Instant, retry: Duration, patience: Duration) -> Vec<Graft> {
+        let mut grafts = Vec::new();
+        while let Some(&(deadline, id)) = self.deadlines.first() {
+            if deadline > now {
+                break;
+            }
+            self.deadlines.remove(&(deadline, id));
+            let Some(pending) = self.by_id.get_mut(&id) else {
+                continue;
+            };
+            let next = match pending.announcers.pop_front() {
+                Some((peer, round)) => {
+                    grafts.push(Graft { id, peer, round });
+                    pending.grafted = true;
+                    now.checked_add(retry)
+                }
+                None if !pending.last_wait => {
+                    pending.last_wait = true;
+                    now.checked_add(patience)
+                }
+                None => None,
+            };
+            match next {
+                Some(next) => {
+                    pending.deadline = next;
+                    self.deadlines.insert((next, id));
+                }
+                None => {
+                    self.by_id.remove(&id);
+                }
+            }
+        }
+        grafts
+    }
+
+    /// When [`due`](Self::due) next has work.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.deadlines.first().map(|(at, _)| *at)
+    }
+
+    /// Ids waited for now.
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// Whether nothing is waited for.
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plumtree::wire::short_id;
+    use crate::MessageId;
+
+    const TIMEOUT: Duration = Duration::from_millis(80);
+    const RETRY: Duration = Duration::from_millis(40);
+
+    #[test]
+    fn grafts_the_first_announcer_then_the_next() {
+        let t0 = Instant::now();
+        let mut missing = Missing::new(10);
+        let id = short_id(&MessageId::of(b"m"));
+        missing.announce(t0, id, PeerId(1), 3, TIMEOUT);
+        missing.announce(t0, id, PeerId(2), 4, TIMEOUT);
+        missing.announce(t0, id, PeerId(1), 3, TIMEOUT);
+        assert_eq!(missing.next_deadline(), Some(t0 + TIMEOUT));
+        assert!(missing
+            .due(t0 + TIMEOUT - Duration::from_nanos(1), RETRY, TIMEOUT)
+            .is_empty());
+        let first = missing.due(t0 + TIMEOUT, RETRY, TIMEOUT);
+        assert_eq!(
+            first,
+            [Graft {
+                id,
+                peer: PeerId(1),
+                round: 3
+            }]
+        );
+        let second = missing.due(t0 + TIMEOUT + RETRY, RETRY, TIMEOUT);
+        assert_eq!(
+            second,
+            [Graft {
+                id,
+                peer: PeerId(2),
+                round: 4
+            }]
+        );
+        // No announcer left: the last is awaited one more timeout, then given up.
+        let last = t0 + TIMEOUT + RETRY * 2;
+        assert!(missing.due(last, RETRY, TIMEOUT).is_empty());
+        assert_eq!(missing.len(), 1);
+        assert!(missing.due(last + TIMEOUT, RETRY, TIMEOUT).is_empty());
+        assert!(missing.is_empty());
+    }
+
+    #[test]
+    fn arrival_cancels_and_reports_a_repair() {
+        let t0 = Instant::now();
+        let mut missing = Missing::new(10);
+        let (a, b) = (
+            short_id(&MessageId::of(b"a")),
+            short_id(&MessageId::of(b"b")),
+        );
+        missing.announce(t0, a, PeerId(1), 0, TIMEOUT);
+        missing.announce(t0, b, PeerId(1), 0, TIMEOUT);
+        assert!(!missing.received(&a), "not grafted");
+        missing.due(t0 + TIMEOUT, RETRY, TIMEOUT);
+        assert!(missing.received(&b), "grafted, then arrived");
+        assert_eq!(missing.next_deadline(), None);
+    }
+
+    #[test]
+    fn bounded_in_ids_and_announcers() {
+        let t0 = Instant::now();
+        let mut missing = Missing::new(2);
+        for i in 0..5u8 {
+            missing.announce(t0, short_id(&MessageId::of(&[i])), PeerId(1), 0, TIMEOUT);
+        }
+        assert_eq!(missing.len(), 2);
+        let id = short_id(&MessageId::of(&[0]));
+        for p in 0..20 {
+            missing.announce(t0, id, PeerId(p), 0, TIMEOUT);
+        }
+        let mut grafts = 0;
+        let mut now = t0 + TIMEOUT;
+        while !missing.is_empty() {
+            grafts += missing
+                .due(now, RETRY, TIMEOUT)
+                .iter()
+                .filter(|g| g.id == id)
+                .count();
+            now += RETRY;
+        }
+        assert_eq!(grafts, MAX_ANNOUNCERS);
+    }
+}

@@ -1,0 +1,229 @@
+//! The `plumtree` protocol in the simulator and by hand: trees, grafts, repair, mixed
+//! networks, one connection per node.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use gossip_core::plumtree::{wire, MessageCache, PlumtreeConfig, CACHED_MESSAGE_OVERHEAD};
+use gossip_core::sim::{SimConfig, Simulation, Topology};
+use gossip_core::{Action, Config, Direction, DisconnectReason, MessageId, Node, PeerId};
+use proptest::prelude::*;
+
+mod common;
+use common::{cases, network, topology};
+
+fn plumtree(mut config: SimConfig) -> SimConfig {
+    config.node.plumtree = Some(PlumtreeConfig::default());
+    config
+}
+
+/// Data frames sent per useful delivery, minus one, over `messages`.
+fn rmr(sim: &Simulation, messages: std::ops::Range<usize>) -> f64 {
+    let report = sim.report();
+    let messages = &report.messages[messages];
+    let sent: u64 = messages.iter().map(|m| m.frames_sent).sum();
+    let useful: usize = messages.iter().map(|m| m.reached - 1).sum();
+    sent as f64 / useful as f64 - 1.0
+}
+
+#[test]
+fn the_first_message_floods_and_the_rest_follow_a_tree() {
+    let topology = Topology::random_connected(300, 6, 3);
+    let mut sim = Simulation::new(topology, plumtree(SimConfig::default()));
+    sim.publish(0, &b"builds the tree"[..]).unwrap();
+    assert!(sim.run_until_quiet());
+    for n in 1..40usize {
+        sim.publish(n * 7 % 300, format!("message {n}").into_bytes())
+            .unwrap();
+    }
+    assert!(sim.run_until_quiet());
+    let report = sim.report();
+    assert!(report.all_delivered_exactly_once());
+    assert!(rmr(&sim, 0..1) > 3.0, "the first message floods");
+    let rest = rmr(&sim, 1..40);
+    assert!(rest <= 0.05, "rmr {rest} once the tree has formed");
+    assert!(report.control_frames > 0);
+}
+
+#[test]
+fn a_mixed_network_delivers_everything() {
+    // Every third node speaks flood only: its links are plain, the others plumtree.
+    let config = SimConfig {
+        plain_nodes: (0..60).step_by(3).collect(),
+        ..plumtree(SimConfig::default())
+    };
+    let mut sim = Simulation::new(Topology::random_connected(60, 4, 9), config);
+    for n in 0..20usize {
+        sim.publish(n * 11 % 60, format!("message {n}").into_bytes())
+            .unwrap();
+    }
+    assert!(sim.run_until_quiet());
+    assert!(sim.report().all_delivered_exactly_once());
+}
+
+#[test]
+fn a_link_that_comes_back_repairs_what_its_end_missed() {
+    // A line 0 - 1 - 2: the link 1 - 2 is down while 0 publishes.
+    let mut sim = Simulation::new(Topology::line(3), plumtree(SimConfig::default()));
+    sim.publish(0, &b"before"[..]).unwrap();
+    assert!(sim.run_until_quiet());
+    assert_eq!(sim.cut_links(1.0, Duration::from_secs(2)), 2);
+    // Both links are down: node 0's messages reach node 1 only when they come back,
+    // and node 2 after that: by repair, from caches.
+    for n in 0..5 {
+        sim.publish(0, format!("while down {n}").into_bytes())
+            .unwrap();
+    }
+    assert!(sim.run_until_quiet());
+    let report = sim.report();
+    assert!(report.all_delivered_exactly_once(), "{:?}", report.messages);
+    // Node 1 grafts the five from node 0 and pushes them on to node 2, eager again.
+    assert_eq!(report.repairs, 5);
+}
+
+#[test]
+fn one_connection_per_node() {
+    let t0 = Instant::now();
+    let config = Config {
+        plumtree: Some(PlumtreeConfig {
+            node_id: 5,
+            ..PlumtreeConfig::default()
+        }),
+        ..Config::default()
+    };
+    let mut node = Node::new(config).unwrap();
+    // Itself.
+    node.plumtree_peer_connected(t0, PeerId(1), Direction::Outbound, 5);
+    let same = DisconnectReason::SameNode { node_id: 5 };
+    assert_eq!(
+        node.drain_actions().collect::<Vec<_>>(),
+        [Action::Disconnect {
+            peer: PeerId(1),
+            reason: same
+        }]
+    );
+    // Node 9 dials in, then this node dials it: the connection dialled by node 5 (the
+    // lower id) is kept on both ends.
+    node.plumtree_peer_connected(t0, PeerId(2), Direction::Inbound, 9);
+    node.plumtree_peer_connected(t0, PeerId(3), Direction::Outbound, 9);
+    let same = DisconnectReason::SameNode { node_id: 9 };
+    let actions: Vec<Action> = node.drain_actions().collect();
+    assert!(actions.contains(&Action::Disconnect {
+        peer: PeerId(2),
+        reason: same
+    }));
+    assert!(node.is_connected(PeerId(3)) && !node.is_connected(PeerId(2)));
+    // Node 3 dials in after this node dialled it: node 3's is kept, as on its end.
+    node.plumtree_peer_connected(t0, PeerId(4), Direction::Outbound, 3);
+    node.plumtree_peer_connected(t0, PeerId(6), Direction::Inbound, 3);
+    assert!(!node.is_connected(PeerId(4)) && node.is_connected(PeerId(6)));
+    // A third connection to node 3, dialled by this node, is refused.
+    node.plumtree_peer_connected(t0, PeerId(7), Direction::Outbound, 3);
+    assert!(!node.is_connected(PeerId(7)) && node.is_connected(PeerId(6)));
+}
+
+#[test]
+fn a_node_without_plumtree_takes_a_plumtree_peer_as_plain() {
+    let t0 = Instant::now();
+    let mut node = Node::new(Config::default()).unwrap();
+    node.plumtree_peer_connected(t0, PeerId(1), Direction::Inbound, 7);
+    node.handle_received(t0, PeerId(1), &gossip_core::frame::encode(b"plain"));
+    let delivered = node
+        .drain_actions()
+        .any(|a| matches!(a, Action::Deliver(_)));
+    assert!(delivered);
+}
+
+#[test]
+fn garbage_from_a_plumtree_peer_disconnects_it_with_the_reason() {
+    let t0 = Instant::now();
+    let config = Config {
+        plumtree: Some(PlumtreeConfig::default()),
+        ..Config::default()
+    };
+    let mut node = Node::new(config).unwrap();
+    node.plumtree_peer_connected(t0, PeerId(1), Direction::Inbound, 7);
+    node.handle_received(t0, PeerId(1), &[0, 0, 0, 1, 9]);
+    let reason = DisconnectReason::Plumtree(wire::WireError::UnknownType);
+    assert!(node.drain_actions().any(|a| a
+        == Action::Disconnect {
+            peer: PeerId(1),
+            reason
+        }));
+    assert_eq!(node.stats().protocol_errors, 1);
+}
+
+proptest! {
+    #![proptest_config(cases(128))]
+
+    /// Any topology, any network, any mix of plumtree and plain nodes: every message
+    /// reaches every node exactly once, and the network falls quiet (no loops).
+    #[test]
+    fn plumtree_delivers_every_message_exactly_once(
+        topology in topology(),
+        network in network(),
+        plain in prop::collection::vec(any::<prop::sample::Index>(), 0..4),
+        publishers in prop::collection::vec(any::<prop::sample::Index>(), 1..6),
+    ) {
+        let nodes = topology.nodes();
+        let config = SimConfig {
+            plain_nodes: plain.iter().map(|i| i.index(nodes)).collect(),
+            ..plumtree(network)
+        };
+        let mut sim = Simulation::new(topology, config);
+        for (n, publisher) in publishers.iter().enumerate() {
+            sim.publish(publisher.index(nodes), format!("message {n}").into_bytes()).unwrap();
+        }
+        prop_assert!(sim.run_until_quiet(), "events still pending after 24 virtual hours");
+        let report = sim.report();
+        for message in &report.messages {
+            prop_assert_eq!(message.reached, nodes, "{:?}", message);
+            prop_assert_eq!(message.delivered_again, 0, "{:?}", message);
+        }
+    }
+
+    /// Links cut while messages are published, and restored: every message still
+    /// reaches every node, by repair from the caches once the links are back.
+    #[test]
+    fn plumtree_repairs_what_cut_links_lost(
+        topology in topology(),
+        network in network(),
+        cut in 0.0f64..0.5,
+        publishers in prop::collection::vec(any::<prop::sample::Index>(), 1..6),
+    ) {
+        let nodes = topology.nodes();
+        let mut sim = Simulation::new(topology, plumtree(network));
+        sim.publish(0, &b"first"[..]).unwrap();
+        prop_assert!(sim.run_until_quiet());
+        sim.cut_links(cut, Duration::from_millis(500));
+        for (n, publisher) in publishers.iter().enumerate() {
+            sim.publish(publisher.index(nodes), format!("message {n}").into_bytes()).unwrap();
+        }
+        prop_assert!(sim.run_until_quiet());
+        let report = sim.report();
+        for message in &report.messages {
+            prop_assert_eq!(message.reached, nodes, "{:?}", message);
+            prop_assert_eq!(message.delivered_again, 0, "{:?}", message);
+        }
+    }
+
+    /// The message cache never holds more than its budget, and keeps the newest.
+    #[test]
+    fn the_cache_never_passes_its_budget(
+        sizes in prop::collection::vec(0usize..300, 0..200),
+        budget in 0usize..4000,
+        steps in prop::collection::vec(0u64..20, 0..200),
+    ) {
+        let mut now = Instant::now();
+        let mut cache = MessageCache::new(budget, Duration::from_millis(100));
+        for (n, (size, step)) in sizes.iter().zip(steps.iter().chain(std::iter::repeat(&0))).enumerate() {
+            now += Duration::from_millis(*step);
+            let id = MessageId::of(&(n as u64).to_be_bytes());
+            cache.insert(now, (id, &Bytes::from(vec![0; *size])), 0, None);
+            prop_assert!(cache.bytes() <= budget);
+            if size + CACHED_MESSAGE_OVERHEAD <= budget {
+                prop_assert!(cache.get(&wire::short_id(&id)).is_some(), "the newest was not kept");
+            }
+        }
+    }
+}
