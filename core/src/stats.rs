@@ -79,6 +79,9 @@ pub struct Stats {
     pub prunes_sent: u64,
     /// Messages that arrived after this node grafted them: repaired.
     pub repairs: u64,
+    /// Plumtree connections closed because another connection to the same node was
+    /// kept, or because they reached this node itself.
+    pub same_node_disconnects: u64,
     /// Tree optimisations: a lazy link that announced messages in far fewer rounds
     /// replaced an eager one.
     pub tree_swaps: u64,

@@ -30,6 +30,11 @@ impl Backoff {
         delay
     }
 
+    /// The longest delay.
+    pub(crate) fn longest(&self) -> Duration {
+        self.max
+    }
+
     /// A connection that was up for `lasted` has ended: if it held for at least `max`,
     /// the next delay starts over from `initial`.
     pub(crate) fn connection_ended(&mut self, lasted: Duration) {

@@ -28,6 +28,12 @@ pub struct NetConfig {
     pub redial_max: Duration,
     /// Bytes read from a socket at most per read call. Default 64 KiB.
     pub read_chunk: usize,
+    /// With plumtree ([`Config::plumtree`]): how long a dialled peer has to answer the
+    /// preamble before it is taken for a plain peer (and dialled again plain), and how
+    /// long an accepted connection may stay silent before it is taken for a plain peer.
+    /// Default 1 s: several round trips of a wide-area link. An accepted plain peer that
+    /// sends nothing first waits this long before it gets messages.
+    pub preamble_timeout: Duration,
     /// Socket events (reads, write reports) waiting for the node; readers stop reading,
     /// and so let TCP push back on their peers, while it is full. Default 256, so reads
     /// waiting here hold at most `event_queue` × `read_chunk` bytes (16 MiB).
@@ -45,6 +51,7 @@ impl NetConfig {
             redial_max: Duration::from_secs(5),
             read_chunk: 64 * 1024,
             event_queue: 256,
+            preamble_timeout: Duration::from_secs(1),
         }
     }
 

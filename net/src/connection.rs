@@ -8,21 +8,31 @@ use bytes::BytesMut;
 use gossip_core::{Frames, PeerId};
 
 use crate::driver::Event;
-use crate::engine::{Connection, SocketEvent};
+use crate::engine::{Connection, Redial, SocketEvent};
 use crate::runtime::{Runtime, SocketRead, SocketWrite};
 use crate::write_queue::{WriteQueue, SLICES_PER_WRITE};
+use gossip_core::plumtree::wire::PREAMBLE_LEN;
 
 /// The driver's handle on one connection's tasks. Dropping it cancels both and so closes
 /// the socket.
 pub(crate) struct Link<R: Runtime> {
-    frames: Sender<Vec<Frames>>,
+    frames: Sender<Outgoing>,
     /// One message per read the reader may make.
     grants: Sender<()>,
     /// Held to be cancelled with the link.
     _reader: R::Task,
     writer: R::Task,
-    /// Dropped with the link, which wakes the dialler that made it.
-    _on_close: Option<Sender<()>>,
+    /// Dropped with the link, which wakes the dialler that made it; a [`Redial`] sent
+    /// on it first says how to dial again.
+    on_close: Option<Sender<Redial>>,
+}
+
+/// What the writer task writes, in order.
+pub(crate) enum Outgoing {
+    /// This node's plumtree preamble (not queued in the core, not reported flushed).
+    Preamble([u8; PREAMBLE_LEN]),
+    /// Frames the core queued.
+    Frames(Vec<Frames>),
 }
 
 impl<R: Runtime> Link<R> {
@@ -32,7 +42,7 @@ impl<R: Runtime> Link<R> {
         (reader, writer): (R::Reader, R::Writer),
         read_chunk: usize,
         events: &Sender<Event<R>>,
-        on_close: Option<Sender<()>>,
+        on_close: Option<Sender<Redial>>,
     ) -> Self {
         let (frames, queued) = async_channel::unbounded();
         // Unbounded, but the engine never grants more than `READ_AHEAD` at a time.
@@ -43,7 +53,7 @@ impl<R: Runtime> Link<R> {
             grants,
             _reader: R::spawn(read_loop),
             writer: R::spawn(write_loop(peer, writer, queued, events.clone())),
-            _on_close: on_close,
+            on_close,
         }
     }
 
@@ -59,7 +69,17 @@ impl<R: Runtime> Link<R> {
 impl<R: Runtime> Connection for Link<R> {
     fn send(&mut self, frames: Vec<Frames>) {
         // The writer may already have ended; its Closed event is on the way.
-        let _ = self.frames.try_send(frames);
+        let _ = self.frames.try_send(Outgoing::Frames(frames));
+    }
+
+    fn send_preamble(&mut self, preamble: [u8; PREAMBLE_LEN]) {
+        let _ = self.frames.try_send(Outgoing::Preamble(preamble));
+    }
+
+    fn redial(&mut self, hint: Redial) {
+        if let Some(on_close) = &self.on_close {
+            let _ = on_close.try_send(hint);
+        }
     }
 
     fn grant_reads(&mut self, count: usize) {
@@ -104,18 +124,28 @@ async fn read_loop<R: Runtime>(
 async fn write_loop<R: Runtime>(
     peer: PeerId,
     mut socket: R::Writer,
-    frames: Receiver<Vec<Frames>>,
+    frames: Receiver<Outgoing>,
     events: Sender<Event<R>>,
 ) {
     let mut queue = WriteQueue::default();
     loop {
         if queue.is_empty() {
             match frames.recv().await {
-                Ok(batch) => queue.extend(batch),
+                Ok(Outgoing::Frames(batch)) => queue.extend(batch),
+                Ok(Outgoing::Preamble(preamble)) => {
+                    // Sent before the core knows the peer: nothing is queued yet.
+                    if write_all(&mut socket, &preamble).await.is_err() {
+                        let _ = events.send(Event::Socket(SocketEvent::Closed(peer))).await;
+                        return;
+                    }
+                    continue;
+                }
                 Err(_) => break,
             }
         }
-        while let Ok(batch) = frames.try_recv() {
+        // A preamble only ever comes first, before any frame: the core does not know
+        // the peer until the protocol is settled.
+        while let Ok(Outgoing::Frames(batch)) = frames.try_recv() {
             queue.extend(batch);
         }
         let written = {
@@ -133,4 +163,15 @@ async fn write_loop<R: Runtime>(
         }
     }
     socket.shutdown().await;
+}
+
+/// Writes all of `bytes`.
+async fn write_all<W: SocketWrite>(socket: &mut W, mut bytes: &[u8]) -> std::io::Result<()> {
+    while !bytes.is_empty() {
+        match socket.write_vectored(&[IoSlice::new(bytes)]).await? {
+            0 => return Err(std::io::ErrorKind::WriteZero.into()),
+            written => bytes = &bytes[written..],
+        }
+    }
+    Ok(())
 }

@@ -7,33 +7,60 @@ use async_channel::Sender;
 
 use crate::backoff::Backoff;
 use crate::driver::Event;
+use crate::engine::Redial;
 use crate::runtime::Runtime;
+
+/// What the driver gets with a dialled connection.
+#[derive(Debug)]
+pub(crate) struct Dialled {
+    /// Dropped when the connection closes; a [`Redial`] may come first.
+    pub(crate) closed: Sender<Redial>,
+    /// Dial plain: the peer did not answer a plumtree preamble before.
+    pub(crate) plain: bool,
+}
 
 /// Dials `addr`, hands the connection to the driver, waits for it to close, and starts
 /// over, waiting between attempts as [`Backoff`] says (a connection that held starts the
-/// delays over). At most one connection to `addr` exists at a time.
+/// delays over). At most one connection to `addr` exists at a time. The driver's
+/// [`Redial`] hint, if any, changes that: dial plain from now on, stop (the address is
+/// this node's), or wait the longest delay (another connection to that node is kept).
 pub(crate) async fn dial<R: Runtime>(
     addr: SocketAddr,
     mut backoff: Backoff,
     events: Sender<Event<R>>,
 ) {
+    let mut plain = false;
     loop {
         match R::connect(addr).await {
             Ok(stream) => {
                 let connected_at = Instant::now();
-                let (closed, on_close) = async_channel::bounded::<()>(1);
+                let (closed, on_close) = async_channel::bounded::<Redial>(1);
+                let dialled = Some(Dialled { closed, plain });
                 let event = Event::Connected {
                     stream,
                     addr,
-                    closed: Some(closed),
+                    dialled,
                 };
                 if events.send(event).await.is_err() {
                     return;
                 }
-                // Fails when the driver drops the connection (and with it `closed`).
-                let _ = on_close.recv().await;
-                backoff.connection_ended(connected_at.elapsed());
-                let retry_in = backoff.next_delay();
+                // Ends when the driver drops the connection (and with it `closed`).
+                let retry_in = match on_close.recv().await {
+                    Ok(Redial::Plain) => {
+                        tracing::info!(%addr, "peer does not speak plumtree: dialling it plain");
+                        plain = true;
+                        Duration::ZERO
+                    }
+                    Ok(Redial::Never) => {
+                        tracing::warn!(%addr, "this address reaches this node: not dialling it");
+                        return;
+                    }
+                    Ok(Redial::Later) => backoff.longest(),
+                    Err(_) => {
+                        backoff.connection_ended(connected_at.elapsed());
+                        backoff.next_delay()
+                    }
+                };
                 tracing::info!(%addr, ?retry_in, "redialling");
                 R::sleep_until(Instant::now() + retry_in).await;
             }
@@ -54,7 +81,7 @@ pub(crate) async fn accept<R: Runtime>(listener: R::Listener, events: Sender<Eve
                 let event = Event::Connected {
                     stream,
                     addr,
-                    closed: None,
+                    dialled: None,
                 };
                 if events.send(event).await.is_err() {
                     return;

@@ -14,7 +14,8 @@ use crate::backoff::Backoff;
 use crate::connection::Link;
 use crate::deliveries::Taken;
 use crate::dialler;
-use crate::engine::{Closed, Engine, SocketEvent};
+use crate::dialler::Dialled;
+use crate::engine::{Closed, Engine, Origin, SocketEvent};
 use crate::handle::{PeerCount, PeerInfo};
 use crate::log_limit::{LogLimit, LINES_PER_SECOND};
 use crate::runtime::Runtime;
@@ -22,12 +23,13 @@ use crate::NetConfig;
 
 /// Events the driver waits for, from connections, diallers and the application.
 pub(crate) enum Event<R: Runtime> {
-    /// A connection is up. `closed` is dropped when it goes away: a dialler waits on
-    /// it, so a connection with one is outbound, one without was accepted.
+    /// A connection is up. `dialled` is set for a connection a dialler made: it is
+    /// dropped when the connection goes away (the dialler waits on it, and may be told
+    /// how to dial again), and says whether to dial plain.
     Connected {
         stream: R::Stream,
         addr: SocketAddr,
-        closed: Option<Sender<()>>,
+        dialled: Option<Dialled>,
     },
     Socket(SocketEvent),
     Command(Command),
@@ -215,8 +217,8 @@ impl<R: Runtime> Driver<R> {
                 Event::Connected {
                     stream,
                     addr,
-                    closed,
-                } => self.connected(now, stream, addr, closed),
+                    dialled,
+                } => self.connected(now, stream, addr, dialled),
                 Event::Socket(event) => self.engine.handle_socket(now, event),
                 Event::Command(Command::Publish(payload, reply)) => {
                     let (len, max) = (payload.len(), self.engine.config().max_frame_len);
@@ -249,7 +251,7 @@ impl<R: Runtime> Driver<R> {
         now: Instant,
         stream: R::Stream,
         addr: SocketAddr,
-        on_close: Option<Sender<()>>,
+        dialled: Option<Dialled>,
     ) {
         let socket = match R::split(stream) {
             Ok(socket) => socket,
@@ -261,9 +263,9 @@ impl<R: Runtime> Driver<R> {
                 return;
             }
         };
-        let direction = match on_close {
-            Some(_) => Direction::Outbound,
-            None => Direction::Inbound,
+        let (direction, plain, on_close) = match dialled {
+            Some(Dialled { closed, plain }) => (Direction::Outbound, plain, Some(closed)),
+            None => (Direction::Inbound, false, None),
         };
         let peer = self.engine.next_peer();
         let read_chunk = self.config.read_chunk;
@@ -271,7 +273,13 @@ impl<R: Runtime> Driver<R> {
         if self.admit_line() {
             tracing::info!(%peer, %addr, %direction, "connected");
         }
-        self.engine.connected(now, (addr, direction), link);
+        let origin = Origin {
+            addr,
+            direction,
+            plain,
+        };
+        let timeout = self.config.preamble_timeout;
+        self.engine.connected(now, origin, link, timeout);
     }
 
     /// Starts a dialler for `addr` unless one runs already (one connection per address),

@@ -2,11 +2,13 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use crate::handle::PeerInfo;
+use crate::hello::{Expect, Hello, Outcome};
+use gossip_core::plumtree::wire::{self, PREAMBLE_LEN};
 use gossip_core::{
     Action, Delivery, Direction, DisconnectReason, Frames, Node, PeerId, PublishError,
     PublishOutcome, Stats,
@@ -22,6 +24,32 @@ pub(crate) trait Connection {
     /// Lets the reader make `count` more reads (each handed back as one
     /// [`SocketEvent::Received`]).
     fn grant_reads(&mut self, count: usize);
+    /// Writes this node's plumtree preamble, before any frame.
+    fn send_preamble(&mut self, preamble: [u8; PREAMBLE_LEN]);
+    /// Tells the dialler that made this connection, if any, how to dial again once it
+    /// is closed.
+    fn redial(&mut self, hint: Redial);
+}
+
+/// How a dialler should dial its address again after the connection closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Redial {
+    /// The peer does not speak plumtree: dial it plain from now on, at once.
+    Plain,
+    /// The address is this node's own: stop dialling it.
+    Never,
+    /// Another connection to the same node is kept: dial again only after the
+    /// longest backoff.
+    Later,
+}
+
+/// How a connection came to be: its remote address, who dialled, and whether the
+/// dialler wants it plain (its peer did not answer a preamble before).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Origin {
+    pub(crate) addr: SocketAddr,
+    pub(crate) direction: Direction,
+    pub(crate) plain: bool,
 }
 
 /// Reads a connection may have under way or waiting for the core at once: one being
@@ -76,6 +104,10 @@ struct Open<C> {
     reading: bool,
     /// Reads granted and not yet handed back.
     granted: usize,
+    /// Who dialled.
+    direction: Direction,
+    /// While the protocol is not settled: the core does not know the peer yet.
+    hello: Option<Hello>,
 }
 
 impl<C: Connection> Engine<C> {
@@ -96,39 +128,121 @@ impl<C: Connection> Engine<C> {
         PeerId(self.next_peer)
     }
 
-    /// A connection is up: dialled by this node (outbound) or accepted (inbound).
+    /// A connection is up: dialled by this node (outbound) or accepted (inbound). With
+    /// plumtree, its protocol is settled first (see [`hello`](crate::hello)), within
+    /// `preamble_timeout`; meanwhile the core does not know it.
     pub(crate) fn connected(
         &mut self,
         now: Instant,
-        (addr, direction): (SocketAddr, Direction),
-        connection: C,
+        origin: Origin,
+        mut connection: C,
+        preamble_timeout: Duration,
     ) -> PeerId {
         let peer = self.next_peer();
         self.next_peer += 1;
+        let own = self.node.config().plumtree.as_ref().map(|p| p.node_id);
+        let expect = match (own, origin.direction) {
+            (Some(own), Direction::Outbound) if !origin.plain => {
+                connection.send_preamble(wire::preamble(own));
+                Some(Expect::Answer)
+            }
+            (Some(_), Direction::Inbound) => Some(Expect::Preamble),
+            _ => None,
+        };
+        let deadline = now.checked_add(preamble_timeout).unwrap_or(now);
         let open = Open {
-            addr,
+            addr: origin.addr,
             connection,
             batch: Vec::new(),
             reading: true,
             granted: 0,
+            direction: origin.direction,
+            hello: expect.map(|expect| Hello::new(expect, deadline)),
         };
         self.open.insert(peer, open);
-        self.node.peer_connected(now, peer, direction);
-        self.carry_out();
+        if expect.is_none() {
+            self.node.peer_connected(now, peer, origin.direction);
+            self.carry_out();
+        }
         if let Some(open) = self.open.get_mut(&peer) {
             open.grant_reads();
         }
         peer
     }
 
+    /// Bytes from a connection whose protocol is not settled yet.
+    fn hello_bytes(&mut self, now: Instant, peer: PeerId, data: &[u8]) {
+        let Some(hello) = self
+            .open
+            .get_mut(&peer)
+            .and_then(|open| open.hello.as_mut())
+        else {
+            return;
+        };
+        let outcome = hello.received(data);
+        self.settle_hello(now, peer, outcome);
+    }
+
+    /// Hands a connection whose protocol is now known to the core (or closes it, for
+    /// its dialler to dial again plain).
+    fn settle_hello(&mut self, now: Instant, peer: PeerId, outcome: Outcome) {
+        let Some(open) = self.open.get_mut(&peer) else {
+            return;
+        };
+        let direction = open.direction;
+        let first_bytes = match outcome {
+            Outcome::Wait => return,
+            Outcome::NoAnswer => {
+                if let Some(mut open) = self.open.remove(&peer) {
+                    open.connection.redial(Redial::Plain);
+                    let (addr, reason) = (open.addr, None);
+                    self.closed.push(Closed { peer, addr, reason });
+                }
+                return;
+            }
+            Outcome::Plumtree { node_id, leftover } => {
+                open.hello = None;
+                if direction == Direction::Inbound {
+                    if let Some(own) = self.node.config().plumtree.as_ref() {
+                        open.connection.send_preamble(wire::preamble(own.node_id));
+                    }
+                }
+                self.node
+                    .plumtree_peer_connected(now, peer, direction, node_id);
+                leftover
+            }
+            Outcome::Plain { received } => {
+                open.hello = None;
+                self.node.peer_connected(now, peer, direction);
+                received
+            }
+        };
+        if !first_bytes.is_empty() {
+            self.node.handle_received_bytes(now, peer, first_bytes);
+        }
+        self.carry_out();
+    }
+
+    /// The earliest deadline of a connection whose protocol is not settled.
+    fn hello_deadline(&self) -> Option<Instant> {
+        self.open
+            .values()
+            .filter_map(|open| open.hello.as_ref().map(|hello| hello.deadline))
+            .min()
+    }
+
     /// Something happened on a connection's socket.
     pub(crate) fn handle_socket(&mut self, now: Instant, event: SocketEvent) {
         match event {
             SocketEvent::Received(peer, data) => {
-                if let Some(open) = self.open.get_mut(&peer) {
-                    open.granted = open.granted.saturating_sub(1);
+                let Some(open) = self.open.get_mut(&peer) else {
+                    return;
+                };
+                open.granted = open.granted.saturating_sub(1);
+                match open.hello.is_some() {
+                    true => self.hello_bytes(now, peer, &data),
+                    false => self.node.handle_received_bytes(now, peer, data),
                 }
-                self.node.handle_received_bytes(now, peer, data);
                 // After the core's actions: this read may have paused the peer.
                 self.carry_out();
                 if let Some(open) = self.open.get_mut(&peer) {
@@ -138,6 +252,12 @@ impl<C: Connection> Engine<C> {
             }
             SocketEvent::Flushed(peer, bytes) => self.node.handle_flushed(now, peer, bytes),
             SocketEvent::Closed(peer) => {
+                if let Some(open) = self.open.get_mut(&peer) {
+                    // A dialled peer that closes on our preamble does not speak it.
+                    if let Some(Outcome::NoAnswer) = open.hello.as_mut().map(Hello::not_plumtree) {
+                        open.connection.redial(Redial::Plain);
+                    }
+                }
                 self.node.peer_disconnected(now, peer);
                 if let Some(Open {
                     addr, connection, ..
@@ -184,13 +304,28 @@ impl<C: Connection> Engine<C> {
 
     /// The deadline from [`poll_timeout`](Self::poll_timeout) passed.
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        let late: Vec<PeerId> = self
+            .open
+            .iter()
+            .filter(|(_, open)| open.hello.as_ref().is_some_and(|h| h.deadline <= now))
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in late {
+            if let Some(hello) = self.open.get_mut(&peer).and_then(|o| o.hello.as_mut()) {
+                let outcome = hello.not_plumtree();
+                self.settle_hello(now, peer, outcome);
+            }
+        }
         self.node.handle_timeout(now);
         self.carry_out();
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) is next due.
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        self.node.poll_timeout()
+        [self.node.poll_timeout(), self.hello_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// The core's counters.
@@ -213,9 +348,13 @@ impl<C: Connection> Engine<C> {
             .collect()
     }
 
-    /// Connections open now.
+    /// Connections open now whose protocol is settled.
     pub(crate) fn connection_count(&self) -> usize {
-        self.open.len()
+        // Not those whose protocol is still being settled: the core does not know them.
+        self.open
+            .values()
+            .filter(|open| open.hello.is_none())
+            .count()
     }
 
     /// The next message to hand to the application, oldest first. (One at a time, so
@@ -256,9 +395,16 @@ impl<C: Connection> Engine<C> {
                 }
                 Action::Disconnect { peer, reason } => {
                     if let Some(Open {
-                        addr, connection, ..
+                        addr,
+                        mut connection,
+                        ..
                     }) = self.open.remove(&peer)
                     {
+                        if let DisconnectReason::SameNode { node_id } = reason {
+                            let own = self.node.config().plumtree.as_ref().map(|p| p.node_id);
+                            let itself = own == Some(node_id);
+                            connection.redial(if itself { Redial::Never } else { Redial::Later });
+                        }
                         drop(connection);
                         let reason = Some(reason);
                         self.closed.push(Closed { peer, addr, reason });
@@ -301,6 +447,10 @@ mod tests {
         batches: Vec<(usize, usize)>,
         /// How often the connection was dropped (closed).
         closed: usize,
+        /// Preambles written.
+        preambles: usize,
+        /// The last redial hint.
+        redial: Option<Redial>,
     }
 
     struct Recorder(Rc<RefCell<Log>>);
@@ -312,6 +462,12 @@ mod tests {
         }
         fn grant_reads(&mut self, count: usize) {
             self.0.borrow_mut().granted += count;
+        }
+        fn send_preamble(&mut self, _: [u8; PREAMBLE_LEN]) {
+            self.0.borrow_mut().preambles += 1;
+        }
+        fn redial(&mut self, hint: Redial) {
+            self.0.borrow_mut().redial = Some(hint);
         }
     }
 
@@ -335,7 +491,13 @@ mod tests {
         for (i, log) in logs.iter().enumerate() {
             let addr = SocketAddr::from(([127, 0, 0, 1], 1000 + i as u16));
             let direction = Direction::Inbound;
-            engine.connected(now, (addr, direction), Recorder(Rc::clone(log)));
+            let origin = Origin {
+                addr,
+                direction,
+                plain: false,
+            };
+            let timeout = Duration::from_secs(1);
+            engine.connected(now, origin, Recorder(Rc::clone(log)), timeout);
         }
         (engine, logs, now)
     }

@@ -37,7 +37,12 @@ impl<R: Runtime> std::fmt::Debug for GossipNode<R> {
 impl<R: Runtime> GossipNode<R> {
     /// Binds the listener, starts dialling the configured peers, and runs the node in
     /// tasks of runtime `R`.
-    pub async fn start(config: NetConfig) -> Result<Self, StartError> {
+    pub async fn start(mut config: NetConfig) -> Result<Self, StartError> {
+        if let Some(plumtree) = config.core.plumtree.as_mut() {
+            if plumtree.node_id == 0 {
+                plumtree.node_id = random_node_id();
+            }
+        }
         let core = gossip_core::Node::new(config.core.clone())?;
         let addr = config.listen;
         let bind_error = |source| StartError::Bind { addr, source };
@@ -229,4 +234,16 @@ pub struct PeerInfo {
     pub addr: SocketAddr,
     /// What the core observed of it; [`PeerStats::score`] is what eviction goes by.
     pub stats: PeerStats,
+}
+
+/// A node id for this start (see [`NodeId`](gossip_core::plumtree::NodeId)), never 0:
+/// std's randomly keyed hasher over the clock.
+fn random_node_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    hasher.write_u128(since_epoch.as_nanos());
+    hasher.finish().max(1)
 }

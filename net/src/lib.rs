@@ -44,6 +44,7 @@ mod driver;
 mod engine;
 mod error;
 mod handle;
+mod hello;
 mod log_limit;
 mod runtime;
 mod write_queue;

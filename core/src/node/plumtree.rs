@@ -81,6 +81,7 @@ impl Node {
             None => true,
         };
         if !keep_new {
+            self.stats.same_node_disconnects += 1;
             self.actions.push_back(Action::Disconnect {
                 peer,
                 reason: same_node,
@@ -88,6 +89,7 @@ impl Node {
             return;
         }
         if let Some((other, _)) = other {
+            self.stats.same_node_disconnects += 1;
             self.disconnect(other, same_node);
         }
         let wire = Wire::Plumtree {

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use gossip_core::plumtree::PlumtreeConfig;
 use gossip_core::{Config, Overload, RateLimit};
 
 use crate::output::Output;
@@ -39,6 +40,12 @@ pub struct Cli {
     /// Publish "hello from LISTEN #N" every INTERVAL (e.g. 2s, 500ms)
     #[arg(long, value_name = "INTERVAL", value_parser = positive_duration)]
     pub heartbeat: Option<Duration>,
+
+    /// The protocol: flood (every message over every link; what the tutorial node speaks)
+    /// or plumtree (a broadcast tree, with repair; spoken with peers that speak it, flood
+    /// with the others)
+    #[arg(long, value_enum, default_value_t = ProtocolFlag::Flood)]
+    pub protocol: ProtocolFlag,
 
     /// How delivered messages are written to stdout, one record each (see `--help`)
     #[arg(long, value_enum, default_value_t = Output::Text)]
@@ -154,6 +161,15 @@ pub struct Limits {
     pub stall_escape: humantime::Duration,
 }
 
+/// `--protocol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProtocolFlag {
+    /// Flood every message to every peer
+    Flood,
+    /// Epidemic broadcast trees, with plain peers still flooded
+    Plumtree,
+}
+
 /// `gossip_core::Overload` on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OverloadFlag {
@@ -206,7 +222,7 @@ impl Limits {
                     messages_per_second: messages.unwrap_or(u64::MAX),
                 }),
             },
-            // The binary speaks flood only until the driver negotiates plumtree (#14).
+            // Set from `--protocol` (`Cli::net_config`).
             plumtree: None,
             seen_budget_bytes: self.seen_budget,
             seen_retention: self.seen_retention.into(),
@@ -232,9 +248,12 @@ impl Cli {
 
     /// The node configuration, for the run mode (not the demo).
     pub fn net_config(&self, listen: SocketAddr) -> NetConfig {
+        let mut core = self.limits.core_config();
+        // Node id 0: the driver picks one at random.
+        core.plumtree = (self.protocol == ProtocolFlag::Plumtree).then(PlumtreeConfig::default);
         NetConfig::new(listen)
             .with_peers(self.peers.iter().copied())
-            .with_core(self.limits.core_config())
+            .with_core(core)
     }
 }
 
@@ -282,6 +301,14 @@ mod tests {
         let cli = Cli::try_parse_from(["gossip-node", "127.0.0.1:7000"]).expect("parses");
         let config = cli.net_config(cli.listen.expect("given"));
         assert_eq!(config.core, Config::default());
+    }
+
+    #[test]
+    fn protocol_plumtree_turns_plumtree_on_with_its_defaults() {
+        let args = ["gossip-node", "--protocol", "plumtree", "127.0.0.1:7000"];
+        let cli = Cli::try_parse_from(args).expect("parses");
+        let config = cli.net_config(cli.listen.expect("given"));
+        assert_eq!(config.core.plumtree, Some(PlumtreeConfig::default()));
     }
 
     #[test]
