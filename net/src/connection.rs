@@ -134,8 +134,12 @@ async fn write_loop<R: Runtime>(
                 Ok(Outgoing::Frames(batch)) => queue.extend(batch),
                 Ok(Outgoing::Preamble(preamble)) => {
                     // Sent before the core knows the peer: nothing is queued yet.
-                    if write_all(&mut socket, &preamble).await.is_err() {
-                        let _ = events.send(Event::Socket(SocketEvent::Closed(peer))).await;
+                    let event = match write_all(&mut socket, &preamble).await {
+                        Ok(()) => SocketEvent::PreambleSent(peer),
+                        Err(_) => SocketEvent::Closed(peer),
+                    };
+                    let closed = matches!(event, SocketEvent::Closed(_));
+                    if events.send(Event::Socket(event)).await.is_err() || closed {
                         return;
                     }
                     continue;

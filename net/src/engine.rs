@@ -66,6 +66,8 @@ pub(crate) enum SocketEvent {
     Flushed(PeerId, usize),
     /// The socket closed or failed.
     Closed(PeerId),
+    /// This node's plumtree preamble is written.
+    PreambleSent(PeerId),
 }
 
 /// A connection that went away, for the driver to log.
@@ -192,21 +194,30 @@ impl<C: Connection> Engine<C> {
         let direction = open.direction;
         let first_bytes = match outcome {
             Outcome::Wait => return,
-            Outcome::NoAnswer => {
+            Outcome::NoAnswer | Outcome::Dropped => {
                 if let Some(mut open) = self.open.remove(&peer) {
-                    open.connection.redial(Redial::Plain);
+                    if outcome == Outcome::NoAnswer {
+                        open.connection.redial(Redial::Plain);
+                    }
                     let (addr, reason) = (open.addr, None);
                     self.closed.push(Closed { peer, addr, reason });
                 }
                 return;
             }
+            Outcome::Plumtree { node_id, leftover } if direction == Direction::Inbound => {
+                // Answer, and hand the peer to the core once the answer is written: if
+                // the core then closes the connection (another one to that node is
+                // kept), the dialler has seen the answer and knows it speaks plumtree.
+                if let Some(own) = self.node.config().plumtree.as_ref() {
+                    open.connection.send_preamble(wire::preamble(own.node_id));
+                }
+                if let Some(hello) = open.hello.as_mut() {
+                    hello.answered(node_id, &leftover);
+                }
+                return;
+            }
             Outcome::Plumtree { node_id, leftover } => {
                 open.hello = None;
-                if direction == Direction::Inbound {
-                    if let Some(own) = self.node.config().plumtree.as_ref() {
-                        open.connection.send_preamble(wire::preamble(own.node_id));
-                    }
-                }
                 self.node
                     .plumtree_peer_connected(now, peer, direction, node_id);
                 leftover
@@ -251,6 +262,25 @@ impl<C: Connection> Engine<C> {
                 return;
             }
             SocketEvent::Flushed(peer, bytes) => self.node.handle_flushed(now, peer, bytes),
+            SocketEvent::PreambleSent(peer) => {
+                let Some(open) = self.open.get_mut(&peer) else {
+                    return;
+                };
+                if let Some((node_id, leftover)) =
+                    open.hello.as_mut().and_then(Hello::take_answered)
+                {
+                    open.hello = None;
+                    let direction = open.direction;
+                    self.node
+                        .plumtree_peer_connected(now, peer, direction, node_id);
+                    if !leftover.is_empty() {
+                        self.node.handle_received_bytes(now, peer, leftover);
+                    }
+                }
+                if let Some(open) = self.open.get_mut(&peer) {
+                    open.grant_reads();
+                }
+            }
             SocketEvent::Closed(peer) => {
                 if let Some(open) = self.open.get_mut(&peer) {
                     // A dialled peer that closes on our preamble does not speak it.
@@ -421,9 +451,12 @@ impl<C: Connection> Engine<C> {
 }
 
 impl<C: Connection> Open<C> {
-    /// Tops the reader up to [`READ_AHEAD`] reads, if the core wants its bytes.
+    /// Tops the reader up to [`READ_AHEAD`] reads, if the core wants its bytes (and,
+    /// while this node's preamble answer is being written, not at all: what the peer
+    /// sends meanwhile is kept, so it must not be read without bound).
     fn grant_reads(&mut self) {
-        if self.reading && self.granted < READ_AHEAD {
+        let answering = self.hello.as_ref().is_some_and(Hello::is_answered);
+        if self.reading && !answering && self.granted < READ_AHEAD {
             self.connection.grant_reads(READ_AHEAD - self.granted);
             self.granted = READ_AHEAD;
         }

@@ -31,6 +31,9 @@ pub(crate) struct Hello {
     expect: Expect,
     pub(crate) deadline: Instant,
     received: BytesMut,
+    /// An accepted peer's preamble came, with this node id, and was answered: the
+    /// connection goes to the core once the answer is written.
+    answered: Option<NodeId>,
 }
 
 /// How a connection's protocol was settled.
@@ -44,6 +47,8 @@ pub(crate) enum Outcome {
     Plain { received: Bytes },
     /// The dialled peer did not answer with a preamble: redial it plain.
     NoAnswer,
+    /// This node's answer could not be written in time: drop the connection.
+    Dropped,
 }
 
 impl Hello {
@@ -53,12 +58,36 @@ impl Hello {
             expect,
             deadline,
             received: BytesMut::new(),
+            answered: None,
         }
+    }
+
+    /// The accepted peer's preamble (from `node_id`) is answered; `leftover` came
+    /// after it. Bytes that come until the answer is written are kept for the core.
+    pub(crate) fn answered(&mut self, node_id: NodeId, leftover: &[u8]) {
+        self.answered = Some(node_id);
+        self.received.clear();
+        self.received.extend_from_slice(leftover);
+    }
+
+    /// Whether the answer is being written.
+    pub(crate) fn is_answered(&self) -> bool {
+        self.answered.is_some()
+    }
+
+    /// Once the answer is written: the peer's node id and the bytes it sent after its
+    /// preamble.
+    pub(crate) fn take_answered(&mut self) -> Option<(NodeId, Bytes)> {
+        let node_id = self.answered.take()?;
+        Some((node_id, std::mem::take(&mut self.received).freeze()))
     }
 
     /// Bytes arrived.
     pub(crate) fn received(&mut self, data: &[u8]) -> Outcome {
         self.received.extend_from_slice(data);
+        if self.answered.is_some() {
+            return Outcome::Wait;
+        }
         match parse_preamble(&self.received) {
             Preamble::Incomplete => Outcome::Wait,
             Preamble::Plumtree { node_id } => {
@@ -69,9 +98,11 @@ impl Hello {
         }
     }
 
-    /// The deadline passed, or the connection closed, with no preamble.
+    /// The deadline passed, or the connection closed, with no preamble (or with this
+    /// node's answer not written: then the connection is simply dropped).
     pub(crate) fn not_plumtree(&mut self) -> Outcome {
         match self.expect {
+            _ if self.answered.is_some() => Outcome::Dropped,
             Expect::Answer => Outcome::NoAnswer,
             Expect::Preamble => Outcome::Plain {
                 received: std::mem::take(&mut self.received).freeze(),
