@@ -82,6 +82,8 @@ pub struct Stats {
     /// Plumtree connections closed because another connection to the same node was
     /// kept, or because they reached this node itself.
     pub same_node_disconnects: u64,
+    /// Bytes the plumtree message cache holds now, as its budget counts them.
+    pub plumtree_cache_bytes: usize,
     /// Tree optimisations: a lazy link that announced messages in far fewer rounds
     /// replaced an eager one.
     pub tree_swaps: u64,

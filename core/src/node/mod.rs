@@ -824,6 +824,7 @@ impl Node {
             seen_evicted: self.seen.evicted(),
             congested: self.flow.congested(),
             partial_frame_bytes: self.partial_bytes,
+            plumtree_cache_bytes: self.plumtree_cache_bytes(),
             ..self.stats
         }
     }

@@ -356,6 +356,11 @@ impl Node {
         }
     }
 
+    /// Bytes the message cache holds (0 without plumtree).
+    pub(super) fn plumtree_cache_bytes(&self) -> usize {
+        self.plumtree.as_ref().map_or(0, |p| p.cache.bytes())
+    }
+
     /// When the plumtree timers next have work.
     pub(super) fn plumtree_deadline(&self) -> Option<Instant> {
         let plumtree = self.plumtree.as_ref()?;
