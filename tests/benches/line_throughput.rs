@@ -8,7 +8,8 @@
 //! run interleaved, round after round, each round with new messages, and the figure is
 //! the median ratio to the relay.
 //!
-//! A third kind of line is three `gossip-node` processes, run as people run them (default
+//! A `tokio plumtree` line runs the same nodes speaking plumtree with each other (the
+//! injector and the counter stay plain peers). A last kind of line is three `gossip-node` processes, run as people run them (default
 //! flags, stdout to /dev/null), when the release binary has been built:
 //!
 //! ```text
@@ -24,6 +25,7 @@ use std::sync::mpsc::{channel, Receiver};
 use std::thread;
 use std::time::Instant;
 
+use gossip_core::plumtree::PlumtreeConfig;
 use gossip_net::NetConfig;
 use gossip_smol::Smol;
 use gossip_tests::adapters::start as start_on;
@@ -153,9 +155,13 @@ fn relay_line() -> Line {
 /// injector -> node -> node -> node -> counter, the nodes on one runtime, with default
 /// settings: the injector is faster than the nodes, so their queues fill and flow control
 /// slows it down, as it would for a user.
-fn node_line(start: Starter) -> Line {
+/// With `plumtree`, the links between the nodes speak it (the injector and the counter
+/// are plain peers).
+fn node_line(start: Starter, plumtree: bool) -> Line {
     let config = |peers: Vec<SocketAddr>| {
-        NetConfig::new("127.0.0.1:0".parse().expect("valid")).with_peers(peers)
+        let mut config = NetConfig::new("127.0.0.1:0".parse().expect("valid")).with_peers(peers);
+        config.core.plumtree = plumtree.then(PlumtreeConfig::default);
+        config
     };
     let mut first = start(config(vec![]));
     let mut second = start(config(vec![first.addr()]));
@@ -240,9 +246,16 @@ fn main() {
     let mut kinds: Vec<(&str, Build)> = vec![
         (
             "tokio",
-            Box::new(|| node_line(start_on::<Tokio> as Starter)),
+            Box::new(|| node_line(start_on::<Tokio> as Starter, false)),
         ),
-        ("smol", Box::new(|| node_line(start_on::<Smol> as Starter))),
+        (
+            "smol",
+            Box::new(|| node_line(start_on::<Smol> as Starter, false)),
+        ),
+        (
+            "tokio plumtree",
+            Box::new(|| node_line(start_on::<Tokio> as Starter, true)),
+        ),
     ];
     match gossip_node_binary() {
         Some(binary) => kinds.push(("binary", Box::new(move || process_line(&binary)))),
@@ -256,7 +269,7 @@ fn main() {
         VOLUME >> 20
     );
     println!("default settings; lost counts every message of every round that never arrived");
-    println!("payload  line         msg/s      MB/s   ratio to relay   lost");
+    println!("payload  line                 msg/s      MB/s   ratio to relay   lost");
     for size in [256usize, 4096] {
         let count = VOLUME / size;
         // Each line is built once and warmed with one untimed run, so the rounds measure
@@ -282,11 +295,14 @@ fn main() {
         }
         let mb = |rate: f64| rate * size as f64 / 1e6;
         let relay = median(&mut relay_rates);
-        println!("{size:>5} B  relay   {relay:>12.0}  {:>8.1}", mb(relay));
+        println!(
+            "{size:>5} B  relay           {relay:>12.0}  {:>8.1}",
+            mb(relay)
+        );
         for (i, (name, _)) in kinds.iter().enumerate() {
             let rate = median(&mut rates[i]);
             println!(
-                "{size:>5} B  {name:<6} {rate:>12.0}  {:>8.1}   {:.2}       {}",
+                "{size:>5} B  {name:<14} {rate:>12.0}  {:>8.1}   {:.2}       {}",
                 mb(rate),
                 median(&mut ratios[i]),
                 lost[i]
