@@ -15,6 +15,7 @@
 //! ```text
 //! cargo build --release -p gossip-tokio
 //! cargo bench -p gossip-tests --bench line_throughput
+//! LINES=plumtree cargo bench -p gossip-tests --bench line_throughput   # only those lines
 //! ```
 
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -263,6 +264,10 @@ fn main() {
             "(no target/release/gossip-node: `cargo build --release -p gossip-tokio` adds \
              a line of gossip-node processes)"
         ),
+    }
+    // LINES=plumtree (say) runs only the lines whose name contains it, for a quick look.
+    if let Ok(only) = std::env::var("LINES") {
+        kinds.retain(|(name, _)| name.contains(only.as_str()));
     }
     println!(
         "3-node line over loopback, {} MiB per run, median of {ROUNDS} rounds",

@@ -432,18 +432,20 @@ impl Node {
                     .saturating_sub(self.queued_bytes),
             },
         };
-        let mut sent = false;
-        let shed = admission::admit(&[frames.wire_len()], room, |stretch| {
+        let wire_len = frames.wire_len();
+        let mut frames = Some(frames);
+        let shed = admission::admit(&[wire_len], room, |stretch| {
+            // One frame: taken whole, once.
+            let Some(frames) = frames.take() else {
+                return;
+            };
             let wire_len = stretch.bytes.len();
             self.queued_bytes += state.queue(now, wire_len, stretch.count);
             self.stats.frames_out += stretch.count as u64;
             self.stats.bytes_out += wire_len as u64;
-            self.actions.push_back(Action::Send {
-                peer,
-                frames: frames.clone(),
-            });
-            sent = true;
+            self.actions.push_back(Action::Send { peer, frames });
         });
+        let sent = frames.is_none();
         self.stats.frames_shed += shed.frames as u64;
         let overload = self.config.overload;
         refresh_full(

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::wire::{short_id, ShortId};
-use crate::{MessageId, PeerId};
+use crate::{MessageId, PeerId, SeenHasher};
 
 /// What the cache charges for each message on top of its bytes: its two index entries.
 pub const CACHED_MESSAGE_OVERHEAD: usize = 96;
@@ -27,7 +27,8 @@ struct Cached {
 /// keeps a larger read buffer alive.
 #[derive(Debug)]
 pub struct MessageCache {
-    by_id: HashMap<ShortId, Cached>,
+    /// Keyed secretly (ids can be ground), and fast: every new message goes in.
+    by_id: HashMap<ShortId, Cached, SeenHasher>,
     /// Insertion order, oldest first.
     order: VecDeque<(Instant, ShortId)>,
     bytes: usize,
@@ -40,7 +41,7 @@ impl MessageCache {
     /// [`CACHED_MESSAGE_OVERHEAD`] each), keeping each message `retention` at most.
     pub fn new(budget_bytes: usize, retention: Duration) -> Self {
         MessageCache {
-            by_id: HashMap::new(),
+            by_id: HashMap::with_hasher(SeenHasher::default()),
             order: VecDeque::new(),
             bytes: 0,
             budget_bytes,
