@@ -307,6 +307,13 @@ impl<R: Runtime> Driver<R> {
             };
             let _ = reply.try_send(self.engine.publish(Instant::now(), payload));
         }
+        let settled: Vec<_> = self.engine.drain_settled().collect();
+        for (peer, addr, plumtree) in settled {
+            if self.admit_line() {
+                let protocol = if plumtree { "plumtree" } else { "flood" };
+                tracing::info!(%peer, %addr, protocol, "protocol settled");
+            }
+        }
         let closed: Vec<Closed> = self.engine.drain_closed().collect();
         for Closed { peer, addr, reason } in closed {
             if !self.admit_line() {

@@ -93,6 +93,9 @@ pub(crate) struct Engine<C> {
     next_peer: u64,
     deliveries: VecDeque<Delivery>,
     closed: Vec<Closed>,
+    /// Connections whose protocol was settled by a preamble exchange (or its absence),
+    /// for the driver to log: the peer, its address, whether it speaks plumtree.
+    settled: Vec<(PeerId, SocketAddr, bool)>,
 }
 
 /// One open connection.
@@ -121,6 +124,7 @@ impl<C: Connection> Engine<C> {
             next_peer: 0,
             deliveries: VecDeque::new(),
             closed: Vec::new(),
+            settled: Vec::new(),
         }
     }
 
@@ -218,12 +222,14 @@ impl<C: Connection> Engine<C> {
             }
             Outcome::Plumtree { node_id, leftover } => {
                 open.hello = None;
+                self.settled.push((peer, open.addr, true));
                 self.node
                     .plumtree_peer_connected(now, peer, direction, node_id);
                 leftover
             }
             Outcome::Plain { received } => {
                 open.hello = None;
+                self.settled.push((peer, open.addr, false));
                 self.node.peer_connected(now, peer, direction);
                 received
             }
@@ -270,6 +276,7 @@ impl<C: Connection> Engine<C> {
                     open.hello.as_mut().and_then(Hello::take_answered)
                 {
                     open.hello = None;
+                    self.settled.push((peer, open.addr, true));
                     let direction = open.direction;
                     self.node
                         .plumtree_peer_connected(now, peer, direction, node_id);
@@ -391,6 +398,12 @@ impl<C: Connection> Engine<C> {
     /// the adapter can await the application between them.)
     pub(crate) fn next_delivery(&mut self) -> Option<Delivery> {
         self.deliveries.pop_front()
+    }
+
+    /// Connections whose protocol was settled since the last call, for logging: the
+    /// peer, its address, whether it speaks plumtree.
+    pub(crate) fn drain_settled(&mut self) -> std::vec::Drain<'_, (PeerId, SocketAddr, bool)> {
+        self.settled.drain(..)
     }
 
     /// Connections that went away since the last call, for logging.

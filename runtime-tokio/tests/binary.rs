@@ -144,6 +144,26 @@ fn stdin_lines_reach_the_far_end_of_a_line_of_three() {
     assert_eq!(first.heard(), "and back");
 }
 
+/// The same with `--protocol plumtree`: the links settle on plumtree (logged), and lines
+/// cross both ways.
+#[test]
+fn a_line_of_three_plumtree_processes_relays_both_ways() {
+    let plumtree = ["--protocol", "plumtree"];
+    let mut first = NodeProcess::start(&plumtree);
+    let first_addr = first.addr.to_string();
+    let second = NodeProcess::start(&[&plumtree[..], &[&first_addr]].concat());
+    let second_addr = second.addr.to_string();
+    let mut third = NodeProcess::start(&[&plumtree[..], &[&second_addr]].concat());
+    for node in [&first, &second, &second, &third] {
+        assert!(node.log_line("protocol settled").contains("plumtree"));
+    }
+    first.say("hello through the tree");
+    assert_eq!(third.heard(), "hello through the tree");
+    assert_eq!(second.heard(), "hello through the tree");
+    third.say("and back");
+    assert_eq!(first.heard(), "and back");
+}
+
 #[test]
 fn closing_stdin_does_not_stop_the_node() {
     let mut sender = NodeProcess::start(&[]);

@@ -109,6 +109,11 @@ async fn run_node(cli: &Cli, listen: SocketAddr) -> std::io::Result<()> {
             slow_peers_cut = stats.slow_peer_disconnects,
             lost_with_disconnected_peers = stats.frames_lost_on_disconnect,
             dropped_for_output = stats.deliveries_dropped,
+            evicted = stats.peers_evicted,
+            control_frames_out = stats.control_frames_out,
+            grafts = stats.grafts_sent,
+            prunes = stats.prunes_sent,
+            repairs = stats.repairs,
             "counters"
         );
     }
