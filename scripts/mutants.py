@@ -188,6 +188,12 @@ MUTANTS = {
         "for chunk in cached.chunks(wire::MAX_IHAVE).take(0) {",
         "plumtree_repairs_what_cut_links_lost",
     ),
+    "plumtree-no-repair-through-churn": (
+        "core/src/node/plumtree.rs",
+        "for chunk in cached.chunks(wire::MAX_IHAVE) {",
+        "for chunk in cached.chunks(wire::MAX_IHAVE).take(0) {",
+        "every_node_gets_every_message_through_churn",
+    ),
     "plumtree-graft-sends-nothing": (
         "core/src/node/plumtree.rs",
         "let cached = wanted.and_then(|(id, _)| plumtree.cache.get(&id));",

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use gossip_core::plumtree::{wire, MessageCache, PlumtreeConfig, CACHED_MESSAGE_OVERHEAD};
-use gossip_core::sim::{SimConfig, Simulation, Topology};
+use gossip_core::sim::{Churn, SimConfig, Simulation, Topology};
 use gossip_core::{Action, Config, Direction, DisconnectReason, MessageId, Node, PeerId};
 use proptest::prelude::*;
 
@@ -79,6 +79,40 @@ fn a_link_that_comes_back_repairs_what_its_end_missed() {
     assert!(report.all_delivered_exactly_once(), "{:?}", report.messages);
     // Node 1 grafts the five from node 0 and pushes them on to node 2, eager again.
     assert_eq!(report.repairs, 5);
+}
+
+/// Nodes crash and restart (empty) while messages are published, 50 ms apart: once
+/// the churn stops and the network falls quiet, every message that left its origin has
+/// reached every node, the restarted ones by repair from their neighbours' caches.
+#[test]
+fn every_node_gets_every_message_through_churn() {
+    for seed in 0..4 {
+        let config = SimConfig {
+            seed,
+            churn: Some(Churn {
+                mean_interval: Duration::from_millis(200),
+                downtime: Duration::from_millis(100),
+            }),
+            ..plumtree(SimConfig::default())
+        };
+        let mut sim = Simulation::new(Topology::random_connected(100, 5, seed), config);
+        for n in 0..20usize {
+            sim.publish(n * 37 % 100, format!("message {n}").into_bytes())
+                .unwrap();
+            sim.run_for(Duration::from_millis(50));
+        }
+        sim.stop_churn();
+        assert!(sim.run_until_quiet());
+        let report = sim.report();
+        assert!(report.repairs > 0, "seed {seed}: nothing to repair");
+        for message in &report.messages {
+            // A message whose origin crashed before sending it reached no one else.
+            assert!(
+                message.reached == 100 || message.reached == 1,
+                "seed {seed}: {message:?}"
+            );
+        }
+    }
 }
 
 #[test]

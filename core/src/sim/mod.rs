@@ -260,6 +260,12 @@ impl Simulation {
         cut
     }
 
+    /// Stops the random crashes of [`SimConfig::churn`]: nodes that are down come back
+    /// as planned, and none crashes from now on, so the run can fall quiet.
+    pub fn stop_churn(&mut self) {
+        self.config.churn = None;
+    }
+
     /// Why the node disconnected this raw peer, if it did.
     pub fn raw_peer_disconnected(&self, raw_peer: usize) -> Option<DisconnectReason> {
         self.raw_peers.get(raw_peer)?.disconnected
