@@ -10,7 +10,7 @@ use gossip_core::{Action, Config, Direction, DisconnectReason, MessageId, Node, 
 use proptest::prelude::*;
 
 mod common;
-use common::{cases, network, topology};
+use common::{cases, everyone_got_everything_once, network, topology};
 
 fn plumtree(mut config: SimConfig) -> SimConfig {
     config.node.plumtree = Some(PlumtreeConfig::default());
@@ -210,10 +210,7 @@ proptest! {
         }
         prop_assert!(sim.run_until_quiet(), "events still pending after 24 virtual hours");
         let report = sim.report();
-        for message in &report.messages {
-            prop_assert_eq!(message.reached, nodes, "{:?}", message);
-            prop_assert_eq!(message.delivered_again, 0, "{:?}", message);
-        }
+        everyone_got_everything_once(&report, nodes)?;
     }
 
     /// Links cut while messages are published, and restored: every message still
@@ -235,10 +232,7 @@ proptest! {
         }
         prop_assert!(sim.run_until_quiet());
         let report = sim.report();
-        for message in &report.messages {
-            prop_assert_eq!(message.reached, nodes, "{:?}", message);
-            prop_assert_eq!(message.delivered_again, 0, "{:?}", message);
-        }
+        everyone_got_everything_once(&report, nodes)?;
     }
 
     /// The message cache never holds more than its budget, and keeps the newest.

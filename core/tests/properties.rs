@@ -17,7 +17,7 @@ use gossip_core::{
 use proptest::prelude::*;
 
 mod common;
-use common::{cases, network, topology};
+use common::{cases, everyone_got_everything_once, network, topology};
 
 /// Splits `bytes` at the given cut points (taken modulo the length).
 fn chunks<'a>(bytes: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
@@ -193,10 +193,7 @@ proptest! {
         }
         prop_assert!(sim.run_until_quiet());
         let report = sim.report();
-        for message in &report.messages {
-            prop_assert_eq!(message.reached, nodes, "{:?}", message);
-            prop_assert_eq!(message.delivered_again, 0, "{:?}", message);
-        }
+        everyone_got_everything_once(&report, nodes)?;
         prop_assert_eq!(report.deliveries, (publishers.len() * (nodes - 1)) as u64);
     }
 

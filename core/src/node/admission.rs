@@ -3,6 +3,7 @@
 use std::ops::Range;
 
 use crate::config::queue_charge;
+use crate::{Config, Overload};
 
 /// Room left under the budgets, in charged bytes (see
 /// [`QUEUED_FRAME_OVERHEAD`](crate::QUEUED_FRAME_OVERHEAD)).
@@ -12,6 +13,24 @@ pub(crate) struct Room {
     pub(crate) peer: usize,
     /// Under the total budget shared by every peer.
     pub(crate) total: usize,
+}
+
+impl Room {
+    /// The room for a peer with `peer_queued` bytes queued while `total_queued` are
+    /// queued in all: unlimited with reading pauses (nothing is dropped: reading pauses
+    /// instead, see `flow`), what is left under the budgets with shedding.
+    pub(crate) fn for_peer(config: &Config, peer_queued: usize, total_queued: usize) -> Self {
+        match config.overload {
+            Overload::PauseReading => Room {
+                peer: usize::MAX,
+                total: usize::MAX,
+            },
+            Overload::Shed => Room {
+                peer: config.peer_queue_bytes.saturating_sub(peer_queued),
+                total: config.total_queue_bytes.saturating_sub(total_queued),
+            },
+        }
+    }
 }
 
 /// Consecutive frames a peer takes: where they lie (byte offsets from the first frame

@@ -881,53 +881,27 @@ impl Node {
         frames: impl Fn(Range<usize>, usize) -> Frames,
     ) -> usize {
         let mut took = 0;
-        for (peer, state) in self.peers.iter_mut() {
+        let (peers, mut queues) = self.queues();
+        for (peer, state) in peers.iter_mut() {
             // Plumtree peers get their own frames (`forward_plumtree`).
             if Some(peer) == except || state.is_plumtree() {
                 continue;
             }
-            let budget = self.config.peer_queue_bytes;
-            let room = match self.config.overload {
-                // Nothing is dropped: reading pauses instead (see `flow`).
-                Overload::PauseReading => Room {
-                    peer: usize::MAX,
-                    total: usize::MAX,
-                },
-                Overload::Shed => Room {
-                    peer: budget.saturating_sub(state.queued_bytes),
-                    total: self
-                        .config
-                        .total_queue_bytes
-                        .saturating_sub(self.queued_bytes),
-                },
-            };
-            let mut sent = false;
-            let shed = admission::admit(frame_lens, room, |stretch| {
-                let wire_len = stretch.bytes.len();
-                self.queued_bytes += state.queue(now, wire_len, stretch.count);
-                self.stats.frames_out += stretch.count as u64;
-                self.stats.bytes_out += wire_len as u64;
-                self.actions.push_back(Action::Send {
-                    peer,
-                    frames: frames(stretch.bytes, stretch.count),
-                });
-                sent = true;
-            });
-            self.stats.frames_shed += shed.frames as u64;
-            // With shedding, only a peer's own backlog counts against it; a full total
-            // queue is resolved by disconnecting the peers that filled it.
-            let overload = self.config.overload;
-            refresh_full(
-                &mut self.flow,
-                overload,
-                state,
-                budget,
-                shed.own_budget,
-                now,
-            );
-            took += usize::from(sent);
+            took += usize::from(queues.admit(now, (peer, state), frame_lens, &frames));
         }
         took
+    }
+
+    /// The peers, and what queueing frames for one of them touches besides it.
+    fn queues(&mut self) -> (&mut PeerTable, Queues<'_>) {
+        let queues = Queues {
+            config: &self.config,
+            queued_bytes: &mut self.queued_bytes,
+            stats: &mut self.stats,
+            actions: &mut self.actions,
+            flow: &mut self.flow,
+        };
+        (&mut self.peers, queues)
     }
 
     fn disconnect(&mut self, peer: PeerId, reason: DisconnectReason) {
@@ -1034,6 +1008,50 @@ impl Node {
                 }
             }
         }
+    }
+}
+
+/// What queueing frames for a peer changes besides the peer: the total, the counters,
+/// the actions, the node's fullness.
+struct Queues<'a> {
+    config: &'a Config,
+    queued_bytes: &'a mut usize,
+    stats: &'a mut Stats,
+    actions: &'a mut VecDeque<Action>,
+    flow: &'a mut Flow,
+}
+
+impl Queues<'_> {
+    /// Queues for `peer` the frames (of wire lengths `frame_lens`) its queue and the
+    /// total take (all of them with reading pauses); `frames(bytes, count)` gives the
+    /// [`Frames`] for `count` of them lying at `bytes`. Returns whether any was queued.
+    fn admit(
+        &mut self,
+        now: Instant,
+        (peer, state): (PeerId, &mut Peer),
+        frame_lens: &[usize],
+        frames: impl Fn(Range<usize>, usize) -> Frames,
+    ) -> bool {
+        let budget = self.config.peer_queue_bytes;
+        let room = Room::for_peer(self.config, state.queued_bytes, *self.queued_bytes);
+        let mut sent = false;
+        let shed = admission::admit(frame_lens, room, |stretch| {
+            let wire_len = stretch.bytes.len();
+            *self.queued_bytes += state.queue(now, wire_len, stretch.count);
+            self.stats.frames_out += stretch.count as u64;
+            self.stats.bytes_out += wire_len as u64;
+            self.actions.push_back(Action::Send {
+                peer,
+                frames: frames(stretch.bytes, stretch.count),
+            });
+            sent = true;
+        });
+        self.stats.frames_shed += shed.frames as u64;
+        // With shedding, only a peer's own backlog counts against it; a full total
+        // queue is resolved by disconnecting the peers that filled it.
+        let overload = self.config.overload;
+        refresh_full(self.flow, overload, state, budget, shed.own_budget, now);
+        sent
     }
 }
 

@@ -5,12 +5,11 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::admission::{self, Room};
 use super::peer::{Peer, Wire};
-use super::{refresh_full, Node};
+use super::Node;
 use crate::plumtree::wire::{self, short_id, Frame, ShortId, WireError};
 use crate::plumtree::{MessageCache, Missing, NodeId, PlumtreeConfig};
-use crate::{Action, Direction, DisconnectReason, Frames, MessageId, Overload, PeerId};
+use crate::{Action, Direction, DisconnectReason, Frames, MessageId, PeerId};
 
 /// What a node that speaks plumtree keeps.
 #[derive(Debug)]
@@ -415,48 +414,12 @@ impl Node {
     /// Queues one frame for `peer` if it has room (always with reading pauses; with
     /// shedding, within its queue and the total); returns whether it was queued.
     fn queue(&mut self, now: Instant, peer: PeerId, frames: Frames) -> bool {
-        let Some(state) = self.peers.get_mut(peer) else {
+        let wire_len = frames.wire_len();
+        let (peers, mut queues) = self.queues();
+        let Some(state) = peers.get_mut(peer) else {
             return false;
         };
-        let budget = self.config.peer_queue_bytes;
-        let room = match self.config.overload {
-            Overload::PauseReading => Room {
-                peer: usize::MAX,
-                total: usize::MAX,
-            },
-            Overload::Shed => Room {
-                peer: budget.saturating_sub(state.queued_bytes),
-                total: self
-                    .config
-                    .total_queue_bytes
-                    .saturating_sub(self.queued_bytes),
-            },
-        };
-        let wire_len = frames.wire_len();
-        let mut frames = Some(frames);
-        let shed = admission::admit(&[wire_len], room, |stretch| {
-            // One frame: taken whole, once.
-            let Some(frames) = frames.take() else {
-                return;
-            };
-            let wire_len = stretch.bytes.len();
-            self.queued_bytes += state.queue(now, wire_len, stretch.count);
-            self.stats.frames_out += stretch.count as u64;
-            self.stats.bytes_out += wire_len as u64;
-            self.actions.push_back(Action::Send { peer, frames });
-        });
-        let sent = frames.is_none();
-        self.stats.frames_shed += shed.frames as u64;
-        let overload = self.config.overload;
-        refresh_full(
-            &mut self.flow,
-            overload,
-            state,
-            budget,
-            shed.own_budget,
-            now,
-        );
-        sent
+        queues.admit(now, (peer, state), &[wire_len], |_, _| frames.clone())
     }
 }
 

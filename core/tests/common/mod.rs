@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use gossip_core::sim::{SimConfig, Topology};
+use gossip_core::sim::{Report, SimConfig, Topology};
 use gossip_core::Config;
 use proptest::prelude::*;
 
@@ -49,4 +49,13 @@ pub fn network() -> impl Strategy<Value = SimConfig> {
             max_read,
             ..SimConfig::default()
         })
+}
+
+/// Fails unless every message of `report` reached all `nodes`, each exactly once.
+pub fn everyone_got_everything_once(report: &Report, nodes: usize) -> Result<(), TestCaseError> {
+    for message in &report.messages {
+        prop_assert_eq!(message.reached, nodes, "{:?}", message);
+        prop_assert_eq!(message.delivered_again, 0, "{:?}", message);
+    }
+    Ok(())
 }
