@@ -194,6 +194,12 @@ MUTANTS = {
         "for chunk in cached.chunks(wire::MAX_IHAVE).take(0) {",
         "every_node_gets_every_message_through_churn",
     ),
+    "plumtree-grafts-unbounded": (
+        "core/src/node/plumtree.rs",
+        "full = state.is_full();",
+        "full = false && state.is_full();",
+        "grafts_from_a_peer_that_does_not_read_stop_at_its_budget",
+    ),
     "plumtree-graft-sends-nothing": (
         "core/src/node/plumtree.rs",
         "let cached = wanted.and_then(|(id, _)| plumtree.cache.get(&id));",

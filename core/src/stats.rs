@@ -75,6 +75,8 @@ pub struct Stats {
     pub grafts_sent: u64,
     /// Grafts received.
     pub grafts_received: u64,
+    /// Grafts not answered because the peer's queue was full.
+    pub grafts_refused: u64,
     /// Prunes sent: an eager peer sent a duplicate and was made lazy.
     pub prunes_sent: u64,
     /// Messages that arrived after this node grafted them: repaired.

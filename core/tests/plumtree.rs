@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use gossip_core::plumtree::{wire, MessageCache, PlumtreeConfig, CACHED_MESSAGE_OVERHEAD};
 use gossip_core::sim::{Churn, SimConfig, Simulation, Topology};
-use gossip_core::{Action, Config, Direction, DisconnectReason, MessageId, Node, PeerId};
+use gossip_core::{
+    Action, Config, Direction, DisconnectReason, MessageId, Node, PeerId, QUEUED_FRAME_OVERHEAD,
+};
 use proptest::prelude::*;
 
 mod common;
@@ -154,6 +156,37 @@ fn one_connection_per_node() {
     // A third connection to node 3, dialled by this node, is refused.
     node.plumtree_peer_connected(t0, PeerId(7), Direction::Outbound, 3);
     assert!(!node.is_connected(PeerId(7)) && node.is_connected(PeerId(6)));
+}
+
+/// A peer that grafts without reading gets messages until its queue is full, and no
+/// more: grafts cannot grow a queue without bound.
+#[test]
+fn grafts_from_a_peer_that_does_not_read_stop_at_its_budget() {
+    let t0 = Instant::now();
+    let frame = 4 + 3 + 1000 + QUEUED_FRAME_OVERHEAD;
+    let config = Config {
+        max_frame_len: 1000,
+        // At least one full IHave frame (34,821 bytes): 40 messages.
+        peer_queue_bytes: 40 * frame,
+        total_queue_bytes: 400 * frame,
+        plumtree: Some(PlumtreeConfig::default()),
+        ..Config::default()
+    };
+    let mut node = Node::new(config).unwrap();
+    let ids: Vec<MessageId> = (0..100u8)
+        .map(|n| node.publish(t0, vec![n; 1000]).unwrap().id())
+        .collect();
+    let greedy = PeerId(1);
+    node.plumtree_peer_connected(t0, greedy, Direction::Inbound, 9);
+    node.drain_actions().for_each(drop);
+    for id in &ids {
+        let graft = wire::graft(Some((wire::short_id(id), 0)));
+        node.handle_received(t0, greedy, &graft);
+    }
+    let stats = node.stats();
+    // Full at its budget; the graft that filled it is the last answered.
+    assert!(stats.queued_bytes <= 41 * frame, "{stats:?}");
+    assert!(stats.grafts_refused > 0);
 }
 
 #[test]

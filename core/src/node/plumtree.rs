@@ -235,10 +235,18 @@ impl Node {
             Frame::Graft { wanted } => {
                 self.stats.grafts_received += 1;
                 let cached = wanted.and_then(|(id, _)| plumtree.cache.get(&id));
+                // A peer whose queue is full gets no message for its grafts: grafts are
+                // a few bytes each and a message up to `max_frame_len`, so a peer that
+                // grafts without reading would otherwise grow its queue without bound.
+                // It grafts again, or gets the message from someone else.
+                let mut full = true;
                 if let Some(state) = self.peers.get_mut(peer) {
                     set_eager(state, true);
+                    full = state.is_full();
                 }
-                if let Some((message, round)) = cached {
+                if full {
+                    self.stats.grafts_refused += 1;
+                } else if let Some((message, round)) = cached {
                     if let Some(head) = wire::gossip_head(message.len(), round.saturating_add(1)) {
                         self.queue(now, peer, Frames::with_head(&head, message));
                     }
