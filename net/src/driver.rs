@@ -57,8 +57,12 @@ struct Losses {
 }
 
 impl Losses {
-    fn log<C: crate::engine::Connection>(&mut self, engine: &Engine<C>, config: &NetConfig) {
-        let now = Instant::now();
+    fn log<C: crate::engine::Connection>(
+        &mut self,
+        now: Instant,
+        engine: &Engine<C>,
+        config: &NetConfig,
+    ) {
         if self.next_check.is_some_and(|at| now < at) {
             return;
         }
@@ -300,7 +304,8 @@ impl<R: Runtime> Driver<R> {
     /// Publishes what waits, as long as the core takes it; logs closed connections and
     /// losses, hands deliveries to the application and updates the peer count.
     fn after_event(&mut self) {
-        self.losses.log(&self.engine, &self.config);
+        let now = Instant::now();
+        self.losses.log(now, &self.engine, &self.config);
         while self.engine.can_publish() {
             let Some((payload, reply)) = self.waiting.pop_front() else {
                 break;
@@ -324,7 +329,7 @@ impl<R: Runtime> Driver<R> {
                 None => tracing::info!(%peer, %addr, "connection closed"),
             }
         }
-        if let Some(suppressed) = self.log_limit.roll(Instant::now()) {
+        if let Some(suppressed) = self.log_limit.roll(now) {
             log_suppressed(suppressed);
         }
         loop {

@@ -242,6 +242,8 @@ impl<C: Connection> Engine<C> {
 
     /// The earliest deadline of a connection whose protocol is not settled.
     fn hello_deadline(&self) -> Option<Instant> {
+        // Only a node that speaks plumtree settles protocols: skip the connections.
+        self.node.config().plumtree.as_ref()?;
         self.open
             .values()
             .filter_map(|open| open.hello.as_ref().map(|hello| hello.deadline))
