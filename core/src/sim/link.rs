@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 
 use super::schedule::SimTime;
 use crate::{Frames, PeerId};
@@ -58,8 +58,17 @@ impl Pipe {
     }
 
     /// Takes `len` bytes (no more than [`arrived`](Self::arrived)) off the front, copied
-    /// into a buffer of their own as a socket read would.
-    pub(super) fn read(&mut self, len: usize) -> BytesMut {
+    /// into a buffer of their own as a socket read would; except when they are exactly
+    /// the front run of frames, whose bytes are handed on as they are (the same bytes,
+    /// without the copy: most of a flood's reads).
+    pub(super) fn read(&mut self, len: usize) -> Bytes {
+        if let Some((_, frames)) = self.in_flight.front() {
+            let whole = self.read_of_front == 0 && frames.wire_len() == len;
+            if let Some(wire) = frames.run_wire().filter(|_| whole).cloned() {
+                self.in_flight.pop_front();
+                return wire;
+            }
+        }
         let mut buffer = BytesMut::with_capacity(len);
         while buffer.len() < len {
             let Some((_, frames)) = self.in_flight.front() else {
@@ -83,7 +92,7 @@ impl Pipe {
                 self.read_of_front = offset;
             }
         }
-        buffer
+        buffer.freeze()
     }
 
     /// When the next unread bytes arrive (`now` at the earliest), if any are in flight.

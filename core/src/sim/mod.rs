@@ -455,7 +455,7 @@ impl Simulation {
             node.handle_flushed(instant, peer_id(link, side), buffer.len());
         }
         if let Some(node) = self.nodes[receiver].node.as_mut() {
-            node.handle_received_bytes(instant, peer_id(link, 1 - side), buffer.freeze());
+            node.handle_received_bytes(instant, peer_id(link, 1 - side), buffer);
         }
         if let Some(at) = next_arrival {
             self.links[link].pipes[side].arrival_scheduled = true;
