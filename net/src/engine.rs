@@ -626,4 +626,141 @@ mod tests {
         assert_eq!(closed[0].reason, None);
         assert_eq!(engine.stats().peers_current, 0);
     }
+
+    /// A plumtree engine (node id 5) and one connection from `direction`.
+    fn plumtree_engine(
+        direction: Direction,
+    ) -> (Engine<Recorder>, Rc<RefCell<Log>>, Instant, Instant) {
+        let now = Instant::now();
+        let config = Config {
+            plumtree: Some(gossip_core::plumtree::PlumtreeConfig {
+                node_id: 5,
+                ..Default::default()
+            }),
+            ..Config::default()
+        };
+        let mut engine = Engine::new(Node::new(config).unwrap());
+        let log: Rc<RefCell<Log>> = Rc::default();
+        let origin = Origin {
+            addr: SocketAddr::from(([127, 0, 0, 1], 1000)),
+            direction,
+            plain: false,
+        };
+        let timeout = Duration::from_secs(1);
+        engine.connected(now, origin, Recorder(Rc::clone(&log)), timeout);
+        (engine, log, now, now + timeout)
+    }
+
+    fn received(peer: u64, bytes: &[u8]) -> SocketEvent {
+        SocketEvent::Received(PeerId(peer), Bytes::copy_from_slice(bytes))
+    }
+
+    #[test]
+    fn a_dialled_plumtree_peer_is_known_to_the_core_once_it_answers() {
+        let (mut engine, log, now, _) = plumtree_engine(Direction::Outbound);
+        assert_eq!(log.borrow().preambles, 1, "the dialler speaks first");
+        assert_eq!(engine.connection_count(), 0);
+        assert_eq!(engine.poll_timeout(), Some(now + Duration::from_secs(1)));
+        // The answer in two reads, a Gossip frame right behind it.
+        let gossip = wire::gossip_head(1, 0).expect("small");
+        let answer = [&wire::preamble(9)[..], &gossip, b"m"].concat();
+        engine.handle_socket(now, received(0, &answer[..7]));
+        assert_eq!(engine.connection_count(), 0);
+        engine.handle_socket(now, received(0, &answer[7..]));
+        assert_eq!(engine.connection_count(), 1);
+        assert_eq!(
+            engine.next_delivery().map(|d| d.payload),
+            Some(Bytes::from("m"))
+        );
+        let settled: Vec<_> = engine.drain_settled().collect();
+        assert_eq!(settled.len(), 1);
+        assert!(settled[0].2, "speaks plumtree");
+    }
+
+    #[test]
+    fn a_dialled_peer_that_answers_plain_or_not_at_all_is_dialled_again_plain() {
+        let (mut engine, log, now, _) = plumtree_engine(Direction::Outbound);
+        engine.handle_socket(now, received(0, &encode(b"plain frame")));
+        assert_eq!(log.borrow().redial, Some(Redial::Plain));
+        assert_eq!(log.borrow().closed, 1);
+        let (mut engine, log, _, deadline) = plumtree_engine(Direction::Outbound);
+        engine.handle_timeout(deadline - Duration::from_nanos(1));
+        assert_eq!(log.borrow().closed, 0);
+        engine.handle_timeout(deadline);
+        assert_eq!(log.borrow().redial, Some(Redial::Plain));
+        assert_eq!(log.borrow().closed, 1);
+        let (mut engine, log, now, _) = plumtree_engine(Direction::Outbound);
+        engine.handle_socket(now, SocketEvent::Closed(PeerId(0)));
+        assert_eq!(
+            log.borrow().redial,
+            Some(Redial::Plain),
+            "closed on our preamble"
+        );
+    }
+
+    #[test]
+    fn an_accepted_peer_is_answered_and_known_once_the_answer_is_written() {
+        let (mut engine, log, now, _) = plumtree_engine(Direction::Inbound);
+        assert_eq!(
+            log.borrow().preambles,
+            0,
+            "a listener waits for the dialler"
+        );
+        engine.handle_socket(now, received(0, &wire::preamble(9)));
+        assert_eq!(log.borrow().preambles, 1);
+        assert_eq!(
+            engine.connection_count(),
+            0,
+            "not before the answer is written"
+        );
+        engine.handle_socket(now, SocketEvent::PreambleSent(PeerId(0)));
+        assert_eq!(engine.connection_count(), 1);
+    }
+
+    #[test]
+    fn an_accepted_peer_that_sends_frames_or_nothing_is_plain() {
+        let (mut engine, log, now, _) = plumtree_engine(Direction::Inbound);
+        engine.handle_socket(now, received(0, &encode(b"hello")));
+        assert_eq!(log.borrow().preambles, 0);
+        assert_eq!(engine.connection_count(), 1);
+        assert_eq!(
+            engine.next_delivery().map(|d| d.payload),
+            Some(Bytes::from("hello"))
+        );
+        let (mut engine, _, _, deadline) = plumtree_engine(Direction::Inbound);
+        engine.handle_timeout(deadline);
+        assert_eq!(
+            engine.connection_count(),
+            1,
+            "silent: plain after the timeout"
+        );
+    }
+
+    #[test]
+    fn a_second_connection_to_the_same_node_tells_its_dialler_to_wait() {
+        let (mut engine, _, now, _) = plumtree_engine(Direction::Inbound);
+        engine.handle_socket(now, received(0, &wire::preamble(9)));
+        engine.handle_socket(now, SocketEvent::PreambleSent(PeerId(0)));
+        // This node (5) dials node 9 too: its own connection is kept (lower id), the
+        // one node 9 dialled is dropped.
+        let log: Rc<RefCell<Log>> = Rc::default();
+        let origin = Origin {
+            addr: SocketAddr::from(([127, 0, 0, 1], 1001)),
+            direction: Direction::Outbound,
+            plain: false,
+        };
+        engine.connected(
+            now,
+            origin,
+            Recorder(Rc::clone(&log)),
+            Duration::from_secs(1),
+        );
+        engine.handle_socket(now, received(1, &wire::preamble(9)));
+        assert_eq!(engine.connection_count(), 1);
+        assert_eq!(log.borrow().closed, 0, "this node's own dial is kept");
+        // Dialled by this node's own address: the dialler stops.
+        let (mut engine, log, now, _) = plumtree_engine(Direction::Outbound);
+        engine.handle_socket(now, received(0, &wire::preamble(5)));
+        assert_eq!(log.borrow().redial, Some(Redial::Never));
+    }
 }
