@@ -9,6 +9,9 @@ use gossip_core::{Config, QUEUED_FRAME_OVERHEAD};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 
+mod common;
+use common::cases;
+
 const PAYLOAD: usize = 100;
 /// What one queued frame is charged.
 const FRAME_CHARGE: usize = PAYLOAD + 4 + QUEUED_FRAME_OVERHEAD;
@@ -16,14 +19,6 @@ const FRAME_CHARGE: usize = PAYLOAD + 4 + QUEUED_FRAME_OVERHEAD;
 const PEER_BUDGET: usize = 4 * FRAME_CHARGE;
 /// The total holds sixteen peers' budgets, as by default (4 MiB and 64 MiB).
 const TOTAL_BUDGET: usize = 16 * PEER_BUDGET;
-
-fn cases() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(64);
-    ProptestConfig::with_cases(cases)
-}
 
 /// Lines, trees, rings, cliques and random graphs, small enough to run many.
 fn topology() -> impl Strategy<Value = Topology> {
@@ -102,7 +97,7 @@ fn degrees(topology: &Topology) -> Vec<usize> {
 }
 
 proptest! {
-    #![proptest_config(cases())]
+    #![proptest_config(cases(64))]
 
     /// Every message reaches every node exactly once, nothing is shed or cut, the
     /// network falls quiet, and no node ever queues more than its total budget (what
@@ -149,7 +144,7 @@ fn publish_burst(sim: &mut Simulation, origin: usize, messages: usize) {
 }
 
 proptest! {
-    #![proptest_config(cases())]
+    #![proptest_config(cases(64))]
 
     /// In a line, one node stops (as by SIGSTOP) while the first publishes at full speed:
     /// only the links to the stopped node are cut, and every node on the publisher's
@@ -212,7 +207,7 @@ fn twenty_stuck_peers_are_cut_and_a_reading_one_gets_everything() {
 }
 
 proptest! {
-    #![proptest_config(cases())]
+    #![proptest_config(cases(64))]
 
     /// Links of 10 KB/s, queues of 400 frames (2 s of draining from full to half) and
     /// a 1 s slow-peer timeout: queues stay full for longer than the timeout, but every
