@@ -453,11 +453,9 @@ impl Node {
             self.seen.insert_many(ids, now, &mut new[..batch.len()]);
             let first = new[..batch.len()].iter().filter(|&&is_new| is_new).count() as u64;
             state.counters.frames_in += batch.len() as u64;
-            state.counters.first_deliveries += first;
-            state.counters.duplicates += batch.len() as u64 - first;
-            if first > 0 {
-                state.counters.last_first_delivery = Some(now);
-            }
+            state
+                .counters
+                .record(now, first, batch.len() as u64 - first);
             for (is_new, (id, payload)) in new.into_iter().zip(batch.drain(..)) {
                 if !is_new {
                     self.stats.duplicates += 1;
@@ -554,22 +552,25 @@ impl Node {
 
     /// A message held from `peer` is taken now: new unless a copy came another way
     /// while it waited.
-    fn take_new(&mut self, now: Instant, peer: PeerId, id: MessageId, payload: Bytes, round: u16) {
+    /// Returns whether it was new.
+    fn take_new(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        id: MessageId,
+        payload: Bytes,
+        round: u16,
+    ) -> bool {
         let new = self.seen.insert(id, now);
         if let Some(state) = self.peers.get_mut(peer) {
-            match new {
-                true => {
-                    state.counters.first_deliveries += 1;
-                    state.counters.last_first_delivery = Some(now);
-                }
-                false => state.counters.duplicates += 1,
-            }
+            state.counters.record(now, u64::from(new), u64::from(!new));
         }
         if new {
             self.deliver_and_forward(now, peer, (id, payload), round);
         } else {
             self.stats.duplicates += 1;
         }
+        new
     }
 
     /// While the node cannot take new messages from `peer`: drops the duplicates at the
@@ -589,7 +590,7 @@ impl Node {
                     let id = MessageId::of(&payload);
                     if self.seen.contains(&id) {
                         self.stats.duplicates += 1;
-                        state.counters.duplicates += 1;
+                        state.counters.record(now, 0, 1);
                     } else {
                         state.held = Some((id, payload));
                     }

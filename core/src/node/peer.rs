@@ -78,6 +78,18 @@ pub(crate) struct Counters {
     pub(crate) last_first_delivery: Option<Instant>,
 }
 
+impl Counters {
+    /// Of what the peer sent at `now`, `first` messages were new to the node and
+    /// `duplicates` were not.
+    pub(crate) fn record(&mut self, now: Instant, first: u64, duplicates: u64) {
+        self.first_deliveries += first;
+        self.duplicates += duplicates;
+        if first > 0 {
+            self.last_first_delivery = Some(now);
+        }
+    }
+}
+
 /// What a flush accounted for.
 pub(crate) struct Flushed {
     /// Wire bytes that were outstanding and are now written.

@@ -187,15 +187,15 @@ impl Node {
             state.held_round = round;
             return Ok(());
         }
-        if self.seen.insert(id, now) {
-            state.counters.first_deliveries += 1;
-            state.counters.last_first_delivery = Some(now);
+        let new = self.take_new(now, peer, id, message, round);
+        let Some(state) = self.peers.get_mut(peer) else {
+            return Ok(());
+        };
+        if new {
+            // Its sender is on the tree's path for it.
             set_eager(state, true);
-            self.deliver_and_forward(now, peer, (id, message), round);
             return Ok(());
         }
-        self.stats.duplicates += 1;
-        state.counters.duplicates += 1;
         if matches!(state.wire, Wire::Plumtree { eager: true, .. }) {
             set_eager(state, false);
             self.stats.prunes_sent += 1;
