@@ -406,13 +406,13 @@ impl Node {
     /// queueing behind each frame's hashing. Outcomes and the order of what each peer is
     /// sent are those of one frame at a time.
     fn decode_frames(&mut self, now: Instant, peer: PeerId, read: Read) {
-        if self.peers.get(peer).is_some_and(Peer::is_plumtree) {
-            self.decode_plumtree(now, peer);
-            return;
-        }
         self.update_total(now);
         self.update_application(now);
         let Some(state) = self.peers.get(peer) else {
+            return;
+        };
+        if state.is_plumtree() {
+            self.decode_plumtree(now, peer);
             return;
         };
         if !self.flow.wants_read(self.config.overload, state.is_full()) {
@@ -420,11 +420,7 @@ impl Node {
             self.take_duplicates(now, peer);
             return;
         }
-        if let Some((id, payload)) = self.peers.get_mut(peer).and_then(|state| state.held.take()) {
-            // It came before everything buffered after it.
-            self.sync_reading(now, peer);
-            self.take_new(now, peer, id, payload, 0);
-        }
+        self.take_held(now, peer);
         let mut batch = std::mem::take(&mut self.batch);
         let mut run = std::mem::take(&mut self.run);
         let first_action = self.actions.len();
@@ -552,6 +548,21 @@ impl Node {
 
     /// A message held from `peer` is taken now: new unless a copy came another way
     /// while it waited.
+    /// Takes the message held from `peer`, if any, now that the node can: it came
+    /// before everything buffered after it. Reading resumes.
+    fn take_held(&mut self, now: Instant, peer: PeerId) {
+        let Some(state) = self.peers.get_mut(peer) else {
+            return;
+        };
+        let Some((id, payload)) = state.held.take() else {
+            return;
+        };
+        // 0 for a plain peer: it is never set.
+        let round = state.held_round;
+        self.sync_reading(now, peer);
+        self.take_new(now, peer, id, payload, round);
+    }
+
     /// Returns whether it was new.
     fn take_new(
         &mut self,

@@ -113,18 +113,13 @@ impl Node {
     /// Handles the complete frames buffered for plumtree peer `peer`, one at a time.
     /// Flow control as for plain peers: while the node cannot take new messages from
     /// the peer, its duplicates and control frames are still handled and the first new
-    /// message is held.
+    /// message is held. Called from `decode_frames`, which has brought the node's
+    /// fullness up to date.
     pub(super) fn decode_plumtree(&mut self, now: Instant, peer: PeerId) {
-        self.update_total(now);
-        self.update_application(now);
         let overload = self.config.overload;
-        if let Some(state) = self.peers.get_mut(peer) {
+        if let Some(state) = self.peers.get(peer) {
             if self.flow.wants_read(overload, state.is_full()) {
-                if let Some((id, message)) = state.held.take() {
-                    let round = state.held_round;
-                    self.sync_reading(now, peer);
-                    self.take_new(now, peer, id, message, round);
-                }
+                self.take_held(now, peer);
             }
         }
         loop {
