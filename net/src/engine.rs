@@ -9,6 +9,7 @@ use bytes::Bytes;
 use crate::handle::PeerInfo;
 use crate::hello::{Expect, Hello, Outcome};
 use gossip_core::plumtree::wire::{self, PREAMBLE_LEN};
+use gossip_core::plumtree::NodeId;
 use gossip_core::{
     Action, Delivery, Direction, DisconnectReason, Frames, Node, PeerId, PublishError,
     PublishOutcome, Stats,
@@ -196,8 +197,8 @@ impl<C: Connection> Engine<C> {
             return;
         };
         let direction = open.direction;
-        let first_bytes = match outcome {
-            Outcome::Wait => return,
+        match outcome {
+            Outcome::Wait => {}
             Outcome::NoAnswer | Outcome::Dropped => {
                 if let Some(mut open) = self.open.remove(&peer) {
                     if outcome == Outcome::NoAnswer {
@@ -206,7 +207,6 @@ impl<C: Connection> Engine<C> {
                     let (addr, reason) = (open.addr, None);
                     self.closed.push(Closed { peer, addr, reason });
                 }
-                return;
             }
             Outcome::Plumtree { node_id, leftover } if direction == Direction::Inbound => {
                 // Answer, and hand the peer to the core once the answer is written: if
@@ -218,22 +218,36 @@ impl<C: Connection> Engine<C> {
                 if let Some(hello) = open.hello.as_mut() {
                     hello.answered(node_id, &leftover);
                 }
-                return;
             }
             Outcome::Plumtree { node_id, leftover } => {
-                open.hello = None;
-                self.settled.push((peer, open.addr, true));
-                self.node
-                    .plumtree_peer_connected(now, peer, direction, node_id);
-                leftover
+                self.hand_to_core(now, peer, Some(node_id), leftover);
             }
-            Outcome::Plain { received } => {
-                open.hello = None;
-                self.settled.push((peer, open.addr, false));
-                self.node.peer_connected(now, peer, direction);
-                received
-            }
+            Outcome::Plain { received } => self.hand_to_core(now, peer, None, received),
+        }
+    }
+
+    /// The protocol of `peer`'s connection is settled: plumtree with `node_id`, or plain.
+    /// The core hears of the peer, then of `first_bytes` (what it sent after its
+    /// preamble, or a plain peer's first frames).
+    fn hand_to_core(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        node_id: Option<NodeId>,
+        first_bytes: Bytes,
+    ) {
+        let Some(open) = self.open.get_mut(&peer) else {
+            return;
         };
+        open.hello = None;
+        self.settled.push((peer, open.addr, node_id.is_some()));
+        let direction = open.direction;
+        match node_id {
+            Some(node_id) => self
+                .node
+                .plumtree_peer_connected(now, peer, direction, node_id),
+            None => self.node.peer_connected(now, peer, direction),
+        }
         if !first_bytes.is_empty() {
             self.node.handle_received_bytes(now, peer, first_bytes);
         }
@@ -277,14 +291,7 @@ impl<C: Connection> Engine<C> {
                 if let Some((node_id, leftover)) =
                     open.hello.as_mut().and_then(Hello::take_answered)
                 {
-                    open.hello = None;
-                    self.settled.push((peer, open.addr, true));
-                    let direction = open.direction;
-                    self.node
-                        .plumtree_peer_connected(now, peer, direction, node_id);
-                    if !leftover.is_empty() {
-                        self.node.handle_received_bytes(now, peer, leftover);
-                    }
+                    self.hand_to_core(now, peer, Some(node_id), leftover);
                 }
                 if let Some(open) = self.open.get_mut(&peer) {
                     open.grant_reads();
