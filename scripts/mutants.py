@@ -212,6 +212,12 @@ MUTANTS = {
         "if false {\n            set_eager(state, false);",
         "the_first_message_floods_and_the_rest_follow_a_tree",
     ),
+    "plumtree-batch-never-prunes": (
+        "core/src/node/gossip_batch.rs",
+        "if !is_new && *eager {",
+        "if false && !is_new && *eager {",
+        "the_first_message_floods_and_the_rest_follow_a_tree",
+    ),
     "plumtree-cache-over-budget": (
         "core/src/plumtree/cache.rs",
         "while self.bytes + charge > self.budget_bytes {",

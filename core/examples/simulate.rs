@@ -3,7 +3,8 @@
 //! ```text
 //! cargo run --release -p gossip-core --example simulate -- \
 //!     [--protocol flood|plumtree] [--size BYTES] [--seed N] [--bandwidth BYTES_PER_S] \
-//!     [--cut-links PERCENT] [--graft-timeout-ms MS] [--json] NODES DEGREE MESSAGES
+//!     [--cut-links PERCENT] [--graft-timeout-ms MS] [--optimization-threshold ROUNDS] \
+//!     [--json] NODES DEGREE MESSAGES
 //! ```
 //! Every message is published at once, from nodes spread over the network. With
 //! `--protocol plumtree` the first message floods and builds the tree; the others follow
@@ -48,6 +49,9 @@ struct Args {
     /// Plumtree's graft timeout, in milliseconds (default: the library's)
     #[arg(long)]
     graft_timeout_ms: Option<u64>,
+    /// Plumtree's tree optimisation threshold, in rounds (default: the library's, off)
+    #[arg(long)]
+    optimization_threshold: Option<u16>,
     /// One JSON line instead of text
     #[arg(long)]
     json: bool,
@@ -68,6 +72,9 @@ fn main() {
         graft_timeout: args
             .graft_timeout_ms
             .map_or(defaults.graft_timeout, Duration::from_millis),
+        optimization_threshold: args
+            .optimization_threshold
+            .unwrap_or(defaults.optimization_threshold),
         ..defaults
     });
     let config = SimConfig {

@@ -280,7 +280,7 @@ proptest! {
         for (n, (size, step)) in sizes.iter().zip(steps.iter().chain(std::iter::repeat(&0))).enumerate() {
             now += Duration::from_millis(*step);
             let id = MessageId::of(&(n as u64).to_be_bytes());
-            cache.insert(now, (id, &Bytes::from(vec![0; *size])), 0, None);
+            cache.insert(now, (id, Bytes::from(vec![0; *size])), 0, None);
             prop_assert!(cache.bytes() <= budget);
             if size + CACHED_MESSAGE_OVERHEAD <= budget {
                 prop_assert!(cache.get(&wire::short_id(&id)).is_some(), "the newest was not kept");

@@ -36,6 +36,9 @@ pub struct Frames {
     /// The payload of a single frame, or the whole wire bytes of a run.
     body: Bytes,
     count: u32,
+    /// For a run: bytes of each frame, after its length prefix, before its payload (a
+    /// plumtree Gossip frame's type and round; 0 for plain frames).
+    skip: u8,
 }
 
 impl Frames {
@@ -56,6 +59,7 @@ impl Frames {
             head_len: head.len() as u8,
             body: payload,
             count: 1,
+            skip: 0,
         }
     }
 
@@ -70,6 +74,17 @@ impl Frames {
             // A run lies in one read, so it has fewer frames than that read has bytes;
             // reads are far smaller than 4 GiB.
             count: u32::try_from(count).unwrap_or(u32::MAX),
+            skip: 0,
+        }
+    }
+
+    /// `count` consecutive whole frames whose payloads each start with `skip` bytes that
+    /// are not part of the message (a plumtree Gossip frame's type and round):
+    /// [`payloads`](Self::payloads) gives the messages.
+    pub(crate) fn run_skipping(wire: Bytes, count: usize, skip: u8) -> Self {
+        Frames {
+            skip,
+            ..Self::run(wire, count)
         }
     }
 
@@ -92,11 +107,15 @@ impl Frames {
     /// The payloads, in order, borrowed from the shared buffer.
     pub fn payloads(&self) -> Payloads<'_> {
         if self.head_len == 0 {
-            Payloads::of(&self.body)
+            Payloads {
+                skip: usize::from(self.skip),
+                ..Payloads::of(&self.body)
+            }
         } else {
             Payloads {
                 wire: &[],
                 single: Some(&self.body),
+                skip: 0,
             }
         }
     }
@@ -152,11 +171,17 @@ pub struct Payloads<'a> {
     /// Wire bytes of the run not yet iterated.
     wire: &'a [u8],
     single: Option<&'a [u8]>,
+    /// Bytes of each frame before its payload, after the length prefix.
+    skip: usize,
 }
 
 impl<'a> Payloads<'a> {
     fn of(wire: &'a [u8]) -> Self {
-        Payloads { wire, single: None }
+        Payloads {
+            wire,
+            single: None,
+            skip: 0,
+        }
     }
 }
 
@@ -175,7 +200,7 @@ impl<'a> Iterator for Payloads<'a> {
             return None;
         };
         self.wire = rest;
-        Some(&frame[HEADER_LEN..])
+        frame.get(HEADER_LEN + self.skip..)
     }
 }
 

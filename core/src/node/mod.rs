@@ -3,6 +3,7 @@
 mod admission;
 pub mod eviction;
 mod flow;
+mod gossip_batch;
 mod pacer;
 mod peer;
 mod plumtree;
@@ -22,6 +23,7 @@ use crate::{
 };
 use admission::Room;
 use flow::{Application, Flow};
+use gossip_batch::Received;
 use peer::{Peer, PeerTable, Wire};
 use read_buffer::Read;
 use run::Run;
@@ -426,6 +428,8 @@ impl Node {
         let first_action = self.actions.len();
         // Bytes of new payloads that are slices of `read`.
         let mut kept = 0;
+        // New messages for the plumtree peers, who get them in frames of their own.
+        let mut for_plumtree = self.plumtree.as_mut().map(|p| p.take_batch());
         loop {
             batch.clear();
             let Some(state) = self.peers.get_mut(peer) else {
@@ -465,9 +469,13 @@ impl Node {
                     Some(frame) => {
                         kept += payload.len();
                         let from = peer;
-                        if self.plumtree.is_some() {
-                            // Plumtree peers get it in a frame of their own.
-                            self.forward_plumtree(now, Some(peer), id, &payload, 0);
+                        if let Some(batch) = for_plumtree.as_mut() {
+                            let message = payload.clone();
+                            batch.push(Received {
+                                id,
+                                round: 0,
+                                message,
+                            });
                         }
                         self.deliver(Delivery { id, payload, from });
                         run.extend(frame);
@@ -475,6 +483,9 @@ impl Node {
                     // Assembled across reads, or empty: forwarded on its own.
                     None => self.deliver_and_forward(now, peer, (id, payload), 0),
                 }
+            }
+            if let Some(batch) = for_plumtree.as_mut() {
+                self.send_on_to_plumtree(now, peer, batch);
             }
             if let Some(error) = error {
                 self.forward_run(now, peer, &read, &mut run);
@@ -487,6 +498,9 @@ impl Node {
             }
         }
         self.forward_run(now, peer, &read, &mut run);
+        if let (Some(plumtree), Some(batch)) = (self.plumtree.as_mut(), for_plumtree) {
+            plumtree.put_batch(batch);
+        }
         self.batch = batch;
         self.run = run;
         if read.too_big_for(kept) {

@@ -5,8 +5,9 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use super::gossip_batch::Received;
 use super::peer::{Peer, Wire};
-use super::Node;
+use super::{Node, BATCH};
 use crate::plumtree::wire::{self, short_id, Frame, ShortId, WireError};
 use crate::plumtree::{MessageCache, Missing, NodeId, PlumtreeConfig};
 use crate::{Action, Direction, DisconnectReason, Frames, MessageId, PeerId};
@@ -15,15 +16,17 @@ use crate::{Action, Direction, DisconnectReason, Frames, MessageId, PeerId};
 #[derive(Debug)]
 pub(super) struct Plumtree {
     pub(super) config: PlumtreeConfig,
-    cache: MessageCache,
-    missing: Missing,
+    pub(super) cache: MessageCache,
+    pub(super) missing: Missing,
     /// When the announcements gathered for lazy peers go out.
     ihave_due: Option<Instant>,
     /// Plumtree peers connected.
     pub(super) peers: usize,
-    /// Scratch for `forward_plumtree`: the plumtree peers to send to, and whether each
+    /// Scratch for `plumtree_targets`: the plumtree peers to send to, and whether each
     /// is eager.
-    targets: Vec<(PeerId, bool)>,
+    pub(super) targets: Vec<(PeerId, bool)>,
+    /// Scratch for `decode_plumtree`: Gossip frames gathered for `take_gossip`.
+    batch: Vec<Received>,
 }
 
 impl Plumtree {
@@ -35,7 +38,17 @@ impl Plumtree {
             ihave_due: None,
             peers: 0,
             targets: Vec::new(),
+            batch: Vec::new(),
         }
+    }
+
+    /// The scratch buffer for gathering Gossip frames (to hand back with `put_batch`).
+    pub(super) fn take_batch(&mut self) -> Vec<Received> {
+        std::mem::take(&mut self.batch)
+    }
+
+    pub(super) fn put_batch(&mut self, batch: Vec<Received>) {
+        self.batch = batch;
     }
 }
 
@@ -110,10 +123,11 @@ impl Node {
         self.settle(now);
     }
 
-    /// Handles the complete frames buffered for plumtree peer `peer`, one at a time.
-    /// Flow control as for plain peers: while the node cannot take new messages from
-    /// the peer, its duplicates and control frames are still handled and the first new
-    /// message is held. Called from `decode_frames`, which has brought the node's
+    /// Handles the complete frames buffered for plumtree peer `peer`, in order:
+    /// consecutive Gossip frames a batch at a time (`take_gossip`), control frames one
+    /// by one. Flow control as for plain peers: while the node cannot take new messages
+    /// from the peer, its duplicates and control frames are still handled and the first
+    /// new message is held. Called from `decode_frames`, which has brought the node's
     /// fullness up to date.
     pub(super) fn decode_plumtree(&mut self, now: Instant, peer: PeerId) {
         let overload = self.config.overload;
@@ -122,38 +136,72 @@ impl Node {
                 self.take_held(now, peer);
             }
         }
-        loop {
+        let Some(mut batch) = self.plumtree.as_mut().map(Plumtree::take_batch) else {
+            return;
+        };
+        let ended = self.decode_plumtree_frames(now, peer, &mut batch);
+        if let Some(plumtree) = self.plumtree.as_mut() {
+            plumtree.put_batch(batch);
+        }
+        if let Err(reason) = ended {
+            self.stats.protocol_errors += 1;
+            self.disconnect(peer, reason);
+            return;
+        }
+        self.sync_reading(now, peer);
+    }
+
+    /// The loop of `decode_plumtree`, gathering Gossip frames in `batch`. Whether the
+    /// node can take new messages from the peer changes only when queues do, so it holds
+    /// for the whole of a batch.
+    fn decode_plumtree_frames(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        batch: &mut Vec<Received>,
+    ) -> Result<(), DisconnectReason> {
+        let overload = self.config.overload;
+        let result = loop {
             let Some(state) = self.peers.get_mut(peer) else {
-                return;
+                break Ok(());
             };
             if state.held.is_some() {
-                break;
+                break Ok(());
             }
+            let takeable = self.flow.wants_read(overload, state.is_full());
             let frame = match state.decoder.next_frame() {
                 Ok(Some(payload)) => Frame::parse(&payload),
-                Ok(None) => break,
-                Err(error) => {
-                    self.stats.protocol_errors += 1;
-                    self.disconnect(peer, DisconnectReason::Protocol(error));
-                    return;
-                }
+                Ok(None) => break Ok(()),
+                Err(error) => break Err(DisconnectReason::Protocol(error)),
             };
-            let result = match frame {
+            let handled = match frame {
+                Ok(Frame::Gossip { message, .. }) if message.len() > self.config.max_frame_len => {
+                    Err(WireError::TooLarge)
+                }
+                Ok(Frame::Gossip { round, message }) if takeable => {
+                    let id = MessageId::of(&message);
+                    batch.push(Received { id, round, message });
+                    if batch.len() == BATCH {
+                        self.take_gossip(now, peer, batch);
+                    }
+                    Ok(())
+                }
                 Ok(Frame::Gossip { round, message }) => self.on_gossip(now, peer, round, message),
                 Ok(control) => {
+                    self.take_gossip(now, peer, batch);
                     self.stats.control_frames_in += 1;
                     self.on_control(now, peer, control);
                     Ok(())
                 }
                 Err(error) => Err(error),
             };
-            if let Err(error) = result {
-                self.stats.protocol_errors += 1;
-                self.disconnect(peer, DisconnectReason::Plumtree(error));
-                return;
+            if let Err(error) = handled {
+                break Err(DisconnectReason::Plumtree(error));
             }
-        }
-        self.sync_reading(now, peer);
+        };
+        // What came before an error is handled as it would have been alone.
+        self.take_gossip(now, peer, batch);
+        result
     }
 
     /// A Gossip frame from `peer`: a new message is delivered and forwarded (and its
@@ -293,7 +341,9 @@ impl Node {
         let Some(plumtree) = self.plumtree.as_mut() else {
             return 0;
         };
-        plumtree.cache.insert(now, (id, message), round, except);
+        // A copy: `message` may be a slice of a large read buffer.
+        let copy = Bytes::copy_from_slice(message);
+        plumtree.cache.insert(now, (id, copy), round, except);
         if plumtree.missing.received(&short_id(&id)) {
             self.stats.repairs += 1;
         }
@@ -304,16 +354,7 @@ impl Node {
         let Some(head) = wire::gossip_head(message.len(), next) else {
             return 0;
         };
-        let mut targets = std::mem::take(&mut plumtree.targets);
-        targets.clear();
-        targets.extend(
-            self.peers
-                .iter()
-                .filter_map(|(id, state)| match state.wire {
-                    Wire::Plumtree { eager, .. } if Some(id) != except => Some((id, eager)),
-                    _ => None,
-                }),
-        );
+        let targets = self.plumtree_targets(except);
         let frames = Frames::with_head(&head, message.clone());
         let mut took = 0;
         for &(peer, eager) in &targets {
@@ -329,8 +370,28 @@ impl Node {
         took
     }
 
+    /// The plumtree peers but `except`, and whether each is eager (in a buffer to hand
+    /// back to `Plumtree::targets` when done, to reuse).
+    pub(super) fn plumtree_targets(&mut self, except: Option<PeerId>) -> Vec<(PeerId, bool)> {
+        let mut targets = self
+            .plumtree
+            .as_mut()
+            .map(|plumtree| std::mem::take(&mut plumtree.targets))
+            .unwrap_or_default();
+        targets.clear();
+        targets.extend(
+            self.peers
+                .iter()
+                .filter_map(|(id, state)| match state.wire {
+                    Wire::Plumtree { eager, .. } if Some(id) != except => Some((id, eager)),
+                    _ => None,
+                }),
+        );
+        targets
+    }
+
     /// Gathers `id` for lazy peer `peer`'s next IHave; a full batch goes at once.
-    fn announce(&mut self, now: Instant, peer: PeerId, id: ShortId, round: u16) {
+    pub(super) fn announce(&mut self, now: Instant, peer: PeerId, id: ShortId, round: u16) {
         let (Some(state), Some(plumtree)) = (self.peers.get_mut(peer), self.plumtree.as_mut())
         else {
             return;
@@ -409,7 +470,7 @@ impl Node {
     }
 
     /// Queues a control frame (its whole wire bytes) for `peer`.
-    fn queue_control(&mut self, now: Instant, peer: PeerId, wire: Bytes) {
+    pub(super) fn queue_control(&mut self, now: Instant, peer: PeerId, wire: Bytes) {
         self.stats.control_frames_out += 1;
         self.queue(now, peer, Frames::run(wire, 1));
     }

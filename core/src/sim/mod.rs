@@ -88,8 +88,8 @@ pub struct Simulation {
     disconnects: u64,
     /// Reused between calls.
     actions: Vec<Action>,
-    /// Scratch for `process`: tracked messages delivered, by where their payload lies.
-    delivered_at: Vec<(*const u8, usize)>,
+    /// Scratch for `process`: tracked messages delivered, with their payloads.
+    delivered_at: Vec<(Bytes, usize)>,
 }
 
 impl Simulation {
@@ -512,8 +512,9 @@ impl Simulation {
         let mut raw_flushed = Vec::new();
         // The simulated application takes every delivery at once.
         let (mut taken, mut taken_bytes) = (0, 0);
-        // Tracked messages delivered here, by where their payload lies: the Sends that
-        // forward them carry the same bytes (a message's Deliver precedes them).
+        // Tracked messages delivered here, with their payloads: the Sends that forward
+        // them carry the same bytes (a message's Deliver precedes them), or a copy (a
+        // node between plain and plumtree peers frames them anew).
         let mut delivered = std::mem::take(&mut self.delivered_at);
         delivered.clear();
         for action in actions.drain(..) {
@@ -524,7 +525,11 @@ impl Simulation {
                     } else if !delivered.is_empty() {
                         for payload in frames.payloads() {
                             let at = payload.as_ptr();
-                            if let Some(&(_, track)) = delivered.iter().find(|(p, _)| *p == at) {
+                            let found = delivered
+                                .iter()
+                                .find(|(p, _)| p.as_ptr() == at)
+                                .or_else(|| delivered.iter().find(|(p, _)| p[..] == *payload));
+                            if let Some(&(_, track)) = found {
                                 self.tracker.frames_sent(track, 1);
                             }
                         }
@@ -541,7 +546,7 @@ impl Simulation {
                     self.payload_bytes_delivered += delivery.payload.len() as u64;
                     if let Some(track) = self.tracker.get(&delivery.id) {
                         if !delivery.payload.is_empty() {
-                            delivered.push((delivery.payload.as_ptr(), track));
+                            delivered.push((delivery.payload.clone(), track));
                         }
                     }
                     self.record_delivery(index, delivery.id, delivery.from)
