@@ -207,16 +207,10 @@ MUTANTS = {
         "plumtree_repairs_what_cut_links_lost",
     ),
     "plumtree-never-prunes": (
-        "core/src/node/plumtree.rs",
-        "if matches!(state.wire, Wire::Plumtree { eager: true, .. }) {\n            set_eager(state, false);",
-        "if false {\n            set_eager(state, false);",
-        "the_first_message_floods_and_the_rest_follow_a_tree",
-    ),
-    "plumtree-batch-never-prunes": (
         "core/src/node/gossip_batch.rs",
         "if !is_new && *eager {",
         "if false && !is_new && *eager {",
-        "the_first_message_floods_and_the_rest_follow_a_tree",
+        "a_read_of_gossip_goes_on_as_one_run_and_a_duplicate_from_an_eager_peer_prunes_it",
     ),
     "plumtree-cache-over-budget": (
         "core/src/plumtree/cache.rs",

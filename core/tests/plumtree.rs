@@ -189,6 +189,86 @@ fn grafts_from_a_peer_that_does_not_read_stop_at_its_budget() {
     assert!(stats.grafts_refused > 0);
 }
 
+/// A read's Gossip frames, as a plumtree peer sends them at `round`.
+fn gossip_frames(messages: &[&[u8]], round: u16) -> Vec<u8> {
+    let mut out = Vec::new();
+    for message in messages {
+        out.extend_from_slice(&wire::gossip_head(message.len(), round).unwrap());
+        out.extend_from_slice(message);
+    }
+    out
+}
+
+/// The wire bytes of every Send to `peer` among `actions`, and how many Sends.
+fn sent_to(actions: &[Action], peer: PeerId) -> (Vec<u8>, usize) {
+    let mut wire = Vec::new();
+    let mut sends = 0;
+    for action in actions {
+        if let Action::Send { peer: to, frames } = action {
+            if *to == peer {
+                frames.write_to(&mut wire);
+                sends += 1;
+            }
+        }
+    }
+    (wire, sends)
+}
+
+#[test]
+fn a_read_of_gossip_goes_on_as_one_run_and_a_duplicate_from_an_eager_peer_prunes_it() {
+    let t0 = Instant::now();
+    let config = Config {
+        plumtree: Some(PlumtreeConfig::default()),
+        ..Config::default()
+    };
+    let mut node = Node::new(config).unwrap();
+    let (from, other) = (PeerId(1), PeerId(2));
+    node.plumtree_peer_connected(t0, from, Direction::Inbound, 7);
+    node.plumtree_peer_connected(t0, other, Direction::Inbound, 8);
+    node.drain_actions().for_each(drop);
+
+    // Three new messages in one read: delivered in order, and sent on to the other
+    // (eager) peer as one run, each a hop further.
+    let messages: [&[u8]; 3] = [b"one", b"two", b"three"];
+    node.handle_received(t0, from, &gossip_frames(&messages, 4));
+    let actions: Vec<Action> = node.drain_actions().collect();
+    let delivered: Vec<&[u8]> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Deliver(d) => Some(&d.payload[..]),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(delivered, messages);
+    assert_eq!(sent_to(&actions, other), (gossip_frames(&messages, 5), 1));
+    assert_eq!(
+        sent_to(&actions, from).1,
+        0,
+        "nothing goes back to its sender"
+    );
+
+    // The other peer sends one of them back while eager: it is pruned, and told.
+    node.handle_received(t0, other, &gossip_frames(&messages[..1], 5));
+    let actions: Vec<Action> = node.drain_actions().collect();
+    assert_eq!(sent_to(&actions, other), (wire::prune().to_vec(), 1));
+    assert_eq!(node.stats().prunes_sent, 1);
+
+    // From now on it is lazy: a new message reaches it as an announcement only.
+    node.handle_received(t0, from, &gossip_frames(&[b"four"], 4));
+    assert_eq!(
+        sent_to(&node.drain_actions().collect::<Vec<_>>(), other).1,
+        0
+    );
+    let later = t0 + Duration::from_secs(1);
+    node.handle_timeout(later);
+    let id = wire::short_id(&MessageId::of(b"four"));
+    let expected = wire::ihave(&[(id, 5)]).to_vec();
+    assert_eq!(
+        sent_to(&node.drain_actions().collect::<Vec<_>>(), other),
+        (expected, 1)
+    );
+}
+
 #[test]
 fn a_node_without_plumtree_takes_a_plumtree_peer_as_plain() {
     let t0 = Instant::now();

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::peer::{Peer, Wire};
+use super::peer::Wire;
 use super::{Node, BATCH};
 use crate::frame::HEADER_LEN;
 use crate::plumtree::wire::{self, short_id, GOSSIP_OVERHEAD};
@@ -53,11 +53,7 @@ impl Node {
         state
             .counters
             .record(now, fresh as u64, (count - fresh) as u64);
-        let prunes = place_in_tree(state, &new[..count]);
-        for _ in 0..prunes {
-            self.stats.prunes_sent += 1;
-            self.queue_control(now, peer, wire::prune());
-        }
+        self.place_sender_in_tree(now, peer, &new[..count]);
         if fresh > 0 {
             let (wire, frames) = frame_for_next_hop(batch, &new[..count]);
             self.take_framed(now, peer, &wire, &frames, true);
@@ -79,6 +75,27 @@ impl Node {
             let (wire, frames) = frame_for_next_hop(batch, &new[..batch.len()]);
             self.take_framed(now, from, &wire, &frames, false);
             batch.clear();
+        }
+    }
+
+    /// Moves plumtree peer `peer` through the tree as its Gossip frames `new` (whether
+    /// each was new, in order) do: a new message puts it on the tree's path (eager), a
+    /// duplicate while eager takes it off (lazy), and it is told so with a Prune.
+    pub(super) fn place_sender_in_tree(&mut self, now: Instant, peer: PeerId, new: &[bool]) {
+        let Some(Wire::Plumtree { eager, .. }) = self.peers.get_mut(peer).map(|s| &mut s.wire)
+        else {
+            return;
+        };
+        let mut prunes = 0;
+        for &is_new in new {
+            if !is_new && *eager {
+                prunes += 1;
+            }
+            *eager = is_new;
+        }
+        for _ in 0..prunes {
+            self.stats.prunes_sent += 1;
+            self.queue_control(now, peer, wire::prune());
         }
     }
 
@@ -187,21 +204,4 @@ fn plain_run(messages: &[(MessageId, Bytes, u16)]) -> (Bytes, Vec<usize>) {
         frame_lens.push(HEADER_LEN + message.len());
     }
     (buffer.freeze(), frame_lens)
-}
-
-/// Moves the sender through the tree as its frames `new` (whether each was new) would
-/// one at a time: eager on a new message, lazy on a duplicate while eager. Returns how
-/// many Prunes that sends it.
-fn place_in_tree(state: &mut Peer, new: &[bool]) -> usize {
-    let Wire::Plumtree { eager, .. } = &mut state.wire else {
-        return 0;
-    };
-    let mut prunes = 0;
-    for &is_new in new {
-        if !is_new && *eager {
-            prunes += 1;
-        }
-        *eager = is_new;
-    }
-    prunes
 }

@@ -231,19 +231,7 @@ impl Node {
             return Ok(());
         }
         let new = self.take_new(now, peer, id, message, round);
-        let Some(state) = self.peers.get_mut(peer) else {
-            return Ok(());
-        };
-        if new {
-            // Its sender is on the tree's path for it.
-            set_eager(state, true);
-            return Ok(());
-        }
-        if matches!(state.wire, Wire::Plumtree { eager: true, .. }) {
-            set_eager(state, false);
-            self.stats.prunes_sent += 1;
-            self.queue_control(now, peer, wire::prune());
-        }
+        self.place_sender_in_tree(now, peer, &[new]);
         Ok(())
     }
 
