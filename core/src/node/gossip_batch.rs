@@ -1,9 +1,11 @@
 //! Plumtree Gossip frames taken a batch at a time. Consecutive Gossip frames from one
 //! peer are checked against the seen set together (their cache misses overlap, as for
-//! plain frames), and their new messages are framed for the next hop (round + 1) into
-//! one buffer, which is at once the cached copy of each message, the deliveries, and the
-//! run of frames every eager peer is sent: one copy, one allocation and one `Send` per
-//! peer for the whole batch, where one message at a time took one of each per message.
+//! plain frames), and their new messages are copied, framed for the peers that get them
+//! whole, into one buffer, which is at once the cached copy of each message, the
+//! deliveries, and the run of frames each of those peers is sent: one copy, one
+//! allocation and one `Send` per peer for the whole batch, where one message at a time
+//! took one of each per message. Messages from plain peers go to plumtree peers the
+//! same way.
 
 use std::time::Instant;
 
@@ -22,9 +24,6 @@ pub(super) struct Received {
     pub(super) round: u16,
     pub(super) message: Bytes,
 }
-
-/// Wire bytes a Gossip frame adds to its message.
-const GOSSIP_HEAD: usize = HEADER_LEN + GOSSIP_OVERHEAD;
 
 impl Node {
     /// Handles `batch` (at most [`BATCH`] Gossip frames from `peer`, in order, received
@@ -55,8 +54,13 @@ impl Node {
             .record(now, fresh as u64, (count - fresh) as u64);
         self.place_sender_in_tree(now, peer, &new[..count]);
         if fresh > 0 {
-            let (wire, frames) = frame_for_next_hop(batch, &new[..count]);
-            self.take_framed(now, peer, &wire, &frames, true);
+            let messages: Vec<(MessageId, u16, Bytes)> = batch
+                .drain(..)
+                .zip(new)
+                .filter(|(_, is_new)| *is_new)
+                .map(|(r, _)| (r.id, r.round, r.message))
+                .collect();
+            self.take_framed(now, peer, &messages, true);
         }
         batch.clear();
     }
@@ -71,10 +75,11 @@ impl Node {
         batch: &mut Vec<Received>,
     ) {
         if !batch.is_empty() {
-            let new = [true; BATCH];
-            let (wire, frames) = frame_for_next_hop(batch, &new[..batch.len()]);
-            self.take_framed(now, from, &wire, &frames, false);
-            batch.clear();
+            let messages: Vec<(MessageId, u16, Bytes)> = batch
+                .drain(..)
+                .map(|r| (r.id, r.round, r.message))
+                .collect();
+            self.take_framed(now, from, &messages, false);
         }
     }
 
@@ -99,64 +104,71 @@ impl Node {
         }
     }
 
-    /// Caches and sends on to the plumtree peers the new messages framed in `wire` (from
-    /// `from`); with `from_plumtree`, also delivers them and sends them to the plain
-    /// peers (for a plain sender's messages the plain path does).
+    /// Caches and sends on `messages` (id, received round, message: new, in order, from
+    /// `from`) to the plumtree peers; with `from_plumtree`, also delivers them and sends
+    /// them to the plain peers (for a plain sender's messages the plain path does).
+    ///
+    /// The messages are copied once, framed for whoever gets them whole (the eager
+    /// plumtree peers, or else the plain ones), and that copy is also what is cached and
+    /// delivered. Only a node with both eager plumtree peers and plain peers frames them
+    /// a second time, for the plain ones.
     fn take_framed(
         &mut self,
         now: Instant,
         from: PeerId,
-        wire: &Bytes,
-        frames: &[(MessageId, u16, usize)],
+        messages: &[(MessageId, u16, Bytes)],
         from_plumtree: bool,
     ) {
+        let targets = self.plumtree_targets(Some(from));
+        let eager = targets.iter().any(|&(_, eager)| eager);
         let plain_peers =
             from_plumtree && self.peers.len() > self.plumtree.as_ref().map_or(0, |p| p.peers);
-        let mut at = 0;
-        let mut cached = Vec::with_capacity(frames.len());
-        for &(id, round, frame_len) in frames {
-            let message = wire.slice(at + GOSSIP_HEAD..at + frame_len);
-            at += frame_len;
+        let framing = match (eager, plain_peers) {
+            (false, true) => Framing::Plain,
+            _ => Framing::Gossip,
+        };
+        let framed = Framed::new(messages, framing);
+        // Slices of the framed copy, which holds only messages cached now: it keeps
+        // nothing else alive.
+        let cached: Vec<(MessageId, Bytes, u16)> = framed.messages().collect();
+        for (id, message, _) in &cached {
             if from_plumtree {
+                let payload = message.clone();
                 self.deliver(Delivery {
-                    id,
-                    payload: message.clone(),
+                    id: *id,
+                    payload,
                     from,
                 });
             }
             if let Some(plumtree) = self.plumtree.as_mut() {
-                if plumtree.missing.received(&short_id(&id)) {
+                if plumtree.missing.received(&short_id(id)) {
                     self.stats.repairs += 1;
                 }
             }
-            // A slice of `wire`, which holds only messages cached now: it keeps nothing
-            // else alive.
-            cached.push((id, message, round));
         }
         if plain_peers {
-            // Plain peers get the messages as plain frames: a second copy, framed for
-            // them, sent as one run.
-            let (plain, plain_lens) = plain_run(&cached);
-            self.forward(now, Some(from), &plain_lens, |bytes, count| {
-                Frames::run(plain.slice(bytes), count)
+            let plain = match framing {
+                Framing::Plain => framed.clone(),
+                Framing::Gossip => Framed::new(messages, Framing::Plain),
+            };
+            self.forward(now, Some(from), &plain.frame_lens, |bytes, count| {
+                plain.frames(bytes, count)
             });
         }
         if let Some(plumtree) = self.plumtree.as_mut() {
             plumtree.cache.insert_many(now, &cached, Some(from));
         }
-        let frame_lens: Vec<usize> = frames.iter().map(|&(_, _, len)| len).collect();
-        let targets = self.plumtree_targets(Some(from));
         for &(peer, eager) in &targets {
             if eager {
                 let (peers, mut queues) = self.queues();
                 if let Some(state) = peers.get_mut(peer) {
-                    queues.admit(now, (peer, state), &frame_lens, |bytes, count| {
-                        Frames::run_skipping(wire.slice(bytes), count, GOSSIP_OVERHEAD as u8)
+                    queues.admit(now, (peer, state), &framed.frame_lens, |bytes, count| {
+                        framed.frames(bytes, count)
                     });
                 }
             } else {
-                for &(id, round, _) in frames {
-                    self.announce(now, peer, short_id(&id), round.saturating_add(1));
+                for (id, _, round) in &cached {
+                    self.announce(now, peer, short_id(id), round.saturating_add(1));
                 }
             }
         }
@@ -166,42 +178,91 @@ impl Node {
     }
 }
 
-/// Frames the messages of `batch` that are `new` for the next hop, back to back in one
-/// buffer of their own. Returns it, with each frame's message id, received round and
-/// wire length.
-fn frame_for_next_hop(batch: &[Received], new: &[bool]) -> (Bytes, Vec<(MessageId, u16, usize)>) {
-    let new_messages = || batch.iter().zip(new).filter(|(_, &is_new)| is_new);
-    let size = new_messages()
-        .map(|(received, _)| GOSSIP_HEAD + received.message.len())
-        .sum();
-    let mut buffer = BytesMut::with_capacity(size);
-    let mut frames = Vec::with_capacity(batch.len());
-    for (Received { id, round, message }, _) in new_messages() {
-        // Every message was checked against `max_frame_len`, which `Config::validate`
-        // keeps within what a frame can carry.
-        let Some(head) = wire::gossip_head(message.len(), round.saturating_add(1)) else {
-            continue;
-        };
-        buffer.put_slice(&head);
-        buffer.put_slice(message);
-        frames.push((*id, *round, GOSSIP_HEAD + message.len()));
-    }
-    (buffer.freeze(), frames)
+/// How a batch's new messages are framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// Plumtree Gossip frames for the next hop (round + 1).
+    Gossip,
+    /// Plain frames.
+    Plain,
 }
 
-/// `messages` as plain frames, back to back in one buffer, with each frame's wire length.
-fn plain_run(messages: &[(MessageId, Bytes, u16)]) -> (Bytes, Vec<usize>) {
-    let size = messages.iter().map(|(_, m, _)| HEADER_LEN + m.len()).sum();
-    let mut buffer = BytesMut::with_capacity(size);
-    let mut frame_lens = Vec::with_capacity(messages.len());
-    for (_, message, _) in messages {
-        // Every message was checked against `max_frame_len`, which fits a u32.
-        let Ok(len) = u32::try_from(message.len()) else {
-            continue;
-        };
-        buffer.put_u32(len);
-        buffer.put_slice(message);
-        frame_lens.push(HEADER_LEN + message.len());
+impl Framing {
+    /// Wire bytes a frame adds before its message.
+    fn head_len(self) -> usize {
+        match self {
+            Framing::Gossip => HEADER_LEN + GOSSIP_OVERHEAD,
+            Framing::Plain => HEADER_LEN,
+        }
     }
-    (buffer.freeze(), frame_lens)
+}
+
+/// New messages framed back to back in one buffer of their own.
+#[derive(Debug, Clone)]
+struct Framed {
+    framing: Framing,
+    wire: Bytes,
+    /// Each message's id and received round.
+    messages: Vec<(MessageId, u16)>,
+    /// Each frame's wire length.
+    frame_lens: Vec<usize>,
+}
+
+impl Framed {
+    /// Frames `messages` (id, received round, message). Every message was checked
+    /// against `max_frame_len`, which `Config::validate` keeps within what a frame can
+    /// carry; one that would not fit is left out.
+    fn new(messages: &[(MessageId, u16, Bytes)], framing: Framing) -> Self {
+        let head_len = framing.head_len();
+        let size = messages.iter().map(|(_, _, m)| head_len + m.len()).sum();
+        let mut buffer = BytesMut::with_capacity(size);
+        let mut framed = Framed {
+            framing,
+            wire: Bytes::new(),
+            messages: Vec::with_capacity(messages.len()),
+            frame_lens: Vec::with_capacity(messages.len()),
+        };
+        for (id, round, message) in messages {
+            let head = match framing {
+                Framing::Gossip => wire::gossip_head(message.len(), round.saturating_add(1)),
+                Framing::Plain => u32::try_from(message.len()).ok().map(|len| {
+                    let mut head = [0; HEADER_LEN + GOSSIP_OVERHEAD];
+                    head[..HEADER_LEN].copy_from_slice(&len.to_be_bytes());
+                    head
+                }),
+            };
+            let Some(head) = head else {
+                continue;
+            };
+            buffer.put_slice(&head[..head_len]);
+            buffer.put_slice(message);
+            framed.messages.push((*id, *round));
+            framed.frame_lens.push(head_len + message.len());
+        }
+        framed.wire = buffer.freeze();
+        framed
+    }
+
+    /// Each message (id, slice of the buffer, received round), in order.
+    fn messages(&self) -> impl Iterator<Item = (MessageId, Bytes, u16)> + '_ {
+        let head_len = self.framing.head_len();
+        let mut at = 0;
+        self.messages
+            .iter()
+            .zip(&self.frame_lens)
+            .map(move |(&(id, round), &len)| {
+                let message = self.wire.slice(at + head_len..at + len);
+                at += len;
+                (id, message, round)
+            })
+    }
+
+    /// The `count` frames at `bytes` (offsets into the buffer), for a `Send`.
+    fn frames(&self, bytes: std::ops::Range<usize>, count: usize) -> Frames {
+        let wire = self.wire.slice(bytes);
+        match self.framing {
+            Framing::Gossip => Frames::run_skipping(wire, count, GOSSIP_OVERHEAD as u8),
+            Framing::Plain => Frames::run(wire, count),
+        }
+    }
 }
