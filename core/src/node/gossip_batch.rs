@@ -155,9 +155,6 @@ impl Node {
                 plain.frames(bytes, count)
             });
         }
-        if let Some(plumtree) = self.plumtree.as_mut() {
-            plumtree.cache.insert_many(now, &cached, Some(from));
-        }
         for &(peer, eager) in &targets {
             if eager {
                 let (peers, mut queues) = self.queues();
@@ -174,6 +171,7 @@ impl Node {
         }
         if let Some(plumtree) = self.plumtree.as_mut() {
             plumtree.targets = targets;
+            plumtree.cache.insert_many(now, cached, Some(from));
         }
     }
 }

@@ -120,7 +120,7 @@ impl MessageCache {
     pub fn insert_many(
         &mut self,
         now: Instant,
-        messages: &[(MessageId, Bytes, u16)],
+        messages: Vec<(MessageId, Bytes, u16)>,
         from: Option<PeerId>,
     ) {
         let new = messages.iter().map(|(id, _, _)| short_id(id));
@@ -132,7 +132,7 @@ impl MessageCache {
         // Keeps the lookups from being optimised away.
         std::hint::black_box(found);
         for (id, message, round) in messages {
-            self.insert(now, (*id, message.clone()), *round, from);
+            self.insert(now, (id, message), round, from);
         }
     }
 
