@@ -29,8 +29,13 @@ impl Output {
                 out.write_all(b"\n")
             }
             Output::Hex => {
-                for byte in payload {
-                    write!(out, "{byte:02x}")?;
+                // Through a small buffer: one write call per 256 bytes, not per byte.
+                let mut line = [0; 512];
+                for chunk in payload.chunks(line.len() / 2) {
+                    for (pair, &byte) in line.chunks_exact_mut(2).zip(chunk) {
+                        pair.copy_from_slice(&hex(byte));
+                    }
+                    out.write_all(&line[..2 * chunk.len()])?;
                 }
                 out.write_all(b"\n")
             }
@@ -49,36 +54,79 @@ fn needs_escape(byte: u8) -> bool {
     byte < 0x20 || byte == 0x7f || byte == b'\\'
 }
 
+/// The two lowercase hex digits of `byte`.
+fn hex(byte: u8) -> [u8; 2] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    [
+        DIGITS[usize::from(byte >> 4)],
+        DIGITS[usize::from(byte & 0xf)],
+    ]
+}
+
 /// Writes `payload` as text (see [`Output::Text`]): valid UTF-8 without bytes to escape,
-/// the usual case, goes out as it is.
+/// the usual case, goes out as it is. UTF-8 is checked with the standard library's
+/// validation (word at a time over ASCII); each stretch of invalid bytes is escaped.
 fn write_escaped(out: &mut impl Write, payload: &[u8]) -> io::Result<()> {
-    if !payload.iter().any(|&b| needs_escape(b)) {
-        if let Ok(text) = std::str::from_utf8(payload) {
-            return out.write_all(text.as_bytes());
-        }
-    }
-    for chunk in payload.utf8_chunks() {
-        let valid = chunk.valid().as_bytes();
-        let mut start = 0;
-        for (at, &byte) in valid.iter().enumerate() {
-            if needs_escape(byte) {
-                out.write_all(&valid[start..at])?;
-                match byte {
-                    b'\\' => out.write_all(b"\\\\")?,
-                    b'\n' => out.write_all(b"\\n")?,
-                    b'\r' => out.write_all(b"\\r")?,
-                    b'\t' => out.write_all(b"\\t")?,
-                    _ => write!(out, "\\x{byte:02x}")?,
-                }
-                start = at + 1;
+    let mut rest = payload;
+    loop {
+        let (valid, invalid) = match std::str::from_utf8(rest) {
+            Ok(_) => (rest, &[][..]),
+            Err(error) => {
+                let (valid, after) = rest.split_at(error.valid_up_to());
+                let bad = error.error_len().unwrap_or(after.len());
+                (valid, &after[..bad])
             }
+        };
+        write_escaped_utf8(out, valid)?;
+        for &byte in invalid {
+            let [high, low] = hex(byte);
+            out.write_all(&[b'\\', b'x', high, low])?;
         }
-        out.write_all(&valid[start..])?;
-        for byte in chunk.invalid() {
-            write!(out, "\\x{byte:02x}")?;
+        rest = &rest[valid.len() + invalid.len()..];
+        if rest.is_empty() {
+            return Ok(());
         }
     }
-    Ok(())
+}
+
+/// Where the first byte of `text` from `from` on that needs escaping is, if any.
+/// Checks 32 bytes at a time without branching on each, so that the compiler turns it
+/// into vector compares: most text has nothing to escape.
+fn next_to_escape(text: &[u8], from: usize) -> Option<usize> {
+    let mut at = from;
+    for chunk in text[from..].chunks(32) {
+        if chunk
+            .iter()
+            .fold(false, |any, &byte| any | needs_escape(byte))
+        {
+            return chunk
+                .iter()
+                .position(|&byte| needs_escape(byte))
+                .map(|i| at + i);
+        }
+        at += chunk.len();
+    }
+    None
+}
+
+/// Writes valid UTF-8 `text` with the bytes that [need it](needs_escape) escaped.
+fn write_escaped_utf8(out: &mut impl Write, text: &[u8]) -> io::Result<()> {
+    let mut start = 0;
+    while let Some(at) = next_to_escape(text, start) {
+        let byte = text[at];
+        out.write_all(&text[start..at])?;
+        let [high, low] = hex(byte);
+        let escape: &[u8] = match byte {
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            _ => &[b'\\', b'x', high, low],
+        };
+        out.write_all(escape)?;
+        start = at + 1;
+    }
+    out.write_all(&text[start..])
 }
 
 #[cfg(test)]
@@ -135,6 +183,33 @@ mod tests {
             assert_eq!(line.matches('\n').count(), 1, "{line:?}");
             assert_eq!(unescape(&line), payload, "{line:?}");
         }
+    }
+
+    #[test]
+    fn escapes_are_found_across_the_scan_chunks() {
+        // The scan checks 32 bytes at a time: escapes on both sides of each boundary,
+        // at both ends, and invalid UTF-8 between them.
+        for at in [0, 1, 30, 31, 32, 33, 63, 64, 65, 98, 99] {
+            let mut payload = vec![b'a'; 100];
+            payload[at] = b'\n';
+            payload[(at + 37) % 100] = 0xff;
+            let line = text(&payload);
+            assert_eq!(line.matches('\n').count(), 1, "{line:?}");
+            assert_eq!(unescape(&line), payload, "{line:?}");
+        }
+        let long = "é".repeat(40) + "\t" + &"z".repeat(40);
+        assert_eq!(text(long.as_bytes()), long.replace('\t', "\\t") + "\n");
+    }
+
+    #[test]
+    fn hex_is_two_digits_per_byte_whatever_the_length() {
+        let every_byte: Vec<u8> = (0..=255u8).cycle().take(600).collect();
+        let mut out = Vec::new();
+        Output::Hex
+            .write(&mut out, &every_byte)
+            .expect("to a vector");
+        let expected: String = every_byte.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(out, (expected + "\n").into_bytes());
     }
 
     #[test]
