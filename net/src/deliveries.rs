@@ -1,5 +1,6 @@
 //! The application's end of the delivery stream, which tells the node what it took.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -16,26 +17,41 @@ use gossip_core::Delivery;
 /// relays.
 #[derive(Debug)]
 pub struct Deliveries {
-    receiver: Receiver<Delivery>,
+    /// The driver sends the deliveries of each of its turns as one batch.
+    receiver: Receiver<Vec<Delivery>>,
+    /// The rest of the batch being taken.
+    batch: VecDeque<Delivery>,
     taken: Arc<Taken>,
 }
 
 impl Deliveries {
-    pub(crate) fn new(receiver: Receiver<Delivery>, taken: Arc<Taken>) -> Self {
-        Deliveries { receiver, taken }
+    pub(crate) fn new(receiver: Receiver<Vec<Delivery>>, taken: Arc<Taken>) -> Self {
+        Deliveries {
+            receiver,
+            batch: VecDeque::new(),
+            taken,
+        }
     }
 
     /// The next message, or `None` once the node has stopped.
     pub async fn next(&mut self) -> Option<Delivery> {
-        let delivery = self.receiver.recv().await.ok()?;
-        self.taken.add(1, delivery.payload.len());
-        Some(delivery)
+        while self.batch.is_empty() {
+            self.batch = self.receiver.recv().await.ok()?.into();
+        }
+        self.take()
     }
 
     /// The next message if one is waiting now, without waiting: to write out a batch
     /// before flushing, say.
     pub fn try_next(&mut self) -> Option<Delivery> {
-        let delivery = self.receiver.try_recv().ok()?;
+        while self.batch.is_empty() {
+            self.batch = self.receiver.try_recv().ok()?.into();
+        }
+        self.take()
+    }
+
+    fn take(&mut self) -> Option<Delivery> {
+        let delivery = self.batch.pop_front()?;
         self.taken.add(1, delivery.payload.len());
         Some(delivery)
     }
@@ -45,12 +61,12 @@ impl Drop for Deliveries {
     fn drop(&mut self) {
         // What was waiting is the application's to drop: taken, as far as the node goes.
         self.receiver.close();
-        let (mut count, mut bytes) = (0, 0);
-        while let Ok(delivery) = self.receiver.try_recv() {
-            count += 1;
-            bytes += delivery.payload.len();
+        let mut waiting: Vec<Delivery> = self.batch.drain(..).collect();
+        while let Ok(batch) = self.receiver.try_recv() {
+            waiting.extend(batch);
         }
-        self.taken.add(count, bytes);
+        let bytes = waiting.iter().map(|delivery| delivery.payload.len()).sum();
+        self.taken.add(waiting.len(), bytes);
     }
 }
 
@@ -88,5 +104,56 @@ impl Taken {
         let count = self.count.swap(0, Ordering::AcqRel);
         let bytes = self.bytes.swap(0, Ordering::AcqRel);
         (count, bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use gossip_core::{MessageId, PeerId};
+
+    fn delivery(payload: &'static [u8]) -> Delivery {
+        Delivery {
+            id: MessageId::of(payload),
+            payload: Bytes::from_static(payload),
+            from: PeerId(1),
+        }
+    }
+
+    #[test]
+    fn batches_come_out_one_message_at_a_time_and_each_is_counted_when_taken() {
+        let (sender, receiver) = async_channel::unbounded();
+        let (taken, _woken) = Taken::new();
+        let mut deliveries = Deliveries::new(receiver, taken.clone());
+        sender
+            .try_send(vec![delivery(b"a"), delivery(b"bb")])
+            .unwrap();
+        sender.try_send(vec![]).unwrap();
+        sender.try_send(vec![delivery(b"ccc")]).unwrap();
+        let first = futures_lite::future::block_on(deliveries.next()).unwrap();
+        assert_eq!(first.payload, &b"a"[..]);
+        assert_eq!(taken.collect(), (1, 1));
+        let rest: Vec<Bytes> = std::iter::from_fn(|| deliveries.try_next())
+            .map(|d| d.payload)
+            .collect();
+        assert_eq!(rest, [&b"bb"[..], b"ccc"]);
+        assert_eq!(taken.collect(), (2, 5));
+        assert!(deliveries.try_next().is_none());
+    }
+
+    #[test]
+    fn what_was_not_taken_counts_as_taken_when_dropped() {
+        let (sender, receiver) = async_channel::unbounded();
+        let (taken, _woken) = Taken::new();
+        let mut deliveries = Deliveries::new(receiver, taken.clone());
+        sender
+            .try_send(vec![delivery(b"a"), delivery(b"bb")])
+            .unwrap();
+        sender.try_send(vec![delivery(b"ccc")]).unwrap();
+        deliveries.try_next().unwrap();
+        drop(deliveries);
+        assert_eq!(taken.collect(), (3, 6));
+        assert!(sender.is_closed());
     }
 }

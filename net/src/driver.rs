@@ -113,7 +113,9 @@ pub(crate) struct Driver<R: Runtime> {
     engine: Engine<Link<R>>,
     config: NetConfig,
     events_tx: Sender<Event<R>>,
-    deliveries: Sender<Delivery>,
+    /// Deliveries go to the application a batch per turn: one wake-up of a waiting
+    /// reader per batch, not per message.
+    deliveries: Sender<Vec<Delivery>>,
     /// What the application took, and the wake-up when it does.
     taken: Arc<Taken>,
     peer_count: Arc<PeerCount>,
@@ -139,7 +141,7 @@ impl<R: Runtime> Driver<R> {
         core: Node,
         config: NetConfig,
         (listener, local_addr): (R::Listener, SocketAddr),
-        (deliveries, taken, woken): (Sender<Delivery>, Arc<Taken>, Receiver<()>),
+        (deliveries, taken, woken): (Sender<Vec<Delivery>>, Arc<Taken>, Receiver<()>),
         peer_count: Arc<PeerCount>,
     ) -> (Sender<Event<R>>, R::Task) {
         // Readers wait when the queue is full: a busy driver slows its peers down
@@ -335,16 +337,16 @@ impl<R: Runtime> Driver<R> {
         loop {
             // Never waits: what the application has not taken is the core's to count
             // (`delivery_queue_bytes`). A dropped receiver takes everything at once.
-            let (mut count, mut bytes) = (0, 0);
-            while let Some(delivery) = self.engine.next_delivery() {
-                if let Err(unsent) = self.deliveries.try_send(delivery) {
-                    count += 1;
-                    bytes += unsent.into_inner().payload.len();
-                }
-            }
-            if count == 0 {
+            let batch: Vec<Delivery> = std::iter::from_fn(|| self.engine.next_delivery()).collect();
+            if batch.is_empty() {
                 break;
             }
+            let Err(unsent) = self.deliveries.try_send(batch) else {
+                break;
+            };
+            let unsent = unsent.into_inner();
+            let count = unsent.len();
+            let bytes = unsent.iter().map(|delivery| delivery.payload.len()).sum();
             // Room in the application's queue can release held messages: go round.
             self.engine.handle_delivered(Instant::now(), count, bytes);
         }

@@ -9,13 +9,15 @@
 //! the median ratio to the relay.
 //!
 //! A `tokio plumtree` line runs the same nodes speaking plumtree with each other (the
-//! injector and the counter stay plain peers). A last kind of line is three `gossip-node` processes, run as people run them (default
-//! flags, stdout to /dev/null), when the release binary has been built:
+//! injector and the counter stay plain peers). A last kind of line is three
+//! `gossip-node` processes, run as people run them (default flags, stdout to /dev/null),
+//! when the release binary has been built:
 //!
 //! ```text
 //! cargo build --release -p gossip-tokio
 //! cargo bench -p gossip-tests --bench line_throughput
 //! LINES=plumtree cargo bench -p gossip-tests --bench line_throughput   # only those lines
+//! LINES=binary BINARY_FLAGS="--output none" cargo bench ...            # other flags
 //! ```
 
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -85,6 +87,12 @@ fn start_process(binary: &Path, peers: &[SocketAddr]) -> (Process, SocketAddr, R
     let mut child = Command::new(binary)
         .arg("127.0.0.1:0")
         .args(peers.iter().map(|p| p.to_string()))
+        // Default flags unless told otherwise, to see what a flag costs.
+        .args(
+            std::env::var("BINARY_FLAGS")
+                .unwrap_or_default()
+                .split_whitespace(),
+        )
         .env_remove("RUST_LOG")
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
