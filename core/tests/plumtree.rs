@@ -189,6 +189,15 @@ fn grafts_from_a_peer_that_does_not_read_stop_at_its_budget() {
     assert!(stats.grafts_refused > 0);
 }
 
+/// A node that speaks plumtree, with default settings.
+fn plumtree_node() -> Node {
+    let config = Config {
+        plumtree: Some(PlumtreeConfig::default()),
+        ..Config::default()
+    };
+    Node::new(config).unwrap()
+}
+
 /// A read's Gossip frames, as a plumtree peer sends them at `round`.
 fn gossip_frames(messages: &[&[u8]], round: u16) -> Vec<u8> {
     let mut out = Vec::new();
@@ -217,11 +226,7 @@ fn sent_to(actions: &[Action], peer: PeerId) -> (Vec<u8>, usize) {
 #[test]
 fn a_read_of_gossip_goes_on_as_one_run_and_a_duplicate_from_an_eager_peer_prunes_it() {
     let t0 = Instant::now();
-    let config = Config {
-        plumtree: Some(PlumtreeConfig::default()),
-        ..Config::default()
-    };
-    let mut node = Node::new(config).unwrap();
+    let mut node = plumtree_node();
     let (from, other) = (PeerId(1), PeerId(2));
     node.plumtree_peer_connected(t0, from, Direction::Inbound, 7);
     node.plumtree_peer_connected(t0, other, Direction::Inbound, 8);
@@ -284,11 +289,7 @@ fn a_node_without_plumtree_takes_a_plumtree_peer_as_plain() {
 #[test]
 fn garbage_from_a_plumtree_peer_disconnects_it_with_the_reason() {
     let t0 = Instant::now();
-    let config = Config {
-        plumtree: Some(PlumtreeConfig::default()),
-        ..Config::default()
-    };
-    let mut node = Node::new(config).unwrap();
+    let mut node = plumtree_node();
     node.plumtree_peer_connected(t0, PeerId(1), Direction::Inbound, 7);
     node.handle_received(t0, PeerId(1), &[0, 0, 0, 1, 9]);
     let reason = DisconnectReason::Plumtree(wire::WireError::UnknownType);

@@ -121,16 +121,24 @@ mod tests {
         }
     }
 
-    #[test]
-    fn batches_come_out_one_message_at_a_time_and_each_is_counted_when_taken() {
+    /// Deliveries that were sent the batches [a, bb], [], [ccc]; their sender and counts.
+    fn three_in_three_batches() -> (Deliveries, async_channel::Sender<Vec<Delivery>>, Arc<Taken>) {
         let (sender, receiver) = async_channel::unbounded();
         let (taken, _woken) = Taken::new();
-        let mut deliveries = Deliveries::new(receiver, taken.clone());
-        sender
-            .try_send(vec![delivery(b"a"), delivery(b"bb")])
-            .unwrap();
-        sender.try_send(vec![]).unwrap();
-        sender.try_send(vec![delivery(b"ccc")]).unwrap();
+        let deliveries = Deliveries::new(receiver, taken.clone());
+        for batch in [
+            vec![delivery(b"a"), delivery(b"bb")],
+            vec![],
+            vec![delivery(b"ccc")],
+        ] {
+            sender.try_send(batch).unwrap();
+        }
+        (deliveries, sender, taken)
+    }
+
+    #[test]
+    fn batches_come_out_one_message_at_a_time_and_each_is_counted_when_taken() {
+        let (mut deliveries, _sender, taken) = three_in_three_batches();
         let first = futures_lite::future::block_on(deliveries.next()).unwrap();
         assert_eq!(first.payload, &b"a"[..]);
         assert_eq!(taken.collect(), (1, 1));
@@ -144,13 +152,7 @@ mod tests {
 
     #[test]
     fn what_was_not_taken_counts_as_taken_when_dropped() {
-        let (sender, receiver) = async_channel::unbounded();
-        let (taken, _woken) = Taken::new();
-        let mut deliveries = Deliveries::new(receiver, taken.clone());
-        sender
-            .try_send(vec![delivery(b"a"), delivery(b"bb")])
-            .unwrap();
-        sender.try_send(vec![delivery(b"ccc")]).unwrap();
+        let (mut deliveries, sender, taken) = three_in_three_batches();
         deliveries.try_next().unwrap();
         drop(deliveries);
         assert_eq!(taken.collect(), (3, 6));
