@@ -125,7 +125,9 @@ async fn run_node(cli: &Cli, listen: SocketAddr) -> std::io::Result<()> {
 /// the node stops or stdout is closed.
 fn write_deliveries(mut deliveries: Deliveries, output: Output) {
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    // Large enough for many records per write: 4 KiB messages filled the default 8 KiB
+    // buffer every two.
+    let mut out = std::io::BufWriter::with_capacity(256 << 10, stdout.lock());
     while let Some(first) = futures_lite::future::block_on(deliveries.next()) {
         let batch = std::iter::once(first).chain(std::iter::from_fn(|| deliveries.try_next()));
         for delivery in batch {
