@@ -235,7 +235,8 @@ fn a_read_of_gossip_goes_on_as_one_run_and_a_duplicate_from_an_eager_peer_prunes
     // Three new messages in one read: delivered in order, and sent on to the other
     // (eager) peer as one run, each a hop further.
     let messages: [&[u8]; 3] = [b"one", b"two", b"three"];
-    node.handle_received(t0, from, &gossip_frames(&messages, 4));
+    let read = Bytes::from(gossip_frames(&messages, 4));
+    node.handle_received_bytes(t0, from, read.clone());
     let actions: Vec<Action> = node.drain_actions().collect();
     let delivered: Vec<&[u8]> = actions
         .iter()
@@ -245,6 +246,9 @@ fn a_read_of_gossip_goes_on_as_one_run_and_a_duplicate_from_an_eager_peer_prunes
         })
         .collect();
     assert_eq!(delivered, messages);
+    // Copies, which the cache keeps too: none of them keeps the read alive.
+    let in_read = |p: &[u8]| read.as_ptr_range().contains(&p.as_ptr());
+    assert!(!delivered.iter().any(|p| in_read(p)));
     assert_eq!(sent_to(&actions, other), (gossip_frames(&messages, 5), 1));
     assert_eq!(
         sent_to(&actions, from).1,
