@@ -54,13 +54,9 @@ impl Node {
             .record(now, fresh as u64, (count - fresh) as u64);
         self.place_sender_in_tree(now, peer, &new[..count]);
         if fresh > 0 {
-            let messages: Vec<(MessageId, u16, Bytes)> = batch
-                .drain(..)
-                .zip(new)
-                .filter(|(_, is_new)| *is_new)
-                .map(|(r, _)| (r.id, r.round, r.message))
-                .collect();
-            self.take_framed(now, peer, &messages, true);
+            let mut is_new = new.iter();
+            batch.retain(|_| is_new.next().copied().unwrap_or(false));
+            self.take_framed(now, peer, batch, true);
         }
         batch.clear();
     }
@@ -75,11 +71,8 @@ impl Node {
         batch: &mut Vec<Received>,
     ) {
         if !batch.is_empty() {
-            let messages: Vec<(MessageId, u16, Bytes)> = batch
-                .drain(..)
-                .map(|r| (r.id, r.round, r.message))
-                .collect();
-            self.take_framed(now, from, &messages, false);
+            self.take_framed(now, from, batch, false);
+            batch.clear();
         }
     }
 
@@ -104,8 +97,7 @@ impl Node {
         }
     }
 
-    /// Caches and sends on `messages` (id, received round, message: new, in order, from
-    /// `from`) to the plumtree peers; with `from_plumtree`, also delivers them and sends
+    /// Caches and sends on `messages` (new, in order, from `from`) to the plumtree peers; with `from_plumtree`, also delivers them and sends
     /// them to the plain peers (for a plain sender's messages the plain path does).
     ///
     /// The messages are copied once, framed for whoever gets them whole (the eager
@@ -116,7 +108,7 @@ impl Node {
         &mut self,
         now: Instant,
         from: PeerId,
-        messages: &[(MessageId, u16, Bytes)],
+        messages: &[Received],
         from_plumtree: bool,
     ) {
         let targets = self.plumtree_targets(Some(from));
@@ -207,12 +199,12 @@ struct Framed {
 }
 
 impl Framed {
-    /// Frames `messages` (id, received round, message). Every message was checked
-    /// against `max_frame_len`, which `Config::validate` keeps within what a frame can
-    /// carry; one that would not fit is left out.
-    fn new(messages: &[(MessageId, u16, Bytes)], framing: Framing) -> Self {
+    /// Frames `messages`. Every message was checked against `max_frame_len`, which
+    /// `Config::validate` keeps within what a frame can carry; one that would not fit is
+    /// left out.
+    fn new(messages: &[Received], framing: Framing) -> Self {
         let head_len = framing.head_len();
-        let size = messages.iter().map(|(_, _, m)| head_len + m.len()).sum();
+        let size = messages.iter().map(|r| head_len + r.message.len()).sum();
         let mut buffer = BytesMut::with_capacity(size);
         let mut framed = Framed {
             framing,
@@ -220,7 +212,7 @@ impl Framed {
             messages: Vec::with_capacity(messages.len()),
             frame_lens: Vec::with_capacity(messages.len()),
         };
-        for (id, round, message) in messages {
+        for Received { id, round, message } in messages {
             let head = match framing {
                 Framing::Gossip => wire::gossip_head(message.len(), round.saturating_add(1)),
                 Framing::Plain => u32::try_from(message.len()).ok().map(|len| {
