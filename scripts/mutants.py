@@ -92,7 +92,9 @@ MUTANTS = {
         "core/src/node/run.rs",
         "self.is_empty() || range.start == self.end",
         "self.is_empty() || range.start >= self.end",
-        "node_invariants_hold_under_any_events",
+        # The property catches it only in some runs of 64 random cases; this node test
+        # always does (a duplicate between new frames of a read).
+        "a_long_read_is_handled_frame_by_frame_in_order",
     ),
     "run-keeps-a-shed-frame": (
         "core/src/node/admission.rs",
