@@ -279,6 +279,24 @@ fn a_read_of_gossip_goes_on_as_one_run_and_a_duplicate_from_an_eager_peer_prunes
 }
 
 #[test]
+fn with_the_default_threshold_the_tree_never_changes_on_announcements() {
+    // Off means off, even for a round no honest path reaches.
+    let t0 = Instant::now();
+    let mut node = plumtree_node();
+    let (source, lazy) = (PeerId(1), PeerId(2));
+    node.plumtree_peer_connected(t0, source, Direction::Inbound, 7);
+    node.plumtree_peer_connected(t0, lazy, Direction::Inbound, 8);
+    node.handle_received(t0, source, &gossip_frames(&[b"first"], 0));
+    // A duplicate from `lazy` makes it lazy.
+    node.handle_received(t0, lazy, &gossip_frames(&[b"first"], 1));
+    node.handle_received(t0, source, &gossip_frames(&[b"far"], u16::MAX));
+    let far = wire::short_id(&MessageId::of(b"far"));
+    node.handle_received(t0, lazy, &wire::ihave(&[(far, 0)]));
+    let stats = node.stats();
+    assert_eq!((stats.tree_swaps, stats.prunes_sent), (0, 1));
+}
+
+#[test]
 fn a_node_without_plumtree_takes_a_plumtree_peer_as_plain() {
     let t0 = Instant::now();
     let mut node = Node::new(Config::default()).unwrap();

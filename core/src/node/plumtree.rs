@@ -244,10 +244,16 @@ impl Node {
             Frame::IHave(entries) => {
                 let timeout = plumtree.config.graft_timeout;
                 let threshold = plumtree.config.optimization_threshold;
+                // `u16::MAX` turns it off (no round difference can reach it otherwise
+                // than through a hostile round): no cache lookup per announced id.
+                let optimising = threshold < u16::MAX;
                 let mut swaps = Vec::new();
                 for (id, round) in entries {
                     if !self.seen.contains(&from_short(id)) {
                         plumtree.missing.announce(now, id, peer, round, timeout);
+                        continue;
+                    }
+                    if !optimising {
                         continue;
                     }
                     // Already here: a much shorter path through `peer` improves the tree.
