@@ -214,6 +214,12 @@ MUTANTS = {
         "if false && !is_new && *eager {",
         "a_read_of_gossip_goes_on_as_one_run_and_a_duplicate_from_an_eager_peer_prunes_it",
     ),
+    "plumtree-optimisation-never-off": (
+        "core/src/node/plumtree.rs",
+        "let optimising = threshold < u16::MAX;",
+        "let optimising = true;",
+        "with_the_default_threshold_the_tree_never_changes_on_announcements",
+    ),
     "plumtree-cache-over-budget": (
         "core/src/plumtree/cache.rs",
         "while self.bytes + charge > self.budget_bytes {",

@@ -46,6 +46,8 @@ pub(super) struct Schedule {
     buckets: Vec<Vec<Scheduled>>,
     /// The time of the last event taken (0 before any).
     last: SimTime,
+    /// Scratch for `pop_due`: the events of the next moment, gathered from a bucket.
+    due: Vec<Scheduled>,
     len: usize,
     seq: u64,
 }
@@ -56,6 +58,7 @@ impl Default for Schedule {
             front: VecDeque::new(),
             buckets: (0..64).map(|_| Vec::new()).collect(),
             last: 0,
+            due: Vec::new(),
             len: 0,
             seq: 0,
         }
@@ -88,16 +91,21 @@ impl Schedule {
             // Move on to `next`: its events come to the front (in the order they were
             // scheduled), the others of the bucket to lower buckets.
             self.last = next;
-            let mut now: Vec<Scheduled> = Vec::new();
-            for scheduled in std::mem::take(&mut self.buckets[lowest]) {
+            // The bucket's allocation is kept for reuse: a large one freed and grown
+            // again costs fresh pages from the system every time.
+            let mut bucket = std::mem::take(&mut self.buckets[lowest]);
+            let mut now = std::mem::take(&mut self.due);
+            for scheduled in bucket.drain(..) {
                 if scheduled.at == next {
                     now.push(scheduled);
                 } else {
                     self.place(scheduled);
                 }
             }
+            self.buckets[lowest] = bucket;
             now.sort_unstable_by_key(|scheduled| scheduled.seq);
-            self.front.extend(now);
+            self.front.extend(now.drain(..));
+            self.due = now;
         }
         if self.front.front()?.at > end {
             return None;
