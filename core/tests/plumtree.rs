@@ -198,6 +198,18 @@ fn plumtree_node() -> Node {
     Node::new(config).unwrap()
 }
 
+/// A plumtree node with two plumtree peers (both eager), what it said so far drained.
+fn plumtree_node_with_two_peers() -> (Node, Instant, [PeerId; 2]) {
+    let t0 = Instant::now();
+    let mut node = plumtree_node();
+    let peers = [PeerId(1), PeerId(2)];
+    for (peer, node_id) in peers.into_iter().zip([7, 8]) {
+        node.plumtree_peer_connected(t0, peer, Direction::Inbound, node_id);
+    }
+    node.drain_actions().for_each(drop);
+    (node, t0, peers)
+}
+
 /// A read's Gossip frames, as a plumtree peer sends them at `round`.
 fn gossip_frames(messages: &[&[u8]], round: u16) -> Vec<u8> {
     let mut out = Vec::new();
@@ -225,12 +237,7 @@ fn sent_to(actions: &[Action], peer: PeerId) -> (Vec<u8>, usize) {
 
 #[test]
 fn a_read_of_gossip_goes_on_as_one_run_and_a_duplicate_from_an_eager_peer_prunes_it() {
-    let t0 = Instant::now();
-    let mut node = plumtree_node();
-    let (from, other) = (PeerId(1), PeerId(2));
-    node.plumtree_peer_connected(t0, from, Direction::Inbound, 7);
-    node.plumtree_peer_connected(t0, other, Direction::Inbound, 8);
-    node.drain_actions().for_each(drop);
+    let (mut node, t0, [from, other]) = plumtree_node_with_two_peers();
 
     // Three new messages in one read: delivered in order, and sent on to the other
     // (eager) peer as one run, each a hop further.
@@ -281,11 +288,7 @@ fn a_read_of_gossip_goes_on_as_one_run_and_a_duplicate_from_an_eager_peer_prunes
 #[test]
 fn with_the_default_threshold_the_tree_never_changes_on_announcements() {
     // Off means off, even for a round no honest path reaches.
-    let t0 = Instant::now();
-    let mut node = plumtree_node();
-    let (source, lazy) = (PeerId(1), PeerId(2));
-    node.plumtree_peer_connected(t0, source, Direction::Inbound, 7);
-    node.plumtree_peer_connected(t0, lazy, Direction::Inbound, 8);
+    let (mut node, t0, [source, lazy]) = plumtree_node_with_two_peers();
     node.handle_received(t0, source, &gossip_frames(&[b"first"], 0));
     // A duplicate from `lazy` makes it lazy.
     node.handle_received(t0, lazy, &gossip_frames(&[b"first"], 1));
