@@ -56,7 +56,7 @@ impl Node {
         if fresh > 0 {
             let mut is_new = new.iter();
             batch.retain(|_| is_new.next().copied().unwrap_or(false));
-            self.take_framed(now, peer, batch, true);
+            self.take_framed(now, Some(peer), batch, true);
         }
         batch.clear();
     }
@@ -71,7 +71,7 @@ impl Node {
         batch: &mut Vec<Received>,
     ) {
         if !batch.is_empty() {
-            self.take_framed(now, from, batch, false);
+            self.take_framed(now, Some(from), batch, false);
             batch.clear();
         }
     }
@@ -97,21 +97,23 @@ impl Node {
         }
     }
 
-    /// Caches and sends on `messages` (new, in order, from `from`) to the plumtree peers; with `from_plumtree`, also delivers them and sends
-    /// them to the plain peers (for a plain sender's messages the plain path does).
+    /// Caches and sends on `messages` (new, in order, from `from`; `None`: published
+    /// here) to the plumtree peers; with `from_plumtree`, also delivers them and sends
+    /// them to the plain peers (for other messages the plain path does). Returns how
+    /// many eager peers took them.
     ///
     /// The messages are copied once, framed for whoever gets them whole (the eager
     /// plumtree peers, or else the plain ones), and that copy is also what is cached and
     /// delivered. Only a node with both eager plumtree peers and plain peers frames them
     /// a second time, for the plain ones.
-    fn take_framed(
+    pub(super) fn take_framed(
         &mut self,
         now: Instant,
-        from: PeerId,
+        from: Option<PeerId>,
         messages: &[Received],
         from_plumtree: bool,
-    ) {
-        let targets = self.plumtree_targets(Some(from));
+    ) -> usize {
+        let targets = self.plumtree_targets(from);
         let eager = targets.iter().any(|&(_, eager)| eager);
         let plain_peers =
             from_plumtree && self.peers.len() > self.plumtree.as_ref().map_or(0, |p| p.peers);
@@ -124,7 +126,7 @@ impl Node {
         // nothing else alive.
         let cached: Vec<(MessageId, Bytes, u16)> = framed.messages().collect();
         for (id, message, _) in &cached {
-            if from_plumtree {
+            if let (true, Some(from)) = (from_plumtree, from) {
                 let payload = message.clone();
                 self.deliver(Delivery {
                     id: *id,
@@ -143,17 +145,20 @@ impl Node {
                 Framing::Plain => framed.clone(),
                 Framing::Gossip => Framed::new(messages, Framing::Plain),
             };
-            self.forward(now, Some(from), &plain.frame_lens, |bytes, count| {
+            self.forward(now, from, &plain.frame_lens, |bytes, count| {
                 plain.frames(bytes, count)
             });
         }
+        let mut took = 0;
         for &(peer, eager) in &targets {
             if eager {
                 let (peers, mut queues) = self.queues();
                 if let Some(state) = peers.get_mut(peer) {
-                    queues.admit(now, (peer, state), &framed.frame_lens, |bytes, count| {
+                    let lens = &framed.frame_lens;
+                    let sent = queues.admit(now, (peer, state), lens, |bytes, count| {
                         framed.frames(bytes, count)
                     });
+                    took += usize::from(sent);
                 }
             } else {
                 for (id, _, round) in &cached {
@@ -163,8 +168,9 @@ impl Node {
         }
         if let Some(plumtree) = self.plumtree.as_mut() {
             plumtree.targets = targets;
-            plumtree.cache.insert_many(now, cached, Some(from));
+            plumtree.cache.insert_many(now, cached, from);
         }
+        took
     }
 }
 

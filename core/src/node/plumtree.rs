@@ -8,7 +8,7 @@ use bytes::Bytes;
 use super::gossip_batch::Received;
 use super::peer::{Peer, Wire};
 use super::{Node, BATCH};
-use crate::plumtree::wire::{self, short_id, Frame, ShortId, WireError};
+use crate::plumtree::wire::{self, Frame, ShortId, WireError};
 use crate::plumtree::{MessageCache, Missing, NodeId, PlumtreeConfig};
 use crate::{Action, Direction, DisconnectReason, Frames, MessageId, PeerId};
 
@@ -323,7 +323,7 @@ impl Node {
 
     /// Sends a new message (received at `round`) to the plumtree peers but `except`:
     /// whole to eager ones, announced to lazy ones; and caches it. Returns how many
-    /// peers it was queued for.
+    /// peers it was queued for. A batch of one (see `take_framed`).
     pub(super) fn forward_plumtree(
         &mut self,
         now: Instant,
@@ -332,36 +332,11 @@ impl Node {
         message: &Bytes,
         round: u16,
     ) -> usize {
-        let Some(plumtree) = self.plumtree.as_mut() else {
-            return 0;
-        };
-        // A copy: `message` may be a slice of a large read buffer.
-        let copy = Bytes::copy_from_slice(message);
-        plumtree.cache.insert(now, (id, copy), round, except);
-        if plumtree.missing.received(&short_id(&id)) {
-            self.stats.repairs += 1;
-        }
-        if plumtree.peers == 0 {
+        if self.plumtree.is_none() {
             return 0;
         }
-        let next = round.saturating_add(1);
-        let Some(head) = wire::gossip_head(message.len(), next) else {
-            return 0;
-        };
-        let targets = self.plumtree_targets(except);
-        let frames = Frames::with_head(&head, message.clone());
-        let mut took = 0;
-        for &(peer, eager) in &targets {
-            if eager {
-                took += usize::from(self.queue(now, peer, frames.clone()));
-            } else {
-                self.announce(now, peer, short_id(&id), next);
-            }
-        }
-        if let Some(plumtree) = self.plumtree.as_mut() {
-            plumtree.targets = targets;
-        }
-        took
+        let message = message.clone();
+        self.take_framed(now, except, &[Received { id, round, message }], false)
     }
 
     /// The plumtree peers but `except`, and whether each is eager (in a buffer to hand
