@@ -309,15 +309,9 @@ impl Node {
             self.stats.tree_swaps += 1;
             self.queue_control(now, better, wire::graft(None));
         }
-        let Some(old) = old else {
-            return;
-        };
-        if let Some(state) = self.peers.get_mut(old) {
-            if matches!(state.wire, Wire::Plumtree { eager: true, .. }) {
-                set_eager(state, false);
-                self.stats.prunes_sent += 1;
-                self.queue_control(now, old, wire::prune());
-            }
+        if let Some(old) = old {
+            // Off the tree as if it had sent a duplicate: lazy, and told if it was eager.
+            self.place_sender_in_tree(now, old, &[false]);
         }
     }
 
