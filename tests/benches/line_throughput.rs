@@ -18,6 +18,8 @@
 //! cargo bench -p gossip-tests --bench line_throughput
 //! LINES=plumtree cargo bench -p gossip-tests --bench line_throughput   # only those lines
 //! LINES=binary BINARY_FLAGS="--output none" cargo bench ...            # other flags
+//! LINES=binary GOSSIP_NODE=/other/build/gossip-node cargo bench ...   # another build
+//! SIZES=4096 cargo bench ...                                         # one payload size
 //! ```
 
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -74,8 +76,11 @@ impl Drop for Process {
     }
 }
 
-/// `target/release/gossip-node`, next to this bench's own directory, if it was built.
+/// `target/release/gossip-node`, or the binary `GOSSIP_NODE` names (to compare builds).
 fn gossip_node_binary() -> Option<PathBuf> {
+    if let Some(binary) = std::env::var_os("GOSSIP_NODE") {
+        return Some(binary.into());
+    }
     let exe = std::env::current_exe().ok()?;
     let binary = exe.parent()?.parent()?.join("gossip-node");
     binary.exists().then_some(binary)
@@ -283,7 +288,15 @@ fn main() {
     );
     println!("default settings; lost counts every message of every round that never arrived");
     println!("payload  line                 msg/s      MB/s   ratio to relay   lost");
-    for size in [256usize, 4096] {
+    // SIZES=256 (say) runs only that payload size.
+    let sizes: Vec<usize> = match std::env::var("SIZES") {
+        Ok(list) => list
+            .split(',')
+            .map(|size| size.trim().parse().expect("SIZES is a list of byte counts"))
+            .collect(),
+        Err(_) => vec![256, 4096],
+    };
+    for size in sizes {
         let count = VOLUME / size;
         // Each line is built once and warmed with one untimed run, so the rounds measure
         // nodes in their steady state (seen sets full and evicting), not their first fill.
