@@ -283,6 +283,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn long_help_shows_the_three_terminal_example_one_command_a_line() {
+        use clap::CommandFactory;
+        let help = Cli::command().render_long_help().to_string();
+        for command in [
+            "gossip-node 127.0.0.1:7000",
+            "gossip-node 127.0.0.1:7001 127.0.0.1:7000",
+            "gossip-node 127.0.0.1:7002 127.0.0.1:7001",
+        ] {
+            assert!(
+                help.lines().any(|line| line.trim() == command),
+                "no line of --help is exactly `{command}`:\n{help}"
+            );
+        }
+    }
+
+    #[test]
     fn a_zero_heartbeat_is_refused() {
         let zero = Cli::try_parse_from(["gossip-node", "--heartbeat=0s", "127.0.0.1:7000"]);
         assert!(zero
