@@ -17,6 +17,7 @@
 //! cargo build --release -p gossip-tokio
 //! cargo bench -p gossip-tests --bench line_throughput
 //! LINES=plumtree cargo bench -p gossip-tests --bench line_throughput   # only those lines
+//! LINES="tokio,tokio plumtree" cargo bench ...                        # exactly these
 //! LINES=binary BINARY_FLAGS="--output none" cargo bench ...            # other flags
 //! LINES=binary GOSSIP_NODE=/other/build/gossip-node cargo bench ...   # another build
 //! SIZES=4096 cargo bench ...                                         # one payload size
@@ -278,9 +279,21 @@ fn main() {
              a line of gossip-node processes)"
         ),
     }
-    // LINES=plumtree (say) runs only the lines whose name contains it, for a quick look.
+    // LINES=plumtree (say) runs only the lines whose name contains it, for a quick look;
+    // a line's whole name runs only that line, and a comma separates several
+    // (LINES="tokio,tokio plumtree").
     if let Ok(only) = std::env::var("LINES") {
-        kinds.retain(|(name, _)| name.contains(only.as_str()));
+        let wanted: Vec<&str> = only.split(',').collect();
+        let names: Vec<&str> = kinds.iter().map(|(name, _)| *name).collect();
+        kinds.retain(|(name, _)| {
+            wanted.iter().any(|&want| {
+                if names.contains(&want) {
+                    *name == want
+                } else {
+                    name.contains(want)
+                }
+            })
+        });
     }
     println!(
         "3-node line over loopback, {} MiB per run, median of {ROUNDS} rounds",
