@@ -248,7 +248,7 @@ impl Node {
                 // than through a hostile round): no cache lookup per announced id.
                 let optimising = threshold < u16::MAX;
                 let mut swaps = Vec::new();
-                for (id, round) in entries {
+                for (id, round) in entries.iter() {
                     if !self.seen.contains(&from_short(id)) {
                         plumtree.missing.announce(now, id, peer, round, timeout);
                         continue;
@@ -375,10 +375,16 @@ impl Node {
         let Some(state) = self.peers.get_mut(peer) else {
             return;
         };
-        let entries = std::mem::take(&mut state.ihaves);
+        let mut entries = std::mem::take(&mut state.ihaves);
         for chunk in entries.chunks(wire::MAX_IHAVE) {
             self.stats.ihave_ids_sent += chunk.len() as u64;
             self.queue_control(now, peer, wire::ihave(chunk));
+        }
+        // The buffer goes back for the next batch (at most `MAX_IHAVE` entries, 18 KiB:
+        // a full batch goes at once), so it does not grow anew every interval.
+        entries.clear();
+        if let Some(state) = self.peers.get_mut(peer) {
+            state.ihaves = entries;
         }
     }
 

@@ -14,7 +14,7 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::wire::ShortId;
-use crate::PeerId;
+use crate::{PeerId, SeenHasher};
 
 /// Announcers remembered per missing id.
 pub const MAX_ANNOUNCERS: usize = 8;
@@ -31,7 +31,9 @@ struct Pending {
 /// Ids announced and not received, with their graft deadlines.
 #[derive(Debug, Default)]
 pub struct Missing {
-    by_id: HashMap<ShortId, Pending>,
+    /// Keyed secretly (a peer chooses the ids it announces), and fast: every announced
+    /// id and every new message is looked up.
+    by_id: HashMap<ShortId, Pending, SeenHasher>,
     /// Deadlines, soonest first.
     deadlines: BTreeSet<(Instant, ShortId)>,
     max_missing: usize,

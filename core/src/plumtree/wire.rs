@@ -130,7 +130,7 @@ pub enum Frame {
         message: Bytes,
     },
     /// Short ids of messages the sender has, each with the round it got it at.
-    IHave(Vec<(ShortId, u16)>),
+    IHave(IHaveEntries),
     /// Push eagerly from now on, and send the message wanted, if any (by short id, with
     /// the round its announcement gave).
     Graft {
@@ -139,6 +139,42 @@ pub enum Frame {
     },
     /// Push lazily from now on.
     Prune,
+}
+
+/// The entries of an IHave frame (1 to [`MAX_IHAVE`]), read from the frame's bytes as
+/// they are iterated: a node takes thousands of announcements a second, and they need
+/// no buffer of their own.
+///
+/// ```
+/// use bytes::Bytes;
+/// use gossip_core::plumtree::wire::{ihave, Frame};
+///
+/// let wire = ihave(&[([7; 16], 3)]);
+/// let Ok(Frame::IHave(entries)) = Frame::parse(&wire.slice(4..)) else { panic!() };
+/// assert_eq!(entries.iter().collect::<Vec<_>>(), [([7; 16], 3)]);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IHaveEntries(Bytes);
+
+impl IHaveEntries {
+    /// How many entries there are.
+    pub fn len(&self) -> usize {
+        self.0.len() / IHAVE_ENTRY
+    }
+
+    /// Whether there are none (never, for a parsed frame).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Each entry: a short id and the round the sender got the message at.
+    pub fn iter(&self) -> impl Iterator<Item = (ShortId, u16)> + '_ {
+        self.0.chunks_exact(IHAVE_ENTRY).filter_map(|entry| {
+            let (id, round) = entry.split_first_chunk::<SHORT_ID_LEN>()?;
+            let round = round.first_chunk::<2>()?;
+            Some((*id, u16::from_be_bytes(*round)))
+        })
+    }
 }
 
 /// A frame that breaks the plumtree format.
@@ -175,12 +211,7 @@ impl Frame {
                     && body.len() % IHAVE_ENTRY == 0
                     && body.len() / IHAVE_ENTRY <= MAX_IHAVE =>
             {
-                let entries = (0..body.len() / IHAVE_ENTRY).map(|i| i * IHAVE_ENTRY);
-                Ok(Frame::IHave(
-                    entries
-                        .map(|at| (id_at(at), round_at(at + SHORT_ID_LEN)))
-                        .collect(),
-                ))
+                Ok(Frame::IHave(IHaveEntries(payload.slice(1..))))
             }
             GRAFT if body.len() == IHAVE_ENTRY => Ok(Frame::Graft {
                 wanted: Some((id_at(0), round_at(SHORT_ID_LEN))),
@@ -250,10 +281,11 @@ mod tests {
     fn every_frame_round_trips() {
         let id = short_id(&MessageId::of(b"m"));
         let entries = vec![(id, 3), (short_id(&MessageId::of(b"n")), 9)];
-        assert_eq!(
-            Frame::parse(&payload_of(&ihave(&entries))),
-            Ok(Frame::IHave(entries))
-        );
+        let Ok(Frame::IHave(parsed)) = Frame::parse(&payload_of(&ihave(&entries))) else {
+            panic!("an IHave frame");
+        };
+        assert_eq!(parsed.len(), 2);
+        assert_eq!(parsed.iter().collect::<Vec<_>>(), entries);
         assert_eq!(
             Frame::parse(&payload_of(&graft(Some((id, 4))))),
             Ok(Frame::Graft {

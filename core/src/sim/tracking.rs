@@ -5,13 +5,15 @@ use std::time::Duration;
 
 use super::schedule::SimTime;
 use super::MessageReport;
-use crate::MessageId;
+use crate::{MessageId, SeenHasher};
 
 /// Every message published in the run, with where and when it was delivered.
 #[derive(Debug, Default)]
 pub(super) struct Tracker {
     tracks: Vec<Track>,
-    index: HashMap<MessageId, usize>,
+    /// Looked up for every delivery: a fast hasher (its seed does not matter, the
+    /// map is never walked).
+    index: HashMap<MessageId, usize, SeenHasher>,
 }
 
 #[derive(Debug)]
