@@ -128,6 +128,12 @@ impl Frames {
         }
     }
 
+    /// Whether each payload starts right after its length prefix (plain frames, which
+    /// a node forwards as they are; not plumtree Gossip frames).
+    pub(crate) fn payloads_at_frame_start(&self) -> bool {
+        self.skip == 0
+    }
+
     /// For a run, its wire bytes (a slice of the read it came from).
     pub(crate) fn run_wire(&self) -> Option<&Bytes> {
         (self.head_len == 0).then_some(&self.body)

@@ -57,6 +57,18 @@ impl Pipe {
         arrived - self.read_of_front
     }
 
+    /// The wire length of the front run of frames if it has wholly arrived by `now`
+    /// and none of it was read yet: a read of exactly it hands its bytes on without a
+    /// copy.
+    pub(super) fn whole_front_run(&self, now: SimTime) -> Option<usize> {
+        let (at, frames) = self.in_flight.front()?;
+        let whole = *at <= now && self.read_of_front == 0;
+        frames
+            .run_wire()
+            .filter(|_| whole && frames.payloads_at_frame_start())
+            .map(Bytes::len)
+    }
+
     /// Takes `len` bytes (no more than [`arrived`](Self::arrived)) off the front, copied
     /// into a buffer of their own as a socket read would; except when they are exactly
     /// the front run of frames, whose bytes are handed on as they are (the same bytes,

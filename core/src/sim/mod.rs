@@ -442,7 +442,10 @@ impl Simulation {
         }
         let arrived = pipe.arrived(now);
         let read_len = if max_read == usize::MAX {
-            arrived
+            // Whole reads: everything that arrived, except that a run of frames that
+            // arrived whole is read on its own (the rest at once after it), as its bytes
+            // then need no copy.
+            pipe.whole_front_run(now).unwrap_or(arrived)
         } else {
             self.rng.between(1, max_read.min(arrived) as u64) as usize
         };
