@@ -10,6 +10,9 @@
 //! - **flood**: what a node in a flood sees, each message arriving from all 8 peers: once
 //!   new (delivered, forwarded to 7) and 7 times as a duplicate. BLAKE3 alone then hashes
 //!   all 8 copies too.
+//! - **plumtree**: a plumtree node on the tree: every frame a new Gossip message from
+//!   its parent, delivered, cached (its 32 MiB cache full and forgetting), sent whole to
+//!   one child and announced to the 6 lazy peers (IHave frames of 1,024 ids).
 //!
 //! The node and BLAKE3 run interleaved, round after round, and the figure is the median
 //! of the per-round ratios, so machine noise mostly cancels.
@@ -17,12 +20,14 @@
 //! ```text
 //! cargo bench -p gossip-core --bench core_throughput
 //! SEEN_BUDGET=1000000 cargo bench -p gossip-core --bench core_throughput  # smaller seen set
+//! WORKLOADS=plumtree SIZES=256 cargo bench -p gossip-core --bench core_throughput  # some
 //! ```
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
+use gossip_core::plumtree::{wire, PlumtreeConfig};
 use gossip_core::{Action, Config, Direction, Node, PeerId};
 
 const PEERS: u64 = 8;
@@ -35,14 +40,36 @@ const BATCH: usize = 256;
 struct Reads {
     size: usize,
     counter: u64,
+    /// Plumtree Gossip frames (round 3) instead of plain ones.
+    gossip: bool,
 }
 
 impl Reads {
+    fn new(size: usize, workload: Workload) -> Self {
+        let gossip = workload == Workload::Plumtree;
+        Reads {
+            size,
+            counter: 0,
+            gossip,
+        }
+    }
+
+    /// Bytes of a frame before its payload.
+    fn head_len(&self) -> usize {
+        match self.gossip {
+            true => 4 + wire::GOSSIP_OVERHEAD,
+            false => 4,
+        }
+    }
+
     fn next(&mut self) -> Bytes {
-        let mut read = BytesMut::with_capacity(BATCH * (4 + self.size));
+        let mut read = BytesMut::with_capacity(BATCH * (self.head_len() + self.size));
         for _ in 0..BATCH {
             self.counter += 1;
-            read.put_u32(self.size as u32);
+            match self.gossip {
+                true => read.put_slice(&wire::gossip_head(self.size, 3).expect("small")),
+                false => read.put_u32(self.size as u32),
+            }
             read.put_u64_le(self.counter);
             read.put_bytes(0xab, self.size - 8);
         }
@@ -57,12 +84,15 @@ enum Workload {
     AllNew,
     /// Every read arrives from each of the 8 peers in turn: new once, then duplicates.
     Flood,
+    /// Every frame is a new Gossip message from plumtree peer 0; peer 1 is eager, the
+    /// others lazy.
+    Plumtree,
 }
 
 impl Workload {
     fn copies(self) -> usize {
         match self {
-            Workload::AllNew => 1,
+            Workload::AllNew | Workload::Plumtree => 1,
             Workload::Flood => PEERS as usize,
         }
     }
@@ -88,12 +118,25 @@ fn median(values: &mut [f64]) -> f64 {
 /// Median rates (messages/s) of BLAKE3 alone and of the node, and the median ratio.
 fn measure(config: &Config, size: usize, workload: Workload) -> (f64, f64, f64) {
     let now = Instant::now();
+    let plumtree = workload == Workload::Plumtree;
+    let mut config = config.clone();
+    config.plumtree = plumtree.then(PlumtreeConfig::default);
     let mut node = Node::new(config.clone()).expect("config is valid");
     for peer in 0..PEERS {
-        node.peer_connected(now, PeerId(peer), Direction::Inbound);
+        match plumtree {
+            true => node.plumtree_peer_connected(now, PeerId(peer), Direction::Inbound, peer + 1),
+            false => node.peer_connected(now, PeerId(peer), Direction::Inbound),
+        }
+    }
+    if plumtree {
+        // Peers 2 to 7 prune this node: it announces to them, and sends whole to 1.
+        for peer in 2..PEERS {
+            node.handle_received_bytes(now, PeerId(peer), wire::prune());
+        }
+        node.drain_actions().for_each(drop);
     }
     let copies = workload.copies();
-    let mut reads = Reads { size, counter: 0 };
+    let mut reads = Reads::new(size, workload);
     let mut unflushed = [0usize; PEERS as usize];
     // The application takes every delivery; reported once per batch, like the flushes.
     let (mut taken, mut taken_bytes) = (0, 0);
@@ -125,11 +168,12 @@ fn measure(config: &Config, size: usize, workload: Workload) -> (f64, f64, f64) 
             std::mem::take(&mut taken_bytes),
         );
     };
-    let mut hashed = Reads { size, counter: 0 };
+    let mut hashed = Reads::new(size, workload);
+    let head_len = hashed.head_len();
     let hash_op = |read: Bytes| {
         for _ in 0..copies {
-            for frame in read.chunks_exact(4 + size) {
-                black_box(blake3::hash(&frame[4..]));
+            for frame in read.chunks_exact(head_len + size) {
+                black_box(blake3::hash(&frame[head_len..]));
             }
         }
     };
@@ -174,8 +218,20 @@ fn main() {
     println!(
         "workload  payload   blake3 alone (msg/s)   node (msg/s)   ratio (median of {ROUNDS})"
     );
-    for (workload, name) in [(Workload::AllNew, "all new"), (Workload::Flood, "flood")] {
+    let workloads = [
+        (Workload::AllNew, "all new"),
+        (Workload::Flood, "flood"),
+        (Workload::Plumtree, "plumtree"),
+    ];
+    // WORKLOADS=plumtree SIZES=256 (say) runs only those.
+    let only = |var: &str, item: &str| {
+        std::env::var(var).map_or(true, |list| list.split(',').any(|want| want == item))
+    };
+    for (workload, name) in workloads {
         for size in [64, 256, 4096] {
+            if !only("WORKLOADS", name) || !only("SIZES", &size.to_string()) {
+                continue;
+            }
             let (hash_rate, node_rate, ratio) = measure(&config, size, workload);
             println!(
                 "{name:<8}  {size:>5} B   {hash_rate:>20.0}   {node_rate:>12.0}   {ratio:>5.2}"
