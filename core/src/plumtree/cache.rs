@@ -9,8 +9,12 @@ use bytes::Bytes;
 use super::wire::{short_id, ShortId};
 use crate::{MessageId, PeerId, SeenHasher};
 
-/// What the cache charges for each message on top of its bytes: its two index entries.
+/// What the cache charges for each message on top of its bytes: its place in the ring
+/// and in the index.
 pub const CACHED_MESSAGE_OVERHEAD: usize = 96;
+
+/// Ids the newer index generation gathers at least before it turns older.
+const GENERATION_MIN: usize = 1024;
 
 /// One cached message.
 #[derive(Debug, Clone)]
@@ -32,15 +36,24 @@ struct Cached {
 /// the cache never keeps a large read buffer alive.
 ///
 /// The messages lie in insertion order in a ring; a hash index maps each short id to its
-/// place (a sequence number), so the index stays small (24 bytes an entry) and mostly in
-/// the CPU's caches even when the cache holds a hundred thousand messages.
+/// place (a sequence number, 24 bytes an entry). The index is kept in two generations,
+/// as the seen set is: ids go into the newer one, and once the ring has forgotten every
+/// message of the older one, that one is emptied whole and becomes the newer. So
+/// forgetting a message touches only the ring, and keeping one costs one index insert:
+/// in a full cache of a hundred thousand messages each index access misses the CPU's
+/// caches, and a message used to cost a lookup and a removal besides.
 #[derive(Debug)]
 pub struct MessageCache {
     /// Oldest first; `entries[i]` has sequence number `first + i`.
     entries: VecDeque<Cached>,
     first: u64,
     /// Keyed secretly (ids can be ground), and fast: every new message goes in.
-    index: HashMap<ShortId, u64, SeenHasher>,
+    /// `index[newer]` has the ids kept since the last turn, the other those before;
+    /// entries for forgotten messages (sequence numbers below `first`) are ignored.
+    index: [HashMap<ShortId, u64, SeenHasher>; 2],
+    newer: usize,
+    /// The sequence number after the older generation's last one.
+    older_end: u64,
     bytes: usize,
     budget_bytes: usize,
     retention: Duration,
@@ -53,7 +66,9 @@ impl MessageCache {
         MessageCache {
             entries: VecDeque::new(),
             first: 0,
-            index: HashMap::with_hasher(SeenHasher::default()),
+            index: Default::default(),
+            newer: 0,
+            older_end: 0,
             bytes: 0,
             budget_bytes,
             retention,
@@ -61,8 +76,9 @@ impl MessageCache {
     }
 
     /// Keeps `message` (id `id`, received at `round` from `from`; `None` if published
-    /// here) from `now`. A message larger than the whole budget is not kept, nor one
-    /// kept already.
+    /// here) from `now`. A message larger than the whole budget is not kept. One kept
+    /// already (a message only comes back once the seen set has forgotten it) is kept
+    /// again, and lookups find the newer copy.
     ///
     /// ```
     /// use std::time::{Duration, Instant};
@@ -95,12 +111,16 @@ impl MessageCache {
         }
         let id = short_id(&id);
         let seq = self.first + self.entries.len() as u64;
-        if let Some(kept) = self.index.insert(id, seq) {
-            // Kept already (only a message the seen set forgot comes back): the first
-            // stays.
-            self.index.insert(id, kept);
-            return;
+        if self.first >= self.older_end && self.index[self.newer].len() >= GENERATION_MIN {
+            // Every message of the older generation is forgotten: it turns into the
+            // newer, emptied (its table keeps its room). Not before the newer has
+            // `GENERATION_MIN` ids, so that a nearly empty cache does not empty a table
+            // at every message.
+            self.newer = 1 - self.newer;
+            self.index[self.newer].clear();
+            self.older_end = seq;
         }
+        self.index[self.newer].insert(id, seq);
         self.bytes += charge;
         self.entries.push_back(Cached {
             at: now,
@@ -112,25 +132,13 @@ impl MessageCache {
     }
 
     /// [`insert`](Self::insert)s each of `messages` (id, message, round), all from
-    /// `from`, in order. First looks up their ids, and those of as many of the oldest
-    /// messages (the ones a full cache forgets to make room): in a large cache each
-    /// lookup is a memory access that misses the CPU's caches, and back to back they
-    /// overlap instead of queueing one behind the other; the inserts then find the
-    /// entries they touch at hand.
+    /// `from`, in order.
     pub fn insert_many(
         &mut self,
         now: Instant,
         messages: Vec<(MessageId, Bytes, u16)>,
         from: Option<PeerId>,
     ) {
-        let new = messages.iter().map(|(id, _, _)| short_id(id));
-        let oldest = self.entries.iter().take(messages.len()).map(|c| c.id);
-        let found = new
-            .chain(oldest)
-            .filter(|id| self.index.contains_key(id))
-            .count();
-        // Keeps the lookups from being optimised away.
-        std::hint::black_box(found);
         for (id, message, round) in messages {
             self.insert(now, (id, message), round, from);
         }
@@ -152,10 +160,10 @@ impl MessageCache {
     /// Records that message `id` is now reached from `from` at `round` (the tree
     /// changed).
     pub fn set_received(&mut self, id: &ShortId, round: u16, from: PeerId) {
-        let Some(&seq) = self.index.get(id) else {
+        let Some(at) = self.position(id) else {
             return;
         };
-        if let Some(cached) = self.entries.get_mut((seq - self.first) as usize) {
+        if let Some(cached) = self.entries.get_mut(at) {
             cached.round = round;
             cached.from = Some(from);
         }
@@ -192,13 +200,22 @@ impl MessageCache {
     }
 
     fn find(&self, id: &ShortId) -> Option<&Cached> {
-        let seq = *self.index.get(id)?;
-        self.entries.get((seq - self.first) as usize)
+        self.entries.get(self.position(id)?)
+    }
+
+    /// Where message `id` is in the ring, if it is kept: the newer generation first (it
+    /// has the newer copy of an id kept twice).
+    fn position(&self, id: &ShortId) -> Option<usize> {
+        let (newer, older) = (&self.index[self.newer], &self.index[1 - self.newer]);
+        [newer, older].into_iter().find_map(|index| {
+            let seq = *index.get(id)?;
+            let at = usize::try_from(seq.checked_sub(self.first)?).ok()?;
+            (at < self.entries.len()).then_some(at)
+        })
     }
 
     fn forget_oldest(&mut self) {
         if let Some(cached) = self.entries.pop_front() {
-            self.index.remove(&cached.id);
             self.first += 1;
             self.bytes -= cached.message.len() + CACHED_MESSAGE_OVERHEAD;
         }
@@ -233,19 +250,52 @@ mod tests {
     }
 
     #[test]
-    fn a_message_kept_already_stays_as_it_was() {
-        let now = Instant::now();
+    fn a_message_kept_twice_is_found_as_its_newer_copy_until_that_is_forgotten() {
+        let t0 = Instant::now();
+        let t1 = t0 + Duration::from_secs(10);
         let mut cache = MessageCache::new(1 << 20, Duration::from_secs(30));
         let id = MessageId::of(b"m");
-        cache.insert(now, (id, Bytes::from_static(b"first")), 1, None);
-        cache.insert(now, (id, Bytes::from_static(b"again")), 2, Some(PeerId(3)));
-        assert_eq!(cache.len(), 1);
-        assert_eq!(cache.bytes(), 5 + CACHED_MESSAGE_OVERHEAD);
-        assert_eq!(cache.received(&short_id(&id)), Some((1, None)));
-        // Forgetting it leaves nothing behind in the index.
-        cache.expire(now + Duration::from_secs(30));
+        cache.insert(t0, (id, Bytes::from_static(b"first")), 1, None);
+        cache.insert(t1, (id, Bytes::from_static(b"again")), 2, Some(PeerId(3)));
+        assert_eq!(cache.len(), 2);
+        assert_eq!(cache.bytes(), 2 * (5 + CACHED_MESSAGE_OVERHEAD));
+        assert_eq!(cache.received(&short_id(&id)), Some((2, Some(PeerId(3)))));
+        // The first copy goes, the newer one is still found.
+        cache.expire(t0 + Duration::from_secs(30));
+        assert_eq!(
+            cache.get(&short_id(&id)),
+            Some((Bytes::from_static(b"again"), 2))
+        );
+        cache.expire(t1 + Duration::from_secs(30));
         assert_eq!((cache.len(), cache.bytes()), (0, 0));
         assert_eq!(cache.get(&short_id(&id)), None);
+    }
+
+    /// Many times the budget goes through the cache: the index turns over its two
+    /// generations, every kept message is found and no forgotten one is, and the index
+    /// holds no more than the kept messages and one generation's minimum besides.
+    #[test]
+    fn the_index_turns_over_and_finds_exactly_what_is_kept() {
+        let now = Instant::now();
+        let one = 8 + CACHED_MESSAGE_OVERHEAD;
+        let kept = 3000;
+        let mut cache = MessageCache::new(kept * one, Duration::from_secs(30));
+        let id = |n: u64| MessageId::of(&n.to_le_bytes());
+        for n in 0..20_000u64 {
+            cache.insert(now, (id(n), Bytes::from(n.to_le_bytes().to_vec())), 0, None);
+            if n % 997 == 0 || n == 19_999 {
+                let oldest = (n + 1).saturating_sub(kept as u64);
+                for m in oldest.saturating_sub(50)..=n {
+                    let found = cache.get(&short_id(&id(m)));
+                    assert_eq!(found.is_some(), m >= oldest, "message {m} after {n}");
+                }
+                let indexed: usize = cache.index.iter().map(HashMap::len).sum();
+                assert!(
+                    indexed <= 2 * kept + GENERATION_MIN,
+                    "{indexed} ids indexed"
+                );
+            }
+        }
     }
 
     #[test]
