@@ -7,6 +7,7 @@
 //! took one of each per message. Messages from plain peers go to plumtree peers the
 //! same way.
 
+use std::ops::Range;
 use std::time::Instant;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -122,12 +123,12 @@ impl Node {
             _ => Framing::Gossip,
         };
         let framed = Framed::new(messages, framing);
-        // Slices of the framed copy, which holds only messages cached now: it keeps
-        // nothing else alive.
-        let cached: Vec<(MessageId, Bytes, u16)> = framed.messages().collect();
-        for (id, message, _) in &cached {
+        // Where each message lies in the framed copy, which holds only messages cached
+        // now: it keeps nothing else alive.
+        let cached: Vec<(MessageId, Range<usize>, u16)> = framed.messages().collect();
+        for (id, range, _) in &cached {
             if let (true, Some(from)) = (from_plumtree, from) {
-                let payload = message.clone();
+                let payload = framed.wire.slice(range.clone());
                 self.deliver(Delivery {
                     id: *id,
                     payload,
@@ -168,7 +169,7 @@ impl Node {
         }
         if let Some(plumtree) = self.plumtree.as_mut() {
             plumtree.targets = targets;
-            plumtree.cache.insert_many(now, cached, from);
+            plumtree.cache.insert_many(now, &framed.wire, cached, from);
         }
         took
     }
@@ -239,22 +240,22 @@ impl Framed {
         framed
     }
 
-    /// Each message (id, slice of the buffer, received round), in order.
-    fn messages(&self) -> impl Iterator<Item = (MessageId, Bytes, u16)> + '_ {
+    /// Each message (id, where it lies in the buffer, received round), in order.
+    fn messages(&self) -> impl Iterator<Item = (MessageId, Range<usize>, u16)> + '_ {
         let head_len = self.framing.head_len();
         let mut at = 0;
         self.messages
             .iter()
             .zip(&self.frame_lens)
             .map(move |(&(id, round), &len)| {
-                let message = self.wire.slice(at + head_len..at + len);
+                let message = at + head_len..at + len;
                 at += len;
                 (id, message, round)
             })
     }
 
     /// The `count` frames at `bytes` (offsets into the buffer), for a `Send`.
-    fn frames(&self, bytes: std::ops::Range<usize>, count: usize) -> Frames {
+    fn frames(&self, bytes: Range<usize>, count: usize) -> Frames {
         let wire = self.wire.slice(bytes);
         match self.framing {
             Framing::Gossip => Frames::run_skipping(wire, count, GOSSIP_OVERHEAD as u8),

@@ -2,6 +2,7 @@
 //! them or missed them, bounded in bytes and in time.
 
 use std::collections::{HashMap, VecDeque};
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -16,13 +17,16 @@ pub const CACHED_MESSAGE_OVERHEAD: usize = 96;
 /// Ids the newer index generation gathers at least before it turns older.
 const GENERATION_MIN: usize = 1024;
 
-/// One cached message.
+/// One cached message: where it lies in one of the cache's buffers.
 #[derive(Debug, Clone)]
 struct Cached {
     /// When it was cached.
     at: Instant,
     id: ShortId,
-    message: Bytes,
+    /// Sequence number of its buffer (see `MessageCache::buffers`).
+    buffer: u64,
+    start: u32,
+    len: u32,
     /// The round it was received at (0 if published here).
     round: u16,
     /// The peer it came from (`None` if published here).
@@ -32,21 +36,27 @@ struct Cached {
 /// Recent messages by id, oldest forgotten first: once older than the retention, or
 /// to make room within the byte budget. A message is kept as it is given, not copied:
 /// the caller hands over a buffer that holds little else (the node gives it a copy, or
-/// a slice of a buffer that holds only messages it caches at the same moment), so that
-/// the cache never keeps a large read buffer alive.
+/// one buffer holding only the messages it caches at the same moment), so that the
+/// cache never keeps a large read buffer alive.
 ///
-/// The messages lie in insertion order in a ring; a hash index maps each short id to its
-/// place (a sequence number, 24 bytes an entry). The index is kept in two generations,
-/// as the seen set is: ids go into the newer one, and once the ring has forgotten every
-/// message of the older one, that one is emptied whole and becomes the newer. So
-/// forgetting a message touches only the ring, and keeping one costs one index insert:
-/// in a full cache of a hundred thousand messages each index access misses the CPU's
-/// caches, and a message used to cost a lookup and a removal besides.
+/// The messages lie in insertion order in a ring, as ranges of the buffers they came
+/// in: the messages of one batch share their buffer, held once, so forgetting them
+/// releases it once rather than once per message. A hash index maps each short id to
+/// its place (a sequence number, 24 bytes an entry). The index is kept in two
+/// generations, as the seen set is: ids go into the newer one, and once the ring has
+/// forgotten every message of the older one, that one is emptied whole and becomes the
+/// newer. So forgetting a message touches only the ring, and keeping one costs one
+/// index insert: in a full cache of a hundred thousand messages each index access
+/// misses the CPU's caches.
 #[derive(Debug)]
 pub struct MessageCache {
     /// Oldest first; `entries[i]` has sequence number `first + i`.
     entries: VecDeque<Cached>,
     first: u64,
+    /// The buffers the kept messages lie in, oldest first; `buffers[i]` has sequence
+    /// number `first_buffer + i`. A buffer goes when its last message does.
+    buffers: VecDeque<Bytes>,
+    first_buffer: u64,
     /// Keyed secretly (ids can be ground), and fast: every new message goes in.
     /// `index[newer]` has the ids kept since the last turn, the other those before;
     /// entries for forgotten messages (sequence numbers below `first`) are ignored.
@@ -66,6 +76,8 @@ impl MessageCache {
         MessageCache {
             entries: VecDeque::new(),
             first: 0,
+            buffers: VecDeque::new(),
+            first_buffer: 0,
             index: Default::default(),
             newer: 0,
             older_end: 0,
@@ -101,53 +113,77 @@ impl MessageCache {
         round: u16,
         from: Option<PeerId>,
     ) {
-        let charge = message.len() + CACHED_MESSAGE_OVERHEAD;
-        if charge > self.budget_bytes {
-            return;
-        }
-        self.expire(now);
-        while self.bytes + charge > self.budget_bytes {
-            self.forget_oldest();
-        }
-        let id = short_id(&id);
-        let seq = self.first + self.entries.len() as u64;
-        if self.first >= self.older_end && self.index[self.newer].len() >= GENERATION_MIN {
-            // Every message of the older generation is forgotten: it turns into the
-            // newer, emptied (its table keeps its room). Not before the newer has
-            // `GENERATION_MIN` ids, so that a nearly empty cache does not empty a table
-            // at every message.
-            self.newer = 1 - self.newer;
-            self.index[self.newer].clear();
-            self.older_end = seq;
-        }
-        self.index[self.newer].insert(id, seq);
-        self.bytes += charge;
-        self.entries.push_back(Cached {
-            at: now,
-            id,
-            message,
-            round,
-            from,
-        });
+        let range = 0..message.len();
+        self.insert_many(now, &message, [(id, range, round)], from);
     }
 
-    /// [`insert`](Self::insert)s each of `messages` (id, message, round), all from
-    /// `from`, in order.
+    /// Keeps each of `messages` (id, where it lies in `buffer`, round), all from
+    /// `from`, in order, as [`insert`](Self::insert) does one. They share `buffer`, which
+    /// should hold little else: it stays alive as long as one of them is kept.
     pub fn insert_many(
         &mut self,
         now: Instant,
-        messages: Vec<(MessageId, Bytes, u16)>,
+        buffer: &Bytes,
+        messages: impl IntoIterator<Item = (MessageId, Range<usize>, u16)>,
         from: Option<PeerId>,
     ) {
-        for (id, message, round) in messages {
-            self.insert(now, (id, message), round, from);
+        self.expire(now);
+        // The sequence number `buffer` got, once a message of it is kept.
+        let mut kept_in: Option<u64> = None;
+        for (id, range, round) in messages {
+            let (Ok(start), Ok(len)) = (u32::try_from(range.start), u32::try_from(range.len()))
+            else {
+                continue;
+            };
+            let charge = range.len() + CACHED_MESSAGE_OVERHEAD;
+            if charge > self.budget_bytes || buffer.get(range).is_none() {
+                continue;
+            }
+            while self.bytes + charge > self.budget_bytes {
+                self.forget_oldest();
+            }
+            // Forgetting may have let the buffer go, with the batch's earlier messages.
+            let buffer_seq = match kept_in {
+                Some(seq) if seq >= self.first_buffer => seq,
+                _ => {
+                    self.buffers.push_back(buffer.clone());
+                    self.first_buffer + self.buffers.len() as u64 - 1
+                }
+            };
+            kept_in = Some(buffer_seq);
+            let id = short_id(&id);
+            let seq = self.first + self.entries.len() as u64;
+            if self.first >= self.older_end && self.index[self.newer].len() >= GENERATION_MIN {
+                // Every message of the older generation is forgotten: it turns into the
+                // newer, emptied (its table keeps its room). Not before the newer has
+                // `GENERATION_MIN` ids, so that a nearly empty cache does not empty a
+                // table at every message.
+                self.newer = 1 - self.newer;
+                self.index[self.newer].clear();
+                self.older_end = seq;
+            }
+            self.index[self.newer].insert(id, seq);
+            self.bytes += charge;
+            self.entries.push_back(Cached {
+                at: now,
+                id,
+                buffer: buffer_seq,
+                start,
+                len,
+                round,
+                from,
+            });
         }
     }
 
     /// The message of short id `id` and its round, if it is still kept.
     pub fn get(&self, id: &ShortId) -> Option<(Bytes, u16)> {
         let cached = self.find(id)?;
-        Some((cached.message.clone(), cached.round))
+        let at = cached.buffer.checked_sub(self.first_buffer)?;
+        let buffer = self.buffers.get(usize::try_from(at).ok()?)?;
+        let start = cached.start as usize;
+        let message = buffer.slice(start..start + cached.len as usize);
+        Some((message, cached.round))
     }
 
     /// The round message `id` was received at and the peer it came from (`None` if
@@ -217,7 +253,13 @@ impl MessageCache {
     fn forget_oldest(&mut self) {
         if let Some(cached) = self.entries.pop_front() {
             self.first += 1;
-            self.bytes -= cached.message.len() + CACHED_MESSAGE_OVERHEAD;
+            self.bytes -= cached.len as usize + CACHED_MESSAGE_OVERHEAD;
+            // Buffers older than the oldest kept message's hold nothing kept.
+            let oldest_used = self.entries.front().map_or(u64::MAX, |c| c.buffer);
+            while self.first_buffer < oldest_used && !self.buffers.is_empty() {
+                self.buffers.pop_front();
+                self.first_buffer += 1;
+            }
         }
     }
 }
@@ -296,6 +338,80 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Messages `sizes` long, back to back in one buffer, with their ids and ranges.
+    fn batch(tag: u8, sizes: &[usize]) -> (Bytes, Vec<(MessageId, Range<usize>, u16)>) {
+        let mut buffer = Vec::new();
+        let mut messages = Vec::new();
+        for (i, &size) in sizes.iter().enumerate() {
+            let start = buffer.len();
+            buffer.extend(std::iter::repeat_n(tag.wrapping_add(i as u8), size));
+            buffer[start] = tag;
+            let id = MessageId::of(&[tag, i as u8]);
+            messages.push((id, start..buffer.len(), i as u16));
+        }
+        (Bytes::from(buffer), messages)
+    }
+
+    #[test]
+    fn a_batch_shares_its_buffer_which_goes_with_its_last_message() {
+        let now = Instant::now();
+        let one = 100 + CACHED_MESSAGE_OVERHEAD;
+        let mut cache = MessageCache::new(4 * one, Duration::from_secs(30));
+        let (first, messages) = batch(1, &[100, 100, 100]);
+        cache.insert_many(now, &first, messages.clone(), None);
+        for (id, range, round) in &messages {
+            let got = cache.get(&short_id(id));
+            assert_eq!(got, Some((first.slice(range.clone()), *round)));
+        }
+        assert_eq!(cache.buffers.len(), 1, "held once");
+        // A second batch of three forgets the first batch's first message, then its
+        // second: the first buffer stays for the third.
+        let (second, more) = batch(2, &[100, 100, 100]);
+        cache.insert_many(now, &second, more.clone(), None);
+        assert_eq!(cache.len(), 4);
+        assert_eq!(cache.get(&short_id(&messages[1].0)), None);
+        assert!(cache.get(&short_id(&messages[2].0)).is_some());
+        assert!(!first.is_unique(), "still held for its last message");
+        cache.insert(
+            now,
+            (MessageId::of(b"x"), Bytes::from(vec![0; 100])),
+            0,
+            None,
+        );
+        assert_eq!(cache.get(&short_id(&messages[2].0)), None);
+        assert!(first.is_unique(), "let go with its last message");
+        assert_eq!(cache.buffers.len(), 2);
+        assert!(cache.bytes() <= 4 * one);
+    }
+
+    #[test]
+    fn a_batch_larger_than_the_budget_keeps_its_newest_messages() {
+        let now = Instant::now();
+        let one = 100 + CACHED_MESSAGE_OVERHEAD;
+        let mut cache = MessageCache::new(2 * one, Duration::from_secs(30));
+        let (buffer, messages) = batch(3, &[100, 100, 100, 100, 100]);
+        cache.insert_many(now, &buffer, messages.clone(), None);
+        let kept: Vec<bool> = messages
+            .iter()
+            .map(|(id, _, _)| cache.get(&short_id(id)).is_some())
+            .collect();
+        assert_eq!(kept, [false, false, false, true, true]);
+        assert_eq!(cache.buffers.len(), 1);
+        assert_eq!(cache.bytes(), 2 * one);
+        cache.expire(now + Duration::from_secs(30));
+        assert!(cache.is_empty() && cache.buffers.is_empty() && buffer.is_unique());
+        // Room for one: each message empties the cache, its buffer with it, before it
+        // is kept; the last is still found in it.
+        let mut cache = MessageCache::new(one, Duration::from_secs(30));
+        cache.insert_many(now, &buffer, messages.clone(), None);
+        let (last, range, round) = messages[4].clone();
+        assert_eq!(
+            cache.get(&short_id(&last)),
+            Some((buffer.slice(range), round))
+        );
+        assert_eq!(cache.buffers.len(), 1);
     }
 
     #[test]
