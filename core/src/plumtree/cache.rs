@@ -11,8 +11,10 @@ use super::wire::{short_id, ShortId};
 use crate::{MessageId, PeerId, SeenHasher};
 
 /// What the cache charges for each message on top of its bytes: its place in the ring
-/// and in the index.
-pub const CACHED_MESSAGE_OVERHEAD: usize = 96;
+/// (72 bytes) and in the index, whose two generations hold up to two entries per kept
+/// message (24 bytes and a control byte each, in tables between 7/16 and 7/8 full: up
+/// to 57 bytes an entry), and its share of a buffer's head and frame headers.
+pub const CACHED_MESSAGE_OVERHEAD: usize = 192;
 
 /// Ids the newer index generation gathers at least before it turns older.
 const GENERATION_MIN: usize = 1024;
@@ -412,6 +414,18 @@ mod tests {
             Some((buffer.slice(range), round))
         );
         assert_eq!(cache.buffers.len(), 1);
+    }
+
+    #[test]
+    fn the_charge_covers_a_ring_entry_and_two_index_entries_in_the_emptiest_tables() {
+        let ring = std::mem::size_of::<Cached>();
+        // An entry and its control byte, in a table 7/16 full (just grown).
+        let index = (std::mem::size_of::<(ShortId, u64)>() + 1) * 16 / 7;
+        assert_eq!(ring, 72);
+        assert!(
+            ring + 2 * index <= CACHED_MESSAGE_OVERHEAD,
+            "{ring} + 2 x {index}"
+        );
     }
 
     #[test]
