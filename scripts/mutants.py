@@ -226,6 +226,18 @@ MUTANTS = {
         "while self.bytes > self.budget_bytes {",
         "the_cache_never_passes_its_budget",
     ),
+    "cache-index-never-emptied": (
+        "core/src/plumtree/cache.rs",
+        "self.index[self.newer].clear();",
+        "// not emptied",
+        "the_index_turns_over_and_finds_exactly_what_is_kept",
+    ),
+    "cache-batch-buffer-lost": (
+        "core/src/plumtree/cache.rs",
+        "Some(seq) if seq >= self.first_buffer => seq,",
+        "Some(seq) => seq,",
+        "a_batch_larger_than_the_budget_keeps_its_newest_messages",
+    ),
 }
 
 
