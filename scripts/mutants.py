@@ -232,6 +232,12 @@ MUTANTS = {
         "// not emptied",
         "the_index_turns_over_and_finds_exactly_what_is_kept",
     ),
+    "cache-gives-a-wrong-slice": (
+        "core/src/plumtree/cache.rs",
+        "let message = buffer.slice(start..start + cached.len as usize);",
+        "let message = buffer.slice(start / 2..start / 2 + cached.len as usize);",
+        "the_cache_never_passes_its_budget",
+    ),
     "cache-batch-buffer-lost": (
         "core/src/plumtree/cache.rs",
         "Some(seq) if seq >= self.first_buffer => seq,",

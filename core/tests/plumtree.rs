@@ -374,22 +374,50 @@ proptest! {
         everyone_got_everything_once(&report, nodes)?;
     }
 
-    /// The message cache never holds more than its budget, and keeps the newest.
+    /// The message cache never holds more than its budget, keeps the newest, and gives
+    /// back each message it keeps as it was, whether it came alone or in a batch sharing
+    /// one buffer with others.
     #[test]
     fn the_cache_never_passes_its_budget(
         sizes in prop::collection::vec(0usize..300, 0..200),
         budget in 0usize..4000,
         steps in prop::collection::vec(0u64..20, 0..200),
+        batch_lens in prop::collection::vec(1usize..6, 1..50),
     ) {
         let mut now = Instant::now();
         let mut cache = MessageCache::new(budget, Duration::from_millis(100));
-        for (n, (size, step)) in sizes.iter().zip(steps.iter().chain(std::iter::repeat(&0))).enumerate() {
-            now += Duration::from_millis(*step);
-            let id = MessageId::of(&(n as u64).to_be_bytes());
-            cache.insert(now, (id, Bytes::from(vec![0; *size])), 0, None);
+        let mut batches = batch_lens.iter().cycle();
+        let mut steps = steps.iter().chain(std::iter::repeat(&0));
+        let mut sizes = sizes.iter().enumerate().peekable();
+        let mut kept: Vec<(MessageId, Bytes)> = Vec::new();
+        while sizes.peek().is_some() {
+            now += Duration::from_millis(*steps.next().unwrap_or(&0));
+            // The next messages, back to back in one buffer, each filled with its number.
+            let mut buffer = Vec::new();
+            let mut batch = Vec::new();
+            for (n, &size) in sizes.by_ref().take(*batches.next().unwrap_or(&1)) {
+                let start = buffer.len();
+                buffer.extend(std::iter::repeat_n(n as u8, size));
+                batch.push((MessageId::of(&(n as u64).to_be_bytes()), start..buffer.len(), 0));
+            }
+            let buffer = Bytes::from(buffer);
+            match batch.len() {
+                1 => {
+                    let (id, range, round) = batch[0].clone();
+                    cache.insert(now, (id, buffer.slice(range)), round, None);
+                }
+                _ => cache.insert_many(now, &buffer, batch.clone(), None),
+            }
             prop_assert!(cache.bytes() <= budget);
-            if size + CACHED_MESSAGE_OVERHEAD <= budget {
-                prop_assert!(cache.get(&wire::short_id(&id)).is_some(), "the newest was not kept");
+            let (last, range, _) = batch.last().cloned().expect("not empty");
+            if range.len() + CACHED_MESSAGE_OVERHEAD <= budget {
+                prop_assert!(cache.get(&wire::short_id(&last)).is_some(), "the newest was not kept");
+            }
+            kept.extend(batch.into_iter().map(|(id, range, _)| (id, buffer.slice(range))));
+            for (id, message) in &kept {
+                if let Some((got, _)) = cache.get(&wire::short_id(id)) {
+                    prop_assert_eq!(&got, message);
+                }
             }
         }
     }
