@@ -10,19 +10,22 @@ use gossip_core::{Config, Overload, RateLimit};
 use crate::output::Output;
 use gossip_tokio::NetConfig;
 
+/// Shown after the options, by `-h` and `--help` alike.
+const EXAMPLE: &str = "\
+Three terminals make a line that relays end to end:
+  gossip-node 127.0.0.1:7000
+  gossip-node 127.0.0.1:7001 127.0.0.1:7000
+  gossip-node 127.0.0.1:7002 127.0.0.1:7001";
+
 /// A gossip node: floods every message it receives to all its peers, once.
 ///
 /// Each line on stdin is published as a message; each message delivered from the network
 /// is written to stdout, one line each (--output sets the format). Logs go to stderr.
-///
-/// Three terminals make a line that relays end to end:
-///   gossip-node 127.0.0.1:7000
-///   gossip-node 127.0.0.1:7001 127.0.0.1:7000
-///   gossip-node 127.0.0.1:7002 127.0.0.1:7001
 #[derive(Debug, Parser)]
 #[command(
     version,
     verbatim_doc_comment,
+    after_help = EXAMPLE,
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true
 )]
@@ -283,18 +286,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn long_help_shows_the_three_terminal_example_one_command_a_line() {
+    fn help_shows_the_three_terminal_example_one_command_a_line() {
         use clap::CommandFactory;
-        let help = Cli::command().render_long_help().to_string();
-        for command in [
+        let short = Cli::command().render_help().to_string();
+        let long = Cli::command().render_long_help().to_string();
+        let commands = [
             "gossip-node 127.0.0.1:7000",
             "gossip-node 127.0.0.1:7001 127.0.0.1:7000",
             "gossip-node 127.0.0.1:7002 127.0.0.1:7001",
-        ] {
-            assert!(
-                help.lines().any(|line| line.trim() == command),
-                "no line of --help is exactly `{command}`:\n{help}"
-            );
+        ];
+        for help in [short, long] {
+            for command in commands {
+                assert!(
+                    help.lines().any(|line| line.trim() == command),
+                    "no line of the help is exactly `{command}`:\n{help}"
+                );
+            }
         }
     }
 
