@@ -198,9 +198,21 @@ MUTANTS = {
     ),
     "plumtree-grafts-unbounded": (
         "core/src/node/plumtree.rs",
-        "full = state.is_full();",
-        "full = false && state.is_full();",
-        "grafts_from_a_peer_that_does_not_read_stop_at_its_budget",
+        "                if state.is_full() {\n                    if state.deferred_grafts",
+        "                if false && state.is_full() {\n                    if state.deferred_grafts",
+        "grafts_from_a_peer_that_does_not_read_stop_at_its_budget_and_go_as_it_reads",
+    ),
+    "plumtree-deferred-grafts-dropped": (
+        "core/src/node/mod.rs",
+        "self.answer_deferred_grafts(now, peer);",
+        "let _ = peer;",
+        "grafts_from_a_peer_that_does_not_read_stop_at_its_budget_and_go_as_it_reads",
+    ),
+    "plumtree-deferred-grafts-unbounded": (
+        "core/src/node/plumtree.rs",
+        "if state.deferred_grafts.len() < MAX_DEFERRED_GRAFTS {",
+        "if state.deferred_grafts.len() < usize::MAX {",
+        "grafts_from_a_peer_that_does_not_read_stop_at_its_budget_and_go_as_it_reads",
     ),
     "plumtree-graft-sends-nothing": (
         "core/src/node/plumtree.rs",

@@ -75,7 +75,11 @@ pub struct Stats {
     pub grafts_sent: u64,
     /// Grafts received.
     pub grafts_received: u64,
-    /// Grafts not answered because the peer's queue was full.
+    /// Grafts answered later, because the peer's queue was full when they came: the
+    /// message goes once the queue drains.
+    pub grafts_deferred: u64,
+    /// Grafts not answered: the peer's queue was full and it had
+    /// [`MAX_DEFERRED_GRAFTS`](crate::plumtree::MAX_DEFERRED_GRAFTS) waiting already.
     pub grafts_refused: u64,
     /// Prunes sent: an eager peer sent a duplicate and was made lazy.
     pub prunes_sent: u64,

@@ -159,9 +159,11 @@ fn one_connection_per_node() {
 }
 
 /// A peer that grafts without reading gets messages until its queue is full, and no
-/// more: grafts cannot grow a queue without bound.
+/// more: grafts cannot grow a queue without bound. What it grafted meanwhile waits as
+/// ids and goes as it reads, however slowly, so it gets every message; a peer that
+/// grafts ever more without reading has the ones past `MAX_DEFERRED_GRAFTS` refused.
 #[test]
-fn grafts_from_a_peer_that_does_not_read_stop_at_its_budget() {
+fn grafts_from_a_peer_that_does_not_read_stop_at_its_budget_and_go_as_it_reads() {
     let t0 = Instant::now();
     let frame = 4 + 3 + 1000 + QUEUED_FRAME_OVERHEAD;
     let config = Config {
@@ -186,7 +188,37 @@ fn grafts_from_a_peer_that_does_not_read_stop_at_its_budget() {
     let stats = node.stats();
     // Full at its budget; the graft that filled it is the last answered.
     assert!(stats.queued_bytes <= 41 * frame, "{stats:?}");
-    assert!(stats.grafts_refused > 0);
+    let answered = 100 - stats.grafts_deferred as usize;
+    assert!((39..=41).contains(&answered), "{stats:?}");
+    assert_eq!(stats.grafts_refused, 0);
+    // It reads, a little at a time: every grafted message reaches it, in order, and its
+    // queue never passes the budget by more than the frame that filled it.
+    let mut got: Vec<u8> = Vec::new();
+    for _ in 0..1000 {
+        for action in node.drain_actions() {
+            if let Action::Send { peer, frames } = action {
+                assert_eq!(peer, greedy);
+                got.extend(frames.payloads().map(|message| message[0]));
+            }
+        }
+        if got.len() == 100 {
+            break;
+        }
+        node.handle_flushed(t0, greedy, 10 * frame);
+        assert!(node.stats().queued_bytes <= 41 * frame);
+    }
+    assert_eq!(got, (0..100u8).collect::<Vec<_>>());
+    // Ever more grafts while it does not read: the waiting ids stop at their bound.
+    for id in &ids {
+        node.handle_received(t0, greedy, &wire::graft(Some((wire::short_id(id), 0))));
+    }
+    assert!(node.stats().congested, "full again");
+    let more = gossip_core::plumtree::MAX_DEFERRED_GRAFTS + 1000;
+    for n in 0..more as u64 {
+        let id = wire::short_id(&MessageId::of(&n.to_le_bytes()));
+        node.handle_received(t0, greedy, &wire::graft(Some((id, 0))));
+    }
+    assert!(node.stats().grafts_refused >= 1000, "{:?}", node.stats());
 }
 
 /// A node that speaks plumtree, with default settings.

@@ -648,6 +648,9 @@ impl Node {
             false,
             now,
         );
+        if !state.is_full() && !state.deferred_grafts.is_empty() {
+            self.answer_deferred_grafts(now, peer);
+        }
         self.settle(now);
     }
 

@@ -56,6 +56,10 @@ pub(crate) struct Peer {
     pub(crate) held_round: u16,
     /// Announcements waiting for this (lazy plumtree) peer's next IHave frame.
     pub(crate) ihaves: Vec<(crate::plumtree::wire::ShortId, u16)>,
+    /// Messages this peer grafted while its queue was full, oldest first (at most
+    /// [`MAX_DEFERRED_GRAFTS`](crate::plumtree::MAX_DEFERRED_GRAFTS)): sent as its queue
+    /// drains.
+    pub(crate) deferred_grafts: VecDeque<crate::plumtree::wire::ShortId>,
 }
 
 /// The protocol spoken with a peer.
@@ -126,6 +130,7 @@ impl Peer {
             wire,
             held_round: 0,
             ihaves: Vec::new(),
+            deferred_grafts: VecDeque::new(),
         }
     }
 

@@ -9,7 +9,7 @@ use super::gossip_batch::Received;
 use super::peer::{Peer, Wire};
 use super::{Node, BATCH};
 use crate::plumtree::wire::{self, Frame, ShortId, WireError};
-use crate::plumtree::{MessageCache, Missing, NodeId, PlumtreeConfig};
+use crate::plumtree::{MessageCache, Missing, NodeId, PlumtreeConfig, MAX_DEFERRED_GRAFTS};
 use crate::{Action, Direction, DisconnectReason, Frames, MessageId, PeerId};
 
 /// What a node that speaks plumtree keeps.
@@ -271,23 +271,30 @@ impl Node {
             }
             Frame::Graft { wanted } => {
                 self.stats.grafts_received += 1;
-                let cached = wanted.and_then(|(id, _)| plumtree.cache.get(&id));
-                // A peer whose queue is full gets no message for its grafts: grafts are
-                // a few bytes each and a message up to `max_frame_len`, so a peer that
-                // grafts without reading would otherwise grow its queue without bound.
-                // It grafts again, or gets the message from someone else.
-                let mut full = true;
-                if let Some(state) = self.peers.get_mut(peer) {
-                    set_eager(state, true);
-                    full = state.is_full();
-                }
-                if full {
-                    self.stats.grafts_refused += 1;
-                } else if let Some((message, round)) = cached {
-                    if let Some(head) = wire::gossip_head(message.len(), round.saturating_add(1)) {
-                        self.queue(now, peer, Frames::with_head(&head, message));
+                let Some(state) = self.peers.get_mut(peer) else {
+                    return;
+                };
+                set_eager(state, true);
+                let Some((id, _)) = wanted else {
+                    return;
+                };
+                // A peer whose queue is full gets its grafted messages once its queue
+                // drains, not now: grafts are a few bytes each and a message up to
+                // `max_frame_len`, so a peer that grafts without reading would otherwise
+                // grow its queue without bound. Yet a peer that reads, however slowly,
+                // gets every message it grafts: the message may be nowhere else (a node
+                // whose peers are all lazy announces what it publishes, and only it has
+                // it). What waits is an id, at most `MAX_DEFERRED_GRAFTS` per peer.
+                if state.is_full() {
+                    if state.deferred_grafts.len() < MAX_DEFERRED_GRAFTS {
+                        state.deferred_grafts.push_back(id);
+                        self.stats.grafts_deferred += 1;
+                    } else {
+                        self.stats.grafts_refused += 1;
                     }
+                    return;
                 }
+                self.send_grafted(now, peer, &id);
             }
             Frame::Prune => {
                 if let Some(state) = self.peers.get_mut(peer) {
@@ -295,6 +302,34 @@ impl Node {
                 }
             }
             Frame::Gossip { .. } => {}
+        }
+    }
+
+    /// Sends `peer` the cached message of short id `id`, if it is still cached, one hop
+    /// further than this node got it.
+    fn send_grafted(&mut self, now: Instant, peer: PeerId, id: &ShortId) {
+        let Some((message, round)) = self.plumtree.as_ref().and_then(|p| p.cache.get(id)) else {
+            return;
+        };
+        if let Some(head) = wire::gossip_head(message.len(), round.saturating_add(1)) {
+            self.queue(now, peer, Frames::with_head(&head, message));
+        }
+    }
+
+    /// Answers the grafts `peer` sent while its queue was full, oldest first, for as
+    /// long as its queue is not full. Called when its queue has drained.
+    pub(super) fn answer_deferred_grafts(&mut self, now: Instant, peer: PeerId) {
+        loop {
+            let Some(state) = self.peers.get_mut(peer) else {
+                return;
+            };
+            if state.is_full() {
+                return;
+            }
+            let Some(id) = state.deferred_grafts.pop_front() else {
+                return;
+            };
+            self.send_grafted(now, peer, &id);
         }
     }
 

@@ -40,6 +40,12 @@ use std::time::Duration;
 pub use cache::{MessageCache, CACHED_MESSAGE_OVERHEAD};
 pub use missing::{Graft, Missing, MAX_ANNOUNCERS};
 
+/// Grafts remembered per peer while its queue is full, answered as it drains (16 bytes
+/// each, 64 KiB per peer at most); past it a graft is refused (`Stats::grafts_refused`).
+/// A peer grafts only what it was announced and missed, and a full IHave frame
+/// announces 1,024 ids: this is four of them.
+pub const MAX_DEFERRED_GRAFTS: usize = 4096;
+
 /// A node's identity on plumtree connections: chosen by the caller (at random per start,
 /// say) and sent in the preamble, so that a node that reaches itself, or two nodes that
 /// dial each other, keep one connection.
