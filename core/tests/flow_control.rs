@@ -57,6 +57,30 @@ fn overloaded(seed: u64, max_read: usize) -> SimConfig {
     }
 }
 
+/// The same with plumtree, and queues of `PLUMTREE_PEER_BUDGET`: a queue must hold the
+/// largest plumtree frame (a full IHave, 18,501 bytes).
+fn overloaded_plumtree(seed: u64, max_read: usize) -> SimConfig {
+    let mut config = overloaded(seed, max_read);
+    config.node.plumtree = Some(PlumtreeConfig::default());
+    config.node.peer_queue_bytes = PLUMTREE_PEER_BUDGET;
+    config.node.total_queue_bytes = 16 * PLUMTREE_PEER_BUDGET;
+    config
+}
+
+/// Publishes `messages` numbered payloads of `PAYLOAD` bytes from each of `publishers`
+/// (the `p`th one's filled with `p`), all at once.
+fn publish_from(sim: &mut Simulation, publishers: &[prop::sample::Index], messages: usize) {
+    let nodes = sim.len();
+    for (p, publisher) in publishers.iter().enumerate() {
+        let origin = publisher.index(nodes);
+        for m in 0..messages {
+            let mut payload = vec![p as u8; PAYLOAD];
+            payload[..8].copy_from_slice(&(m as u64).to_le_bytes());
+            sim.publish(origin, payload).unwrap();
+        }
+    }
+}
+
 /// What one read of `max_read` bytes can add to a queue: the frames it completes.
 fn one_read(max_read: usize) -> usize {
     (max_read / (PAYLOAD + 4) + 2) * FRAME_CHARGE
@@ -122,14 +146,7 @@ proptest! {
         let nodes = topology.nodes();
         let degree = degrees(&topology);
         let mut sim = Simulation::new(topology, overloaded(seed, max_read));
-        for (p, publisher) in publishers.iter().enumerate() {
-            let origin = publisher.index(nodes);
-            for m in 0..messages {
-                let mut payload = vec![p as u8; PAYLOAD];
-                payload[..8].copy_from_slice(&(m as u64).to_le_bytes());
-                sim.publish(origin, payload).unwrap();
-            }
-        }
+        publish_from(&mut sim, &publishers, messages);
         run_within_budgets(&mut sim, &degree, max_read)?;
         let report = sim.report();
         prop_assert_eq!(report.disconnects, 0);
@@ -161,22 +178,11 @@ proptest! {
     ) {
         let nodes = topology.nodes();
         let degree = degrees(&topology);
-        let mut config = overloaded(seed, max_read);
-        config.node.plumtree = Some(PlumtreeConfig::default());
-        // A queue must hold the largest plumtree frame (a full IHave, 18,501 bytes):
-        // budgets of 24 KiB, and more messages to fill them.
-        config.node.peer_queue_bytes = PLUMTREE_PEER_BUDGET;
-        config.node.total_queue_bytes = 16 * PLUMTREE_PEER_BUDGET;
+        let mut config = overloaded_plumtree(seed, max_read);
         config.plain_nodes = plain.iter().map(|i| i.index(nodes)).collect();
         let mut sim = Simulation::new(topology, config);
-        for (p, publisher) in publishers.iter().enumerate() {
-            let origin = publisher.index(nodes);
-            for m in 0..messages {
-                let mut payload = vec![p as u8; PAYLOAD];
-                payload[..8].copy_from_slice(&(m as u64).to_le_bytes());
-                sim.publish(origin, payload).unwrap();
-            }
-        }
+        // More messages than the flood case: the queues are larger.
+        publish_from(&mut sim, &publishers, messages);
         run_within_budgets(&mut sim, &degree, max_read)?;
         let report = sim.report();
         prop_assert_eq!(report.disconnects, 0);
@@ -185,6 +191,34 @@ proptest! {
             let stats = sim.node(i).unwrap().stats();
             prop_assert_eq!(stats.frames_shed, 0);
             prop_assert!(!stats.congested);
+        }
+    }
+
+    /// With plumtree, links cut while full queues drain, and back 300 ms later: what
+    /// the cut connections held is repaired from the caches, through queues that are
+    /// full, so every message still reaches every node exactly once.
+    #[test]
+    fn plumtree_repairs_through_full_queues(
+        topology in topology(),
+        seed in any::<u64>(),
+        max_read in prop_oneof![Just(usize::MAX), 1usize..600],
+        publishers in prop::collection::vec(any::<prop::sample::Index>(), 1..4),
+        messages in 50usize..200,
+        cut in 0.0f64..0.5,
+    ) {
+        let nodes = topology.nodes();
+        let mut sim = Simulation::new(topology, overloaded_plumtree(seed, max_read));
+        // The tree forms first.
+        sim.publish(0, &b"first"[..]).unwrap();
+        sim.run_for(Duration::from_millis(100));
+        publish_from(&mut sim, &publishers, messages);
+        sim.run_for(Duration::from_millis(50));
+        sim.cut_links(cut, Duration::from_millis(300));
+        prop_assert!(sim.run_until_quiet());
+        let report = sim.report();
+        for message in &report.messages {
+            prop_assert_eq!(message.reached, nodes, "{:?}", message);
+            prop_assert_eq!(message.delivered_again, 0, "{:?}", message);
         }
     }
 }
