@@ -206,12 +206,6 @@ MUTANTS = {
         "core/src/node/mod.rs",
         "self.answer_deferred_grafts(now, peer);",
         "let _ = peer;",
-        "grafts_from_a_peer_that_does_not_read_stop_at_its_budget_and_go_as_it_reads",
-    ),
-    "plumtree-deferred-grafts-never-answered": (
-        "core/src/node/mod.rs",
-        "self.answer_deferred_grafts(now, peer);",
-        "let _ = peer;",
         "plumtree_repairs_through_full_queues",
     ),
     "plumtree-deferred-grafts-unbounded": (
