@@ -235,7 +235,8 @@ fn publish_burst(sim: &mut Simulation, origin: usize, messages: usize) {
 proptest! {
     #![proptest_config(cases(64))]
 
-    /// In a line, one node stops (as by SIGSTOP) while the first publishes at full speed:
+    /// In a line (flood or plumtree), one node stops (as by SIGSTOP) while the first
+    /// publishes at full speed:
     /// only the links to the stopped node are cut, and every node on the publisher's
     /// side of it gets every message. Its neighbour towards the publisher waits on it,
     /// then cuts it; the nodes further back wait on their neighbours in turn, but those
@@ -247,11 +248,17 @@ proptest! {
         seed in any::<u64>(),
         max_read in 1usize..600,
         messages in 50usize..200,
+        plumtree in any::<bool>(),
     ) {
         let stopped = 1 + stopped.index(nodes - 1);
         let topology = Topology::line(nodes);
         let degree = degrees(&topology);
-        let mut sim = Simulation::new(topology, overloaded(seed, max_read));
+        // Plumtree's queues are larger: four times the messages fill them.
+        let (config, messages) = match plumtree {
+            true => (overloaded_plumtree(seed, max_read), 4 * messages),
+            false => (overloaded(seed, max_read), messages),
+        };
+        let mut sim = Simulation::new(topology, config);
         sim.freeze(stopped);
         publish_burst(&mut sim, 0, messages);
         run_within_budgets(&mut sim, &degree, max_read)?;
@@ -298,7 +305,8 @@ fn twenty_stuck_peers_are_cut_and_a_reading_one_gets_everything() {
 proptest! {
     #![proptest_config(cases(64))]
 
-    /// Links of 10 KB/s, queues of 400 frames (2 s of draining from full to half) and
+    /// Flood or plumtree, links of 10 KB/s, queues of 400 frames (2 s of draining from
+    /// full to half) and
     /// a 1 s slow-peer timeout: queues stay full for longer than the timeout, but every
     /// peer keeps taking bytes, so none is cut and nothing is lost. (A peer is judged by
     /// progress, not by being behind.)
@@ -307,9 +315,13 @@ proptest! {
         nodes in 2usize..5,
         seed in any::<u64>(),
         max_read in 1usize..600,
+        plumtree in any::<bool>(),
     ) {
         const MESSAGES: usize = 800; // 83 KB: 8 s on the first link alone
-        let mut config = overloaded(seed, max_read);
+        let mut config = match plumtree {
+            true => overloaded_plumtree(seed, max_read),
+            false => overloaded(seed, max_read),
+        };
         config.bandwidth = Some(10_000);
         config.node.peer_queue_bytes = 400 * FRAME_CHARGE;
         config.node.total_queue_bytes = 16 * 400 * FRAME_CHARGE;
