@@ -236,9 +236,8 @@ proptest! {
     #![proptest_config(cases(64))]
 
     /// In a line (flood or plumtree), one node stops (as by SIGSTOP) while the first
-    /// publishes at full speed:
-    /// only the links to the stopped node are cut, and every node on the publisher's
-    /// side of it gets every message. Its neighbour towards the publisher waits on it,
+    /// publishes at full speed: only the links to the stopped node are cut, and every
+    /// node on the publisher's side of it gets every message. Its neighbour towards the publisher waits on it,
     /// then cuts it; the nodes further back wait on their neighbours in turn, but those
     /// keep taking bytes until the cut frees them, so none of them is cut.
     #[test]
