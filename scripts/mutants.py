@@ -216,8 +216,8 @@ MUTANTS = {
     ),
     "plumtree-graft-sends-nothing": (
         "core/src/node/plumtree.rs",
-        "let cached = wanted.and_then(|(id, _)| plumtree.cache.get(&id));",
-        "let cached = wanted.and_then(|(id, _)| plumtree.cache.get(&id)).filter(|_| false);",
+        "self.plumtree.as_ref().and_then(|p| p.cache.get(id)) else {",
+        "self.plumtree.as_ref().and_then(|p| p.cache.get(id)).filter(|_| false) else {",
         "plumtree_repairs_what_cut_links_lost",
     ),
     "plumtree-never-prunes": (
