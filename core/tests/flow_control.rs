@@ -118,6 +118,20 @@ fn run_within_budgets(
     Ok(())
 }
 
+/// Fails unless every message reached every node exactly once, nobody was cut, nothing
+/// was shed, and no node is still congested.
+fn nothing_lost_shed_or_cut(sim: &Simulation) -> Result<(), TestCaseError> {
+    let report = sim.report();
+    prop_assert_eq!(report.disconnects, 0);
+    prop_assert!(report.all_delivered_exactly_once());
+    for i in 0..sim.len() {
+        let stats = sim.node(i).unwrap().stats();
+        prop_assert_eq!(stats.frames_shed, 0);
+        prop_assert!(!stats.congested);
+    }
+    Ok(())
+}
+
 /// How many peers each node of `topology` has.
 fn degrees(topology: &Topology) -> Vec<usize> {
     let mut degree = vec![0usize; topology.nodes()];
@@ -143,24 +157,12 @@ proptest! {
         publishers in prop::collection::vec(any::<prop::sample::Index>(), 1..4),
         messages in 10usize..60,
     ) {
-        let nodes = topology.nodes();
         let degree = degrees(&topology);
         let mut sim = Simulation::new(topology, overloaded(seed, max_read));
         publish_from(&mut sim, &publishers, messages);
         run_within_budgets(&mut sim, &degree, max_read)?;
-        let report = sim.report();
-        prop_assert_eq!(report.disconnects, 0);
-        prop_assert!(report.all_delivered_exactly_once());
-        for i in 0..nodes {
-            let stats = sim.node(i).unwrap().stats();
-            prop_assert_eq!(stats.frames_shed, 0);
-            prop_assert!(!stats.congested);
-        }
+        nothing_lost_shed_or_cut(&sim)?;
     }
-}
-
-proptest! {
-    #![proptest_config(cases(64))]
 
     /// The same with plumtree between the nodes (some nodes plain, so both kinds of
     /// link and the framing between them are under pressure): the tree forms, lazy
@@ -184,14 +186,7 @@ proptest! {
         // More messages than the flood case: the queues are larger.
         publish_from(&mut sim, &publishers, messages);
         run_within_budgets(&mut sim, &degree, max_read)?;
-        let report = sim.report();
-        prop_assert_eq!(report.disconnects, 0);
-        prop_assert!(report.all_delivered_exactly_once());
-        for i in 0..nodes {
-            let stats = sim.node(i).unwrap().stats();
-            prop_assert_eq!(stats.frames_shed, 0);
-            prop_assert!(!stats.congested);
-        }
+        nothing_lost_shed_or_cut(&sim)?;
     }
 
     /// With plumtree, links cut while full queues drain, and back 300 ms later: what
