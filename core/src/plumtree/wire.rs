@@ -169,12 +169,16 @@ impl IHaveEntries {
 
     /// Each entry: a short id and the round the sender got the message at.
     pub fn iter(&self) -> impl Iterator<Item = (ShortId, u16)> + '_ {
-        self.0.chunks_exact(IHAVE_ENTRY).filter_map(|entry| {
-            let (id, round) = entry.split_first_chunk::<SHORT_ID_LEN>()?;
-            let round = round.first_chunk::<2>()?;
-            Some((*id, u16::from_be_bytes(*round)))
-        })
+        self.0.chunks_exact(IHAVE_ENTRY).filter_map(entry)
     }
+}
+
+/// A short id and a round (an IHave entry, or what a Graft wants), from the first
+/// [`IHAVE_ENTRY`] bytes of `bytes`; `None` if there are fewer.
+fn entry(bytes: &[u8]) -> Option<(ShortId, u16)> {
+    let (id, round) = bytes.split_first_chunk::<SHORT_ID_LEN>()?;
+    let round = round.first_chunk::<2>()?;
+    Some((*id, u16::from_be_bytes(*round)))
 }
 
 /// A frame that breaks the plumtree format.
@@ -195,15 +199,9 @@ impl Frame {
     /// Parses a frame's payload; a Gossip frame's message is a slice of `payload`.
     pub fn parse(payload: &Bytes) -> Result<Frame, WireError> {
         let (&kind, body) = payload.split_first().ok_or(WireError::UnknownType)?;
-        let round_at = |at: usize| u16::from_be_bytes([body[at], body[at + 1]]);
-        let id_at = |at: usize| {
-            let mut id = [0; SHORT_ID_LEN];
-            id.copy_from_slice(&body[at..at + SHORT_ID_LEN]);
-            id
-        };
         match kind {
             GOSSIP if body.len() >= 2 => Ok(Frame::Gossip {
-                round: round_at(0),
+                round: u16::from_be_bytes([body[0], body[1]]),
                 message: payload.slice(GOSSIP_OVERHEAD..),
             }),
             IHAVE
@@ -214,7 +212,7 @@ impl Frame {
                 Ok(Frame::IHave(IHaveEntries(payload.slice(1..))))
             }
             GRAFT if body.len() == IHAVE_ENTRY => Ok(Frame::Graft {
-                wanted: Some((id_at(0), round_at(SHORT_ID_LEN))),
+                wanted: entry(body),
             }),
             GRAFT if body.is_empty() => Ok(Frame::Graft { wanted: None }),
             PRUNE if body.is_empty() => Ok(Frame::Prune),
