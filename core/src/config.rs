@@ -91,9 +91,10 @@ pub struct Config {
     /// delivered again and flooded again (the flood dies out at nodes that still
     /// remember it).
     pub seen_retention: Duration,
-    /// Bytes that may be queued for one peer (sent but not yet reported flushed) before
-    /// it is *full*. Each frame counts its wire length plus [`QUEUED_FRAME_OVERHEAD`], so
-    /// tiny messages cannot queue many times the budget in bookkeeping. What happens to
+    /// Bytes that may be queued for one peer (sent but not yet reported flushed). Each
+    /// frame counts its wire length plus [`QUEUED_FRAME_OVERHEAD`], so tiny messages
+    /// cannot queue many times the budget in bookkeeping. A peer is *full* when the
+    /// next message would pass its budget. What happens to
     /// a full peer's messages is [`overload`](Self::overload)'s choice: by default the
     /// node reads more slowly (nothing is lost); with [`Overload::Shed`] a message that
     /// does not fit is dropped for that peer and counted in
@@ -123,11 +124,11 @@ pub struct Config {
     /// until it takes something again. Default 16 MiB.
     pub delivery_queue_bytes: usize,
     /// With [`Overload::PauseReading`]: how long the node stays full with none of its
-    /// full queues taking a byte before it reads again anyway, letting each queue grow
-    /// to twice its budget (the total too). In a network with cycles, nodes can wait on
-    /// each other in a ring, each with a full queue towards the next; a node that
-    /// absorbs one more budget lets the queue towards it drain, and the ring turns (see
-    /// the README). Default 200 ms: far longer than a queue that moves at all waits for
+    /// full queues taking a byte before it takes new messages again anyway, letting
+    /// peer queues grow past their budgets until the total is full. In a network with
+    /// cycles, nodes can wait on each other in a ring, each with a full queue towards
+    /// the next; a node that absorbs more lets the queue towards it drain, and the ring
+    /// turns (see the README). Default 200 ms: far longer than a queue that moves at all waits for
     /// a write, far shorter than [`slow_peer_timeout`](Self::slow_peer_timeout).
     pub stall_escape: Duration,
 }
@@ -175,10 +176,10 @@ pub enum Overload {
     /// The node keeps reading from a peer whose own queue is the only full one (a
     /// message from it never goes back to it), so two nodes never wait on each other
     /// over one link, and on a network without cycles a chain of waiting nodes always
-    /// ends at one that reads: flow control alone cannot deadlock a tree. A queue may
-    /// pass its budget by what the caller had already read when the node paused, and
-    /// twice by that after a stall in a cycle (see [`Config::stall_escape`] and the
-    /// README).
+    /// ends at one that reads: flow control alone cannot deadlock a tree. A message is
+    /// taken only if it fits every queue it goes to, so queues never pass their budgets
+    /// (but for a message larger than half a budget, and peer queues after a stall in
+    /// a cycle: see [`Config::stall_escape`] and the README).
     #[default]
     PauseReading,
     /// Freshness over completeness: keep reading at full speed, and drop for a peer

@@ -813,6 +813,117 @@ fn a_full_node_holds_new_messages_takes_duplicates_and_loses_nothing() {
     assert_eq!(node.stats().messages_delivered, 4);
 }
 
+/// Budgets of two and a half frames: a queue with two frames is under its budget, and
+/// a third would pass it.
+fn two_and_a_half(budget: usize) -> usize {
+    2 * budget + budget / 2
+}
+
+#[test]
+fn one_read_fills_queues_up_to_their_budget_and_not_a_byte_past_it() {
+    let config = Config {
+        peer_queue_bytes: two_and_a_half(FRAME_CHARGE),
+        ..pausing(Duration::from_secs(5))
+    };
+    let (mut node, t0) = node_with(config, &[A, B, C]);
+    let mut read = Vec::new();
+    for n in 1..=5 {
+        read.extend(encode(&[n; 10]));
+    }
+    node.handle_received(t0, A, &read);
+    // Two frames each for B and C; the third would pass their budgets: held, A paused.
+    let out = actions(&mut node);
+    assert_eq!(deliveries(&out).len(), 2);
+    assert_eq!(sends(&out), [B, C]);
+    assert_eq!(reading_changes(&out), [(A, false)]);
+    for peer in [B, C] {
+        assert_eq!(
+            node.peer_stats(peer).unwrap().queued_bytes,
+            2 * FRAME_CHARGE
+        );
+    }
+    assert!(node.stats().congested && !node.can_publish());
+    // B drains; C has no room yet: still held, and A is not resumed meanwhile.
+    node.handle_flushed(t0, B, 2 * 14);
+    assert!(actions(&mut node).is_empty());
+    // C drains too: two more messages go, the last is held, A stays paused.
+    node.handle_flushed(t0, C, 2 * 14);
+    let out = actions(&mut node);
+    let (three, four) = (Bytes::from(vec![3; 10]), Bytes::from(vec![4; 10]));
+    assert_eq!(deliveries(&out), [(three, A), (four, A)]);
+    assert_eq!(reading_changes(&out), []);
+    for peer in [B, C] {
+        assert_eq!(
+            node.peer_stats(peer).unwrap().queued_bytes,
+            2 * FRAME_CHARGE
+        );
+    }
+    // They drain again: the last goes, and A is read again.
+    node.handle_flushed(t0, B, 1 << 20);
+    node.handle_flushed(t0, C, 1 << 20);
+    let out = actions(&mut node);
+    assert_eq!(deliveries(&out).len(), 1);
+    assert_eq!(reading_changes(&out), [(A, true)]);
+    assert_eq!(node.stats().messages_delivered, 5);
+    assert_eq!(node.stats().frames_shed, 0);
+}
+
+#[test]
+fn the_total_and_the_delivery_queue_are_never_passed_either() {
+    // The total: each message is charged twice (B and C); a third would make six
+    // charges of five.
+    let config = Config {
+        peer_queue_bytes: 100 * FRAME_CHARGE,
+        total_queue_bytes: 5 * FRAME_CHARGE,
+        ..pausing(Duration::from_secs(5))
+    };
+    let (mut node, t0) = node_with(config, &[A, B, C]);
+    for n in 1..=3 {
+        node.handle_received(t0, A, &encode(&[n; 10]));
+    }
+    assert_eq!(reading_changes(&actions(&mut node)), [(A, false)]);
+    assert_eq!(node.stats().queued_bytes, 4 * FRAME_CHARGE);
+    // The application: room for two and a half deliveries.
+    let delivery = 10 + QUEUED_FRAME_OVERHEAD;
+    let config = Config {
+        delivery_queue_bytes: two_and_a_half(delivery),
+        ..pausing(Duration::from_secs(5))
+    };
+    let (mut node, t0) = node_with(config, &[A, B]);
+    for n in 1..=3 {
+        node.handle_received(t0, A, &encode(&[n; 10]));
+        node.handle_flushed(t0, B, 1 << 20);
+    }
+    let out = actions(&mut node);
+    assert_eq!(deliveries(&out).len(), 2);
+    assert_eq!(reading_changes(&out), [(A, false)]);
+    assert_eq!(node.stats().delivery_queued_bytes, 2 * delivery);
+    node.handle_delivered(t0, 1, 10);
+    assert_eq!(deliveries(&actions(&mut node)).len(), 1);
+}
+
+#[test]
+fn a_publish_that_would_pass_a_budget_is_refused_and_waits_for_the_drain() {
+    let config = Config {
+        peer_queue_bytes: two_and_a_half(FRAME_CHARGE),
+        ..pausing(Duration::from_secs(5))
+    };
+    let (mut node, t0) = node_with(config, &[A]);
+    for n in 1..=2 {
+        assert!(node.publish(t0, vec![n; 10]).is_ok());
+    }
+    // Not full yet (two frames are under the budget), but a third does not fit.
+    assert!(node.can_publish());
+    assert_eq!(node.publish(t0, vec![3; 10]), Err(PublishError::Congested));
+    assert_eq!(node.peer_stats(A).unwrap().queued_bytes, 2 * FRAME_CHARGE);
+    // Refused once, then the node says so until A has drained to half.
+    assert!(!node.can_publish());
+    assert_eq!(node.stats().publishes_refused, 1);
+    node.handle_flushed(t0, A, 14);
+    assert!(node.can_publish());
+    assert!(node.publish(t0, vec![3; 10]).is_ok());
+}
+
 #[test]
 fn the_one_full_peer_is_still_read_so_two_nodes_never_wait_on_each_other() {
     let (mut node, t0) = node_with(pausing(Duration::from_secs(5)), &[A, B]);

@@ -158,8 +158,8 @@ fn one_connection_per_node() {
     assert!(!node.is_connected(PeerId(7)) && node.is_connected(PeerId(6)));
 }
 
-/// A peer that grafts without reading gets messages until its queue is full, and no
-/// more: grafts cannot grow a queue without bound. What it grafted meanwhile waits as
+/// A peer that grafts without reading gets messages while they fit its queue, and no
+/// more: grafts cannot grow a queue past its budget. What it grafted meanwhile waits as
 /// ids and goes as it reads, however slowly, so it gets every message; a peer that
 /// grafts ever more without reading has the ones past `MAX_DEFERRED_GRAFTS` refused.
 #[test]
@@ -186,13 +186,15 @@ fn grafts_from_a_peer_that_does_not_read_stop_at_its_budget_and_go_as_it_reads()
         node.handle_received(t0, greedy, &graft);
     }
     let stats = node.stats();
-    // Full at its budget; the graft that filled it is the last answered.
-    assert!(stats.queued_bytes <= 41 * frame, "{stats:?}");
+    // The announcement of the 100 cached ids on connecting (1,869 bytes charged) and 38
+    // messages fill its budget; a 39th would pass it.
+    assert!(stats.queued_bytes <= 40 * frame, "{stats:?}");
+    assert!(stats.queued_bytes + frame > 40 * frame, "{stats:?}");
     let answered = 100 - stats.grafts_deferred as usize;
-    assert!((39..=41).contains(&answered), "{stats:?}");
+    assert_eq!(answered, 38, "{stats:?}");
     assert_eq!(stats.grafts_refused, 0);
     // It reads, a little at a time: every grafted message reaches it, in order, and its
-    // queue never passes the budget by more than the frame that filled it.
+    // queue never passes the budget.
     let mut got: Vec<u8> = Vec::new();
     for _ in 0..1000 {
         for action in node.drain_actions() {
@@ -205,7 +207,7 @@ fn grafts_from_a_peer_that_does_not_read_stop_at_its_budget_and_go_as_it_reads()
             break;
         }
         node.handle_flushed(t0, greedy, 10 * frame);
-        assert!(node.stats().queued_bytes <= 41 * frame);
+        assert!(node.stats().queued_bytes <= 40 * frame);
     }
     assert_eq!(got, (0..100u8).collect::<Vec<_>>());
     // Ever more grafts while it does not read: the waiting ids stop at their bound.

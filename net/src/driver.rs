@@ -312,7 +312,17 @@ impl<R: Runtime> Driver<R> {
             let Some((payload, reply)) = self.waiting.pop_front() else {
                 break;
             };
-            let _ = reply.try_send(self.engine.publish(Instant::now(), payload));
+            // Taken unless it does not fit the queues: then it waits, first in line,
+            // until they have drained (the core is congested meanwhile).
+            match self.engine.publish(Instant::now(), payload.clone()) {
+                Err(PublishError::Congested) => {
+                    self.waiting.push_front((payload, reply));
+                    break;
+                }
+                outcome => {
+                    let _ = reply.try_send(outcome);
+                }
+            }
         }
         let settled: Vec<_> = self.engine.drain_settled().collect();
         for (peer, addr, plumtree) in settled {

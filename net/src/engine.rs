@@ -598,10 +598,18 @@ mod tests {
         let late = Bytes::from(encode(&[4; 100]));
         engine.handle_socket(now, SocketEvent::Received(PeerId(0), late));
         assert_eq!(granted(0), READ_AHEAD + 1);
-        // The queues drain: reading resumes, topped up to the read-ahead again.
-        for peer in [1, 2] {
-            engine.handle_socket(now, SocketEvent::Flushed(PeerId(peer), 1 << 20));
-        }
+        // The queues drain: the held message goes and fills them again, so the late one
+        // is held in turn. They drain again: reading resumes, topped up to the
+        // read-ahead again.
+        let drain = |engine: &mut Engine<Recorder>| {
+            for peer in [1, 2] {
+                engine.handle_socket(now, SocketEvent::Flushed(PeerId(peer), 1 << 20));
+            }
+        };
+        drain(&mut engine);
+        assert!(!engine.node.is_reading(PeerId(0)));
+        assert_eq!(granted(0), READ_AHEAD + 1, "no read granted in between");
+        drain(&mut engine);
         assert!(engine.node.is_reading(PeerId(0)));
         assert_eq!(granted(0), READ_AHEAD + 1 + READ_AHEAD);
         assert_eq!(std::iter::from_fn(|| engine.next_delivery()).count(), 4);

@@ -92,9 +92,13 @@ impl Node {
             }
             *eager = is_new;
         }
+        // A Prune only saves bytes later: none is queued where there is no room.
         for _ in 0..prunes {
-            self.stats.prunes_sent += 1;
-            self.queue_control(now, peer, wire::prune());
+            let prune = wire::prune();
+            if self.control_fits(peer, prune.len()) {
+                self.stats.prunes_sent += 1;
+                self.queue_control(now, peer, prune);
+            }
         }
     }
 

@@ -4,6 +4,7 @@ mod admission;
 pub mod eviction;
 mod flow;
 mod gossip_batch;
+mod headroom;
 mod pacer;
 mod peer;
 mod plumtree;
@@ -154,9 +155,10 @@ pub enum PublishError {
         /// The configured maximum.
         max: usize,
     },
-    /// The node is full ([`Overload::PauseReading`]): it takes no new message until its
-    /// queues drain. Publish again once [`Node::can_publish`] says so; an adapter holds
-    /// the payload and does that for you.
+    /// The message does not fit the queues ([`Overload::PauseReading`]): the node is
+    /// full, or would be past a budget with it. It takes no new message until its
+    /// queues drain. Publish again once [`Node::can_publish`] says so (it says `false`
+    /// from now until then); an adapter holds the payload and does that for you.
     #[error("the node's queues are full; publish again once they drain")]
     Congested,
 }
@@ -422,7 +424,11 @@ impl Node {
             self.take_duplicates(now, peer);
             return;
         }
-        self.take_held(now, peer);
+        if !self.take_held(now, peer) {
+            self.sync_reading(now, peer);
+            return;
+        }
+        let mut headroom = self.headroom(Some(peer));
         let mut batch = std::mem::take(&mut self.batch);
         let mut run = std::mem::take(&mut self.run);
         let first_action = self.actions.len();
@@ -436,8 +442,15 @@ impl Node {
                 break;
             };
             let mut error = None;
+            // A frame that may not fit the queues it would go to (the room is counted as
+            // if every frame were new): handled on its own after the batch.
+            let mut doubtful = None;
             while batch.len() < BATCH {
                 match state.decoder.next_frame() {
+                    Ok(Some(payload)) if headroom.take(payload.len()).is_err() => {
+                        doubtful = Some(payload);
+                        break;
+                    }
                     Ok(Some(payload)) => batch.push((MessageId::of(&payload), payload)),
                     Ok(None) => break,
                     Err(frame_error) => {
@@ -446,7 +459,7 @@ impl Node {
                     }
                 }
             }
-            let more = batch.len() == BATCH;
+            let more = batch.len() == BATCH || doubtful.is_some();
             self.stats.frames_in += batch.len() as u64;
             let mut new = [false; BATCH];
             let ids = batch.iter().map(|(id, _)| id);
@@ -487,6 +500,18 @@ impl Node {
             if let Some(batch) = for_plumtree.as_mut() {
                 self.send_on_to_plumtree(now, peer, batch);
             }
+            if let Some(payload) = doubtful {
+                self.forward_run(now, peer, &read, &mut run);
+                self.stats.frames_in += 1;
+                if let Some(state) = self.peers.get_mut(peer) {
+                    state.counters.frames_in += 1;
+                }
+                let id = MessageId::of(&payload);
+                if self.take_or_hold(now, peer, (id, payload), 0).is_none() {
+                    break;
+                }
+                headroom = self.headroom(Some(peer));
+            }
             if let Some(error) = error {
                 self.forward_run(now, peer, &read, &mut run);
                 self.stats.protocol_errors += 1;
@@ -503,6 +528,7 @@ impl Node {
         }
         self.batch = batch;
         self.run = run;
+        self.sync_reading(now, peer);
         if read.too_big_for(kept) {
             self.stats.payloads_copied +=
                 read_buffer::copy_out(&mut self.actions, first_action, &read);
@@ -560,21 +586,47 @@ impl Node {
         self.settle(now);
     }
 
-    /// A message held from `peer` is taken now: new unless a copy came another way
-    /// while it waited.
-    /// Takes the message held from `peer`, if any, now that the node can: it came
-    /// before everything buffered after it. Reading resumes.
-    fn take_held(&mut self, now: Instant, peer: PeerId) {
+    /// Takes the message held from `peer`, if any, now that the node takes new messages
+    /// from it: it came before everything buffered after it, and is new unless a copy
+    /// came another way while it waited. If it still does not fit the queues it goes
+    /// to, it stays held and the queue it does not fit is marked full. Returns whether
+    /// nothing is held from `peer` now.
+    fn take_held(&mut self, now: Instant, peer: PeerId) -> bool {
         let Some(state) = self.peers.get_mut(peer) else {
-            return;
+            return false;
         };
         let Some((id, payload)) = state.held.take() else {
-            return;
+            return true;
         };
         // 0 for a plain peer: it is never set.
         let round = state.held_round;
-        self.sync_reading(now, peer);
-        self.take_new(now, peer, id, payload, round);
+        self.take_or_hold(now, peer, (id, payload), round).is_some()
+    }
+
+    /// A message from `peer` (received at plumtree `round`, 0 from a plain peer), which
+    /// the node takes new messages from: dropped if a duplicate, taken if new and it
+    /// fits the queues it goes to; otherwise held (reading pauses), and the queue it
+    /// does not fit marked full. Returns whether it was new, `None` if it is held. The
+    /// caller tells the adapter whether to read the peer (`sync_reading`) once done
+    /// with it, so a message taken and the next one held do not resume and pause it.
+    fn take_or_hold(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        (id, payload): (MessageId, Bytes),
+        round: u16,
+    ) -> Option<bool> {
+        if !self.seen.contains(&id) {
+            if let Err(binding) = self.headroom(Some(peer)).take(payload.len()) {
+                self.mark_full(now, binding);
+                if let Some(state) = self.peers.get_mut(peer) {
+                    state.held = Some((id, payload));
+                    state.held_round = round;
+                }
+                return None;
+            }
+        }
+        Some(self.take_new(now, peer, id, payload, round))
     }
 
     /// Returns whether it was new.
@@ -687,7 +739,12 @@ impl Node {
                 max,
             });
         }
-        if !self.can_publish() {
+        let fits = self.headroom(None).take(payload.len());
+        if !self.can_publish() || fits.is_err() {
+            if let Err(binding) = fits {
+                self.mark_full(now, binding);
+                self.settle(now);
+            }
             self.stats.publishes_refused += 1;
             return Err(PublishError::Congested);
         }
@@ -702,8 +759,12 @@ impl Node {
         Ok(PublishOutcome::Sent { id, peers })
     }
 
-    /// Whether [`publish`](Self::publish) takes a new message now: always with
-    /// [`Overload::Shed`]; with [`Overload::PauseReading`], while no queue is full.
+    /// Whether [`publish`](Self::publish) may take a new message now: always with
+    /// [`Overload::Shed`]; with [`Overload::PauseReading`], while no queue is full. A
+    /// message that would still pass a budget is refused with
+    /// [`PublishError::Congested`] all the same, and from then on this says `false`
+    /// until the queue it did not fit has drained to half: wait for that, then publish
+    /// it again.
     pub fn can_publish(&self) -> bool {
         self.config.overload == Overload::Shed || !self.flow.congested()
     }
@@ -1034,6 +1095,18 @@ impl Node {
                     .is_some_and(|state| state.held.is_none())
                 {
                     self.resume_cursor = Some(peer);
+                }
+            }
+            // Grafted messages that did not fit the total may fit now.
+            if self.plumtree.is_some() {
+                let grafted: Vec<PeerId> = self
+                    .peers
+                    .iter()
+                    .filter(|(_, state)| !state.deferred_grafts.is_empty() && !state.is_full())
+                    .map(|(peer, _)| peer)
+                    .collect();
+                for peer in grafted {
+                    self.answer_deferred_grafts(now, peer);
                 }
             }
         }

@@ -153,7 +153,8 @@ impl Node {
 
     /// The loop of `decode_plumtree`, gathering Gossip frames in `batch`. Whether the
     /// node can take new messages from the peer changes only when queues do, so it holds
-    /// for the whole of a batch.
+    /// for the whole of a batch; while the queues have room for the batch (counted as if
+    /// every frame were new). A frame that may not fit is handled on its own.
     fn decode_plumtree_frames(
         &mut self,
         now: Instant,
@@ -161,6 +162,7 @@ impl Node {
         batch: &mut Vec<Received>,
     ) -> Result<(), DisconnectReason> {
         let overload = self.config.overload;
+        let mut headroom = None;
         let result = loop {
             let Some(state) = self.peers.get_mut(peer) else {
                 break Ok(());
@@ -178,7 +180,13 @@ impl Node {
                 Ok(Frame::Gossip { message, .. }) if message.len() > self.config.max_frame_len => {
                     Err(WireError::TooLarge)
                 }
-                Ok(Frame::Gossip { round, message }) if takeable => {
+                Ok(Frame::Gossip { round, message })
+                    if takeable
+                        && headroom
+                            .get_or_insert_with(|| self.headroom(Some(peer)))
+                            .take(message.len())
+                            .is_ok() =>
+                {
                     let id = MessageId::of(&message);
                     batch.push(Received { id, round, message });
                     if batch.len() == BATCH {
@@ -186,8 +194,14 @@ impl Node {
                     }
                     Ok(())
                 }
-                Ok(Frame::Gossip { round, message }) => self.on_gossip(now, peer, round, message),
+                Ok(Frame::Gossip { round, message }) => {
+                    self.take_gossip(now, peer, batch);
+                    headroom = None;
+                    self.on_gossip(now, peer, round, message)
+                }
                 Ok(control) => {
+                    // It may make a peer eager or lazy: the room is looked at anew.
+                    headroom = None;
                     self.take_gossip(now, peer, batch);
                     self.stats.control_frames_in += 1;
                     self.on_control(now, peer, control);
@@ -230,8 +244,9 @@ impl Node {
             state.held_round = round;
             return Ok(());
         }
-        let new = self.take_new(now, peer, id, message, round);
-        self.place_sender_in_tree(now, peer, &[new]);
+        if let Some(new) = self.take_or_hold(now, peer, (id, message), round) {
+            self.place_sender_in_tree(now, peer, &[new]);
+        }
         Ok(())
     }
 
@@ -285,16 +300,18 @@ impl Node {
                 // gets every message it grafts: the message may be nowhere else (a node
                 // whose peers are all lazy announces what it publishes, and only it has
                 // it). What waits is an id, at most `MAX_DEFERRED_GRAFTS` per peer.
-                if state.is_full() {
+                let waiting = state.is_full() || !state.deferred_grafts.is_empty();
+                if waiting || !self.send_grafted(now, peer, &id) {
+                    let Some(state) = self.peers.get_mut(peer) else {
+                        return;
+                    };
                     if state.deferred_grafts.len() < MAX_DEFERRED_GRAFTS {
                         state.deferred_grafts.push_back(id);
                         self.stats.grafts_deferred += 1;
                     } else {
                         self.stats.grafts_refused += 1;
                     }
-                    return;
                 }
-                self.send_grafted(now, peer, &id);
             }
             Frame::Prune => {
                 if let Some(state) = self.peers.get_mut(peer) {
@@ -306,18 +323,25 @@ impl Node {
     }
 
     /// Sends `peer` the cached message of short id `id`, if it is still cached, one hop
-    /// further than this node got it.
-    fn send_grafted(&mut self, now: Instant, peer: PeerId, id: &ShortId) {
+    /// further than this node got it. Returns `false`, sending nothing, if it does not
+    /// fit the queues (the one it does not fit is marked full).
+    fn send_grafted(&mut self, now: Instant, peer: PeerId, id: &ShortId) -> bool {
         let Some((message, round)) = self.plumtree.as_ref().and_then(|p| p.cache.get(id)) else {
-            return;
+            return true;
         };
+        if let Err(binding) = self.grafted_fits(peer, message.len()) {
+            self.mark_full(now, binding);
+            return false;
+        }
         if let Some(head) = wire::gossip_head(message.len(), round.saturating_add(1)) {
             self.queue(now, peer, Frames::with_head(&head, message));
         }
+        true
     }
 
     /// Answers the grafts `peer` sent while its queue was full, oldest first, for as
-    /// long as its queue is not full. Called when its queue has drained.
+    /// long as its queue is not full and they fit. Called when its queue has drained,
+    /// or something else has.
     pub(super) fn answer_deferred_grafts(&mut self, now: Instant, peer: PeerId) {
         loop {
             let Some(state) = self.peers.get_mut(peer) else {
@@ -329,13 +353,22 @@ impl Node {
             let Some(id) = state.deferred_grafts.pop_front() else {
                 return;
             };
-            self.send_grafted(now, peer, &id);
+            if !self.send_grafted(now, peer, &id) {
+                if let Some(state) = self.peers.get_mut(peer) {
+                    state.deferred_grafts.push_front(id);
+                }
+                return;
+            }
         }
     }
 
     /// Tree optimisation: `better` (a lazy peer) becomes eager, and `old` (the eager
     /// peer the message came from, if a plumtree peer) lazy; both are told.
     fn swap_eager(&mut self, now: Instant, better: PeerId, old: Option<PeerId>) {
+        // An improvement can wait for the next IHave: none where there is no room.
+        if !self.control_fits(better, wire::graft(None).len()) {
+            return;
+        }
         let Some(state) = self.peers.get_mut(better) else {
             return;
         };
@@ -463,13 +496,20 @@ impl Node {
             if self.seen.contains(&from_short(graft.id)) {
                 continue;
             }
+            let wanted = wire::graft(Some((graft.id, graft.round)));
+            if !self.control_fits(graft.peer, wanted.len()) {
+                // Asked again later: the message may be nowhere else.
+                if let Some(plumtree) = self.plumtree.as_mut() {
+                    plumtree.missing.postpone(graft);
+                }
+                continue;
+            }
             let Some(state) = self.peers.get_mut(graft.peer) else {
                 continue;
             };
             set_eager(state, true);
             self.stats.grafts_sent += 1;
-            let wanted = Some((graft.id, graft.round));
-            self.queue_control(now, graft.peer, wire::graft(wanted));
+            self.queue_control(now, graft.peer, wanted);
         }
     }
 

@@ -144,6 +144,16 @@ impl Missing {
         grafts
     }
 
+    /// `graft`, just given by [`due`](Self::due), could not be sent (its peer's queue
+    /// had no room): the same announcer is asked again at the id's next deadline, before
+    /// any other, so waiting on a slow link never gives a message up.
+    pub fn postpone(&mut self, graft: Graft) {
+        if let Some(pending) = self.by_id.get_mut(&graft.id) {
+            pending.announcers.push_front((graft.peer, graft.round));
+            pending.announcers.truncate(MAX_ANNOUNCERS);
+        }
+    }
+
     /// When [`due`](Self::due) next has work.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.deadlines.first().map(|(at, _)| *at)
@@ -205,6 +215,20 @@ mod tests {
         assert_eq!(missing.len(), 1);
         assert!(missing.due(last + TIMEOUT, RETRY, TIMEOUT).is_empty());
         assert!(missing.is_empty());
+    }
+
+    #[test]
+    fn a_postponed_graft_asks_the_same_announcer_at_the_next_deadline() {
+        let t0 = Instant::now();
+        let mut missing = Missing::new(10);
+        let id = short_id(&MessageId::of(b"m"));
+        missing.announce(t0, id, PeerId(1), 3, TIMEOUT);
+        missing.announce(t0, id, PeerId(2), 4, TIMEOUT);
+        let first = missing.due(t0 + TIMEOUT, RETRY, TIMEOUT);
+        missing.postpone(first[0]);
+        assert_eq!(missing.due(t0 + TIMEOUT + RETRY, RETRY, TIMEOUT), first);
+        let next = missing.due(t0 + TIMEOUT + RETRY * 2, RETRY, TIMEOUT);
+        assert_eq!(next[0].peer, PeerId(2));
     }
 
     #[test]

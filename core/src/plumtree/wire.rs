@@ -233,13 +233,18 @@ pub fn gossip_head(len: usize, round: u16) -> Option<[u8; HEADER_LEN + GOSSIP_OV
     Some(head)
 }
 
+/// The wire length (length prefix included) of an IHave frame of `entries` entries.
+pub(crate) const fn ihave_wire_len(entries: usize) -> usize {
+    HEADER_LEN + 1 + entries * IHAVE_ENTRY
+}
+
 /// The wire bytes (length prefix included) of an IHave frame for `entries` (1 to
 /// [`MAX_IHAVE`]).
 pub fn ihave(entries: &[(ShortId, u16)]) -> Bytes {
     debug_assert!(!entries.is_empty() && entries.len() <= MAX_IHAVE);
-    let len = 1 + entries.len() * IHAVE_ENTRY;
-    let mut out = BytesMut::with_capacity(HEADER_LEN + len);
-    out.put_u32(len as u32);
+    let wire_len = ihave_wire_len(entries.len());
+    let mut out = BytesMut::with_capacity(wire_len);
+    out.put_u32((wire_len - HEADER_LEN) as u32);
     out.put_u8(IHAVE);
     for (id, round) in entries {
         out.put_slice(id);

@@ -491,9 +491,13 @@ impl Simulation {
                     break;
                 };
                 let now = self.instant();
-                if let Some(node) = self.nodes[index].node.as_mut() {
-                    // Checked against `max_frame_len` and `can_publish`: it is taken.
-                    let _ = node.publish(now, payload);
+                // Checked against `max_frame_len`: it is taken, unless it does not fit the
+                // queues; then it waits until they have drained (the node is congested).
+                let node = self.nodes[index].node.as_mut();
+                let outcome = node.map(|node| node.publish(now, payload.clone()));
+                if let Some(Err(PublishError::Congested)) = outcome {
+                    self.nodes[index].outbox.push_front((payload, track));
+                    break;
                 }
                 published = Some(track);
                 continue;

@@ -1,0 +1,429 @@
+//! Headroom: how many more bytes of new messages the queues a message goes to can take
+//! before one of them passes its budget.
+//!
+//! With [`Overload::PauseReading`](crate::Overload) a new message is taken only if it
+//! fits: in the queue of every peer that gets it (whole, or announced to a lazy
+//! plumtree peer: its IHave entry, counted with the announcements gathered for it and
+//! not sent yet), in the total over all peers, and in the application's delivery
+//! queue. A message that does not fit is held, and the queue it did not fit marked
+//! *full* (see `flow`), so reading pauses until that queue has drained to half its
+//! budget. Queues therefore never pass their budgets, but for plumtree's Graft and
+//! Prune frames and the announcements of the whole cache to a peer that connects:
+//! those are queued whatever the room (see the README).
+//!
+//! One exception keeps a message that can never fit from waiting forever: a queue at
+//! most half full takes one more message whatever its size. With the default budgets a
+//! largest message fits in half a budget anyway, so the exception only matters for
+//! frames larger than half a queue, or a total smaller than twice what one message to
+//! every peer is charged (more than 31 peers at 1 MiB per message by default); it
+//! passes a budget by less than one message. Marking a queue full only when it is more
+//! than half full is also what keeps the mark until the queue drains to half.
+
+use std::time::Instant;
+
+use super::peer::{Peer, Wire};
+use super::Node;
+use crate::frame::HEADER_LEN;
+use crate::plumtree::wire::{ihave_wire_len, GOSSIP_OVERHEAD};
+use crate::{Overload, PeerId, QUEUED_FRAME_OVERHEAD};
+
+/// The budget a message did not fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Binding {
+    /// This peer's own queue.
+    Peer(PeerId),
+    /// The total over all peers.
+    Total,
+    /// The application's delivery queue.
+    Application,
+}
+
+/// The smallest room among one kind of peer, and which peer has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Tightest {
+    room: usize,
+    peer: Option<PeerId>,
+}
+
+impl Tightest {
+    const NONE: Tightest = Tightest {
+        room: usize::MAX,
+        peer: None,
+    };
+
+    fn include(&mut self, peer: PeerId, room: usize) {
+        if room < self.room {
+            *self = Tightest {
+                room,
+                peer: Some(peer),
+            };
+        }
+    }
+}
+
+/// Room left for new messages, taken from message by message as they are admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Headroom {
+    /// Among plain peers that get the message (a frame: payload plus length prefix).
+    plain: Tightest,
+    /// Among eager plumtree peers (a Gossip frame: a few bytes more).
+    eager: Tightest,
+    /// Among lazy plumtree peers (an IHave entry, charged as if a frame of its own).
+    lazy: Tightest,
+    plain_peers: usize,
+    eager_peers: usize,
+    lazy_peers: usize,
+    total: usize,
+    application: usize,
+}
+
+/// What the budgets are, for [`Headroom::new`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Budgets {
+    pub(crate) peer: usize,
+    pub(crate) total: usize,
+    pub(crate) application: usize,
+    /// The largest payload a message may have.
+    pub(crate) max_payload: usize,
+}
+
+impl Headroom {
+    /// Room for everything: nothing is held back (shedding, which has its own rule).
+    pub(crate) const UNLIMITED: Headroom = Headroom {
+        plain: Tightest::NONE,
+        eager: Tightest::NONE,
+        lazy: Tightest::NONE,
+        plain_peers: 0,
+        eager_peers: 0,
+        lazy_peers: 0,
+        total: usize::MAX,
+        application: usize::MAX,
+    };
+
+    /// The room for a message from `except` (`None`: published here) given the peers,
+    /// the total queued and the application's queued deliveries (`None`: it gets none,
+    /// because it published the message or stalled). `peer_budgets`: whether each
+    /// peer's own budget counts (not while escaping a stall).
+    pub(crate) fn new<'a>(
+        budgets: Budgets,
+        peers: impl Iterator<Item = (PeerId, &'a Peer)>,
+        except: Option<PeerId>,
+        peer_budgets: bool,
+        (total_queued, application_queued): (usize, Option<usize>),
+    ) -> Self {
+        let mut headroom = Headroom {
+            application: application_queued.map_or(usize::MAX, |queued| {
+                room(
+                    queued,
+                    budgets.application,
+                    budgets.max_payload + QUEUED_FRAME_OVERHEAD,
+                )
+            }),
+            ..Headroom::UNLIMITED
+        };
+        let plain_largest = plain_charge(budgets.max_payload);
+        let eager_largest = plain_largest + GOSSIP_OVERHEAD;
+        // Announcements gathered and not queued yet.
+        let mut gathered = 0;
+        for (id, state) in peers {
+            if Some(id) == except {
+                continue;
+            }
+            let (tightest, largest, count) = match state.wire {
+                Wire::Plain => (
+                    &mut headroom.plain,
+                    plain_largest,
+                    &mut headroom.plain_peers,
+                ),
+                Wire::Plumtree { eager: true, .. } => (
+                    &mut headroom.eager,
+                    eager_largest,
+                    &mut headroom.eager_peers,
+                ),
+                Wire::Plumtree { eager: false, .. } => {
+                    (&mut headroom.lazy, ANNOUNCEMENT, &mut headroom.lazy_peers)
+                }
+            };
+            *count += 1;
+            let pending = gathered_for(state);
+            gathered += pending;
+            if peer_budgets {
+                let queued = state.queued_bytes + pending;
+                tightest.include(id, room(queued, budgets.peer, largest));
+            }
+        }
+        let largest = headroom.total_charge(budgets.max_payload);
+        headroom.total = room(total_queued + gathered, budgets.total, largest);
+        headroom
+    }
+
+    /// What a message of `payload_len` bytes is charged in all peers' queues together.
+    fn total_charge(&self, payload_len: usize) -> usize {
+        let plain = plain_charge(payload_len);
+        let eager = plain.saturating_add(GOSSIP_OVERHEAD);
+        [
+            (plain, self.plain_peers),
+            (eager, self.eager_peers),
+            (ANNOUNCEMENT, self.lazy_peers),
+        ]
+        .into_iter()
+        .fold(0, |sum: usize, (charge, peers)| {
+            sum.saturating_add(charge.saturating_mul(peers))
+        })
+    }
+
+    /// Takes room for a message of `payload_len` bytes if it fits every budget, and says
+    /// which one it does not fit otherwise (taking nothing).
+    pub(crate) fn take(&mut self, payload_len: usize) -> Result<(), Binding> {
+        let plain = plain_charge(payload_len);
+        let eager = plain.saturating_add(GOSSIP_OVERHEAD);
+        let total = self.total_charge(payload_len);
+        let application = payload_len.saturating_add(QUEUED_FRAME_OVERHEAD);
+        let kinds = [
+            (self.plain, plain),
+            (self.eager, eager),
+            (self.lazy, ANNOUNCEMENT),
+        ];
+        for (tightest, charge) in kinds {
+            if let (Some(peer), true) = (tightest.peer, charge > tightest.room) {
+                return Err(Binding::Peer(peer));
+            }
+        }
+        if total > self.total {
+            return Err(Binding::Total);
+        }
+        if application > self.application {
+            return Err(Binding::Application);
+        }
+        self.plain.room = self.plain.room.saturating_sub(plain);
+        self.eager.room = self.eager.room.saturating_sub(eager);
+        self.lazy.room = self.lazy.room.saturating_sub(ANNOUNCEMENT);
+        self.total = self.total.saturating_sub(total);
+        self.application = self.application.saturating_sub(application);
+        Ok(())
+    }
+}
+
+impl Node {
+    /// The room for new messages from `from` (`None`: published here, so not delivered
+    /// to the application).
+    pub(super) fn headroom(&self, from: Option<PeerId>) -> Headroom {
+        let delivered = from.is_some() && !self.application.stalled;
+        self.headroom_among(self.peers.iter(), from, delivered)
+    }
+
+    fn headroom_among<'a>(
+        &'a self,
+        peers: impl Iterator<Item = (PeerId, &'a Peer)>,
+        except: Option<PeerId>,
+        delivered: bool,
+    ) -> Headroom {
+        if self.config.overload == Overload::Shed {
+            return Headroom::UNLIMITED;
+        }
+        let config = &self.config;
+        let budgets = Budgets {
+            peer: config.peer_queue_bytes,
+            total: config.total_queue_bytes,
+            application: config.delivery_queue_bytes,
+            max_payload: config.max_frame_len,
+        };
+        let queued = (
+            self.queued_bytes,
+            delivered.then_some(self.application.queued),
+        );
+        let peer_budgets = !self.flow.escaping;
+        Headroom::new(budgets, peers, except, peer_budgets, queued)
+    }
+
+    /// Whether a control frame of `wire_len` bytes fits `peer`'s queue and the total.
+    pub(super) fn control_fits(&self, peer: PeerId, wire_len: usize) -> bool {
+        let charge = wire_len.saturating_add(QUEUED_FRAME_OVERHEAD);
+        self.fits_one(peer, charge).is_ok()
+    }
+
+    /// Whether a message of `payload_len` bytes grafted by `peer` (a Gossip frame to it
+    /// alone, whether it is eager or lazy by now) fits its queue and the total.
+    pub(super) fn grafted_fits(&self, peer: PeerId, payload_len: usize) -> Result<(), Binding> {
+        let charge = plain_charge(payload_len).saturating_add(GOSSIP_OVERHEAD);
+        self.fits_one(peer, charge)
+    }
+
+    /// Whether a frame charged `charge` fits `peer`'s queue and the total, by the same
+    /// rule as messages (always with shedding, which has its own).
+    fn fits_one(&self, peer: PeerId, charge: usize) -> Result<(), Binding> {
+        let Some(state) = self.peers.get(peer) else {
+            return Ok(());
+        };
+        if self.config.overload == Overload::Shed {
+            return Ok(());
+        }
+        let peer_budget = self.config.peer_queue_bytes;
+        let queued = state.queued_bytes + gathered_for(state);
+        if !self.flow.escaping && charge > room(queued, peer_budget, charge) {
+            return Err(Binding::Peer(peer));
+        }
+        let gathered: usize = self
+            .peers
+            .iter()
+            .map(|(_, state)| gathered_for(state))
+            .sum();
+        let total_queued = self.queued_bytes + gathered;
+        match charge > room(total_queued, self.config.total_queue_bytes, charge) {
+            true => Err(Binding::Total),
+            false => Ok(()),
+        }
+    }
+
+    /// Marks the queue a message did not fit full (it is more than half full: see
+    /// [`room`]), so that the node takes no new message that would go to it until it
+    /// has drained to half.
+    pub(super) fn mark_full(&mut self, now: Instant, binding: Binding) {
+        let since = match binding {
+            Binding::Peer(peer) => match self.peers.get_mut(peer) {
+                Some(state) => &mut state.full_since,
+                None => return,
+            },
+            Binding::Total => &mut self.flow.total_full_since,
+            Binding::Application => &mut self.application.full_since,
+        };
+        if since.is_some() {
+            return;
+        }
+        *since = Some(now);
+        match binding {
+            Binding::Peer(_) => self.flow.full_peers += 1,
+            Binding::Total => {}
+            Binding::Application => self.flow.application_full = true,
+        }
+        self.flow.dirty = true;
+    }
+}
+
+/// What the announcements gathered for `state`'s peer and not sent yet will be charged
+/// in its queue: one IHave frame.
+fn gathered_for(state: &Peer) -> usize {
+    match state.ihaves.len() {
+        0 => 0,
+        entries => ihave_wire_len(entries) + QUEUED_FRAME_OVERHEAD,
+    }
+}
+
+/// What announcing one message to a lazy peer is charged at most: an IHave frame of
+/// its own (in fact it mostly shares one with others).
+const ANNOUNCEMENT: usize = ihave_wire_len(1) + QUEUED_FRAME_OVERHEAD;
+
+/// What a plain frame of `payload_len` bytes is charged in a queue.
+fn plain_charge(payload_len: usize) -> usize {
+    payload_len
+        .saturating_add(HEADER_LEN)
+        .saturating_add(QUEUED_FRAME_OVERHEAD)
+}
+
+/// The room in a queue of `budget` with `queued` bytes in it: what is left under the
+/// budget; but at least `largest` (one message of any size) while it is at most half
+/// full, so that a message larger than the rest of the budget is not held for ever.
+fn room(queued: usize, budget: usize, largest: usize) -> usize {
+    let left = budget.saturating_sub(queued);
+    match queued <= budget / 2 {
+        true => left.max(largest),
+        false => left,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::Direction;
+
+    const CHARGE: usize = 100 + HEADER_LEN + QUEUED_FRAME_OVERHEAD;
+
+    fn budgets(peer: usize) -> Budgets {
+        Budgets {
+            peer,
+            total: usize::MAX,
+            application: usize::MAX,
+            max_payload: 100,
+        }
+    }
+
+    fn plain(queued: usize) -> Peer {
+        let mut peer = Peer::new(Instant::now(), Direction::Inbound, Wire::Plain, 100);
+        peer.queued_bytes = queued;
+        peer
+    }
+
+    #[test]
+    fn a_queue_takes_messages_up_to_its_budget_exactly() {
+        let peers = [(PeerId(1), plain(0)), (PeerId(2), plain(0))];
+        let iter = peers.iter().map(|(id, peer)| (*id, peer));
+        let empty = HEADER_LEN + QUEUED_FRAME_OVERHEAD;
+        let budget = 3 * CHARGE + empty;
+        let mut headroom = Headroom::new(budgets(budget), iter, None, true, (0, None));
+        for _ in 0..3 {
+            assert_eq!(headroom.take(100), Ok(()));
+        }
+        assert_eq!(headroom.take(100), Err(Binding::Peer(PeerId(1))));
+        assert_eq!(headroom.take(0), Ok(()), "a smaller one still fits");
+    }
+
+    #[test]
+    fn the_fullest_peer_binds_and_the_sender_is_left_out() {
+        let peers = [
+            (PeerId(1), plain(3 * CHARGE)),
+            (PeerId(2), plain(2 * CHARGE)),
+        ];
+        let headroom = |except| {
+            let iter = peers.iter().map(|(id, peer)| (*id, peer));
+            Headroom::new(budgets(3 * CHARGE), iter, except, true, (0, None))
+        };
+        assert_eq!(headroom(None).take(100), Err(Binding::Peer(PeerId(1))));
+        assert_eq!(headroom(Some(PeerId(1))).take(100), Ok(()));
+        let mut escaping = {
+            let iter = peers.iter().map(|(id, peer)| (*id, peer));
+            Headroom::new(budgets(3 * CHARGE), iter, None, false, (0, None))
+        };
+        assert_eq!(escaping.take(100), Ok(()), "only the total counts");
+    }
+
+    #[test]
+    fn the_total_is_charged_once_per_peer_and_the_application_once() {
+        let peers = [(PeerId(1), plain(0)), (PeerId(2), plain(0))];
+        let budgets = Budgets {
+            total: 5 * CHARGE,
+            application: 2 * (100 + QUEUED_FRAME_OVERHEAD),
+            ..budgets(usize::MAX)
+        };
+        let iter = peers.iter().map(|(id, peer)| (*id, peer));
+        let mut headroom = Headroom::new(budgets, iter, None, true, (0, Some(0)));
+        assert_eq!(headroom.take(100), Ok(()));
+        assert_eq!(headroom.take(100), Ok(()));
+        assert_eq!(headroom.take(100), Err(Binding::Total), "6 charges > 5");
+        let iter = peers.iter().map(|(id, peer)| (*id, peer));
+        let budgets = Budgets {
+            total: usize::MAX,
+            ..budgets
+        };
+        let mut headroom = Headroom::new(budgets, iter, None, true, (0, Some(0)));
+        assert_eq!(headroom.take(100), Ok(()));
+        assert_eq!(headroom.take(100), Ok(()));
+        assert_eq!(headroom.take(100), Err(Binding::Application));
+    }
+
+    #[test]
+    fn a_queue_at_most_half_full_takes_one_message_of_any_size() {
+        // A budget of one and a half largest frames: never two.
+        let budget = CHARGE * 3 / 2;
+        assert_eq!(room(0, budget, CHARGE), budget);
+        assert_eq!(
+            room(budget / 2, budget, CHARGE),
+            CHARGE,
+            "half full: one more"
+        );
+        assert_eq!(room(budget / 2 + 1, budget, CHARGE), budget / 2 - 1);
+        let big = 3 * CHARGE;
+        assert_eq!(room(budget / 2, budget, big), big, "larger than the budget");
+    }
+}
