@@ -196,16 +196,16 @@ MUTANTS = {
         "for chunk in cached.chunks(wire::MAX_IHAVE).take(0) {",
         "every_node_gets_every_message_through_churn",
     ),
-    "plumtree-grafts-unbounded": (
-        "core/src/node/plumtree.rs",
-        "                if state.is_full() {\n                    if state.deferred_grafts",
-        "                if false && state.is_full() {\n                    if state.deferred_grafts",
+    "plumtree-grafted-past-budget": (
+        "core/src/node/headroom.rs",
+        "let charge = plain_charge(payload_len).saturating_add(GOSSIP_OVERHEAD);",
+        "let charge = 0 * payload_len;",
         "grafts_from_a_peer_that_does_not_read_stop_at_its_budget_and_go_as_it_reads",
     ),
     "plumtree-deferred-grafts-dropped": (
-        "core/src/node/mod.rs",
-        "self.answer_deferred_grafts(now, peer);",
-        "let _ = peer;",
+        "core/src/node/plumtree.rs",
+        "let Some(id) = state.deferred_grafts.pop_front() else {",
+        "let Some(id) = state.deferred_grafts.pop_front().filter(|_| false) else {",
         "plumtree_repairs_through_full_queues",
     ),
     "plumtree-deferred-grafts-unbounded": (
@@ -255,6 +255,42 @@ MUTANTS = {
         "Some(seq) if seq >= self.first_buffer => seq,",
         "Some(seq) => seq,",
         "a_batch_larger_than_the_budget_keeps_its_newest_messages",
+    ),
+    "reads-pass-budget": (
+        "core/src/node/mod.rs",
+        "Ok(Some(payload)) if headroom.take(payload.len()).is_err() => {",
+        "Ok(Some(payload)) if false && headroom.take(payload.len()).is_err() => {",
+        "flow_control_loses_nothing_at_full_speed",
+    ),
+    "held-taken-past-budget": (
+        "core/src/node/mod.rs",
+        "if !self.seen.contains(&id) {",
+        "if false && !self.seen.contains(&id) {",
+        "one_read_fills_queues_up_to_their_budget_and_not_a_byte_past_it",
+    ),
+    "publish-past-budget": (
+        "core/src/node/mod.rs",
+        "if !self.can_publish() || fits.is_err() {",
+        "if !self.can_publish() {",
+        "a_publish_that_would_pass_a_budget_is_refused_and_waits_for_the_drain",
+    ),
+    "room-past-half-unlimited": (
+        "core/src/node/headroom.rs",
+        "match queued <= budget / 2 {",
+        "match true {",
+        "flow_control_loses_nothing_at_full_speed",
+    ),
+    "announcements-not-counted": (
+        "core/src/node/headroom.rs",
+        "entries => ihave_wire_len(entries) + QUEUED_FRAME_OVERHEAD,",
+        "entries => entries * 0,",
+        "plumtree_flow_control_loses_nothing_at_full_speed",
+    ),
+    "grafts-sent-without-room": (
+        "core/src/node/headroom.rs",
+        "self.fits_one(peer, charge).is_ok()",
+        "self.fits_one(peer, charge).is_ok() || true",
+        "plumtree_flow_control_loses_nothing_at_full_speed",
     ),
 }
 
