@@ -281,8 +281,8 @@ MUTANTS = {
         "flow_control_loses_nothing_at_full_speed",
     ),
     "announcements-not-counted": (
-        "core/src/node/headroom.rs",
-        "entries => ihave_wire_len(entries) + QUEUED_FRAME_OVERHEAD,",
+        "core/src/node/peer.rs",
+        "entries => crate::plumtree::wire::ihave_wire_len(entries) + QUEUED_FRAME_OVERHEAD,",
         "entries => entries * 0,",
         "plumtree_flow_control_loses_nothing_at_full_speed",
     ),

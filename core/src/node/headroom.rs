@@ -101,7 +101,8 @@ impl Headroom {
     };
 
     /// The room for a message from `except` (`None`: published here) given the peers,
-    /// the total queued and the application's queued deliveries (`None`: it gets none,
+    /// the total committed (queued, and announcements gathered) and the application's
+    /// queued deliveries (`None`: it gets none,
     /// because it published the message or stalled). `peer_budgets`: whether each
     /// peer's own budget counts (not while escaping a stall).
     pub(crate) fn new<'a>(
@@ -109,7 +110,7 @@ impl Headroom {
         peers: impl Iterator<Item = (PeerId, &'a Peer)>,
         except: Option<PeerId>,
         peer_budgets: bool,
-        (total_queued, application_queued): (usize, Option<usize>),
+        (total_committed, application_queued): (usize, Option<usize>),
     ) -> Self {
         let mut headroom = Headroom {
             application: application_queued.map_or(usize::MAX, |queued| {
@@ -123,8 +124,6 @@ impl Headroom {
         };
         let plain_largest = plain_charge(budgets.max_payload);
         let eager_largest = plain_largest + GOSSIP_OVERHEAD;
-        // Announcements gathered and not queued yet.
-        let mut gathered = 0;
         for (id, state) in peers {
             if Some(id) == except {
                 continue;
@@ -145,15 +144,13 @@ impl Headroom {
                 }
             };
             *count += 1;
-            let pending = gathered_for(state);
-            gathered += pending;
             if peer_budgets {
-                let queued = state.queued_bytes + pending;
-                tightest.include(id, room(queued, budgets.peer, largest));
+                let committed = state.committed_bytes();
+                tightest.include(id, room(committed, budgets.peer, largest));
             }
         }
         let largest = headroom.total_charge(budgets.max_payload);
-        headroom.total = room(total_queued + gathered, budgets.total, largest);
+        headroom.total = room(total_committed, budgets.total, largest);
         headroom
     }
 
@@ -228,10 +225,8 @@ impl Node {
             application: config.delivery_queue_bytes,
             max_payload: config.max_frame_len,
         };
-        let queued = (
-            self.queued_bytes,
-            delivered.then_some(self.application.queued),
-        );
+        let committed = self.committed_bytes();
+        let queued = (committed, delivered.then_some(self.application.queued));
         let peer_budgets = !self.flow.escaping;
         Headroom::new(budgets, peers, except, peer_budgets, queued)
     }
@@ -259,17 +254,12 @@ impl Node {
             return Ok(());
         }
         let peer_budget = self.config.peer_queue_bytes;
-        let queued = state.queued_bytes + gathered_for(state);
-        if !self.flow.escaping && charge > room(queued, peer_budget, charge) {
+        let committed = state.committed_bytes();
+        if !self.flow.escaping && charge > room(committed, peer_budget, charge) {
             return Err(Binding::Peer(peer));
         }
-        let gathered: usize = self
-            .peers
-            .iter()
-            .map(|(_, state)| gathered_for(state))
-            .sum();
-        let total_queued = self.queued_bytes + gathered;
-        match charge > room(total_queued, self.config.total_queue_bytes, charge) {
+        let total_budget = self.config.total_queue_bytes;
+        match charge > room(self.committed_bytes(), total_budget, charge) {
             true => Err(Binding::Total),
             false => Ok(()),
         }
@@ -300,12 +290,18 @@ impl Node {
     }
 }
 
-/// What the announcements gathered for `state`'s peer and not sent yet will be charged
-/// in its queue: one IHave frame.
-fn gathered_for(state: &Peer) -> usize {
-    match state.ihaves.len() {
-        0 => 0,
-        entries => ihave_wire_len(entries) + QUEUED_FRAME_OVERHEAD,
+impl Node {
+    /// All queues as the total budget counts them: what is queued, and the
+    /// announcements gathered for lazy peers.
+    pub(super) fn committed_bytes(&self) -> usize {
+        debug_assert_eq!(
+            self.gathered_bytes,
+            self.peers
+                .iter()
+                .map(|(_, s)| s.gathered_charge())
+                .sum::<usize>()
+        );
+        self.queued_bytes + self.gathered_bytes
     }
 }
 

@@ -95,6 +95,9 @@ pub struct Node {
     actions: VecDeque<Action>,
     stats: Stats,
     queued_bytes: usize,
+    /// What the announcements gathered for lazy plumtree peers, and not queued yet,
+    /// will be charged (the sum of their `Peer::gathered_charge`).
+    gathered_bytes: usize,
     flow: Flow,
     application: Application,
     /// Frames being handled, with their ids; kept to reuse its allocation.
@@ -175,6 +178,7 @@ impl Node {
             actions: VecDeque::new(),
             stats: Stats::default(),
             queued_bytes: 0,
+            gathered_bytes: 0,
             flow: Flow::default(),
             application: Application::default(),
             batch: Vec::with_capacity(BATCH),
@@ -1007,6 +1011,7 @@ impl Node {
             return false;
         };
         self.queued_bytes -= state.queued_bytes;
+        self.gathered_bytes -= state.gathered_charge();
         self.partial_bytes -= state.partial_bytes;
         if let (true, Some(plumtree)) = (state.is_plumtree(), self.plumtree.as_mut()) {
             plumtree.peers -= 1;
@@ -1042,7 +1047,7 @@ impl Node {
         if self.config.overload == Overload::PauseReading {
             let total = self.config.total_queue_bytes;
             let was = self.flow.total_full_since;
-            let since = flow::fullness(was, self.queued_bytes, total, now);
+            let since = flow::fullness(was, self.committed_bytes(), total, now);
             self.flow.dirty |= since.is_some() != was.is_some();
             self.flow.total_full_since = since;
         }
@@ -1169,7 +1174,9 @@ fn refresh_full(
 ) {
     let was_full = state.is_full();
     state.full_since = match overload {
-        Overload::PauseReading => flow::fullness(state.full_since, state.queued_bytes, budget, now),
+        Overload::PauseReading => {
+            flow::fullness(state.full_since, state.committed_bytes(), budget, now)
+        }
         // Full from a frame shed for it until it drains to half.
         Overload::Shed if shed_for_it => state.full_since.or(Some(now)),
         Overload::Shed => state.full_since.filter(|_| state.queued_bytes > budget / 2),

@@ -175,6 +175,21 @@ impl Peer {
         self.full_since.is_some()
     }
 
+    /// What the announcements gathered for this (lazy plumtree) peer and not sent yet
+    /// will be charged in its queue: one IHave frame.
+    pub(crate) fn gathered_charge(&self) -> usize {
+        match self.ihaves.len() {
+            0 => 0,
+            entries => crate::plumtree::wire::ihave_wire_len(entries) + QUEUED_FRAME_OVERHEAD,
+        }
+    }
+
+    /// Its queue as the budget counts it: what is queued, and the announcements gathered
+    /// for it.
+    pub(crate) fn committed_bytes(&self) -> usize {
+        self.queued_bytes + self.gathered_charge()
+    }
+
     /// Accounts a `Send` of `frames` frames, `wire_len` bytes in all, as queued for this
     /// peer at `now`; returns what it is charged.
     pub(crate) fn queue(&mut self, now: Instant, wire_len: usize, frames: usize) -> usize {

@@ -427,7 +427,9 @@ impl Node {
         else {
             return;
         };
+        let before = state.gathered_charge();
         state.ihaves.push((id, round));
+        self.gathered_bytes += state.gathered_charge() - before;
         let full = state.ihaves.len() >= wire::MAX_IHAVE;
         let interval = plumtree.config.ihave_interval;
         if plumtree.ihave_due.is_none() {
@@ -443,6 +445,7 @@ impl Node {
         let Some(state) = self.peers.get_mut(peer) else {
             return;
         };
+        self.gathered_bytes -= state.gathered_charge();
         let mut entries = std::mem::take(&mut state.ihaves);
         for chunk in entries.chunks(wire::MAX_IHAVE) {
             self.stats.ihave_ids_sent += chunk.len() as u64;
