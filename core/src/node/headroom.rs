@@ -7,9 +7,10 @@
 //! not sent yet), in the total over all peers, and in the application's delivery
 //! queue. A message that does not fit is held, and the queue it did not fit marked
 //! *full* (see `flow`), so reading pauses until that queue has drained to half its
-//! budget. Queues therefore never pass their budgets, but for plumtree's Graft and
-//! Prune frames and the announcements of the whole cache to a peer that connects:
-//! those are queued whatever the room (see the README).
+//! budget. Plumtree's Graft frames wait for room the same way, and a Prune is not sent
+//! without it. Queues therefore never pass their budgets, but for peer queues while
+//! the node escapes a stall (only the total counts then, see `flow`) and the
+//! announcement of the whole cache to a plumtree peer that connects (see the README).
 //!
 //! One exception keeps a message that can never fit from waiting forever: a queue at
 //! most half full takes one more message whatever its size. With the default budgets a
@@ -205,16 +206,6 @@ impl Node {
     /// The room for new messages from `from` (`None`: published here, so not delivered
     /// to the application).
     pub(super) fn headroom(&self, from: Option<PeerId>) -> Headroom {
-        let delivered = from.is_some() && !self.application.stalled;
-        self.headroom_among(self.peers.iter(), from, delivered)
-    }
-
-    fn headroom_among<'a>(
-        &'a self,
-        peers: impl Iterator<Item = (PeerId, &'a Peer)>,
-        except: Option<PeerId>,
-        delivered: bool,
-    ) -> Headroom {
         if self.config.overload == Overload::Shed {
             return Headroom::UNLIMITED;
         }
@@ -225,10 +216,24 @@ impl Node {
             application: config.delivery_queue_bytes,
             max_payload: config.max_frame_len,
         };
+        let delivered = from.is_some() && !self.application.stalled;
         let committed = self.committed_bytes();
         let queued = (committed, delivered.then_some(self.application.queued));
         let peer_budgets = !self.flow.escaping;
-        Headroom::new(budgets, peers, except, peer_budgets, queued)
+        Headroom::new(budgets, self.peers.iter(), from, peer_budgets, queued)
+    }
+
+    /// All queues as the total budget counts them: what is queued, and the
+    /// announcements gathered for lazy peers.
+    pub(super) fn committed_bytes(&self) -> usize {
+        debug_assert_eq!(
+            self.gathered_bytes,
+            self.peers
+                .iter()
+                .map(|(_, s)| s.gathered_charge())
+                .sum::<usize>()
+        );
+        self.queued_bytes + self.gathered_bytes
     }
 
     /// Whether a control frame of `wire_len` bytes fits `peer`'s queue and the total.
@@ -287,21 +292,6 @@ impl Node {
             Binding::Application => self.flow.application_full = true,
         }
         self.flow.dirty = true;
-    }
-}
-
-impl Node {
-    /// All queues as the total budget counts them: what is queued, and the
-    /// announcements gathered for lazy peers.
-    pub(super) fn committed_bytes(&self) -> usize {
-        debug_assert_eq!(
-            self.gathered_bytes,
-            self.peers
-                .iter()
-                .map(|(_, s)| s.gathered_charge())
-                .sum::<usize>()
-        );
-        self.queued_bytes + self.gathered_bytes
     }
 }
 
