@@ -292,6 +292,18 @@ MUTANTS = {
         "self.fits_one(peer, charge).is_ok() || true",
         "plumtree_flow_control_loses_nothing_at_full_speed",
     ),
+    "plumtree-no-repair-under-overload": (
+        "core/src/node/plumtree.rs",
+        "for chunk in cached.chunks(wire::MAX_IHAVE) {",
+        "for chunk in cached.chunks(wire::MAX_IHAVE).take(0) {",
+        "plumtree_repairs_through_churn_under_overload",
+    ),
+    "grafts-without-room-given-up": (
+        "core/src/node/plumtree.rs",
+        "plumtree.missing.postpone(graft);",
+        "let _ = graft;",
+        "plumtree_repairs_through_churn_under_overload",
+    ),
 }
 
 

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use gossip_core::plumtree::PlumtreeConfig;
-use gossip_core::sim::{SimConfig, Simulation, Topology};
+use gossip_core::sim::{Churn, SimConfig, Simulation, Topology};
 use gossip_core::{Config, QUEUED_FRAME_OVERHEAD};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
@@ -202,6 +202,44 @@ proptest! {
         for message in &report.messages {
             prop_assert_eq!(message.reached, nodes, "{:?}", message);
             prop_assert_eq!(message.delivered_again, 0, "{:?}", message);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(cases(64))]
+
+    /// With plumtree, nodes crash and restart empty while every queue is full and
+    /// grafts wait for room: once the churn stops, every message that a node which
+    /// never crashed has reaches every node, the restarted ones by repair from their
+    /// neighbours' caches (through the same full queues). (Under overload a message
+    /// can also die with every node that had it, all crashed.)
+    #[test]
+    fn plumtree_repairs_through_churn_under_overload(
+        topology in topology(),
+        seed in any::<u64>(),
+        max_read in 1usize..600,
+        publishers in prop::collection::vec(any::<prop::sample::Index>(), 1..4),
+        messages in 50usize..200,
+    ) {
+        let nodes = topology.nodes();
+        let mut config = overloaded_plumtree(seed, max_read);
+        config.churn = Some(Churn {
+            mean_interval: Duration::from_millis(300),
+            downtime: Duration::from_millis(100),
+        });
+        let mut sim = Simulation::new(topology, config);
+        publish_from(&mut sim, &publishers, messages);
+        sim.run_for(Duration::from_secs(1));
+        sim.stop_churn();
+        prop_assert!(sim.run_until_quiet());
+        let has = |i: usize, id| sim.node(i).is_some_and(|node| node.seen().contains(id));
+        for message in &sim.report().messages {
+            if (0..nodes).any(|i| sim.crashes(i) == 0 && has(i, &message.id)) {
+                for i in 0..nodes {
+                    prop_assert!(has(i, &message.id), "node {} lacks {:?}", i, message);
+                }
+            }
         }
     }
 }

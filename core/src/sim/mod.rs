@@ -55,6 +55,8 @@ struct SimNode {
     timer: Option<SimTime>,
     /// Counters of earlier incarnations, kept across restarts.
     frames_received_before: u64,
+    /// Times it crashed.
+    crashes: u32,
     /// Payloads published here that the node has not taken yet (it was full), with
     /// their tracks, oldest first: an application's `publish().await` waiting.
     outbox: VecDeque<(Bytes, usize)>,
@@ -109,6 +111,7 @@ impl Simulation {
                 links: Vec::new(),
                 timer: None,
                 frames_received_before: 0,
+                crashes: 0,
                 outbox: VecDeque::new(),
                 frozen: false,
             })
@@ -158,6 +161,13 @@ impl Simulation {
     /// The node at `index`, or `None` while it is crashed.
     pub fn node(&self, index: usize) -> Option<&Node> {
         self.nodes.get(index)?.node.as_ref()
+    }
+
+    /// How many times the node at `index` has crashed (see [`SimConfig::churn`]): a
+    /// node that never did still holds everything it ever received, so what it has,
+    /// every node should get.
+    pub fn crashes(&self, index: usize) -> u32 {
+        self.nodes.get(index).map_or(0, |node| node.crashes)
     }
 
     /// Number of nodes.
@@ -349,6 +359,7 @@ impl Simulation {
                 let victim = self.rng.below(self.nodes.len() as u64) as usize;
                 if let Some(node) = self.nodes[victim].node.take() {
                     self.nodes[victim].frames_received_before += node.stats().frames_in;
+                    self.nodes[victim].crashes += 1;
                     self.nodes[victim].timer = None;
                     self.nodes[victim].outbox.clear();
                     for link in self.nodes[victim].links.clone() {
