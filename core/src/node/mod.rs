@@ -411,8 +411,10 @@ impl Node {
     /// passes: split and hash them, check them against the seen set, then deliver the new
     /// ones and gather them into runs to forward. The seen-set checks run back to back so
     /// that their cache misses (a large set lives outside the caches) overlap instead of
-    /// queueing behind each frame's hashing. Outcomes and the order of what each peer is
-    /// sent are those of one frame at a time.
+    /// queueing behind each frame's hashing. Frames join a batch while the queues they
+    /// go to have room for them (see `headroom`); one that may not fit is handled on
+    /// its own once the batch is forwarded, and held if it is new and does not. Outcomes
+    /// and the order of what each peer is sent are those of one frame at a time.
     fn decode_frames(&mut self, now: Instant, peer: PeerId, read: Read) {
         self.update_total(now);
         self.update_application(now);
