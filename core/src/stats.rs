@@ -75,12 +75,16 @@ pub struct Stats {
     pub grafts_sent: u64,
     /// Grafts received.
     pub grafts_received: u64,
-    /// Grafts answered later, because the peer's queue was full when they came: the
-    /// message goes once the queue drains.
+    /// Grafts answered later, because the peer's queue (or the total) had no room for
+    /// the message when they came: it goes once the queue drains.
     pub grafts_deferred: u64,
-    /// Grafts not answered: the peer's queue was full and it had
+    /// Grafts not answered: the peer's queue had no room and it had
     /// [`MAX_DEFERRED_GRAFTS`](crate::plumtree::MAX_DEFERRED_GRAFTS) waiting already.
     pub grafts_refused: u64,
+    /// Grafts for a message this node does not have cached (any more, or ever: a peer
+    /// may ask for any id, and one answered late may have left the cache meanwhile):
+    /// nothing is sent.
+    pub grafts_uncached: u64,
     /// Prunes sent: an eager peer sent a duplicate and was made lazy.
     pub prunes_sent: u64,
     /// Messages that arrived after this node grafted them: repaired.

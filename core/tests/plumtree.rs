@@ -158,6 +158,25 @@ fn one_connection_per_node() {
     assert!(!node.is_connected(PeerId(7)) && node.is_connected(PeerId(6)));
 }
 
+#[test]
+fn a_graft_for_a_message_not_cached_sends_nothing_and_is_counted() {
+    let t0 = Instant::now();
+    let config = Config {
+        plumtree: Some(PlumtreeConfig::default()),
+        ..Config::default()
+    };
+    let mut node = Node::new(config).unwrap();
+    let peer = PeerId(1);
+    node.plumtree_peer_connected(t0, peer, Direction::Inbound, 9);
+    node.drain_actions().for_each(drop);
+    let unknown = wire::short_id(&MessageId::of(b"never seen"));
+    node.handle_received(t0, peer, &wire::graft(Some((unknown, 0))));
+    assert!(node
+        .drain_actions()
+        .all(|action| !matches!(action, Action::Send { .. })));
+    assert_eq!(node.stats().grafts_uncached, 1);
+}
+
 /// A peer that grafts without reading gets messages while they fit its queue, and no
 /// more: grafts cannot grow a queue past its budget. What it grafted meanwhile waits as
 /// ids and goes as it reads, however slowly, so it gets every message; a peer that

@@ -327,6 +327,7 @@ impl Node {
     /// fit the queues (the one it does not fit is marked full).
     fn send_grafted(&mut self, now: Instant, peer: PeerId, id: &ShortId) -> bool {
         let Some((message, round)) = self.plumtree.as_ref().and_then(|p| p.cache.get(id)) else {
+            self.stats.grafts_uncached += 1;
             return true;
         };
         if let Err(binding) = self.grafted_fits(peer, message.len()) {
