@@ -23,7 +23,8 @@ pub const MAX_ANNOUNCERS: usize = 8;
 struct Pending {
     announcers: VecDeque<(PeerId, u16)>,
     deadline: Instant,
-    grafted: bool,
+    /// Grafts sent for it (given by `due` and not postponed).
+    grafted: u8,
     /// Every announcer was asked: the id is given up at `deadline`.
     last_wait: bool,
 }
@@ -87,7 +88,7 @@ impl Missing {
             Pending {
                 announcers,
                 deadline,
-                grafted: false,
+                grafted: 0,
                 last_wait: false,
             },
         );
@@ -100,7 +101,7 @@ impl Missing {
         match self.by_id.remove(id) {
             Some(pending) => {
                 self.deadlines.remove(&(pending.deadline, *id));
-                pending.grafted
+                pending.grafted > 0
             }
             None => false,
         }
@@ -122,7 +123,7 @@ impl Missing {
             let next = match pending.announcers.pop_front() {
                 Some((peer, round)) => {
                     grafts.push(Graft { id, peer, round });
-                    pending.grafted = true;
+                    pending.grafted = pending.grafted.saturating_add(1);
                     now.checked_add(retry)
                 }
                 None if !pending.last_wait => {
@@ -149,6 +150,7 @@ impl Missing {
     /// any other, so waiting on a slow link never gives a message up.
     pub fn postpone(&mut self, graft: Graft) {
         if let Some(pending) = self.by_id.get_mut(&graft.id) {
+            pending.grafted = pending.grafted.saturating_sub(1);
             pending.announcers.push_front((graft.peer, graft.round));
             pending.announcers.truncate(MAX_ANNOUNCERS);
         }
@@ -220,15 +222,24 @@ mod tests {
     #[test]
     fn a_postponed_graft_asks_the_same_announcer_at_the_next_deadline() {
         let t0 = Instant::now();
-        let mut missing = Missing::new(10);
         let id = short_id(&MessageId::of(b"m"));
-        missing.announce(t0, id, PeerId(1), 3, TIMEOUT);
-        missing.announce(t0, id, PeerId(2), 4, TIMEOUT);
+        let announced = || {
+            let mut missing = Missing::new(10);
+            missing.announce(t0, id, PeerId(1), 3, TIMEOUT);
+            missing.announce(t0, id, PeerId(2), 4, TIMEOUT);
+            missing
+        };
+        let mut missing = announced();
         let first = missing.due(t0 + TIMEOUT, RETRY, TIMEOUT);
         missing.postpone(first[0]);
         assert_eq!(missing.due(t0 + TIMEOUT + RETRY, RETRY, TIMEOUT), first);
         let next = missing.due(t0 + TIMEOUT + RETRY * 2, RETRY, TIMEOUT);
         assert_eq!(next[0].peer, PeerId(2));
+        // Postponed, then it came: no graft was sent, so it is no repair.
+        let mut missing = announced();
+        let first = missing.due(t0 + TIMEOUT, RETRY, TIMEOUT);
+        missing.postpone(first[0]);
+        assert!(!missing.received(&id));
     }
 
     #[test]
