@@ -270,8 +270,8 @@ MUTANTS = {
     ),
     "publish-past-budget": (
         "core/src/node/mod.rs",
-        "if !self.can_publish() || fits.is_err() {",
-        "if !self.can_publish() {",
+        "true => match self.headroom(None).take(payload.len()) {",
+        "true => match self.headroom(None).take(payload.len()).or_else(|_| Ok(())) {",
         "a_publish_that_would_pass_a_budget_is_refused_and_waits_for_the_drain",
     ),
     "room-past-half-unlimited": (

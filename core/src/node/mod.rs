@@ -745,12 +745,19 @@ impl Node {
                 max,
             });
         }
-        let fits = self.headroom(None).take(payload.len());
-        if !self.can_publish() || fits.is_err() {
-            if let Err(binding) = fits {
-                self.mark_full(now, binding);
-                self.settle(now);
-            }
+        let refused = match self.can_publish() {
+            false => true,
+            // Not full, but this message would pass a budget: that queue is full now.
+            true => match self.headroom(None).take(payload.len()) {
+                Ok(()) => false,
+                Err(binding) => {
+                    self.mark_full(now, binding);
+                    self.settle(now);
+                    true
+                }
+            },
+        };
+        if refused {
             self.stats.publishes_refused += 1;
             return Err(PublishError::Congested);
         }
