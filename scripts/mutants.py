@@ -288,8 +288,8 @@ MUTANTS = {
     ),
     "grafts-sent-without-room": (
         "core/src/node/headroom.rs",
-        "self.fits_one(peer, charge).is_ok()",
-        "self.fits_one(peer, charge).is_ok() || true",
+        "let charge = wire_len.saturating_add(QUEUED_FRAME_OVERHEAD);",
+        "let charge = 0 * wire_len;",
         "plumtree_flow_control_loses_nothing_at_full_speed",
     ),
     "plumtree-no-repair-under-overload": (
@@ -303,6 +303,12 @@ MUTANTS = {
         "plumtree.missing.postpone(graft);",
         "let _ = graft;",
         "plumtree_repairs_through_churn_under_overload",
+    ),
+    "graft-without-room-waits-for-ever": (
+        "core/src/node/plumtree.rs",
+        "// is judged by the slow-peer rule, not waited for with its ids held.\n                self.mark_full(now, binding);",
+        "// is judged by the slow-peer rule, not waited for with its ids held.\n                let _ = binding;",
+        "a_peer_that_announces_without_reading_gets_grafts_up_to_its_budget_then_is_cut",
     ),
 }
 

@@ -243,6 +243,55 @@ fn grafts_from_a_peer_that_does_not_read_stop_at_its_budget_and_go_as_it_reads()
 }
 
 /// A node that speaks plumtree, with default settings.
+/// A peer that announces ids (made up, say) and never reads: the node's grafts fill its
+/// queue to the budget, no further; then it waits on that peer like on any full one, and
+/// cuts it after `slow_peer_timeout` (the ids it announced no longer hold the node).
+#[test]
+fn a_peer_that_announces_without_reading_gets_grafts_up_to_its_budget_then_is_cut() {
+    let t0 = Instant::now();
+    let budget = 24 << 10;
+    let config = Config {
+        max_frame_len: 1000,
+        peer_queue_bytes: budget,
+        plumtree: Some(PlumtreeConfig::default()),
+        ..Config::default()
+    };
+    let timeout = config.slow_peer_timeout;
+    let graft_timeout = PlumtreeConfig::default().graft_timeout;
+    let mut node = Node::new(config).unwrap();
+    let liar = PeerId(1);
+    node.plumtree_peer_connected(t0, liar, Direction::Inbound, 9);
+    let ids: Vec<(wire::ShortId, u16)> = (0..1000u32)
+        .map(|n| (wire::short_id(&MessageId::of(&n.to_le_bytes())), 1))
+        .collect();
+    node.handle_received(t0, liar, &wire::ihave(&ids));
+    node.drain_actions().for_each(drop);
+    let t1 = t0 + graft_timeout;
+    node.handle_timeout(t1);
+    let grafts = node.stats().grafts_sent;
+    assert!(grafts > 100 && grafts < 1000, "{:?}", node.stats());
+    assert!(node.peer_stats(liar).unwrap().queued_bytes <= budget);
+    assert!(node.stats().congested);
+    // It reads nothing: cut at the slow-peer deadline, not before (the grafts waiting
+    // for room are retried meanwhile, and still do not fit).
+    let cut = |node: &mut Node| {
+        node.drain_actions().any(|action| {
+            matches!(
+                action,
+                Action::Disconnect {
+                    peer,
+                    reason: DisconnectReason::SlowPeer { .. }
+                } if peer == liar
+            )
+        })
+    };
+    node.handle_timeout(t1 + timeout - Duration::from_millis(1));
+    assert!(!cut(&mut node));
+    assert!(node.peer_stats(liar).unwrap().queued_bytes <= budget);
+    node.handle_timeout(t1 + timeout);
+    assert!(cut(&mut node), "{:?}", node.stats());
+}
+
 fn plumtree_node() -> Node {
     let config = Config {
         plumtree: Some(PlumtreeConfig::default()),

@@ -95,7 +95,7 @@ impl Node {
         // A Prune only saves bytes later: none is queued where there is no room.
         for _ in 0..prunes {
             let prune = wire::prune();
-            if self.control_fits(peer, prune.len()) {
+            if self.control_fits(peer, prune.len()).is_ok() {
                 self.stats.prunes_sent += 1;
                 self.queue_control(now, peer, prune);
             }

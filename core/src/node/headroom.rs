@@ -236,10 +236,11 @@ impl Node {
         self.queued_bytes + self.gathered_bytes
     }
 
-    /// Whether a control frame of `wire_len` bytes fits `peer`'s queue and the total.
-    pub(super) fn control_fits(&self, peer: PeerId, wire_len: usize) -> bool {
+    /// Whether a control frame of `wire_len` bytes fits `peer`'s queue and the total,
+    /// and which it does not fit otherwise.
+    pub(super) fn control_fits(&self, peer: PeerId, wire_len: usize) -> Result<(), Binding> {
         let charge = wire_len.saturating_add(QUEUED_FRAME_OVERHEAD);
-        self.fits_one(peer, charge).is_ok()
+        self.fits_one(peer, charge)
     }
 
     /// Whether a message of `payload_len` bytes grafted by `peer` (a Gossip frame to it
@@ -250,7 +251,8 @@ impl Node {
     }
 
     /// Whether a frame charged `charge` fits `peer`'s queue and the total, by the same
-    /// rule as messages (always with shedding, which has its own).
+    /// rule as messages (always with shedding, which has its own). A stall escape does
+    /// not lift the peer's own budget here: what goes to one peer alone breaks no wait.
     fn fits_one(&self, peer: PeerId, charge: usize) -> Result<(), Binding> {
         let Some(state) = self.peers.get(peer) else {
             return Ok(());
@@ -260,7 +262,7 @@ impl Node {
         }
         let peer_budget = self.config.peer_queue_bytes;
         let committed = state.committed_bytes();
-        if !self.flow.escaping && charge > room(committed, peer_budget, charge) {
+        if charge > room(committed, peer_budget, charge) {
             return Err(Binding::Peer(peer));
         }
         let total_budget = self.config.total_queue_bytes;

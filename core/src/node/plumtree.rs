@@ -367,7 +367,7 @@ impl Node {
     /// peer the message came from, if a plumtree peer) lazy; both are told.
     fn swap_eager(&mut self, now: Instant, better: PeerId, old: Option<PeerId>) {
         // An improvement can wait for the next IHave: none where there is no room.
-        if !self.control_fits(better, wire::graft(None).len()) {
+        if self.control_fits(better, wire::graft(None).len()).is_err() {
             return;
         }
         let Some(state) = self.peers.get_mut(better) else {
@@ -501,8 +501,11 @@ impl Node {
                 continue;
             }
             let wanted = wire::graft(Some((graft.id, graft.round)));
-            if !self.control_fits(graft.peer, wanted.len()) {
-                // Asked again later: the message may be nowhere else.
+            if let Err(binding) = self.control_fits(graft.peer, wanted.len()) {
+                // Asked again later: the message may be nowhere else. The queue is
+                // full, as for a message: so a peer that announces without reading
+                // is judged by the slow-peer rule, not waited for with its ids held.
+                self.mark_full(now, binding);
                 if let Some(plumtree) = self.plumtree.as_mut() {
                     plumtree.missing.postpone(graft);
                 }
