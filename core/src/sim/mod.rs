@@ -228,6 +228,17 @@ impl Simulation {
         handle
     }
 
+    /// Whether the raw peer's node reads it now: a client that writes only then behaves
+    /// like a TCP writer whose window closes while the node pauses it. (`send_raw`
+    /// hands the bytes over whatever this says.)
+    pub fn raw_peer_is_read(&self, raw_peer: usize) -> bool {
+        let Some(raw) = self.raw_peers.get(raw_peer) else {
+            return false;
+        };
+        let id = PeerId(RAW_PEER | raw_peer as u64);
+        self.node(raw.node).is_some_and(|node| node.is_reading(id))
+    }
+
     /// Sends `bytes` from a raw peer to its node, immediately.
     pub fn send_raw(&mut self, raw_peer: usize, bytes: &[u8]) {
         let Some(raw) = self.raw_peers.get(raw_peer) else {
