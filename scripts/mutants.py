@@ -310,6 +310,18 @@ MUTANTS = {
         "// is judged by the slow-peer rule, not waited for with its ids held.\n                let _ = binding;",
         "a_peer_that_announces_without_reading_gets_grafts_up_to_its_budget_then_is_cut",
     ),
+    "escape-rounds-unbounded": (
+        "core/src/node/mod.rs",
+        "let room = self.config.peer_queue_bytes / 2;",
+        "let room = usize::MAX;",
+        "each_round_of_a_stall_escape_takes_half_a_budget_from_each_peer",
+    ),
+    "escape-one-round-only": (
+        "core/src/node/mod.rs",
+        "if self.config.overload == Overload::Shed || self.flow.total_full_since.is_some() {",
+        "if self.flow.escaping || self.config.overload == Overload::Shed || self.flow.total_full_since.is_some() {",
+        "each_round_of_a_stall_escape_takes_half_a_budget_from_each_peer",
+    ),
 }
 
 

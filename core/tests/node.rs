@@ -1066,6 +1066,35 @@ fn a_stall_escape_takes_held_messages_until_the_total_is_full() {
 }
 
 #[test]
+fn each_round_of_a_stall_escape_takes_half_a_budget_from_each_peer() {
+    // B and C are full and take nothing; A has four more messages waiting.
+    let escape = Duration::from_millis(200);
+    let config = Config {
+        stall_escape: escape,
+        total_queue_bytes: 100 * FRAME_CHARGE,
+        ..pausing(Duration::from_secs(5))
+    };
+    let (mut node, t0) = node_with(config, &[A, B, C]);
+    let mut read = Vec::new();
+    for n in 1..=6 {
+        read.extend(encode(&[n; 10]));
+    }
+    node.handle_received(t0, A, &read);
+    actions(&mut node);
+    assert_eq!(node.stats().messages_delivered, 2);
+    // A round: half a budget (one frame here) from A, not everything it sent.
+    node.handle_timeout(t0 + escape);
+    actions(&mut node);
+    assert_eq!(node.stats().messages_delivered, 3);
+    assert!(!node.is_reading(A));
+    // Nothing moves: the next round comes a stall escape later, not sooner.
+    assert_eq!(node.poll_timeout(), Some(t0 + 2 * escape));
+    node.handle_timeout(t0 + 2 * escape);
+    assert_eq!(node.stats().messages_delivered, 4);
+    assert_eq!(node.stats().stall_escapes, 2);
+}
+
+#[test]
 fn a_full_application_queue_holds_new_messages_until_it_takes_them() {
     // Room for two deliveries of 10 bytes.
     let config = Config {

@@ -17,11 +17,16 @@
 //! whose queues then drain. In a graph with cycles the chain can close on itself (a ring
 //! of nodes, each with a full queue towards the next and a new message held from the
 //! one before). A node that has waited `stall_escape` with none of its full queues
-//! moving then *escapes*: it takes new messages whatever its peers' budgets, until the
-//! total is full. While it is full nobody can publish into it and its peers are held
-//! back too, so what is in flight is finite, and the total (16 peer budgets by default)
-//! absorbs it: the ring turns. Only when the total itself fills in a stall does the
-//! slow-peer rule cut a peer (see the README for what that costs).
+//! moving then *escapes*: whatever its peers' budgets, it takes up to half a peer
+//! budget of new messages from each peer (what lets the peer before it in a ring drain
+//! to half and take again), and another half a budget every further `stall_escape`
+//! without progress, within the total. While it is full nobody can publish into it
+//! and its peers are held back too, so in a network of nodes what is in flight is
+//! finite, and the total (16 peer budgets by default) absorbs it: the ring turns.
+//! Bounding each round matters for clients that write at full speed: they are read
+//! like any peer, and an escape without bounds let them fill the total at once. Only
+//! when the total itself fills in a stall does the slow-peer rule cut a peer (see the
+//! README for what that costs).
 
 use std::time::Instant;
 
@@ -40,9 +45,12 @@ pub(crate) struct Flow {
     /// Since when something has been full, as of the last time held messages were
     /// looked at.
     pub(crate) congested_since: Option<Instant>,
-    /// Whether the node stalled while full, and takes new messages until the total is
-    /// full whatever its peers' own budgets.
+    /// Whether the node stalled while full, and takes new messages whatever its peers'
+    /// own budgets: up to `Peer::escape_room` from each peer per round, within the total.
     pub(crate) escaping: bool,
+    /// When the current round of the escape began: the next comes a `stall_escape`
+    /// later if nothing the node waits on moves meanwhile.
+    pub(crate) escaped_at: Option<Instant>,
     /// Whether the application's delivery queue is full (it gets every new message, so
     /// nothing new is taken from anyone).
     pub(crate) application_full: bool,
@@ -79,15 +87,21 @@ impl Flow {
     }
 
     /// Whether the node takes new messages from a peer, given whether that peer's own
-    /// queue is full. While escaping a stall, only the total counts.
-    pub(crate) fn wants_read(&self, overload: Overload, peer_full: bool) -> bool {
+    /// queue is full and whether it has room left in this round of an escape. While
+    /// escaping a stall, only the total and that room count.
+    pub(crate) fn wants_read(
+        &self,
+        overload: Overload,
+        peer_full: bool,
+        escape_left: bool,
+    ) -> bool {
         let others_full = self.full_peers.saturating_sub(usize::from(peer_full));
         match overload {
             Overload::Shed => true,
             Overload::PauseReading => {
                 !self.application_full
                     && self.total_full_since.is_none()
-                    && (self.escaping || others_full == 0)
+                    && ((self.escaping && escape_left) || others_full == 0)
             }
         }
     }
@@ -133,17 +147,17 @@ mod tests {
     fn a_sole_full_peer_is_still_read_and_two_stop_everyone() {
         let pause = Overload::PauseReading;
         let mut flow = Flow::default();
-        assert!(flow.wants_read(pause, false));
+        assert!(flow.wants_read(pause, false, true));
         flow.full_peers = 1;
-        assert!(flow.wants_read(pause, true), "the full peer itself");
-        assert!(!flow.wants_read(pause, false), "the others");
+        assert!(flow.wants_read(pause, true, true), "the full peer itself");
+        assert!(!flow.wants_read(pause, false, true), "the others");
         flow.full_peers = 2;
-        assert!(!flow.wants_read(pause, true));
+        assert!(!flow.wants_read(pause, true, true));
         flow.full_peers = 0;
         flow.total_full_since = Some(Instant::now());
-        assert!(!flow.wants_read(pause, true) && !flow.wants_read(pause, false));
+        assert!(!flow.wants_read(pause, true, true) && !flow.wants_read(pause, false, true));
         assert!(
-            flow.wants_read(Overload::Shed, false),
+            flow.wants_read(Overload::Shed, false, true),
             "shedding never pauses"
         );
     }
@@ -156,8 +170,8 @@ mod tests {
             escaping: true,
             ..Flow::default()
         };
-        assert!(flow.wants_read(pause, false) && flow.wants_read(pause, true));
+        assert!(flow.wants_read(pause, false, true) && flow.wants_read(pause, true, true));
         flow.total_full_since = Some(Instant::now());
-        assert!(!flow.wants_read(pause, false));
+        assert!(!flow.wants_read(pause, false, true));
     }
 }

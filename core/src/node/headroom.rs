@@ -37,6 +37,8 @@ pub(crate) enum Binding {
     Total,
     /// The application's delivery queue.
     Application,
+    /// What the node may take from the sender in this round of a stall escape.
+    EscapeRound,
 }
 
 /// The smallest room among one kind of peer, and which peer has it.
@@ -76,6 +78,8 @@ pub(crate) struct Headroom {
     lazy_peers: usize,
     total: usize,
     application: usize,
+    /// While escaping a stall: what the sender may still bring in this round.
+    source: usize,
 }
 
 /// What the budgets are, for [`Headroom::new`].
@@ -99,6 +103,7 @@ impl Headroom {
         lazy_peers: 0,
         total: usize::MAX,
         application: usize::MAX,
+        source: usize::MAX,
     };
 
     /// The room for a message from `except` (`None`: published here) given the peers,
@@ -193,6 +198,10 @@ impl Headroom {
         if application > self.application {
             return Err(Binding::Application);
         }
+        if plain > self.source {
+            return Err(Binding::EscapeRound);
+        }
+        self.source = self.source.saturating_sub(plain);
         self.plain.room = self.plain.room.saturating_sub(plain);
         self.eager.room = self.eager.room.saturating_sub(eager);
         self.lazy.room = self.lazy.room.saturating_sub(ANNOUNCEMENT);
@@ -220,7 +229,12 @@ impl Node {
         let committed = self.committed_bytes();
         let queued = (committed, delivered.then_some(self.application.queued));
         let peer_budgets = !self.flow.escaping;
-        Headroom::new(budgets, self.peers.iter(), from, peer_budgets, queued)
+        let mut headroom = Headroom::new(budgets, self.peers.iter(), from, peer_budgets, queued);
+        if self.flow.escaping {
+            let sender = from.and_then(|peer| self.peers.get(peer));
+            headroom.source = sender.map_or(usize::MAX, |state| state.escape_room);
+        }
+        headroom
     }
 
     /// All queues as the total budget counts them: what is queued, and the
@@ -283,6 +297,8 @@ impl Node {
             },
             Binding::Total => &mut self.flow.total_full_since,
             Binding::Application => &mut self.application.full_since,
+            // Waits for the next round, or for the queues to drain.
+            Binding::EscapeRound => return,
         };
         if since.is_some() {
             return;
@@ -292,6 +308,7 @@ impl Node {
             Binding::Peer(_) => self.flow.full_peers += 1,
             Binding::Total => {}
             Binding::Application => self.flow.application_full = true,
+            Binding::EscapeRound => {}
         }
         self.flow.dirty = true;
     }

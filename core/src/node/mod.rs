@@ -425,7 +425,10 @@ impl Node {
             self.decode_plumtree(now, peer);
             return;
         };
-        if !self.flow.wants_read(self.config.overload, state.is_full()) {
+        if !self
+            .flow
+            .wants_read(self.config.overload, state.is_full(), state.escape_room > 0)
+        {
             // A queue is full: take what costs nothing, hold the first new message.
             self.take_duplicates(now, peer);
             return;
@@ -565,6 +568,11 @@ impl Node {
     /// counted.
     fn deliver(&mut self, delivery: Delivery) {
         let charge = delivery.payload.len() + QUEUED_FRAME_OVERHEAD;
+        if self.flow.escaping {
+            if let Some(state) = self.peers.get_mut(delivery.from) {
+                state.escape_room = state.escape_room.saturating_sub(charge);
+            }
+        }
         let app = &mut self.application;
         let shed = self.config.overload == Overload::Shed
             && app.queued + charge > self.config.delivery_queue_bytes;
@@ -802,6 +810,11 @@ impl Node {
         }
         if self.escape_deadline().is_some_and(|at| at <= now) {
             self.flow.escaping = true;
+            self.flow.escaped_at = Some(now);
+            let room = self.config.peer_queue_bytes / 2;
+            for (_, state) in self.peers.iter_mut() {
+                state.escape_room = room;
+            }
             self.flow.dirty = true;
             self.stats.stall_escapes += 1;
         }
@@ -882,13 +895,11 @@ impl Node {
     /// the last progress of a peer it waits on, whichever is later. Not while the total
     /// itself is full: there is no room to escape into.
     fn escape_deadline(&self) -> Option<Instant> {
-        if self.flow.escaping
-            || self.config.overload == Overload::Shed
-            || self.flow.total_full_since.is_some()
-        {
+        if self.config.overload == Overload::Shed || self.flow.total_full_since.is_some() {
             return None;
         }
         let since = self.flow.congested_since?;
+        let since = self.flow.escaped_at.map_or(since, |at| at.max(since));
         let waited_on = self
             .peers
             .iter()
@@ -1080,6 +1091,7 @@ impl Node {
                 (false, Some(_)) => {
                     self.flow.congested_since = None;
                     self.flow.escaping = false;
+                    self.flow.escaped_at = None;
                 }
                 _ => {}
             }
@@ -1091,7 +1103,10 @@ impl Node {
                 .peers
                 .iter()
                 .filter(|(_, state)| {
-                    state.held.is_some() && self.flow.wants_read(overload, state.is_full())
+                    state.held.is_some()
+                        && self
+                            .flow
+                            .wants_read(overload, state.is_full(), state.escape_room > 0)
                 })
                 .map(|(peer, _)| peer)
                 .collect();

@@ -60,6 +60,9 @@ pub(crate) struct Peer {
     /// [`MAX_DEFERRED_GRAFTS`](crate::plumtree::MAX_DEFERRED_GRAFTS)): sent as its queue
     /// drains.
     pub(crate) deferred_grafts: VecDeque<crate::plumtree::wire::ShortId>,
+    /// While the node escapes a stall: charge of new messages it may still take from
+    /// this peer in this round.
+    pub(crate) escape_room: usize,
 }
 
 /// The protocol spoken with a peer.
@@ -131,6 +134,7 @@ impl Peer {
             held_round: 0,
             ihaves: Vec::new(),
             deferred_grafts: VecDeque::new(),
+            escape_room: 0,
         }
     }
 

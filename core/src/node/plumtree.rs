@@ -132,7 +132,10 @@ impl Node {
     pub(super) fn decode_plumtree(&mut self, now: Instant, peer: PeerId) {
         let overload = self.config.overload;
         if let Some(state) = self.peers.get(peer) {
-            if self.flow.wants_read(overload, state.is_full()) {
+            if self
+                .flow
+                .wants_read(overload, state.is_full(), state.escape_room > 0)
+            {
                 self.take_held(now, peer);
             }
         }
@@ -170,7 +173,9 @@ impl Node {
             if state.held.is_some() {
                 break Ok(());
             }
-            let takeable = self.flow.wants_read(overload, state.is_full());
+            let takeable = self
+                .flow
+                .wants_read(overload, state.is_full(), state.escape_room > 0);
             let frame = match state.decoder.next_frame() {
                 Ok(Some(payload)) => Frame::parse(&payload),
                 Ok(None) => break Ok(()),
@@ -238,7 +243,9 @@ impl Node {
         self.stats.frames_in += 1;
         state.counters.frames_in += 1;
         let id = MessageId::of(&message);
-        let takeable = self.flow.wants_read(overload, state.is_full());
+        let takeable = self
+            .flow
+            .wants_read(overload, state.is_full(), state.escape_room > 0);
         if !takeable && !self.seen.contains(&id) {
             state.held = Some((id, message));
             state.held_round = round;
