@@ -118,10 +118,8 @@ MUTANTS = {
     ),
     "no-stall-escape": (
         "core/src/node/mod.rs",
-        """        if self.flow.escaping
-            || self.config.overload == Overload::Shed""",
-        """        if true
-            || self.config.overload == Overload::Shed""",
+        "if self.config.overload == Overload::Shed || self.flow.total_full_since.is_some() {",
+        "if true || self.config.overload == Overload::Shed || self.flow.total_full_since.is_some() {",
         "flow_control_loses_nothing_at_full_speed",
     ),
     "slow-clock-ignores-progress": (
@@ -138,8 +136,8 @@ MUTANTS = {
     ),
     "full-peer-not-read": (
         "core/src/node/flow.rs",
-        "(self.escaping || others_full == 0)",
-        "(self.escaping || self.full_peers == 0)",
+        "((self.escaping && escape_left) || others_full == 0)",
+        "((self.escaping && escape_left) || self.full_peers == 0)",
         "the_one_full_peer_is_still_read_so_two_nodes_never_wait_on_each_other",
     ),
     "echo-to-sender": (
