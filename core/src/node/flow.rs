@@ -163,7 +163,7 @@ mod tests {
     }
 
     #[test]
-    fn an_escape_takes_until_the_total_is_full() {
+    fn an_escape_takes_a_round_from_each_peer_within_the_total() {
         let pause = Overload::PauseReading;
         let mut flow = Flow {
             full_peers: 2,
@@ -171,6 +171,10 @@ mod tests {
             ..Flow::default()
         };
         assert!(flow.wants_read(pause, false, true) && flow.wants_read(pause, true, true));
+        assert!(
+            !flow.wants_read(pause, false, false),
+            "its room in this round used up"
+        );
         flow.total_full_since = Some(Instant::now());
         assert!(!flow.wants_read(pause, false, true));
     }
