@@ -30,6 +30,7 @@
 
 use std::time::Instant;
 
+use super::peer::Peer;
 use crate::Overload;
 
 /// Whether the node is full, in the terms the reading rule needs.
@@ -84,6 +85,11 @@ impl Flow {
     /// publishing refused.
     pub(crate) fn congested(&self) -> bool {
         self.full_peers > 0 || self.total_full_since.is_some()
+    }
+
+    /// Whether the node takes new messages from the peer `state` describes.
+    pub(crate) fn takes_from(&self, overload: Overload, state: &Peer) -> bool {
+        self.wants_read(overload, state.is_full(), state.escape_room > 0)
     }
 
     /// Whether the node takes new messages from a peer, given whether that peer's own

@@ -318,8 +318,9 @@ impl Node {
 /// its own (in fact it mostly shares one with others).
 const ANNOUNCEMENT: usize = ihave_wire_len(1) + QUEUED_FRAME_OVERHEAD;
 
-/// What a plain frame of `payload_len` bytes is charged in a queue.
-fn plain_charge(payload_len: usize) -> usize {
+/// What a plain frame of `payload_len` bytes is charged in a queue (and what a message
+/// taken from a peer costs its escape round).
+pub(super) fn plain_charge(payload_len: usize) -> usize {
     payload_len
         .saturating_add(HEADER_LEN)
         .saturating_add(QUEUED_FRAME_OVERHEAD)

@@ -425,10 +425,7 @@ impl Node {
             self.decode_plumtree(now, peer);
             return;
         };
-        if !self
-            .flow
-            .wants_read(self.config.overload, state.is_full(), state.escape_room > 0)
-        {
+        if !self.flow.takes_from(self.config.overload, state) {
             // A queue is full: take what costs nothing, hold the first new message.
             self.take_duplicates(now, peer);
             return;
@@ -567,12 +564,15 @@ impl Node {
     /// has stalled (or, with shedding, its queue is full): then it is dropped for it and
     /// counted.
     fn deliver(&mut self, delivery: Delivery) {
-        let charge = delivery.payload.len() + QUEUED_FRAME_OVERHEAD;
+        // Every new message taken from a peer comes through here: its escape round
+        // pays what `headroom` checked it against.
         if self.flow.escaping {
             if let Some(state) = self.peers.get_mut(delivery.from) {
-                state.escape_room = state.escape_room.saturating_sub(charge);
+                let cost = headroom::plain_charge(delivery.payload.len());
+                state.escape_room = state.escape_room.saturating_sub(cost);
             }
         }
+        let charge = delivery.payload.len() + QUEUED_FRAME_OVERHEAD;
         let app = &mut self.application;
         let shed = self.config.overload == Overload::Shed
             && app.queued + charge > self.config.delivery_queue_bytes;
@@ -1102,12 +1102,7 @@ impl Node {
             let mut ready: Vec<PeerId> = self
                 .peers
                 .iter()
-                .filter(|(_, state)| {
-                    state.held.is_some()
-                        && self
-                            .flow
-                            .wants_read(overload, state.is_full(), state.escape_room > 0)
-                })
+                .filter(|(_, state)| state.held.is_some() && self.flow.takes_from(overload, state))
                 .map(|(peer, _)| peer)
                 .collect();
             // Round robin: start after the peer served last, so that when the room runs

@@ -132,10 +132,7 @@ impl Node {
     pub(super) fn decode_plumtree(&mut self, now: Instant, peer: PeerId) {
         let overload = self.config.overload;
         if let Some(state) = self.peers.get(peer) {
-            if self
-                .flow
-                .wants_read(overload, state.is_full(), state.escape_room > 0)
-            {
+            if self.flow.takes_from(overload, state) {
                 self.take_held(now, peer);
             }
         }
@@ -173,9 +170,7 @@ impl Node {
             if state.held.is_some() {
                 break Ok(());
             }
-            let takeable = self
-                .flow
-                .wants_read(overload, state.is_full(), state.escape_room > 0);
+            let takeable = self.flow.takes_from(overload, state);
             let frame = match state.decoder.next_frame() {
                 Ok(Some(payload)) => Frame::parse(&payload),
                 Ok(None) => break Ok(()),
@@ -243,9 +238,7 @@ impl Node {
         self.stats.frames_in += 1;
         state.counters.frames_in += 1;
         let id = MessageId::of(&message);
-        let takeable = self
-            .flow
-            .wants_read(overload, state.is_full(), state.escape_room > 0);
+        let takeable = self.flow.takes_from(overload, state);
         if !takeable && !self.seen.contains(&id) {
             state.held = Some((id, message));
             state.held_round = round;
