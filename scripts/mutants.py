@@ -118,8 +118,8 @@ MUTANTS = {
     ),
     "no-stall-escape": (
         "core/src/node/mod.rs",
-        "if self.config.overload == Overload::Shed || self.flow.total_full_since.is_some() {",
-        "if true || self.config.overload == Overload::Shed || self.flow.total_full_since.is_some() {",
+        "|| self.committed_bytes() >= self.config.total_queue_bytes",
+        "|| true",
         "flow_control_loses_nothing_at_full_speed",
     ),
     "slow-clock-ignores-progress": (
@@ -136,8 +136,8 @@ MUTANTS = {
     ),
     "full-peer-not-read": (
         "core/src/node/flow.rs",
-        "((self.escaping && escape_left) || others_full == 0)",
-        "((self.escaping && escape_left) || self.full_peers == 0)",
+        "|| (self.total_full_since.is_none() && others_full == 0))",
+        "|| (self.total_full_since.is_none() && self.full_peers == 0))",
         "the_one_full_peer_is_still_read_so_two_nodes_never_wait_on_each_other",
     ),
     "echo-to-sender": (
@@ -309,16 +309,28 @@ MUTANTS = {
         "a_peer_that_announces_without_reading_gets_grafts_up_to_its_budget_then_is_cut",
     ),
     "escape-rounds-unbounded": (
-        "core/src/node/mod.rs",
-        "let room = self.config.peer_queue_bytes / 2;",
-        "let room = usize::MAX;",
-        "each_round_of_a_stall_escape_takes_half_a_budget_from_each_peer",
+        "core/src/node/flow.rs",
+        "(peer_budget / 2 / peers.max(1)).max(largest_charge)",
+        "usize::MAX",
+        "each_round_of_a_stall_escape_takes_at_least_one_message_from_each_peer",
     ),
     "escape-one-round-only": (
         "core/src/node/mod.rs",
-        "if self.config.overload == Overload::Shed || self.flow.total_full_since.is_some() {",
-        "if self.flow.escaping || self.config.overload == Overload::Shed || self.flow.total_full_since.is_some() {",
-        "each_round_of_a_stall_escape_takes_half_a_budget_from_each_peer",
+        "|| self.committed_bytes() >= self.config.total_queue_bytes",
+        "|| self.flow.escaping",
+        "each_round_of_a_stall_escape_takes_at_least_one_message_from_each_peer",
+    ),
+    "escape-round-per-peer": (
+        "core/src/node/flow.rs",
+        "(peer_budget / 2 / peers.max(1)).max(largest_charge)",
+        "(peer_budget / 2).max(largest_charge)",
+        "a_round_of_a_stall_escape_is_half_a_budget_shared_among_the_peers",
+    ),
+    "escape-stops-at-total-mark": (
+        "core/src/node/mod.rs",
+        "|| self.committed_bytes() >= self.config.total_queue_bytes",
+        "|| self.flow.total_full_since.is_some()",
+        "a_stall_escape_goes_on_while_the_total_is_marked_full_but_has_room",
     ),
 }
 

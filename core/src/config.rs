@@ -124,12 +124,13 @@ pub struct Config {
     /// until it takes something again. Default 16 MiB.
     pub delivery_queue_bytes: usize,
     /// With [`Overload::PauseReading`]: how long the node stays full with none of its
-    /// full queues taking a byte before it takes new messages again anyway: up to half
-    /// a peer budget from each peer, past their budgets but within the total, and as
-    /// much again after every further `stall_escape` without progress. In a network
-    /// with cycles, nodes can wait on each other in a ring, each with a full queue
-    /// towards the next; a node that absorbs half a budget lets the queue towards it
-    /// drain to half, and the ring turns (see the README). Default 200 ms: far longer than a queue that moves at all waits for
+    /// full queues taking a byte before it takes new messages again anyway: half a
+    /// peer budget shared among its peers (at least one message from each), past their
+    /// budgets but within the total, and as much again after every further
+    /// `stall_escape` without progress. In a network with cycles, nodes can wait on
+    /// each other in a ring, each with a full queue towards the next; a node that
+    /// absorbs some lets the queue towards it drain, and the ring turns (see the
+    /// README). Default 200 ms: far longer than a queue that moves at all waits for
     /// a write, far shorter than [`slow_peer_timeout`](Self::slow_peer_timeout).
     pub stall_escape: Duration,
 }

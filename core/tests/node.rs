@@ -1066,8 +1066,9 @@ fn a_stall_escape_takes_held_messages_until_the_total_is_full() {
 }
 
 #[test]
-fn each_round_of_a_stall_escape_takes_half_a_budget_from_each_peer() {
-    // B and C are full and take nothing; A has four more messages waiting.
+fn each_round_of_a_stall_escape_takes_at_least_one_message_from_each_peer() {
+    // B and C are full and take nothing; A has four more messages waiting. Half a
+    // budget (one frame) shared among three peers is less than a message: one each.
     let escape = Duration::from_millis(200);
     let config = Config {
         stall_escape: escape,
@@ -1092,6 +1093,59 @@ fn each_round_of_a_stall_escape_takes_half_a_budget_from_each_peer() {
     node.handle_timeout(t0 + 2 * escape);
     assert_eq!(node.stats().messages_delivered, 4);
     assert_eq!(node.stats().stall_escapes, 2);
+}
+
+#[test]
+fn a_round_of_a_stall_escape_is_half_a_budget_shared_among_the_peers() {
+    // Queues of twelve frames: half a budget is six frames, two for each of A, B and C.
+    let escape = Duration::from_millis(200);
+    let config = Config {
+        stall_escape: escape,
+        peer_queue_bytes: 12 * FRAME_CHARGE,
+        total_queue_bytes: 100 * FRAME_CHARGE,
+        ..pausing(Duration::from_secs(5))
+    };
+    let (mut node, t0) = node_with(config, &[A, B, C]);
+    let read: Vec<u8> = (1..=20).flat_map(|n| encode(&[n; 10])).collect();
+    node.handle_received(t0, A, &read);
+    actions(&mut node);
+    assert_eq!(node.stats().messages_delivered, 12, "B and C are full");
+    node.handle_timeout(t0 + escape);
+    actions(&mut node);
+    assert_eq!(node.stats().messages_delivered, 14, "two of the six frames");
+    assert!(!node.is_reading(A));
+}
+
+#[test]
+fn a_stall_escape_goes_on_while_the_total_is_marked_full_but_has_room() {
+    // Queues of two frames, a total of eight: two escape rounds fill the total, then B
+    // takes two frames. The total stays marked full (six frames, more than half), but
+    // the next round takes what fits instead of waiting for it to drain to half.
+    let escape = Duration::from_millis(200);
+    let config = Config {
+        stall_escape: escape,
+        total_queue_bytes: 8 * FRAME_CHARGE,
+        ..pausing(Duration::from_secs(5))
+    };
+    let (mut node, t0) = node_with(config, &[A, B, C]);
+    let read: Vec<u8> = (1..=6).flat_map(|n| encode(&[n; 10])).collect();
+    node.handle_received(t0, A, &read);
+    node.handle_timeout(t0 + escape);
+    node.handle_timeout(t0 + 2 * escape);
+    actions(&mut node);
+    assert_eq!(node.stats().messages_delivered, 4);
+    assert_eq!(node.stats().queued_bytes, 8 * FRAME_CHARGE);
+    // No room in the total: no escape, only the slow-peer deadline of B and C.
+    assert_eq!(node.poll_timeout(), Some(t0 + Duration::from_secs(5)));
+    let t1 = t0 + 3 * escape;
+    node.handle_flushed(t1, B, 2 * (10 + 4));
+    assert_eq!(node.stats().queued_bytes, 6 * FRAME_CHARGE);
+    assert_eq!(node.poll_timeout(), Some(t1 + escape));
+    node.handle_timeout(t1 + escape);
+    actions(&mut node);
+    assert_eq!(node.stats().messages_delivered, 5);
+    assert_eq!(node.stats().stall_escapes, 3);
+    assert_eq!(node.stats().queued_bytes, 8 * FRAME_CHARGE);
 }
 
 #[test]

@@ -17,16 +17,25 @@
 //! whose queues then drain. In a graph with cycles the chain can close on itself (a ring
 //! of nodes, each with a full queue towards the next and a new message held from the
 //! one before). A node that has waited `stall_escape` with none of its full queues
-//! moving then *escapes*: whatever its peers' budgets, it takes up to half a peer
-//! budget of new messages from each peer (what lets the peer before it in a ring drain
-//! to half and take again), and another half a budget every further `stall_escape`
-//! without progress, within the total. While it is full nobody can publish into it
-//! and its peers are held back too, so in a network of nodes what is in flight is
-//! finite, and the total (16 peer budgets by default) absorbs it: the ring turns.
-//! Bounding each round matters for clients that write at full speed: they are read
-//! like any peer, and an escape without bounds let them fill the total at once. Only
-//! when the total itself fills in a stall does the slow-peer rule cut a peer (see the
-//! README for what that costs).
+//! moving then *escapes*: whatever its peers' budgets, it takes a round of new
+//! messages, half a peer budget shared among its peers (at least one message from
+//! each), which lets the peer before it in a ring drain and take again, and another
+//! round every further `stall_escape` without progress, as long as the total has room
+//! (its full mark does not stop an escape, only a total with no room left does).
+//! While it is full nobody can publish into it and its peers are held back too, so in
+//! a network of nodes what is in flight is finite, and the total (16 peer budgets by
+//! default) absorbs it: the ring turns.
+//!
+//! Sharing the round matters for clients that write at full speed: they are read like
+//! any peer, and whatever the node takes from them in a round goes to every other
+//! peer, also into the queue towards the stalled next node of the ring, which drains
+//! at most a round per round. Rounds of half a budget *per peer* let that queue grow by
+//! the clients' share every round until the whole total sat in it and the ring stopped
+//! for good; a shared round keeps what enters the ring per round no larger than what
+//! leaves it, and duplicates (free to read) drain it. Nothing local tells a client
+//! from a peer in the ring, so this is a bound, not a proof: when the totals around a
+//! ring do fill, the slow-peer rule cuts a peer (see the README for what that costs and
+//! how often it happened in the simulator).
 
 use std::time::Instant;
 
@@ -106,11 +115,18 @@ impl Flow {
             Overload::Shed => true,
             Overload::PauseReading => {
                 !self.application_full
-                    && self.total_full_since.is_none()
-                    && ((self.escaping && escape_left) || others_full == 0)
+                    && ((self.escaping && escape_left)
+                        || (self.total_full_since.is_none() && others_full == 0))
             }
         }
     }
+}
+
+/// What a node may take from each peer in one round of a stall escape: half a peer
+/// budget shared among its `peers`, but at least one message of the largest size
+/// (`largest_charge`), so every peer's held message can move.
+pub(crate) fn escape_room(peer_budget: usize, peers: usize, largest_charge: usize) -> usize {
+    (peer_budget / 2 / peers.max(1)).max(largest_charge)
 }
 
 /// Fullness with hysteresis: full from `queued >= budget` until `queued <= budget / 2`.
@@ -182,6 +198,19 @@ mod tests {
             "its room in this round used up"
         );
         flow.total_full_since = Some(Instant::now());
+        assert!(
+            flow.wants_read(pause, false, true),
+            "the total's mark does not stop an escape: its room is checked per message"
+        );
+        flow.escaping = false;
         assert!(!flow.wants_read(pause, false, true));
+    }
+
+    #[test]
+    fn an_escape_round_is_half_a_budget_shared_but_at_least_one_message() {
+        assert_eq!(escape_room(1200, 3, 100), 200);
+        assert_eq!(escape_room(1200, 1, 100), 600);
+        assert_eq!(escape_room(1200, 0, 100), 600, "no peers");
+        assert_eq!(escape_room(1200, 10, 100), 100, "one largest message each");
     }
 }

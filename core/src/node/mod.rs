@@ -811,7 +811,11 @@ impl Node {
         if self.escape_deadline().is_some_and(|at| at <= now) {
             self.flow.escaping = true;
             self.flow.escaped_at = Some(now);
-            let room = self.config.peer_queue_bytes / 2;
+            let room = flow::escape_room(
+                self.config.peer_queue_bytes,
+                self.peers.len(),
+                headroom::plain_charge(self.config.max_frame_len),
+            );
             for (_, state) in self.peers.iter_mut() {
                 state.escape_room = room;
             }
@@ -893,9 +897,13 @@ impl Node {
     /// When the node escapes a stall (takes new messages again until the total is full)
     /// if nothing it waits on has moved: a `stall_escape` after it became full or after
     /// the last progress of a peer it waits on, whichever is later. Not while the total
-    /// itself is full: there is no room to escape into.
+    /// has no room at all; while it is full but has drained below its budget, an escape
+    /// takes what fits (a ring whose totals all stayed marked full would otherwise stop
+    /// until one of them drained to half, which in a ring none does).
     fn escape_deadline(&self) -> Option<Instant> {
-        if self.config.overload == Overload::Shed || self.flow.total_full_since.is_some() {
+        if self.config.overload == Overload::Shed
+            || self.committed_bytes() >= self.config.total_queue_bytes
+        {
             return None;
         }
         let since = self.flow.congested_since?;
