@@ -97,6 +97,14 @@ impl RawPeer {
         }
     }
 
+    /// A second handle on the same connection (to read on one thread while another
+    /// writes).
+    pub fn try_clone(&self) -> RawPeer {
+        RawPeer {
+            stream: self.stream.try_clone().expect("clone a TCP stream"),
+        }
+    }
+
     /// Reads one frame's payload.
     pub fn read_frame(&mut self) -> Vec<u8> {
         let mut header = [0u8; 4];

@@ -35,6 +35,7 @@ macro_rules! conformance {
             #[test] fn one_slot_queues_hold_back_without_losing() { super::one_slot_queues_hold_back_without_losing(STARTERS) }
             #[test] fn a_burst_of_small_messages_loses_nothing_at_default_settings() { super::burst_through_a_line(STARTERS, 100_000, 256) }
             #[test] fn a_burst_of_large_messages_loses_nothing_at_default_settings() { super::burst_through_a_line(STARTERS, 20_000, 4096) }
+            #[test] fn clients_writing_at_full_speed_into_a_triangle_lose_nothing() { super::bursts_into_a_triangle(STARTERS, 100_000, 4096) }
             #[test] fn twenty_peers_that_never_read_are_cut_and_the_rest_get_everything() { super::twenty_peers_that_never_read(STARTERS) }
             #[test] fn a_stopped_peer_at_the_end_of_a_line_is_cut_alone() { super::a_stopped_peer_at_the_end_of_a_line_is_cut_alone(STARTERS) }
             #[test] fn speaks_the_tutorial_wire_format() { super::speaks_the_tutorial_wire_format(STARTERS) }
@@ -426,6 +427,89 @@ fn burst_through_a_line(starters: &[Starter], count: u64, size: usize) {
         assert_eq!(got, n, "message {n} missing or out of order");
     }
     let _client = writer.join().expect("writer");
+    for node in &nodes {
+        let stats = node.stats();
+        assert_eq!(
+            (stats.frames_shed, stats.slow_peer_disconnects),
+            (0, 0),
+            "{stats:?}"
+        );
+    }
+    shutdown(nodes);
+}
+
+/// #11's cycles over real TCP, default settings: a triangle of nodes, a client writing
+/// `count` frames of `size` bytes into each node as fast as TCP takes them, and reading
+/// what the others wrote. Every client gets every other client's frames exactly once,
+/// in order, nobody is cut and nothing is shed. The nodes do wait on each other around
+/// the triangle (2 to 30 stall escapes per node per run here); with escapes turned off
+/// the run stalls and the slow-peer rule cuts links (seen failing, session 9).
+fn bursts_into_a_triangle(starters: &[Starter], count: u64, size: usize) {
+    let mut nodes: Vec<Box<dyn TestNode>> = Vec::new();
+    for i in 0..3 {
+        let peers: Vec<_> = nodes.iter().map(|n| n.addr()).collect();
+        let mut node = start(starters, i, config(peers));
+        node.discard_deliveries();
+        nodes.push(node);
+    }
+    for node in &nodes {
+        assert!(node.wait_for_peers(2, WAIT), "triangle not connected");
+    }
+    let clients: Vec<RawPeer> = nodes.iter().map(|n| RawPeer::connect(n.addr())).collect();
+    for node in &nodes {
+        assert!(node.wait_for_peers(3, WAIT), "client not connected");
+    }
+    let readers: Vec<_> = clients
+        .iter()
+        .enumerate()
+        .map(|(me, client)| {
+            let mut reader = client.try_clone();
+            std::thread::spawn(move || {
+                let mut next = [0u64; 3];
+                for _ in 0..2 * count {
+                    let payload = reader.read_frame();
+                    assert_eq!(payload.len(), size);
+                    let origin = usize::from(payload[0]);
+                    assert!(origin < 3 && origin != me, "client {me} got {origin}'s own");
+                    let n = u64::from_be_bytes(payload[1..9].try_into().expect("8 bytes"));
+                    // Each node forwards a client's frames in the order it took them.
+                    assert_eq!(n, next[origin], "client {me}: {origin}'s frame {n}");
+                    next[origin] += 1;
+                }
+                next
+            })
+        })
+        .collect();
+    let writers: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(origin, mut client)| {
+            std::thread::spawn(move || {
+                let mut batch = Vec::new();
+                for n in 0..count {
+                    let mut payload = vec![0x5a; size];
+                    payload[0] = origin as u8;
+                    payload[1..9].copy_from_slice(&n.to_be_bytes());
+                    batch.extend_from_slice(&encode(&payload));
+                    if batch.len() >= 64 * 1024 || n + 1 == count {
+                        assert!(client.send(&batch), "node {origin} closed its client");
+                        batch.clear();
+                    }
+                }
+                client
+            })
+        })
+        .collect();
+    let _clients: Vec<RawPeer> = writers
+        .into_iter()
+        .map(|w| w.join().expect("writer"))
+        .collect();
+    for (me, reader) in readers.into_iter().enumerate() {
+        let next = reader.join().expect("reader");
+        for origin in (0..3).filter(|&o| o != me) {
+            assert_eq!(next[origin], count, "client {me} from {origin}");
+        }
+    }
     for node in &nodes {
         let stats = node.stats();
         assert_eq!(
