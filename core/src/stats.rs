@@ -85,6 +85,12 @@ pub struct Stats {
     /// may ask for any id, and one answered late may have left the cache meanwhile):
     /// nothing is sent.
     pub grafts_uncached: u64,
+    /// Messages announced to this node (IHave) that it grafted from every announcer
+    /// without getting them in time: each is a message it may never get (one that
+    /// comes later is still delivered). Under overload an announcer may have dropped
+    /// a message from its cache before the graft reached it (see
+    /// [`grafts_uncached`](Self::grafts_uncached) at the announcer, and the README).
+    pub grafts_given_up: u64,
     /// Prunes sent: an eager peer sent a duplicate and was made lazy.
     pub prunes_sent: u64,
     /// Messages that arrived after this node grafted them: repaired.

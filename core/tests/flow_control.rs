@@ -362,6 +362,60 @@ fn clients_writing_at_full_speed_into_cycles_that_used_to_cut_links() {
     }
 }
 
+/// **#11/#14's plumtree gap, reproduced** (ignored: it fails). Under overload an eager
+/// copy can be late by more than the graft timeout, or only announced when the tree
+/// has moved, so nodes graft; an announcer whose cache has let the message go by then
+/// sends nothing, and when every announcer has, the message is lost. Here every node
+/// of a clique publishes at full speed and the caches hold about 60 messages. Over
+/// TCP at default settings (a clique of six, a client writing 20,000 frames of 4 KiB
+/// into each node, session 9) 2–4 % of the messages were lost this way.
+#[test]
+#[ignore = "known failure: plumtree loses messages its caches let go under overload"]
+fn plumtree_with_small_caches_loses_nothing_under_overload() {
+    let (nodes, messages) = (4, 300);
+    let mut sim = small_cache_clique(nodes, messages);
+    assert!(sim.run_until_quiet());
+    for i in 0..nodes {
+        let stats = sim.node(i).unwrap().stats();
+        assert_eq!(stats.messages_delivered, ((nodes - 1) * messages) as u64);
+    }
+}
+
+/// The loss above is never silent: a node that misses a message was told of it
+/// (IHave) by a peer that had it, grafted it from every announcer and gave it up, so
+/// `grafts_given_up` counts at least what it missed (and the gossip-net driver logs
+/// it at `warn`).
+#[test]
+fn plumtree_messages_missed_under_overload_are_counted() {
+    let (nodes, messages) = (4, 300);
+    let mut sim = small_cache_clique(nodes, messages);
+    assert!(sim.run_until_quiet());
+    let mut missed_in_all = 0;
+    for i in 0..nodes {
+        let stats = sim.node(i).unwrap().stats();
+        let missed = ((nodes - 1) * messages) as u64 - stats.messages_delivered;
+        assert!(stats.grafts_given_up >= missed, "node {i}: {stats:?}");
+        missed_in_all += missed;
+    }
+    assert!(
+        missed_in_all > 0,
+        "the case no longer loses anything: see the test above"
+    );
+}
+
+/// A clique of `nodes` plumtree nodes under overload whose caches hold about 60
+/// messages, each publishing `messages` at full speed.
+fn small_cache_clique(nodes: usize, messages: usize) -> Simulation {
+    let mut config = overloaded_plumtree(1, 100);
+    let plumtree = config.node.plumtree.as_mut().expect("plumtree");
+    plumtree.cache_bytes = 8 << 10;
+    let mut sim = Simulation::new(Topology::clique(nodes), config);
+    for origin in 0..nodes {
+        publish_burst(&mut sim, origin, messages);
+    }
+    sim
+}
+
 /// Publishes `messages` numbered payloads of `PAYLOAD` bytes at `origin`, all at once.
 fn publish_burst(sim: &mut Simulation, origin: usize, messages: usize) {
     for m in 0..messages {

@@ -51,8 +51,8 @@ pub(crate) enum Command {
 #[derive(Debug, Default)]
 struct Losses {
     /// Counters as last logged: shed, dropped for the application, lost with a
-    /// disconnected peer, application stalls.
-    logged: (u64, u64, u64, u64),
+    /// disconnected peer, application stalls, plumtree ids given up.
+    logged: (u64, u64, u64, u64, u64),
     next_check: Option<Instant>,
 }
 
@@ -73,8 +73,9 @@ impl Losses {
             stats.deliveries_dropped,
             stats.frames_lost_on_disconnect,
             stats.application_stalls,
+            stats.grafts_given_up,
         );
-        let (shed, dropped, lost, stalls) = self.logged;
+        let (shed, dropped, lost, stalls, given_up) = self.logged;
         if counters.3 > stalls {
             let timeout = config.core.slow_peer_timeout;
             tracing::warn!(
@@ -89,6 +90,14 @@ impl Losses {
                 dropped_for_application = counters.1 - dropped,
                 lost_with_disconnected_peers = counters.2 - lost,
                 "messages not delivered to someone"
+            );
+        }
+        if counters.4 > given_up {
+            tracing::warn!(
+                given_up = counters.4 - given_up,
+                "messages announced to this node and grafted from every announcer did not \
+                 come (under overload an announcer's cache may have let them go): they may \
+                 never arrive"
             );
         }
         self.logged = counters;

@@ -947,6 +947,7 @@ impl Node {
             congested: self.flow.congested(),
             partial_frame_bytes: self.partial_bytes,
             plumtree_cache_bytes: self.plumtree_cache_bytes(),
+            grafts_given_up: self.plumtree.as_ref().map_or(0, |p| p.missing.given_up()),
             ..self.stats
         }
     }

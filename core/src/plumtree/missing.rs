@@ -38,6 +38,8 @@ pub struct Missing {
     /// Deadlines, soonest first.
     deadlines: BTreeSet<(Instant, ShortId)>,
     max_missing: usize,
+    /// Ids given up so far.
+    given_up: u64,
 }
 
 /// A graft to send: ask `peer` for `id`.
@@ -139,6 +141,7 @@ impl Missing {
                 }
                 None => {
                     self.by_id.remove(&id);
+                    self.given_up += 1;
                 }
             }
         }
@@ -154,6 +157,12 @@ impl Missing {
             pending.announcers.push_front((graft.peer, graft.round));
             pending.announcers.truncate(MAX_ANNOUNCERS);
         }
+    }
+
+    /// Ids given up so far: every announcer was asked and none answered in time. Each
+    /// is a message the node may never get (one that comes later is still taken).
+    pub fn given_up(&self) -> u64 {
+        self.given_up
     }
 
     /// When [`due`](Self::due) next has work.
@@ -215,8 +224,10 @@ mod tests {
         let last = t0 + TIMEOUT + RETRY * 2;
         assert!(missing.due(last, RETRY, TIMEOUT).is_empty());
         assert_eq!(missing.len(), 1);
+        assert_eq!(missing.given_up(), 0);
         assert!(missing.due(last + TIMEOUT, RETRY, TIMEOUT).is_empty());
         assert!(missing.is_empty());
+        assert_eq!(missing.given_up(), 1);
     }
 
     #[test]

@@ -35,7 +35,9 @@ macro_rules! conformance {
             #[test] fn one_slot_queues_hold_back_without_losing() { super::one_slot_queues_hold_back_without_losing(STARTERS) }
             #[test] fn a_burst_of_small_messages_loses_nothing_at_default_settings() { super::burst_through_a_line(STARTERS, 100_000, 256) }
             #[test] fn a_burst_of_large_messages_loses_nothing_at_default_settings() { super::burst_through_a_line(STARTERS, 20_000, 4096) }
-            #[test] fn clients_writing_at_full_speed_into_a_triangle_lose_nothing() { super::bursts_into_a_triangle(STARTERS, 100_000, 4096) }
+            #[test] fn clients_writing_at_full_speed_into_a_triangle_lose_nothing() { super::bursts_into_a_clique(STARTERS, Config::default(), 3, 100_000, 4096) }
+            #[test] #[ignore = "known failure, #11: totals fill and links are cut"] fn clients_writing_at_full_speed_into_a_clique_of_six_lose_nothing() { super::bursts_into_a_clique(STARTERS, Config::default(), 6, 20_000, 4096) }
+            #[test] #[ignore = "known failure, #11: caches let go of messages before they are grafted"] fn plumtree_clients_writing_at_full_speed_into_a_clique_of_six_lose_nothing() { super::bursts_into_a_clique(STARTERS, super::plumtree::config(), 6, 20_000, 4096) }
             #[test] fn twenty_peers_that_never_read_are_cut_and_the_rest_get_everything() { super::twenty_peers_that_never_read(STARTERS) }
             #[test] fn a_stopped_peer_at_the_end_of_a_line_is_cut_alone() { super::a_stopped_peer_at_the_end_of_a_line_is_cut_alone(STARTERS) }
             #[test] fn speaks_the_tutorial_wire_format() { super::speaks_the_tutorial_wire_format(STARTERS) }
@@ -449,26 +451,29 @@ fn shut_down_having_shed_and_cut_nothing(nodes: Vec<Box<dyn TestNode>>) {
     shutdown(nodes);
 }
 
-/// #11's cycles over real TCP, default settings: a triangle of nodes, a client writing
-/// `count` frames of `size` bytes into each node as fast as TCP takes them, and reading
-/// what the others wrote. Every client gets every other client's frames exactly once,
-/// in order, nobody is cut and nothing is shed. The nodes do wait on each other around
-/// the triangle (2 to 30 stall escapes per node per run here); with escapes turned off
-/// the run stalls and the slow-peer rule cuts links (seen failing, session 9).
-fn bursts_into_a_triangle(starters: &[Starter], count: u64, size: usize) {
+/// #11's cycles over real TCP, default settings: a clique of `k` nodes speaking `core`'s
+/// protocol, a client writing `count` frames of `size` bytes into each node as fast as
+/// TCP takes them, and reading what the others wrote. Every client gets every other
+/// client's frames exactly once, nobody is cut and nothing is shed. In a triangle the
+/// nodes do wait on each other around it (2 to 30 stall escapes per node per run) and
+/// the escapes turn it; with escapes turned off the run stalls and the slow-peer rule
+/// cuts links (seen failing, session 9). A clique of six fails today (#11's open item):
+/// with flood, totals fill and links are cut (5-8 % lost); with plumtree, caches let
+/// go of messages before they are grafted (2-4 % lost, counted in `grafts_given_up`).
+fn bursts_into_a_clique(starters: &[Starter], core: Config, k: usize, count: u64, size: usize) {
     let mut nodes: Vec<Box<dyn TestNode>> = Vec::new();
-    for i in 0..3 {
+    for i in 0..k {
         let peers: Vec<_> = nodes.iter().map(|n| n.addr()).collect();
-        let mut node = start(starters, i, config(peers));
+        let mut node = start(starters, i, config(peers).with_core(core.clone()));
         node.discard_deliveries();
         nodes.push(node);
     }
     for node in &nodes {
-        assert!(node.wait_for_peers(2, WAIT), "triangle not connected");
+        assert!(node.wait_for_peers(k - 1, WAIT), "clique not connected");
     }
     let clients: Vec<RawPeer> = nodes.iter().map(|n| RawPeer::connect(n.addr())).collect();
     for node in &nodes {
-        assert!(node.wait_for_peers(3, WAIT), "client not connected");
+        assert!(node.wait_for_peers(k, WAIT), "client not connected");
     }
     let readers: Vec<_> = clients
         .iter()
@@ -476,18 +481,22 @@ fn bursts_into_a_triangle(starters: &[Starter], count: u64, size: usize) {
         .map(|(me, client)| {
             let mut reader = client.try_clone();
             std::thread::spawn(move || {
-                let mut next = [0u64; 3];
-                for _ in 0..2 * count {
+                // Which of each origin's frames arrived. Not in order: a frame can come
+                // round through a third node before the one sent before it comes straight.
+                let mut got = vec![vec![false; count as usize]; k];
+                let mut from = vec![0u64; k];
+                for _ in 0..(k as u64 - 1) * count {
                     let payload = reader.read_frame();
                     assert_eq!(payload.len(), size);
                     let origin = usize::from(payload[0]);
-                    assert!(origin < 3 && origin != me, "client {me} got {origin}'s own");
+                    assert!(origin < k && origin != me, "client {me} got {origin}'s own");
                     let n = u64::from_be_bytes(payload[1..9].try_into().expect("8 bytes"));
-                    // Each node forwards a client's frames in the order it took them.
-                    assert_eq!(n, next[origin], "client {me}: {origin}'s frame {n}");
-                    next[origin] += 1;
+                    let seen = got[origin].get_mut(n as usize).expect("a frame written");
+                    assert!(!*seen, "client {me} got {origin}'s frame {n} twice");
+                    *seen = true;
+                    from[origin] += 1;
                 }
-                next
+                from
             })
         })
         .collect();
@@ -503,9 +512,9 @@ fn bursts_into_a_triangle(starters: &[Starter], count: u64, size: usize) {
         .map(|w| w.join().expect("writer"))
         .collect();
     for (me, reader) in readers.into_iter().enumerate() {
-        let next = reader.join().expect("reader");
-        for origin in (0..3).filter(|&o| o != me) {
-            assert_eq!(next[origin], count, "client {me} from {origin}");
+        let from = reader.join().expect("reader");
+        for origin in (0..k).filter(|&o| o != me) {
+            assert_eq!(from[origin], count, "client {me} from {origin}");
         }
     }
     shut_down_having_shed_and_cut_nothing(nodes);
