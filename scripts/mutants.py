@@ -332,9 +332,15 @@ MUTANTS = {
         "|| self.flow.total_full_since.is_some()",
         "a_stall_escape_goes_on_while_the_total_is_marked_full_but_has_room",
     ),
-    "given-up-not-counted": (
+    "missed-not-counted": (
         "core/src/plumtree/missing.rs",
-        "self.given_up += 1;",
+        "self.missed += 1;",
+        "",
+        "plumtree_messages_missed_under_overload_are_counted",
+    ),
+    "late-arrival-counted-missed": (
+        "core/src/plumtree/missing.rs",
+        "self.doubtful_ids.remove(id);",
         "",
         "plumtree_messages_missed_under_overload_are_counted",
     ),

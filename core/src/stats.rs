@@ -86,11 +86,16 @@ pub struct Stats {
     /// nothing is sent.
     pub grafts_uncached: u64,
     /// Messages announced to this node (IHave) that it grafted from every announcer
-    /// without getting them in time: each is a message it may never get (one that
-    /// comes later is still delivered). Under overload an announcer may have dropped
-    /// a message from its cache before the graft reached it (see
-    /// [`grafts_uncached`](Self::grafts_uncached) at the announcer, and the README).
+    /// without getting them in time. Under overload most come later all the same (the
+    /// eager copy was only late); see [`messages_missed`](Self::messages_missed).
     pub grafts_given_up: u64,
+    /// Of those, the ones that had not come within
+    /// [`cache_retention`](crate::plumtree::PlumtreeConfig::cache_retention) after
+    /// (or were pushed out early by `max_missing` more): messages this node missed.
+    /// Under overload an announcer may have let a message go from its cache before the
+    /// graft reached it (see [`grafts_uncached`](Self::grafts_uncached) at the
+    /// announcer, and the README).
+    pub messages_missed: u64,
     /// Prunes sent: an eager peer sent a duplicate and was made lazy.
     pub prunes_sent: u64,
     /// Messages that arrived after this node grafted them: repaired.

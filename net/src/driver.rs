@@ -51,7 +51,7 @@ pub(crate) enum Command {
 #[derive(Debug, Default)]
 struct Losses {
     /// Counters as last logged: shed, dropped for the application, lost with a
-    /// disconnected peer, application stalls, plumtree ids given up.
+    /// disconnected peer, application stalls, plumtree messages missed.
     logged: (u64, u64, u64, u64, u64),
     next_check: Option<Instant>,
 }
@@ -73,9 +73,9 @@ impl Losses {
             stats.deliveries_dropped,
             stats.frames_lost_on_disconnect,
             stats.application_stalls,
-            stats.grafts_given_up,
+            stats.messages_missed,
         );
-        let (shed, dropped, lost, stalls, given_up) = self.logged;
+        let (shed, dropped, lost, stalls, missed) = self.logged;
         if counters.3 > stalls {
             let timeout = config.core.slow_peer_timeout;
             tracing::warn!(
@@ -92,12 +92,11 @@ impl Losses {
                 "messages not delivered to someone"
             );
         }
-        if counters.4 > given_up {
+        if counters.4 > missed {
             tracing::warn!(
-                given_up = counters.4 - given_up,
-                "messages announced to this node and grafted from every announcer did not \
-                 come (under overload an announcer's cache may have let them go): they may \
-                 never arrive"
+                missed = counters.4 - missed,
+                "messages announced to this node never came, though it grafted them from \
+                 every announcer (under overload an announcer's cache may have let them go)"
             );
         }
         self.logged = counters;

@@ -948,6 +948,7 @@ impl Node {
             partial_frame_bytes: self.partial_bytes,
             plumtree_cache_bytes: self.plumtree_cache_bytes(),
             grafts_given_up: self.plumtree.as_ref().map_or(0, |p| p.missing.given_up()),
+            messages_missed: self.plumtree.as_ref().map_or(0, |p| p.missing.missed()),
             ..self.stats
         }
     }

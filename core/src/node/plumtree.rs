@@ -33,7 +33,7 @@ impl Plumtree {
     pub(super) fn new(config: PlumtreeConfig) -> Self {
         Plumtree {
             cache: MessageCache::new(config.cache_bytes, config.cache_retention),
-            missing: Missing::new(config.max_missing),
+            missing: Missing::new(config.max_missing, config.cache_retention),
             config,
             ihave_due: None,
             peers: 0,

@@ -9,8 +9,13 @@
 //! at most `max_missing` ids, each with at most [`MAX_ANNOUNCERS`] announcers; past
 //! that, new announcements are dropped (the eager path, or a later repair, brings the
 //! message).
+//!
+//! A given-up id is not yet a lost message: under overload the eager copy may simply be
+//! late. It is counted as *missed* only if it has not come within the `horizon` after
+//! (the cache retention, past which nothing can be repaired), or when more than
+//! `max_missing` given-up ids are waited on at once (the oldest, early).
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::wire::ShortId;
@@ -38,8 +43,16 @@ pub struct Missing {
     /// Deadlines, soonest first.
     deadlines: BTreeSet<(Instant, ShortId)>,
     max_missing: usize,
+    /// How long a given-up id may still come before it counts as missed.
+    horizon: Duration,
     /// Ids given up so far.
     given_up: u64,
+    /// Given-up ids, oldest first, with when each counts as missed if it has not come;
+    /// an id that came since is no longer in `doubtful_ids`.
+    doubtful: VecDeque<(Instant, ShortId)>,
+    doubtful_ids: HashSet<ShortId, SeenHasher>,
+    /// Given-up ids that did not come within the horizon.
+    missed: u64,
 }
 
 /// A graft to send: ask `peer` for `id`.
@@ -54,10 +67,12 @@ pub struct Graft {
 }
 
 impl Missing {
-    /// Tracks at most `max_missing` ids.
-    pub fn new(max_missing: usize) -> Self {
+    /// Tracks at most `max_missing` ids (and as many given up); a given-up id that has
+    /// not come within `horizon` counts as missed.
+    pub fn new(max_missing: usize, horizon: Duration) -> Self {
         Missing {
             max_missing,
+            horizon,
             ..Missing::default()
         }
     }
@@ -100,6 +115,9 @@ impl Missing {
     /// `id` arrived: stop waiting for it. Returns whether it had been grafted (a
     /// repair).
     pub fn received(&mut self, id: &ShortId) -> bool {
+        if !self.doubtful_ids.is_empty() {
+            self.doubtful_ids.remove(id);
+        }
         match self.by_id.remove(id) {
             Some(pending) => {
                 self.deadlines.remove(&(pending.deadline, *id));
@@ -113,6 +131,9 @@ impl Missing {
     /// (the timer restarts with `retry`); once none is left, the last is awaited for
     /// `patience`, then the id is given up.
     pub fn due(&mut self, now: Instant, retry: Duration, patience: Duration) -> Vec<Graft> {
+        while self.doubtful.front().is_some_and(|&(at, _)| at <= now) {
+            self.settle_oldest_doubtful();
+        }
         let mut grafts = Vec::new();
         while let Some(&(deadline, id)) = self.deadlines.first() {
             if deadline > now {
@@ -142,6 +163,7 @@ impl Missing {
                 None => {
                     self.by_id.remove(&id);
                     self.given_up += 1;
+                    self.doubt(now, id);
                 }
             }
         }
@@ -159,15 +181,44 @@ impl Missing {
         }
     }
 
-    /// Ids given up so far: every announcer was asked and none answered in time. Each
-    /// is a message the node may never get (one that comes later is still taken).
+    /// Ids given up so far: every announcer was asked and none answered in time (the
+    /// message may still come).
     pub fn given_up(&self) -> u64 {
         self.given_up
     }
 
+    /// Given-up ids that did not come within the horizon: messages this node missed.
+    pub fn missed(&self) -> u64 {
+        self.missed
+    }
+
+    /// Waits up to the horizon for given-up `id`, settling the oldest given-up id first
+    /// if `max_missing` are waited for already.
+    fn doubt(&mut self, now: Instant, id: ShortId) {
+        if self.doubtful.len() >= self.max_missing {
+            self.settle_oldest_doubtful();
+        }
+        if let Some(at) = now.checked_add(self.horizon) {
+            if self.doubtful_ids.insert(id) {
+                self.doubtful.push_back((at, id));
+            }
+        }
+    }
+
+    /// Stops waiting for the oldest given-up id: missed, unless it came meanwhile.
+    fn settle_oldest_doubtful(&mut self) {
+        if let Some((_, id)) = self.doubtful.pop_front() {
+            if self.doubtful_ids.remove(&id) {
+                self.missed += 1;
+            }
+        }
+    }
+
     /// When [`due`](Self::due) next has work.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.deadlines.first().map(|(at, _)| *at)
+        let graft = self.deadlines.first().map(|(at, _)| *at);
+        let doubtful = self.doubtful.front().map(|(at, _)| *at);
+        graft.into_iter().chain(doubtful).min()
     }
 
     /// Ids waited for now.
@@ -189,11 +240,12 @@ mod tests {
 
     const TIMEOUT: Duration = Duration::from_millis(80);
     const RETRY: Duration = Duration::from_millis(40);
+    const HORIZON: Duration = Duration::from_secs(30);
 
     #[test]
     fn grafts_the_first_announcer_then_the_next() {
         let t0 = Instant::now();
-        let mut missing = Missing::new(10);
+        let mut missing = Missing::new(10, HORIZON);
         let id = short_id(&MessageId::of(b"m"));
         missing.announce(t0, id, PeerId(1), 3, TIMEOUT);
         missing.announce(t0, id, PeerId(2), 4, TIMEOUT);
@@ -228,6 +280,43 @@ mod tests {
         assert!(missing.due(last + TIMEOUT, RETRY, TIMEOUT).is_empty());
         assert!(missing.is_empty());
         assert_eq!(missing.given_up(), 1);
+        // Missed only if it has not come within the horizon after.
+        let gave_up = last + TIMEOUT;
+        assert_eq!(missing.next_deadline(), Some(gave_up + HORIZON));
+        missing.due(gave_up + HORIZON - Duration::from_nanos(1), RETRY, TIMEOUT);
+        assert_eq!(missing.missed(), 0);
+        missing.due(gave_up + HORIZON, RETRY, TIMEOUT);
+        assert_eq!((missing.missed(), missing.next_deadline()), (1, None));
+    }
+
+    #[test]
+    fn a_given_up_id_that_comes_later_is_not_missed() {
+        let t0 = Instant::now();
+        let mut missing = Missing::new(10, HORIZON);
+        let id = short_id(&MessageId::of(b"late"));
+        missing.announce(t0, id, PeerId(1), 1, TIMEOUT);
+        missing.due(t0 + TIMEOUT, RETRY, TIMEOUT);
+        missing.due(t0 + TIMEOUT + RETRY, RETRY, TIMEOUT);
+        missing.due(t0 + TIMEOUT + RETRY + TIMEOUT, RETRY, TIMEOUT);
+        assert_eq!(missing.given_up(), 1);
+        assert!(!missing.received(&id), "not a repair: it was given up");
+        missing.due(t0 + HORIZON * 2, RETRY, TIMEOUT);
+        assert_eq!(missing.missed(), 0);
+    }
+
+    #[test]
+    fn past_max_missing_given_up_ids_the_oldest_counts_as_missed_at_once() {
+        let t0 = Instant::now();
+        let mut missing = Missing::new(2, HORIZON);
+        for (n, payload) in [&b"a"[..], b"b", b"c"].into_iter().enumerate() {
+            let at = t0 + Duration::from_secs(n as u64);
+            let id = short_id(&MessageId::of(payload));
+            missing.announce(at, id, PeerId(1), 1, TIMEOUT);
+            missing.due(at + TIMEOUT, RETRY, TIMEOUT);
+            missing.due(at + TIMEOUT + RETRY, RETRY, TIMEOUT);
+            missing.due(at + TIMEOUT + RETRY + TIMEOUT, RETRY, TIMEOUT);
+        }
+        assert_eq!((missing.given_up(), missing.missed()), (3, 1));
     }
 
     #[test]
@@ -235,7 +324,7 @@ mod tests {
         let t0 = Instant::now();
         let id = short_id(&MessageId::of(b"m"));
         let announced = || {
-            let mut missing = Missing::new(10);
+            let mut missing = Missing::new(10, HORIZON);
             missing.announce(t0, id, PeerId(1), 3, TIMEOUT);
             missing.announce(t0, id, PeerId(2), 4, TIMEOUT);
             missing
@@ -256,7 +345,7 @@ mod tests {
     #[test]
     fn arrival_cancels_and_reports_a_repair() {
         let t0 = Instant::now();
-        let mut missing = Missing::new(10);
+        let mut missing = Missing::new(10, HORIZON);
         let (a, b) = (
             short_id(&MessageId::of(b"a")),
             short_id(&MessageId::of(b"b")),
@@ -272,7 +361,7 @@ mod tests {
     #[test]
     fn bounded_in_ids_and_announcers() {
         let t0 = Instant::now();
-        let mut missing = Missing::new(2);
+        let mut missing = Missing::new(2, HORIZON);
         for i in 0..5u8 {
             missing.announce(t0, short_id(&MessageId::of(&[i])), PeerId(1), 0, TIMEOUT);
         }

@@ -459,7 +459,7 @@ fn shut_down_having_shed_and_cut_nothing(nodes: Vec<Box<dyn TestNode>>) {
 /// the escapes turn it; with escapes turned off the run stalls and the slow-peer rule
 /// cuts links (seen failing, session 9). A clique of six fails today (#11's open item):
 /// with flood, totals fill and links are cut (5-8 % lost); with plumtree, caches let
-/// go of messages before they are grafted (2-4 % lost, counted in `grafts_given_up`).
+/// go of messages before they are grafted (2-4 % lost, counted in `messages_missed`).
 fn bursts_into_a_clique(starters: &[Starter], core: Config, k: usize, count: u64, size: usize) {
     let mut nodes: Vec<Box<dyn TestNode>> = Vec::new();
     for i in 0..k {
