@@ -289,15 +289,22 @@ mod tests {
         assert_eq!((missing.missed(), missing.next_deadline()), (1, None));
     }
 
+    /// Announces `payload`'s id from one peer at `at` and runs the timers until it is
+    /// given up (the graft, the retry, then one more timeout); returns the id.
+    fn give_up(missing: &mut Missing, at: Instant, payload: &[u8]) -> ShortId {
+        let id = short_id(&MessageId::of(payload));
+        missing.announce(at, id, PeerId(1), 1, TIMEOUT);
+        for wait in [TIMEOUT, TIMEOUT + RETRY, TIMEOUT + RETRY + TIMEOUT] {
+            missing.due(at + wait, RETRY, TIMEOUT);
+        }
+        id
+    }
+
     #[test]
     fn a_given_up_id_that_comes_later_is_not_missed() {
         let t0 = Instant::now();
         let mut missing = Missing::new(10, HORIZON);
-        let id = short_id(&MessageId::of(b"late"));
-        missing.announce(t0, id, PeerId(1), 1, TIMEOUT);
-        missing.due(t0 + TIMEOUT, RETRY, TIMEOUT);
-        missing.due(t0 + TIMEOUT + RETRY, RETRY, TIMEOUT);
-        missing.due(t0 + TIMEOUT + RETRY + TIMEOUT, RETRY, TIMEOUT);
+        let id = give_up(&mut missing, t0, b"late");
         assert_eq!(missing.given_up(), 1);
         assert!(!missing.received(&id), "not a repair: it was given up");
         missing.due(t0 + HORIZON * 2, RETRY, TIMEOUT);
@@ -309,12 +316,7 @@ mod tests {
         let t0 = Instant::now();
         let mut missing = Missing::new(2, HORIZON);
         for (n, payload) in [&b"a"[..], b"b", b"c"].into_iter().enumerate() {
-            let at = t0 + Duration::from_secs(n as u64);
-            let id = short_id(&MessageId::of(payload));
-            missing.announce(at, id, PeerId(1), 1, TIMEOUT);
-            missing.due(at + TIMEOUT, RETRY, TIMEOUT);
-            missing.due(at + TIMEOUT + RETRY, RETRY, TIMEOUT);
-            missing.due(at + TIMEOUT + RETRY + TIMEOUT, RETRY, TIMEOUT);
+            give_up(&mut missing, t0 + Duration::from_secs(n as u64), payload);
         }
         assert_eq!((missing.given_up(), missing.missed()), (3, 1));
     }
