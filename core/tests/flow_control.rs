@@ -309,6 +309,48 @@ proptest! {
     }
 }
 
+/// Not a test: a measurement. Runs `CASES` (default 3,000) cases of the property above
+/// from proptest's deterministic seed, so that two builds meet the same cases, and
+/// prints each failing case, then how many failed and how many links were cut in all
+/// (session 9: 10 / 94 before the two escape fixes, 7 / 10 after). Run with
+/// `CASES=3000 cargo test --release -p gossip-core --test flow_control
+/// count_cycle_failures -- --ignored --nocapture` (about 45 s).
+#[test]
+#[ignore = "a measurement, not a test"]
+fn count_cycle_failures() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let cases: usize = std::env::var("CASES").map_or(3000, |v| v.parse().expect("a count"));
+    let strategy = (
+        topology(),
+        any::<u64>(),
+        1usize..600,
+        prop::collection::vec(any::<prop::sample::Index>(), 1..4),
+        100usize..400,
+    );
+    let mut runner = TestRunner::deterministic();
+    let (mut failed, mut cut) = (0, 0);
+    for case in 0..cases {
+        let tree = strategy.new_tree(&mut runner).expect("a case");
+        let (topology, seed, max_read, at, messages) = tree.current();
+        let nodes = topology.nodes();
+        let edges = topology.edges().to_vec();
+        let mut sim = Simulation::new(topology, overloaded(seed, max_read));
+        let at: Vec<usize> = at.iter().map(|i| i.index(nodes)).collect();
+        let written = inject_at_full_speed(&mut sim, &at, messages);
+        let quiet = sim.run_until_quiet();
+        let disconnects = sim.report().disconnects;
+        cut += disconnects;
+        let all =
+            (0..nodes).all(|i| sim.node(i).unwrap().stats().messages_delivered == written as u64);
+        if !(quiet && written == at.len() * messages && disconnects == 0 && all) {
+            failed += 1;
+            println!("case {case}: clients at {at:?}, seed {seed}, max_read {max_read}, {written} of {} written, {disconnects} cut, edges {edges:?}", at.len() * messages);
+        }
+    }
+    println!("{failed} of {cases} cases failed; {cut} links cut in all");
+}
+
 /// Two cases of the property above that cut links before escape rounds were shared
 /// among the peers and went on while the total was marked full but had room (14 and
 /// 192 of the generated 3,000): three clients each, a random graph of 14 nodes with
