@@ -1038,29 +1038,36 @@ fn a_full_total_holds_every_peer_with_bytes_to_the_slow_peer_rule() {
     assert!(node.is_connected(B));
 }
 
+/// The stall escape of the escape tests.
+const ESCAPE: Duration = Duration::from_millis(200);
+
+/// `pausing` queues (two frames each) that escape a stall after [`ESCAPE`], within a
+/// total of `total_frames` frames.
+fn escaping(total_frames: usize) -> Config {
+    Config {
+        stall_escape: ESCAPE,
+        total_queue_bytes: total_frames * FRAME_CHARGE,
+        ..pausing(Duration::from_secs(5))
+    }
+}
+
 #[test]
 fn a_stall_escape_takes_held_messages_until_the_total_is_full() {
     // B and C are full and take nothing: after `stall_escape`, A's held message is
     // taken anyway (past their budgets, within the total).
-    let escape = Duration::from_millis(200);
-    let config = Config {
-        stall_escape: escape,
-        total_queue_bytes: 6 * FRAME_CHARGE,
-        ..pausing(Duration::from_secs(5))
-    };
-    let (mut node, t0) = node_with(config, &[A, B, C]);
+    let (mut node, t0) = node_with(escaping(6), &[A, B, C]);
     for n in 1..=3 {
         node.handle_received(t0, A, &encode(&[n; 10]));
     }
     assert_eq!(reading_changes(&actions(&mut node)), [(A, false)]);
-    assert_eq!(node.poll_timeout(), Some(t0 + escape));
-    node.handle_timeout(t0 + escape);
+    assert_eq!(node.poll_timeout(), Some(t0 + ESCAPE));
+    node.handle_timeout(t0 + ESCAPE);
     let out = actions(&mut node);
     assert_eq!(reading_changes(&out), [(A, true)]);
     assert_eq!(sends(&out), [B, C]);
     assert_eq!(node.stats().stall_escapes, 1);
     // The total (six frames) is full now: A's next message is held again.
-    node.handle_received(t0 + escape, A, &encode(&[4; 10]));
+    node.handle_received(t0 + ESCAPE, A, &encode(&[4; 10]));
     assert_eq!(actions(&mut node), [Action::PauseReading { peer: A }]);
     assert_eq!(node.stats().queued_bytes, 6 * FRAME_CHARGE);
 }
@@ -1069,13 +1076,7 @@ fn a_stall_escape_takes_held_messages_until_the_total_is_full() {
 fn each_round_of_a_stall_escape_takes_at_least_one_message_from_each_peer() {
     // B and C are full and take nothing; A has four more messages waiting. Half a
     // budget (one frame) shared among three peers is less than a message: one each.
-    let escape = Duration::from_millis(200);
-    let config = Config {
-        stall_escape: escape,
-        total_queue_bytes: 100 * FRAME_CHARGE,
-        ..pausing(Duration::from_secs(5))
-    };
-    let (mut node, t0) = node_with(config, &[A, B, C]);
+    let (mut node, t0) = node_with(escaping(100), &[A, B, C]);
     let mut read = Vec::new();
     for n in 1..=6 {
         read.extend(encode(&[n; 10]));
@@ -1084,13 +1085,13 @@ fn each_round_of_a_stall_escape_takes_at_least_one_message_from_each_peer() {
     actions(&mut node);
     assert_eq!(node.stats().messages_delivered, 2);
     // A round: half a budget (one frame here) from A, not everything it sent.
-    node.handle_timeout(t0 + escape);
+    node.handle_timeout(t0 + ESCAPE);
     actions(&mut node);
     assert_eq!(node.stats().messages_delivered, 3);
     assert!(!node.is_reading(A));
     // Nothing moves: the next round comes a stall escape later, not sooner.
-    assert_eq!(node.poll_timeout(), Some(t0 + 2 * escape));
-    node.handle_timeout(t0 + 2 * escape);
+    assert_eq!(node.poll_timeout(), Some(t0 + 2 * ESCAPE));
+    node.handle_timeout(t0 + 2 * ESCAPE);
     assert_eq!(node.stats().messages_delivered, 4);
     assert_eq!(node.stats().stall_escapes, 2);
 }
@@ -1098,19 +1099,16 @@ fn each_round_of_a_stall_escape_takes_at_least_one_message_from_each_peer() {
 #[test]
 fn a_round_of_a_stall_escape_is_half_a_budget_shared_among_the_peers() {
     // Queues of twelve frames: half a budget is six frames, two for each of A, B and C.
-    let escape = Duration::from_millis(200);
     let config = Config {
-        stall_escape: escape,
         peer_queue_bytes: 12 * FRAME_CHARGE,
-        total_queue_bytes: 100 * FRAME_CHARGE,
-        ..pausing(Duration::from_secs(5))
+        ..escaping(100)
     };
     let (mut node, t0) = node_with(config, &[A, B, C]);
     let read: Vec<u8> = (1..=20).flat_map(|n| encode(&[n; 10])).collect();
     node.handle_received(t0, A, &read);
     actions(&mut node);
     assert_eq!(node.stats().messages_delivered, 12, "B and C are full");
-    node.handle_timeout(t0 + escape);
+    node.handle_timeout(t0 + ESCAPE);
     actions(&mut node);
     assert_eq!(node.stats().messages_delivered, 14, "two of the six frames");
     assert!(!node.is_reading(A));
@@ -1121,27 +1119,21 @@ fn a_stall_escape_goes_on_while_the_total_is_marked_full_but_has_room() {
     // Queues of two frames, a total of eight: two escape rounds fill the total, then B
     // takes two frames. The total stays marked full (six frames, more than half), but
     // the next round takes what fits instead of waiting for it to drain to half.
-    let escape = Duration::from_millis(200);
-    let config = Config {
-        stall_escape: escape,
-        total_queue_bytes: 8 * FRAME_CHARGE,
-        ..pausing(Duration::from_secs(5))
-    };
-    let (mut node, t0) = node_with(config, &[A, B, C]);
+    let (mut node, t0) = node_with(escaping(8), &[A, B, C]);
     let read: Vec<u8> = (1..=6).flat_map(|n| encode(&[n; 10])).collect();
     node.handle_received(t0, A, &read);
-    node.handle_timeout(t0 + escape);
-    node.handle_timeout(t0 + 2 * escape);
+    node.handle_timeout(t0 + ESCAPE);
+    node.handle_timeout(t0 + 2 * ESCAPE);
     actions(&mut node);
     assert_eq!(node.stats().messages_delivered, 4);
     assert_eq!(node.stats().queued_bytes, 8 * FRAME_CHARGE);
     // No room in the total: no escape, only the slow-peer deadline of B and C.
     assert_eq!(node.poll_timeout(), Some(t0 + Duration::from_secs(5)));
-    let t1 = t0 + 3 * escape;
+    let t1 = t0 + 3 * ESCAPE;
     node.handle_flushed(t1, B, 2 * (10 + 4));
     assert_eq!(node.stats().queued_bytes, 6 * FRAME_CHARGE);
-    assert_eq!(node.poll_timeout(), Some(t1 + escape));
-    node.handle_timeout(t1 + escape);
+    assert_eq!(node.poll_timeout(), Some(t1 + ESCAPE));
+    node.handle_timeout(t1 + ESCAPE);
     actions(&mut node);
     assert_eq!(node.stats().messages_delivered, 5);
     assert_eq!(node.stats().stall_escapes, 3);
