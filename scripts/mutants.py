@@ -31,6 +31,18 @@ MUTANTS = {
         "if self.partial.len() + 1 < frame_len {",
         "framing_round_trips_under_any_chunking",
     ),
+    "keys-diverge": (
+        "core/src/seen/key.rs",
+        "Keying::Fingerprints(fingerprinter) => fingerprinter.fingerprint(payload),",
+        "Keying::Fingerprints(_) => SeenKey::from(id),",
+        "flow_control_loses_nothing_at_full_speed",
+    ),
+    "fingerprint-not-keyed-by-payload": (
+        "core/src/seen/key.rs",
+        "hasher.write(payload);",
+        "hasher.write(&payload[..payload.len().min(8)]);",
+        "every_message_reaches_every_node_exactly_once",
+    ),
     "seen-bound": (
         "core/src/seen/mod.rs",
         "if self.current.ids.len() >= self.capacity {",

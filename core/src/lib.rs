@@ -87,7 +87,7 @@ pub use frame::{FrameDecoder, FrameError, Frames, HEADER_LEN};
 pub use id::{MessageId, PeerId};
 pub use node::{Node, PublishError, PublishOutcome};
 pub use peer_stats::{Direction, PeerStats};
-pub use seen::{SeenHasher, SeenSet};
+pub use seen::{Fingerprinter, SeenHasher, SeenKey, SeenSet};
 pub use stats::Stats;
 
 /// The README's Rust examples, compiled and run as doc tests.

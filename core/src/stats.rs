@@ -122,6 +122,9 @@ pub struct Stats {
     pub seen_len: usize,
     /// Message ids forgotten so far, by age or for room.
     pub seen_evicted: u64,
+    /// Heap bytes the seen set holds now (never more than
+    /// [`SeenSet::memory_bound`](crate::SeenSet::memory_bound) of its capacity).
+    pub seen_memory_bytes: usize,
     /// Whether the node is full now (reading paused where needed, publishing refused).
     pub congested: bool,
 }

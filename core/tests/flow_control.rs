@@ -235,7 +235,7 @@ proptest! {
         sim.run_for(Duration::from_secs(1));
         sim.stop_churn();
         prop_assert!(sim.run_until_quiet());
-        let has = |i: usize, id| sim.node(i).is_some_and(|node| node.seen().contains(id));
+        let has = |i: usize, id| sim.node(i).is_some_and(|node| node.has_seen_id(id) == Some(true));
         for message in &sim.report().messages {
             if (0..nodes).any(|i| sim.crashes(i) == 0 && has(i, &message.id)) {
                 for i in 0..nodes {

@@ -202,8 +202,31 @@ fn oversized_publish_is_refused_and_not_marked_seen() {
         node.publish(now, big.clone()),
         Err(PublishError::TooLarge { len: 9, max: 8 })
     );
-    assert!(!node.seen().contains(&MessageId::of(&big)));
+    assert!(!node.has_seen(&big));
     assert_eq!(node.stats().messages_published, 1);
+}
+
+/// A node that speaks only flood remembers payloads by a keyed fingerprint, so it can
+/// say whether it has seen a payload but not an id; one that speaks plumtree can say both.
+#[test]
+fn a_node_tells_payloads_it_has_seen_and_ids_only_if_it_speaks_plumtree() {
+    let plumtree = Config {
+        plumtree: Some(gossip_core::plumtree::PlumtreeConfig::default()),
+        ..Config::default()
+    };
+    for (config, by_id) in [(Config::default(), false), (plumtree, true)] {
+        let (mut node, now) = node_with(config, &[A, B]);
+        node.handle_received_bytes(now, A, Bytes::from(encode(b"m")));
+        node.handle_received_bytes(now, B, Bytes::from(encode(b"m")));
+        assert_eq!(node.stats().messages_delivered, 1);
+        assert_eq!(node.stats().duplicates, 1, "the second copy is known");
+        assert!(node.has_seen(b"m") && !node.has_seen(b"n"));
+        let known = |payload: &[u8]| node.has_seen_id(&MessageId::of(payload));
+        match by_id {
+            true => assert_eq!((known(b"m"), known(b"n")), (Some(true), Some(false))),
+            false => assert_eq!((known(b"m"), known(b"n")), (None, None)),
+        }
+    }
 }
 
 #[test]

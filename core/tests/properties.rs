@@ -441,7 +441,7 @@ proptest! {
                 prop_assert!(stats.queued_bytes <= total + 4 * one_read, "{}", stats.queued_bytes);
                 prop_assert_eq!(stats.congested, !node.can_publish());
             }
-            prop_assert!(node.seen().memory_bytes() <= SeenSet::memory_bound(capacity));
+            prop_assert!(node.stats().seen_memory_bytes <= SeenSet::memory_bound(capacity));
         }
     }
 }

@@ -162,7 +162,7 @@ fuzz_target!(|input: (bool, bool, Vec<Event>)| {
         assert!(unknown as u64 <= 4 * (stats.deliveries_dropped - dropped_before));
         assert!(stats.seen_len < 2 * capacity);
         assert!(stats.partial_frame_bytes <= PARTIAL_BUDGET);
-        assert!(node.seen().memory_bytes() <= SeenSet::memory_bound(capacity));
+        assert!(node.stats().seen_memory_bytes <= SeenSet::memory_bound(capacity));
         if shed {
             assert!(stats.queued_bytes <= TOTAL_QUEUE);
         } else {

@@ -16,6 +16,7 @@ use super::peer::Wire;
 use super::{Node, BATCH};
 use crate::frame::HEADER_LEN;
 use crate::plumtree::wire::{self, short_id, GOSSIP_OVERHEAD};
+use crate::seen::Keying;
 use crate::{Delivery, Frames, MessageId, PeerId};
 
 /// A Gossip frame received and not handled yet.
@@ -40,6 +41,8 @@ impl Node {
         }
         debug_assert!(count <= BATCH);
         let mut new = [false; BATCH];
+        // A node that speaks plumtree keys its seen set by ids (`Keying::for_node`).
+        debug_assert!(matches!(self.keying, Keying::Ids));
         let ids = batch.iter().map(|received| &received.id);
         self.seen.insert_many(ids, now, &mut new[..count]);
         let fresh = new[..count].iter().filter(|&&is_new| is_new).count();

@@ -18,6 +18,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use thiserror::Error;
 
+use crate::seen::{Identified, Keying};
 use crate::{
     Action, Config, ConfigError, Delivery, Direction, DisconnectReason, Frames, MessageId,
     Overload, PeerId, PeerStats, SeenSet, Stats, QUEUED_FRAME_OVERHEAD,
@@ -92,6 +93,9 @@ pub struct Node {
     config: Config,
     peers: PeerTable,
     seen: SeenSet,
+    /// What the seen set is keyed by: ids if the node speaks plumtree, payload
+    /// fingerprints otherwise.
+    keying: Keying,
     actions: VecDeque<Action>,
     stats: Stats,
     queued_bytes: usize,
@@ -101,7 +105,7 @@ pub struct Node {
     flow: Flow,
     application: Application,
     /// Frames being handled, with their ids; kept to reuse its allocation.
-    batch: Vec<(MessageId, Bytes)>,
+    batch: Vec<(Identified, Bytes)>,
     /// New frames of the read being handled, not forwarded yet; kept to reuse its
     /// allocation.
     run: Run,
@@ -173,6 +177,7 @@ impl Node {
         let plumtree = config.plumtree.clone().map(plumtree::Plumtree::new);
         Ok(Node {
             seen: SeenSet::new(config.seen_capacity(), config.seen_retention),
+            keying: Keying::for_node(config.plumtree.is_some()),
             config,
             peers: PeerTable::default(),
             actions: VecDeque::new(),
@@ -457,7 +462,7 @@ impl Node {
                         doubtful = Some(payload);
                         break;
                     }
-                    Ok(Some(payload)) => batch.push((MessageId::of(&payload), payload)),
+                    Ok(Some(payload)) => batch.push((self.keying.identify(&payload), payload)),
                     Ok(None) => break,
                     Err(frame_error) => {
                         error = Some(frame_error);
@@ -468,18 +473,19 @@ impl Node {
             let more = batch.len() == BATCH || doubtful.is_some();
             self.stats.frames_in += batch.len() as u64;
             let mut new = [false; BATCH];
-            let ids = batch.iter().map(|(id, _)| id);
-            self.seen.insert_many(ids, now, &mut new[..batch.len()]);
+            let keys = batch.iter().map(|(identified, _)| identified.key);
+            self.seen.insert_many(keys, now, &mut new[..batch.len()]);
             let first = new[..batch.len()].iter().filter(|&&is_new| is_new).count() as u64;
             state.counters.frames_in += batch.len() as u64;
             state
                 .counters
                 .record(now, first, batch.len() as u64 - first);
-            for (is_new, (id, payload)) in new.into_iter().zip(batch.drain(..)) {
+            for (is_new, (identified, payload)) in new.into_iter().zip(batch.drain(..)) {
                 if !is_new {
                     self.stats.duplicates += 1;
                     continue;
                 }
+                let id = identified.id(&payload);
                 let frame = read.frame_range(&payload);
                 if !frame.as_ref().is_some_and(|frame| run.accepts(frame)) {
                     self.forward_run(now, peer, &read, &mut run);
@@ -630,7 +636,7 @@ impl Node {
         (id, payload): (MessageId, Bytes),
         round: u16,
     ) -> Option<bool> {
-        if !self.seen.contains(&id) {
+        if !self.seen.contains_key(self.keying.key(&id, &payload)) {
             if let Err(binding) = self.headroom(Some(peer)).take(payload.len()) {
                 self.mark_full(now, binding);
                 if let Some(state) = self.peers.get_mut(peer) {
@@ -652,7 +658,7 @@ impl Node {
         payload: Bytes,
         round: u16,
     ) -> bool {
-        let new = self.seen.insert(id, now);
+        let new = self.seen.insert(self.keying.key(&id, &payload), now);
         if let Some(state) = self.peers.get_mut(peer) {
             state.counters.record(now, u64::from(new), u64::from(!new));
         }
@@ -678,12 +684,12 @@ impl Node {
                 Ok(Some(payload)) => {
                     self.stats.frames_in += 1;
                     state.counters.frames_in += 1;
-                    let id = MessageId::of(&payload);
-                    if self.seen.contains(&id) {
+                    let identified = self.keying.identify(&payload);
+                    if self.seen.contains_key(identified.key) {
                         self.stats.duplicates += 1;
                         state.counters.record(now, 0, 1);
                     } else {
-                        state.held = Some((id, payload));
+                        state.held = Some((identified.id(&payload), payload));
                     }
                 }
                 Ok(None) => return,
@@ -770,7 +776,7 @@ impl Node {
             return Err(PublishError::Congested);
         }
         let id = MessageId::of(&payload);
-        if !self.seen.insert(id, now) {
+        if !self.seen.insert(self.keying.key(&id, &payload), now) {
             self.stats.duplicates += 1;
             return Ok(PublishOutcome::AlreadySeen { id });
         }
@@ -944,6 +950,7 @@ impl Node {
             delivery_queued_bytes: self.application.queued,
             seen_len: self.seen.len(),
             seen_evicted: self.seen.evicted(),
+            seen_memory_bytes: self.seen.memory_bytes(),
             congested: self.flow.congested(),
             partial_frame_bytes: self.partial_bytes,
             plumtree_cache_bytes: self.plumtree_cache_bytes(),
@@ -953,9 +960,27 @@ impl Node {
         }
     }
 
-    /// The seen set, for inspection.
-    pub fn seen(&self) -> &SeenSet {
-        &self.seen
+    /// Whether the node remembers `payload` as seen (published, or received).
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use gossip_core::{Config, Node};
+    ///
+    /// let mut node = Node::new(Config::default()).unwrap();
+    /// node.publish(Instant::now(), &b"m"[..]).unwrap();
+    /// assert!(node.has_seen(b"m") && !node.has_seen(b"n"));
+    /// ```
+    pub fn has_seen(&self, payload: &[u8]) -> bool {
+        self.seen.contains_key(self.keying.identify(payload).key)
+    }
+
+    /// Whether the node remembers the message `id` as seen; `None` if it cannot tell by
+    /// the id alone: a node that speaks only flood remembers payloads by a fingerprint
+    /// (see [`Fingerprinter`](crate::Fingerprinter)), so ask it
+    /// [`has_seen`](Self::has_seen) with the payload.
+    pub fn has_seen_id(&self, id: &MessageId) -> Option<bool> {
+        let key = self.keying.key_of_id(id)?;
+        Some(self.seen.contains_key(key))
     }
 
     /// Forwards `run` (new frames of `read` from `from`) and empties it.

@@ -10,6 +10,7 @@ use super::peer::{Peer, Wire};
 use super::{Node, BATCH};
 use crate::plumtree::wire::{self, Frame, ShortId, WireError};
 use crate::plumtree::{MessageCache, Missing, NodeId, PlumtreeConfig, MAX_DEFERRED_GRAFTS};
+use crate::seen::Keying;
 use crate::{Action, Direction, DisconnectReason, Frames, MessageId, PeerId};
 
 /// What a node that speaks plumtree keeps.
@@ -239,7 +240,7 @@ impl Node {
         state.counters.frames_in += 1;
         let id = MessageId::of(&message);
         let takeable = self.flow.takes_from(overload, state);
-        if !takeable && !self.seen.contains(&id) {
+        if !takeable && !self.seen.contains_key(self.keying.key(&id, &message)) {
             state.held = Some((id, message));
             state.held_round = round;
             return Ok(());
@@ -255,6 +256,8 @@ impl Node {
         let Some(plumtree) = self.plumtree.as_mut() else {
             return;
         };
+        // A node that speaks plumtree keys its seen set by ids (`Keying::for_node`).
+        debug_assert!(matches!(self.keying, Keying::Ids));
         match frame {
             Frame::IHave(entries) => {
                 let timeout = plumtree.config.graft_timeout;
@@ -497,7 +500,7 @@ impl Node {
             }
         }
         for graft in grafts {
-            if self.seen.contains(&from_short(graft.id)) {
+            if self.has_seen_id(&from_short(graft.id)) == Some(true) {
                 continue;
             }
             let wanted = wire::graft(Some((graft.id, graft.round)));

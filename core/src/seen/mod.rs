@@ -22,31 +22,36 @@
 //! Nothing in the crate iterates the tables, so the random seed never makes behaviour
 //! nondeterministic.
 //!
-//! The set stores the first 128 bits of each id, which halves its memory (and its cache
-//! misses). Two payloads whose ids agree there are taken for one message. Finding such a
-//! pair takes about 2^64 BLAKE3 evaluations and only lets an attacker shadow a message of
-//! its own; shadowing someone else's message needs a second preimage, about 2^128
-//! evaluations.
+//! The set stores 128 bits of each message, a [`SeenKey`], which halves its memory (and
+//! its cache misses) against whole ids. Given a [`MessageId`], the key is the id's first
+//! 128 bits: two payloads whose ids agree there are taken for one message. Finding such
+//! a pair takes about 2^64 BLAKE3 evaluations and only lets an attacker shadow a message
+//! of its own; shadowing someone else's message needs a second preimage, about 2^128
+//! evaluations. A [`Node`](crate::Node) that speaks only flood keys its set by a
+//! [`Fingerprinter`]'s secretly keyed fingerprint of the payload instead, so that it
+//! hashes only new messages with BLAKE3, not the duplicates that are most of what a
+//! flood brings (see [`Fingerprinter`] for why that is as safe).
 
 use std::hash::BuildHasher;
 use std::mem::size_of;
 use std::time::{Duration, Instant};
 
 mod hasher;
+mod key;
 
 use hashbrown::HashTable;
 
 pub use hasher::SeenHasher;
+pub use key::{Fingerprinter, SeenKey};
+pub(crate) use key::{Identified, Keying};
 
 use crate::MessageId;
 
-/// What the set stores of an id: its first 128 bits.
+/// What the tables store of a [`SeenKey`].
 type Key = u128;
 
-fn key(id: &MessageId) -> Key {
-    let mut half = [0u8; 16];
-    half.copy_from_slice(&id.0[..16]);
-    u128::from_le_bytes(half)
+fn key(key: impl Into<SeenKey>) -> Key {
+    key.into().0
 }
 
 /// Ids recorded between two rotations, with when the last of them was and when the
@@ -190,10 +195,11 @@ impl<S: BuildHasher> SeenSet<S> {
         }
     }
 
-    /// Records `id` as seen at `now`. Returns `true` if it was not already remembered.
-    pub fn insert(&mut self, id: MessageId, now: Instant) -> bool {
+    /// Records `id` (a [`MessageId`], or a [`SeenKey`]) as seen at `now`.
+    /// Returns `true` if it was not already remembered.
+    pub fn insert(&mut self, id: impl Into<SeenKey>, now: Instant) -> bool {
         self.expire(now);
-        let key = key(&id);
+        let key = key(id);
         let hash = self.hasher.hash_one(key);
         !self.previous.contains(key, hash) && self.insert_current(key, hash, now)
     }
@@ -216,9 +222,9 @@ impl<S: BuildHasher> SeenSet<S> {
     /// seen.insert_many(&ids, Instant::now(), &mut new);
     /// assert_eq!(new, [true, true, false]);
     /// ```
-    pub fn insert_many<'a>(
+    pub fn insert_many<K: Into<SeenKey>>(
         &mut self,
-        ids: impl IntoIterator<Item = &'a MessageId>,
+        ids: impl IntoIterator<Item = K>,
         now: Instant,
         new: &mut [bool],
     ) {
@@ -280,7 +286,12 @@ impl<S: BuildHasher> SeenSet<S> {
     /// may still be reported until the next [`insert`](Self::insert) or
     /// [`expire`](Self::expire).
     pub fn contains(&self, id: &MessageId) -> bool {
-        let key = key(id);
+        self.contains_key(SeenKey::from(id))
+    }
+
+    /// Whether `key` is remembered, as [`contains`](Self::contains) for an id.
+    pub fn contains_key(&self, key: SeenKey) -> bool {
+        let key = key.0;
         let hash = self.hasher.hash_one(key);
         self.current.contains(key, hash) || self.previous.contains(key, hash)
     }
