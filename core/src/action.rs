@@ -1,5 +1,7 @@
 //! What the core asks its caller to do.
 
+use std::sync::OnceLock;
+
 use bytes::Bytes;
 use thiserror::Error;
 
@@ -53,10 +55,20 @@ pub enum Action {
 }
 
 /// A message received from a peer for the first time.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Its id is worked out when first asked for ([`id`](Self::id)): a node that speaks
+/// only flood does not hash what it delivers, so an application that has no use for ids
+/// pays no BLAKE3 for them.
+///
+/// ```
+/// use bytes::Bytes;
+/// use gossip_core::{Delivery, MessageId, PeerId};
+///
+/// let delivery = Delivery::new(Bytes::from_static(b"m"), PeerId(1));
+/// assert_eq!(delivery.id(), MessageId::of(b"m"));
+/// ```
+#[derive(Debug, Clone)]
 pub struct Delivery {
-    /// The message id, `blake3(payload)`.
-    pub id: MessageId,
     /// The payload. It usually shares the buffer it was read into, which stays alive
     /// while it does (at most four times the size of the new messages in it; see
     /// [`Node::handle_received_bytes`](crate::Node::handle_received_bytes)): copy it
@@ -64,7 +76,46 @@ pub struct Delivery {
     pub payload: Bytes,
     /// The peer it first arrived from.
     pub from: PeerId,
+    /// `blake3(payload)`, once known.
+    id: OnceLock<MessageId>,
 }
+
+impl Delivery {
+    /// The delivery of `payload`, first received from `from`.
+    pub fn new(payload: Bytes, from: PeerId) -> Self {
+        Delivery {
+            payload,
+            from,
+            id: OnceLock::new(),
+        }
+    }
+
+    /// The delivery of `payload`, whose id `id` the node has already worked out.
+    pub(crate) fn with_id(id: MessageId, payload: Bytes, from: PeerId) -> Self {
+        Delivery {
+            payload,
+            from,
+            id: OnceLock::from(id),
+        }
+    }
+
+    /// The message id, `blake3(payload)`: hashed on the first call unless the node had
+    /// it already (a node that speaks plumtree hashes every message it receives), and
+    /// kept for the next.
+    pub fn id(&self) -> MessageId {
+        *self.id.get_or_init(|| MessageId::of(&self.payload))
+    }
+}
+
+/// Deliveries are equal if their payloads and senders are, whether or not their ids
+/// have been worked out yet.
+impl PartialEq for Delivery {
+    fn eq(&self, other: &Self) -> bool {
+        self.payload == other.payload && self.from == other.from
+    }
+}
+
+impl Eq for Delivery {}
 
 /// Why the core wants a peer gone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]

@@ -121,7 +121,7 @@ fuzz_target!(|input: (bool, bool, Vec<Event>)| {
         let sender: HashMap<MessageId, PeerId> = actions
             .iter()
             .filter_map(|action| match action {
-                Action::Deliver(delivery) => Some((delivery.id, delivery.from)),
+                Action::Deliver(delivery) => Some((delivery.id(), delivery.from)),
                 _ => None,
             })
             .collect();
@@ -147,10 +147,10 @@ fuzz_target!(|input: (bool, bool, Vec<Event>)| {
                 Action::Deliver(delivery) => {
                     untaken.push_back(delivery.payload.len());
                     sendable.push(delivery.payload.to_vec());
-                    if let Some(&before) = delivered.get(&delivery.id) {
+                    if let Some(&before) = delivered.get(&delivery.id()) {
                         assert!(evicted > before, "delivered twice while remembered");
                     }
-                    delivered.insert(delivery.id, evicted);
+                    delivered.insert(delivery.id(), evicted);
                 }
                 Action::Disconnect { .. }
                 | Action::PauseReading { .. }

@@ -111,14 +111,10 @@ impl Taken {
 mod tests {
     use super::*;
     use bytes::Bytes;
-    use gossip_core::{MessageId, PeerId};
+    use gossip_core::PeerId;
 
     fn delivery(payload: &'static [u8]) -> Delivery {
-        Delivery {
-            id: MessageId::of(payload),
-            payload: Bytes::from_static(payload),
-            from: PeerId(1),
-        }
+        Delivery::new(Bytes::from_static(payload), PeerId(1))
     }
 
     /// Deliveries that were sent the batches [a, bb], [], [ccc]; their sender and counts.

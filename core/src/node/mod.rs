@@ -485,7 +485,6 @@ impl Node {
                     self.stats.duplicates += 1;
                     continue;
                 }
-                let id = identified.id(&payload);
                 let frame = read.frame_range(&payload);
                 if !frame.as_ref().is_some_and(|frame| run.accepts(frame)) {
                     self.forward_run(now, peer, &read, &mut run);
@@ -497,16 +496,16 @@ impl Node {
                         if let Some(batch) = for_plumtree.as_mut() {
                             let message = payload.clone();
                             batch.push(Received {
-                                id,
+                                id: identified.id(&message),
                                 round: 0,
                                 message,
                             });
                         }
-                        self.deliver(Delivery { id, payload, from });
+                        self.deliver(delivery(identified, payload, from));
                         run.extend(frame);
                     }
                     // Assembled across reads, or empty: forwarded on its own.
-                    None => self.deliver_and_forward(now, peer, (id, payload), 0),
+                    None => self.deliver_and_forward(now, peer, (identified, payload), 0),
                 }
             }
             if let Some(batch) = for_plumtree.as_mut() {
@@ -518,8 +517,11 @@ impl Node {
                 if let Some(state) = self.peers.get_mut(peer) {
                     state.counters.frames_in += 1;
                 }
-                let id = MessageId::of(&payload);
-                if self.take_or_hold(now, peer, (id, payload), 0).is_none() {
+                let identified = self.keying.identify(&payload);
+                if self
+                    .take_or_hold(now, peer, (identified, payload), 0)
+                    .is_none()
+                {
                     break;
                 }
                 headroom = self.headroom(Some(peer));
@@ -553,17 +555,11 @@ impl Node {
         &mut self,
         now: Instant,
         peer: PeerId,
-        (id, payload): (MessageId, Bytes),
+        (identified, payload): (Identified, Bytes),
         round: u16,
     ) {
-        let from = peer;
-        let delivery = Delivery {
-            id,
-            payload: payload.clone(),
-            from,
-        };
-        self.deliver(delivery);
-        self.forward_one(now, Some(peer), (id, payload), round);
+        self.deliver(delivery(identified, payload.clone(), peer));
+        self.forward_one(now, Some(peer), (identified, payload), round);
     }
 
     /// Hands a new message to the application, charged to its delivery queue; unless it
@@ -615,12 +611,13 @@ impl Node {
         let Some(state) = self.peers.get_mut(peer) else {
             return false;
         };
-        let Some((id, payload)) = state.held.take() else {
+        let Some((identified, payload)) = state.held.take() else {
             return true;
         };
         // 0 for a plain peer: it is never set.
         let round = state.held_round;
-        self.take_or_hold(now, peer, (id, payload), round).is_some()
+        self.take_or_hold(now, peer, (identified, payload), round)
+            .is_some()
     }
 
     /// A message from `peer` (received at plumtree `round`, 0 from a plain peer), which
@@ -633,20 +630,20 @@ impl Node {
         &mut self,
         now: Instant,
         peer: PeerId,
-        (id, payload): (MessageId, Bytes),
+        (identified, payload): (Identified, Bytes),
         round: u16,
     ) -> Option<bool> {
-        if !self.seen.contains_key(self.keying.key(&id, &payload)) {
+        if !self.seen.contains_key(identified.key) {
             if let Err(binding) = self.headroom(Some(peer)).take(payload.len()) {
                 self.mark_full(now, binding);
                 if let Some(state) = self.peers.get_mut(peer) {
-                    state.held = Some((id, payload));
+                    state.held = Some((identified, payload));
                     state.held_round = round;
                 }
                 return None;
             }
         }
-        Some(self.take_new(now, peer, id, payload, round))
+        Some(self.take_new(now, peer, identified, payload, round))
     }
 
     /// Returns whether it was new.
@@ -654,16 +651,16 @@ impl Node {
         &mut self,
         now: Instant,
         peer: PeerId,
-        id: MessageId,
+        identified: Identified,
         payload: Bytes,
         round: u16,
     ) -> bool {
-        let new = self.seen.insert(self.keying.key(&id, &payload), now);
+        let new = self.seen.insert(identified.key, now);
         if let Some(state) = self.peers.get_mut(peer) {
             state.counters.record(now, u64::from(new), u64::from(!new));
         }
         if new {
-            self.deliver_and_forward(now, peer, (id, payload), round);
+            self.deliver_and_forward(now, peer, (identified, payload), round);
         } else {
             self.stats.duplicates += 1;
         }
@@ -689,7 +686,7 @@ impl Node {
                         self.stats.duplicates += 1;
                         state.counters.record(now, 0, 1);
                     } else {
-                        state.held = Some((identified.id(&payload), payload));
+                        state.held = Some((identified, payload));
                     }
                 }
                 Ok(None) => return,
@@ -776,12 +773,13 @@ impl Node {
             return Err(PublishError::Congested);
         }
         let id = MessageId::of(&payload);
-        if !self.seen.insert(self.keying.key(&id, &payload), now) {
+        let identified = self.keying.with_id(id, &payload);
+        if !self.seen.insert(identified.key, now) {
             self.stats.duplicates += 1;
             return Ok(PublishOutcome::AlreadySeen { id });
         }
         self.stats.messages_published += 1;
-        let peers = self.forward_one(now, None, (id, payload), 0);
+        let peers = self.forward_one(now, None, (identified, payload), 0);
         self.settle(now);
         Ok(PublishOutcome::Sent { id, peers })
     }
@@ -999,11 +997,14 @@ impl Node {
         &mut self,
         now: Instant,
         except: Option<PeerId>,
-        (id, payload): (MessageId, Bytes),
+        (identified, payload): (Identified, Bytes),
         round: u16,
     ) -> usize {
         let plumtree = match self.plumtree.is_some() {
-            true => self.forward_plumtree(now, except, id, &payload, round),
+            true => {
+                let id = identified.id(&payload);
+                self.forward_plumtree(now, except, id, &payload, round)
+            }
             false => 0,
         };
         // `max_frame_len` fits a u32 (checked by `Config::validate`) and every payload was
@@ -1242,5 +1243,14 @@ fn refresh_full(
             flow.full_peers += 1;
         }
         flow.dirty = true;
+    }
+}
+
+/// The delivery of `payload` from `from`, with its id if working out its seen-set key
+/// computed it (a node that speaks only flood leaves it to the application to ask).
+fn delivery(identified: Identified, payload: Bytes, from: PeerId) -> Delivery {
+    match identified.known_id() {
+        Some(id) => Delivery::with_id(id, payload, from),
+        None => Delivery::new(payload, from),
     }
 }

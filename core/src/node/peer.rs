@@ -7,7 +7,8 @@ use crate::config::queue_charge;
 use bytes::Bytes;
 
 use super::pacer::Pacer;
-use crate::{Direction, FrameDecoder, MessageId, PeerId, PeerStats, QUEUED_FRAME_OVERHEAD};
+use crate::seen::Identified;
+use crate::{Direction, FrameDecoder, PeerId, PeerStats, QUEUED_FRAME_OVERHEAD};
 
 /// What a node knows about one connected peer.
 #[derive(Debug)]
@@ -31,7 +32,7 @@ pub(crate) struct Peer {
     /// A new message read from this peer while the node could take none from it, with
     /// everything after it still in `decoder`: taken when the node can. The caller is
     /// told to stop reading the peer while there is one.
-    pub(crate) held: Option<(MessageId, Bytes)>,
+    pub(crate) held: Option<(Identified, Bytes)>,
     /// When a queued byte was last flushed, or the queue last went from empty to not
     /// empty: the slow-peer clock never starts before it.
     pub(crate) last_progress: Instant,

@@ -238,14 +238,14 @@ impl Node {
         };
         self.stats.frames_in += 1;
         state.counters.frames_in += 1;
-        let id = MessageId::of(&message);
+        let identified = self.keying.with_id(MessageId::of(&message), &message);
         let takeable = self.flow.takes_from(overload, state);
-        if !takeable && !self.seen.contains_key(self.keying.key(&id, &message)) {
-            state.held = Some((id, message));
+        if !takeable && !self.seen.contains_key(identified.key) {
+            state.held = Some((identified, message));
             state.held_round = round;
             return Ok(());
         }
-        if let Some(new) = self.take_or_hold(now, peer, (id, message), round) {
+        if let Some(new) = self.take_or_hold(now, peer, (identified, message), round) {
             self.place_sender_in_tree(now, peer, &[new]);
         }
         Ok(())

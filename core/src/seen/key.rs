@@ -115,6 +115,11 @@ impl Identified {
     pub(crate) fn id(&self, payload: &[u8]) -> MessageId {
         self.id.unwrap_or_else(|| MessageId::of(payload))
     }
+
+    /// The id, if working out the key computed it.
+    pub(crate) fn known_id(&self) -> Option<MessageId> {
+        self.id
+    }
 }
 
 impl Keying {
@@ -143,12 +148,13 @@ impl Keying {
         }
     }
 
-    /// The key of `payload`, whose id is `id`.
-    pub(crate) fn key(&self, id: &MessageId, payload: &[u8]) -> SeenKey {
-        match self {
-            Keying::Ids => SeenKey::from(id),
+    /// `payload`, whose id `id` is known, identified.
+    pub(crate) fn with_id(&self, id: MessageId, payload: &[u8]) -> Identified {
+        let key = match self {
+            Keying::Ids => SeenKey::from(&id),
             Keying::Fingerprints(fingerprinter) => fingerprinter.fingerprint(payload),
-        }
+        };
+        Identified { key, id: Some(id) }
     }
 
     /// The key of the message `id`, if the set is keyed by ids.
@@ -170,7 +176,7 @@ mod tests {
             let identified = keying.identify(b"m");
             let id = MessageId::of(b"m");
             assert_eq!(identified.id(b"m"), id);
-            assert_eq!(identified.key, keying.key(&id, b"m"));
+            assert_eq!(identified.key, keying.with_id(id, b"m").key);
             assert_ne!(identified.key, keying.identify(b"n").key);
         }
         let id = MessageId::of(b"m");

@@ -200,7 +200,10 @@ impl Simulation {
             return Err(PublishError::TooLarge { len, max });
         }
         let id = MessageId::of(&payload);
-        let track = self.tracker.track(id, index, self.nodes.len(), self.now);
+        let message = (id, payload.clone());
+        let track = self
+            .tracker
+            .track(message, index, self.nodes.len(), self.now);
         if self.nodes[index].node.is_some() {
             self.nodes[index].outbox.push_back((payload, track));
             self.process(index);
@@ -573,12 +576,12 @@ impl Simulation {
                     taken += 1;
                     taken_bytes += delivery.payload.len();
                     self.payload_bytes_delivered += delivery.payload.len() as u64;
-                    if let Some(track) = self.tracker.get(&delivery.id) {
+                    if let Some(track) = self.tracker.get(&delivery.payload) {
                         if !delivery.payload.is_empty() {
                             delivered.push((delivery.payload.clone(), track));
                         }
                     }
-                    self.record_delivery(index, delivery.id, delivery.from)
+                    self.record_delivery(index, &delivery.payload, delivery.from)
                 }
                 Action::Disconnect { peer, reason } => {
                     self.disconnects += 1;
@@ -666,9 +669,9 @@ impl Simulation {
         }
     }
 
-    fn record_delivery(&mut self, index: usize, id: MessageId, from: PeerId) {
+    fn record_delivery(&mut self, index: usize, payload: &[u8], from: PeerId) {
         self.deliveries += 1;
-        let Some(track) = self.tracker.get(&id) else {
+        let Some(track) = self.tracker.get(payload) else {
             return;
         };
         let sender = if from.0 & RAW_PEER != 0 {

@@ -3,6 +3,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use super::schedule::SimTime;
 use super::MessageReport;
 use crate::{MessageId, SeenHasher};
@@ -11,9 +13,11 @@ use crate::{MessageId, SeenHasher};
 #[derive(Debug, Default)]
 pub(super) struct Tracker {
     tracks: Vec<Track>,
-    /// Looked up for every delivery: a fast hasher (its seed does not matter, the
-    /// map is never walked).
-    index: HashMap<MessageId, usize, SeenHasher>,
+    /// Looked up for every delivery, by payload: nodes that speak only flood do not
+    /// work out the ids of what they deliver, and hashing each delivery with BLAKE3
+    /// here would cost the simulation what it spares them. A fast hasher (its seed does
+    /// not matter, the map is never walked).
+    index: HashMap<Bytes, usize, SeenHasher>,
 }
 
 #[derive(Debug)]
@@ -34,12 +38,12 @@ impl Tracker {
     /// track.
     pub(super) fn track(
         &mut self,
-        id: MessageId,
+        (id, payload): (MessageId, Bytes),
         origin: usize,
         nodes: usize,
         now: SimTime,
     ) -> usize {
-        let index = *self.index.entry(id).or_insert(self.tracks.len());
+        let index = *self.index.entry(payload).or_insert(self.tracks.len());
         if index == self.tracks.len() {
             let mut hops = vec![u32::MAX; nodes];
             hops[origin] = 0;
@@ -57,9 +61,9 @@ impl Tracker {
         index
     }
 
-    /// The track of message `id`, if it is tracked.
-    pub(super) fn get(&self, id: &MessageId) -> Option<usize> {
-        self.index.get(id).copied()
+    /// The track of the message `payload`, if it is tracked.
+    pub(super) fn get(&self, payload: &[u8]) -> Option<usize> {
+        self.index.get(payload).copied()
     }
 
     /// `count` frames carrying the message of `track` were sent.
