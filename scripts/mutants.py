@@ -31,6 +31,12 @@ MUTANTS = {
         "if self.partial.len() + 1 < frame_len {",
         "framing_round_trips_under_any_chunking",
     ),
+    "escape-from-every-peer": (
+        "core/src/node/flow.rs",
+        "    !waits_on_a_held_peer || waits_on_this_one\n",
+        "    let _ = (waits_on_a_held_peer, waits_on_this_one);\n    true\n",
+        "clients_writing_at_full_speed_into_cycles_that_used_to_cut_links",
+    ),
     "keys-diverge": (
         "core/src/seen/key.rs",
         "Keying::Fingerprints(fingerprinter) => fingerprinter.fingerprint(payload),",
@@ -274,8 +280,8 @@ MUTANTS = {
     ),
     "held-taken-past-budget": (
         "core/src/node/mod.rs",
-        "if !self.seen.contains(&id) {",
-        "if false && !self.seen.contains(&id) {",
+        "if !self.seen.contains_key(identified.key) {",
+        "if false && !self.seen.contains_key(identified.key) {",
         "one_read_fills_queues_up_to_their_budget_and_not_a_byte_past_it",
     ),
     "publish-past-budget": (

@@ -815,13 +815,19 @@ impl Node {
         if self.escape_deadline().is_some_and(|at| at <= now) {
             self.flow.escaping = true;
             self.flow.escaped_at = Some(now);
+            let waits_on_a_held_peer = self
+                .peers
+                .iter()
+                .any(|(_, state)| state.held.is_some() && state.is_full());
+            let takes = |state: &Peer| flow::escapes_from(waits_on_a_held_peer, state.is_full());
+            let count = self.peers.iter().filter(|(_, state)| takes(state)).count();
             let room = flow::escape_room(
                 self.config.peer_queue_bytes,
-                self.peers.len(),
+                count,
                 headroom::plain_charge(self.config.max_frame_len),
             );
             for (_, state) in self.peers.iter_mut() {
-                state.escape_room = room;
+                state.escape_room = if takes(state) { room } else { 0 };
             }
             self.flow.dirty = true;
             self.stats.stall_escapes += 1;
