@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""K gossip-node processes in a clique, a client writing COUNT frames of 4 KiB into each
+as fast as TCP takes them and reading what the others wrote: the binary as people run
+it (separate processes, default flags), under the load of #11's clique test.
+
+    cargo build --release -p gossip-tokio --bin gossip-node
+    python3 scripts/clique_binary.py 6 20000                          # flood
+    GOSSIP_FLAGS="--protocol plumtree" python3 scripts/clique_binary.py 6 20000
+    GOSSIP_NODE=/other/build/gossip-node python3 scripts/clique_binary.py  # another build
+
+Prints the time, how many frames never reached a client (or came twice), and each
+node's warning lines. A client that gets nothing for 30 s stops waiting.
+"""
+
+import os
+import socket
+import struct
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import hostile_probe as hp  # noqa: E402  (its node, connect and stop helpers)
+
+K = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+COUNT = int(sys.argv[2]) if len(sys.argv) > 2 else 30000
+SIZE = 4096
+
+
+def read_exactly(sock, buffer, n):
+    """Returns `n` bytes and what is left, reading more from `sock` as needed, or None
+    at the end of the stream."""
+    while len(buffer) < n:
+        data = sock.recv(1 << 20)
+        if not data:
+            return None
+        buffer += data
+    return buffer[:n], buffer[n:]
+
+
+def reader(me, sock, got, twice):
+    seen = set()
+    buffer = b""
+    sock.settimeout(30)
+    try:
+        for _ in range((K - 1) * COUNT):
+            header = read_exactly(sock, buffer, 4)
+            if header is None:
+                return
+            length = struct.unpack(">I", header[0])[0]
+            frame = read_exactly(sock, header[1], length)
+            if frame is None:
+                return
+            payload, buffer = frame
+            key = payload[:9]
+            if key in seen:
+                twice[me] += 1
+            seen.add(key)
+            got[me][payload[0]] += 1
+    except socket.timeout:
+        return
+
+
+def writer(origin, sock):
+    batch = bytearray()
+    for n in range(COUNT):
+        batch += struct.pack(">I", SIZE) + bytes([origin]) + struct.pack(">Q", n)
+        batch += b"Z" * (SIZE - 9)
+        if len(batch) >= 65536 or n + 1 == COUNT:
+            sock.sendall(batch)
+            batch = bytearray()
+
+
+def main():
+    ports = [hp.free_port() for _ in range(K)]
+    nodes = [hp.node(ports[i], *ports[:i]) for i in range(K)]
+    time.sleep(1.5)
+    clients = [hp.connect(port) for port in ports]
+    time.sleep(0.5)
+    got = [[0] * K for _ in range(K)]
+    twice = [0] * K
+    started = time.time()
+    readers = [threading.Thread(target=reader, args=(i, c, got, twice)) for i, c in enumerate(clients)]
+    writers = [threading.Thread(target=writer, args=(i, c)) for i, c in enumerate(clients)]
+    for thread in readers + writers:
+        thread.start()
+    for thread in writers + readers:
+        thread.join()
+    elapsed = time.time() - started
+    stderr = [hp.stop(node) for node in nodes]
+    lost = sum(COUNT - got[me][o] for me in range(K) for o in range(K) if o != me)
+    print(f"{K} nodes, {COUNT} frames each: {elapsed:.1f} s, lost {lost} of "
+          f"{K * (K - 1) * COUNT}, came twice {sum(twice)}")
+    for i, text in enumerate(stderr):
+        warnings = [line for line in text.splitlines() if "WARN" in line]
+        print(f"  node {i}: {len(warnings)} warning lines", (warnings[:1] or [""])[0][:160])
+
+
+if __name__ == "__main__":
+    main()
