@@ -37,11 +37,12 @@ MUTANTS = {
         "    let _ = (waits_on_a_held_peer, waits_on_this_one);\n    true\n",
         "clients_writing_at_full_speed_into_cycles_that_used_to_cut_links",
     ),
+    # A node that publishes keys its own message otherwise than the copies it receives.
     "keys-diverge": (
         "core/src/seen/key.rs",
         "Keying::Fingerprints(fingerprinter) => fingerprinter.fingerprint(payload),",
-        "Keying::Fingerprints(_) => SeenKey::from(id),",
-        "flow_control_loses_nothing_at_full_speed",
+        "Keying::Fingerprints(_) => SeenKey::from(&id),",
+        "every_message_reaches_every_node_exactly_once",
     ),
     "fingerprint-not-keyed-by-payload": (
         "core/src/seen/key.rs",
@@ -89,7 +90,7 @@ MUTANTS = {
         """                if !is_new {
                     self.stats.duplicates += 1;
                     let from = peer;
-                    self.actions.push_back(Action::Deliver(Delivery { id, payload, from }));
+                    self.actions.push_back(Action::Deliver(Delivery::new(payload, from)));
                     continue;
                 }""",
         "every_message_reaches_every_node_exactly_once",

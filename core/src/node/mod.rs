@@ -104,7 +104,7 @@ pub struct Node {
     gathered_bytes: usize,
     flow: Flow,
     application: Application,
-    /// Frames being handled, with their ids; kept to reuse its allocation.
+    /// Frames being handled, with their seen-set keys; kept to reuse its allocation.
     batch: Vec<(Identified, Bytes)>,
     /// New frames of the read being handled, not forwarded yet; kept to reuse its
     /// allocation.

@@ -238,7 +238,7 @@ impl Node {
         };
         self.stats.frames_in += 1;
         state.counters.frames_in += 1;
-        let identified = self.keying.with_id(MessageId::of(&message), &message);
+        let identified = self.keying.identify(&message);
         let takeable = self.flow.takes_from(overload, state);
         if !takeable && !self.seen.contains_key(identified.key) {
             state.held = Some((identified, message));

@@ -576,12 +576,11 @@ impl Simulation {
                     taken += 1;
                     taken_bytes += delivery.payload.len();
                     self.payload_bytes_delivered += delivery.payload.len() as u64;
-                    if let Some(track) = self.tracker.get(&delivery.payload) {
-                        if !delivery.payload.is_empty() {
-                            delivered.push((delivery.payload.clone(), track));
-                        }
+                    let track = self.tracker.get(&delivery.payload);
+                    if let Some(track) = track.filter(|_| !delivery.payload.is_empty()) {
+                        delivered.push((delivery.payload.clone(), track));
                     }
-                    self.record_delivery(index, &delivery.payload, delivery.from)
+                    self.record_delivery(index, track, delivery.from)
                 }
                 Action::Disconnect { peer, reason } => {
                     self.disconnects += 1;
@@ -669,9 +668,11 @@ impl Simulation {
         }
     }
 
-    fn record_delivery(&mut self, index: usize, payload: &[u8], from: PeerId) {
+    /// Counts a delivery at node `index` from `from`, of the message of `track` if the
+    /// simulation tracks it.
+    fn record_delivery(&mut self, index: usize, track: Option<usize>, from: PeerId) {
         self.deliveries += 1;
-        let Some(track) = self.tracker.get(payload) else {
+        let Some(track) = track else {
             return;
         };
         let sender = if from.0 & RAW_PEER != 0 {
