@@ -90,12 +90,13 @@ impl Delivery {
         }
     }
 
-    /// The delivery of `payload`, whose id `id` the node has already worked out.
-    pub(crate) fn with_id(id: MessageId, payload: Bytes, from: PeerId) -> Self {
+    /// The delivery of `payload`, with its id if the node has already worked it out (a
+    /// node that speaks only flood leaves it to the application to ask).
+    pub(crate) fn with_known_id(id: Option<MessageId>, payload: Bytes, from: PeerId) -> Self {
         Delivery {
             payload,
             from,
-            id: OnceLock::from(id),
+            id: id.map_or_else(OnceLock::new, OnceLock::from),
         }
     }
 

@@ -136,7 +136,7 @@ impl Node {
         for (id, range, _) in &cached {
             if let (true, Some(from)) = (from_plumtree, from) {
                 let payload = framed.wire.slice(range.clone());
-                self.deliver(Delivery::with_id(*id, payload, from));
+                self.deliver(Delivery::with_known_id(Some(*id), payload, from));
             }
             if let Some(plumtree) = self.plumtree.as_mut() {
                 if plumtree.missing.received(&short_id(id)) {

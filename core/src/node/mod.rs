@@ -501,7 +501,11 @@ impl Node {
                                 message,
                             });
                         }
-                        self.deliver(delivery(identified, payload, from));
+                        self.deliver(Delivery::with_known_id(
+                            identified.known_id(),
+                            payload,
+                            from,
+                        ));
                         run.extend(frame);
                     }
                     // Assembled across reads, or empty: forwarded on its own.
@@ -558,7 +562,8 @@ impl Node {
         (identified, payload): (Identified, Bytes),
         round: u16,
     ) {
-        self.deliver(delivery(identified, payload.clone(), peer));
+        let delivery = Delivery::with_known_id(identified.known_id(), payload.clone(), peer);
+        self.deliver(delivery);
         self.forward_one(now, Some(peer), (identified, payload), round);
     }
 
@@ -1249,14 +1254,5 @@ fn refresh_full(
             flow.full_peers += 1;
         }
         flow.dirty = true;
-    }
-}
-
-/// The delivery of `payload` from `from`, with its id if working out its seen-set key
-/// computed it (a node that speaks only flood leaves it to the application to ask).
-fn delivery(identified: Identified, payload: Bytes, from: PeerId) -> Delivery {
-    match identified.known_id() {
-        Some(id) => Delivery::with_id(id, payload, from),
-        None => Delivery::new(payload, from),
     }
 }
