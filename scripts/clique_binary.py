@@ -9,7 +9,8 @@ it (separate processes, default flags), under the load of #11's clique test.
     GOSSIP_NODE=/other/build/gossip-node python3 scripts/clique_binary.py  # another build
 
 Prints the time, how many frames never reached a client (or came twice), and each
-node's warning lines. A client that gets nothing for 30 s stops waiting.
+node's warning lines. A client that gets nothing for PATIENCE seconds (default 30) stops
+waiting.
 """
 
 import os
@@ -24,6 +25,8 @@ import hostile_probe as hp  # noqa: E402  (its node, connect and stop helpers)
 
 K = int(sys.argv[1]) if len(sys.argv) > 1 else 3
 COUNT = int(sys.argv[2]) if len(sys.argv) > 2 else 30000
+PATIENCE = float(os.environ.get("PATIENCE", "30"))
+WARNINGS_SHOWN = int(os.environ.get("WARNINGS_SHOWN", "1"))
 SIZE = 4096
 
 
@@ -38,10 +41,10 @@ def read_exactly(sock, buffer, n):
     return buffer[:n], buffer[n:]
 
 
-def reader(me, sock, got, twice):
+def reader(me, sock, got, twice, last):
     seen = set()
     buffer = b""
-    sock.settimeout(30)
+    sock.settimeout(PATIENCE)
     try:
         for _ in range((K - 1) * COUNT):
             header = read_exactly(sock, buffer, 4)
@@ -57,6 +60,7 @@ def reader(me, sock, got, twice):
                 twice[me] += 1
             seen.add(key)
             got[me][payload[0]] += 1
+            last[me] = time.time()
     except socket.timeout:
         return
 
@@ -76,11 +80,16 @@ def main():
     nodes = [hp.node(ports[i], *ports[:i]) for i in range(K)]
     time.sleep(1.5)
     clients = [hp.connect(port) for port in ports]
-    time.sleep(0.5)
+    # A plumtree node takes an accepted connection that stays silent for its
+    # preamble timeout (1 s) for a plain peer; until then (or its first bytes) it sends
+    # it nothing. So every client is a peer of its node before any client writes.
+    time.sleep(1.5)
     got = [[0] * K for _ in range(K)]
     twice = [0] * K
+    last = [0.0] * K
     started = time.time()
-    readers = [threading.Thread(target=reader, args=(i, c, got, twice)) for i, c in enumerate(clients)]
+    readers = [threading.Thread(target=reader, args=(i, c, got, twice, last))
+               for i, c in enumerate(clients)]
     writers = [threading.Thread(target=writer, args=(i, c)) for i, c in enumerate(clients)]
     for thread in readers + writers:
         thread.start()
@@ -90,10 +99,17 @@ def main():
     stderr = [hp.stop(node) for node in nodes]
     lost = sum(COUNT - got[me][o] for me in range(K) for o in range(K) if o != me)
     print(f"{K} nodes, {COUNT} frames each: {elapsed:.1f} s, lost {lost} of "
-          f"{K * (K - 1) * COUNT}, came twice {sum(twice)}")
+          f"{K * (K - 1) * COUNT}, came twice {sum(twice)}, last frame at "
+          f"{max(last) - started:.1f} s")
     for i, text in enumerate(stderr):
         warnings = [line for line in text.splitlines() if "WARN" in line]
-        print(f"  node {i}: {len(warnings)} warning lines", (warnings[:1] or [""])[0][:160])
+        print(f"  node {i}: {len(warnings)} warning lines")
+        for line in warnings[:WARNINGS_SHOWN]:
+            print("    " + line[:300])
+        if os.environ.get("SHOW_STATS"):
+            for line in text.splitlines():
+                if "delivered=" in line:
+                    print("    " + line[line.index("delivered="):])
 
 
 if __name__ == "__main__":

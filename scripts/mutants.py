@@ -37,6 +37,45 @@ MUTANTS = {
         "    let _ = (waits_on_a_held_peer, waits_on_this_one);\n    true\n",
         "clients_writing_at_full_speed_into_cycles_that_used_to_cut_links",
     ),
+    # Announcing promises nothing: a cache lets announced messages go unsent.
+    "no-promises": (
+        "core/src/node/gossip_batch.rs",
+        ".fold(Promises::NONE, Promises::with);",
+        ".fold(Promises::NONE, |none, _| none);",
+        "plumtree_with_small_caches_loses_nothing_at_full_speed",
+    ),
+    "announced-back-still-owed": (
+        "core/src/node/plumtree.rs",
+        "plumtree.cache.release(&id, slot);",
+        "let _ = (&id, slot);",
+        "a_message_announced_to_a_lazy_peer_is_sent_whole_when_the_cache_lets_it_go_unless_it_has_it",
+    ),
+    "sent-back-still-owed": (
+        "core/src/node/gossip_batch.rs",
+        "self.release(peer, &short_id(&received.id));",
+        "let _ = received;",
+        "a_message_announced_to_a_lazy_peer_is_sent_whole_when_the_cache_lets_it_go_unless_it_has_it",
+    ),
+    "announcers-promised": (
+        "core/src/node/gossip_batch.rs",
+        "*promised = promised.without(slot);",
+        "let _ = slot;",
+        "a_message_announced_to_a_lazy_peer_is_sent_whole_when_the_cache_lets_it_go_unless_it_has_it",
+    ),
+    "promise-pushed-past-budget": (
+        "core/src/node/plumtree.rs",
+        "    fn push(&mut self, now: Instant, peer: PeerId, message: Bytes, round: u16) -> bool {\n"
+        "        if let Err(binding) = self.grafted_fits(peer, message.len()) {",
+        "    fn push(&mut self, now: Instant, peer: PeerId, message: Bytes, round: u16) -> bool {\n"
+        "        if let (false, Err(binding)) = (true, self.grafted_fits(peer, message.len())) {",
+        "plumtree_with_small_caches_loses_nothing_at_full_speed",
+    ),
+    "owed-never-sent": (
+        "core/src/node/plumtree.rs",
+        "let Some((message, round)) = state.owed.pop_front() else {",
+        "let Some((message, round)) = None::<(Bytes, u16)> else {",
+        "plumtree_with_small_caches_loses_nothing_at_full_speed",
+    ),
     # A node that publishes keys its own message otherwise than the copies it receives.
     "keys-diverge": (
         "core/src/seen/key.rs",

@@ -85,6 +85,10 @@ pub struct Stats {
     /// may ask for any id, and one answered late may have left the cache meanwhile):
     /// nothing is sent.
     pub grafts_uncached: u64,
+    /// Messages sent whole to a lazy peer they were announced to, because the cache let
+    /// them go before that peer showed it had them or grafted them (see
+    /// [`Promises`](crate::plumtree::Promises)): one per message and peer.
+    pub promises_kept: u64,
     /// Messages announced to this node (IHave) that it grafted from every announcer
     /// without getting them in time. Under overload most come later all the same (the
     /// eager copy was only late); see [`messages_missed`](Self::messages_missed).
@@ -92,9 +96,9 @@ pub struct Stats {
     /// Of those, the ones that had not come within
     /// [`cache_retention`](crate::plumtree::PlumtreeConfig::cache_retention) after
     /// (or were pushed out early by `max_missing` more): messages this node missed.
-    /// Under overload an announcer may have let a message go from its cache before the
-    /// graft reached it (see [`grafts_uncached`](Self::grafts_uncached) at the
-    /// announcer, and the README).
+    /// An announcer keeps what it announced until this node has it (see
+    /// [`Promises`](crate::plumtree::Promises)), so this takes an announcer whose
+    /// connection went before it answered, with no other announcer left.
     pub messages_missed: u64,
     /// Prunes sent: an eager peer sent a duplicate and was made lazy.
     pub prunes_sent: u64,

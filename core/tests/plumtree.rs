@@ -4,7 +4,9 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use gossip_core::plumtree::{wire, MessageCache, PlumtreeConfig, CACHED_MESSAGE_OVERHEAD};
+use gossip_core::plumtree::{
+    wire, LetGo, MessageCache, PlumtreeConfig, Promises, CACHED_MESSAGE_OVERHEAD,
+};
 use gossip_core::sim::{Churn, SimConfig, Simulation, Topology};
 use gossip_core::{
     Action, Config, Direction, DisconnectReason, MessageId, Node, PeerId, QUEUED_FRAME_OVERHEAD,
@@ -387,6 +389,94 @@ fn a_read_of_gossip_goes_on_as_one_run_and_a_duplicate_from_an_eager_peer_prunes
     );
 }
 
+/// An announcement is a promise: a lazy peer that has not shown it has a message gets
+/// it whole when the cache lets it go; one that announced it back or sent it does not,
+/// nor one that announced it before the node had it.
+#[test]
+fn a_message_announced_to_a_lazy_peer_is_sent_whole_when_the_cache_lets_it_go_unless_it_has_it() {
+    let t0 = Instant::now();
+    let plumtree = PlumtreeConfig {
+        // Room for two messages of 100 bytes.
+        cache_bytes: 2 * (100 + CACHED_MESSAGE_OVERHEAD),
+        ..PlumtreeConfig::default()
+    };
+    let config = Config {
+        plumtree: Some(plumtree),
+        ..Config::default()
+    };
+    let mut node = Node::new(config).unwrap();
+    let [source, shown, silent, early, returned] = [1, 2, 3, 4, 5].map(PeerId);
+    for (peer, node_id) in [
+        (source, 7),
+        (shown, 8),
+        (silent, 9),
+        (early, 10),
+        (returned, 11),
+    ] {
+        node.plumtree_peer_connected(t0, peer, Direction::Inbound, node_id);
+    }
+    // A first message, sent back by the others: they turn lazy.
+    let first: &[u8] = &[0; 100];
+    node.handle_received(t0, source, &gossip_frames(&[first], 0));
+    for peer in [shown, silent, early, returned] {
+        node.handle_received(t0, peer, &gossip_frames(&[first], 1));
+    }
+    node.drain_actions().for_each(drop);
+    // A message `early` announces before it comes; the other three are announced it.
+    let promised: &[u8] = &[1; 100];
+    let id = wire::short_id(&MessageId::of(promised));
+    node.handle_received(t0, early, &wire::ihave(&[(id, 1)]));
+    node.handle_received(t0, source, &gossip_frames(&[promised], 0));
+    let t1 = t0 + Duration::from_secs(1);
+    node.handle_timeout(t1);
+    let actions: Vec<Action> = node.drain_actions().collect();
+    for peer in [shown, silent, returned] {
+        assert_eq!(sent_to(&actions, peer).0, wire::ihave(&[(id, 1)]).to_vec());
+    }
+    // `shown` announces it back, `returned` sends it: they have it.
+    node.handle_received(t1, shown, &wire::ihave(&[(id, 2)]));
+    node.handle_received(t1, returned, &gossip_frames(&[promised], 2));
+    // Two more messages: the cache lets it go, and it goes to `silent` only.
+    let more: [&[u8]; 2] = [&[2; 100], &[3; 100]];
+    node.handle_received(t1, source, &gossip_frames(&more, 0));
+    let actions: Vec<Action> = node.drain_actions().collect();
+    assert_eq!(
+        sent_to(&actions, silent),
+        (gossip_frames(&[promised], 1), 1)
+    );
+    assert_eq!(sent_to(&actions, shown).1, 0);
+    for peer in [shown, early, returned] {
+        assert_eq!(sent_to(&actions, peer).1, 0);
+    }
+    assert_eq!(node.stats().promises_kept, 1);
+}
+
+/// What is still lost is counted: a message this node was announced and grafted, whose
+/// announcer went away before answering, is given up and, once the cache retention has
+/// passed without it, counted in `messages_missed`.
+#[test]
+fn a_message_whose_announcer_went_away_unanswered_is_counted_missed() {
+    let (mut node, t0, [announcer, _]) = plumtree_node_with_two_peers();
+    let config = PlumtreeConfig::default();
+    let id = wire::short_id(&MessageId::of(b"lost"));
+    node.handle_received(t0, announcer, &wire::ihave(&[(id, 1)]));
+    let grafted = t0 + config.graft_timeout;
+    node.handle_timeout(grafted);
+    assert_eq!(node.stats().grafts_sent, 1);
+    node.peer_disconnected(grafted, announcer);
+    let mut now = grafted;
+    for _ in 0..10 {
+        let Some(next) = node.poll_timeout() else {
+            break;
+        };
+        now = next;
+        node.handle_timeout(now);
+    }
+    let stats = node.stats();
+    assert_eq!((stats.grafts_given_up, stats.messages_missed), (1, 1));
+    assert!(now >= grafted + config.cache_retention, "counted too early");
+}
+
 #[test]
 fn with_the_default_threshold_the_tree_never_changes_on_announcements() {
     // Off means off, even for a round no honest path reaches.
@@ -491,7 +581,8 @@ proptest! {
         let mut batches = batch_lens.iter().cycle();
         let mut steps = steps.iter().chain(std::iter::repeat(&0));
         let mut sizes = sizes.iter().enumerate().peekable();
-        let mut kept: Vec<(MessageId, Bytes)> = Vec::new();
+        let mut kept: Vec<(MessageId, Bytes, Promises)> = Vec::new();
+        let mut let_go: Vec<LetGo> = Vec::new();
         while sizes.peek().is_some() {
             now += Duration::from_millis(*steps.next().unwrap_or(&0));
             // The next messages, back to back in one buffer, each filled with its number.
@@ -500,27 +591,47 @@ proptest! {
             for (n, &size) in sizes.by_ref().take(*batches.next().unwrap_or(&1)) {
                 let start = buffer.len();
                 buffer.extend(std::iter::repeat_n(n as u8, size));
-                batch.push((MessageId::of(&(n as u64).to_be_bytes()), start..buffer.len(), 0));
+                // Every third is promised to a peer slot.
+                let promised = match n % 3 {
+                    0 => Promises::NONE.with((n % 5) as u8),
+                    _ => Promises::NONE,
+                };
+                let id = MessageId::of(&(n as u64).to_be_bytes());
+                batch.push((id, start..buffer.len(), 0, promised));
             }
             let buffer = Bytes::from(buffer);
             match batch.len() {
-                1 => {
-                    let (id, range, round) = batch[0].clone();
+                1 if batch[0].3.is_empty() => {
+                    let (id, range, round, _) = batch[0].clone();
                     cache.insert(now, (id, buffer.slice(range)), round, None);
                 }
                 _ => cache.insert_many(now, &buffer, batch.clone(), None),
             }
             prop_assert!(cache.bytes() <= budget);
-            let (last, range, _) = batch.last().cloned().expect("not empty");
+            let_go.extend(cache.take_let_go());
+            let (last, range, _, _) = batch.last().cloned().expect("not empty");
             if range.len() + CACHED_MESSAGE_OVERHEAD <= budget {
                 prop_assert!(cache.get(&wire::short_id(&last)).is_some(), "the newest was not kept");
             }
-            kept.extend(batch.into_iter().map(|(id, range, _)| (id, buffer.slice(range))));
-            for (id, message) in &kept {
-                if let Some((got, _)) = cache.get(&wire::short_id(id)) {
-                    prop_assert_eq!(&got, message);
+            kept.extend(
+                batch.into_iter().map(|(id, range, _, promised)| (id, buffer.slice(range), promised)),
+            );
+            for (id, message, promised) in &kept {
+                match cache.get(&wire::short_id(id)) {
+                    Some((got, _)) => prop_assert_eq!(&got, message),
+                    // A promised message goes only to be sent to whom it was promised.
+                    None if !promised.is_empty() => prop_assert!(
+                        let_go.iter().any(|l| l.message == *message && l.promised == *promised),
+                        "a promised message was forgotten"
+                    ),
+                    None => {}
                 }
             }
         }
+        // Everything promised is let go with its promise by the end of its retention.
+        cache.expire(now + Duration::from_millis(100));
+        let_go.extend(cache.take_let_go());
+        let promised = kept.iter().filter(|(_, _, promised)| !promised.is_empty()).count();
+        prop_assert_eq!(let_go.len(), promised);
     }
 }

@@ -96,7 +96,7 @@ impl Losses {
             tracing::warn!(
                 missed = counters.4 - missed,
                 "messages announced to this node never came, though it grafted them from \
-                 every announcer (under overload an announcer's cache may have let them go)"
+                 every announcer (the announcers' connections went before they answered)"
             );
         }
         self.logged = counters;

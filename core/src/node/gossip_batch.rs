@@ -13,9 +13,11 @@ use std::time::Instant;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::peer::Wire;
+use super::plumtree::{set_eager, Target};
 use super::{Node, BATCH};
 use crate::frame::HEADER_LEN;
 use crate::plumtree::wire::{self, short_id, GOSSIP_OVERHEAD};
+use crate::plumtree::Promises;
 use crate::seen::Keying;
 use crate::{Delivery, Frames, MessageId, PeerId};
 
@@ -56,6 +58,12 @@ impl Node {
         state
             .counters
             .record(now, fresh as u64, (count - fresh) as u64);
+        if fresh < count {
+            // It has these: what this node announced to it is no longer owed.
+            for (received, _) in batch.iter().zip(&new).filter(|(_, &is_new)| !is_new) {
+                self.release(peer, &short_id(&received.id));
+            }
+        }
         self.place_sender_in_tree(now, peer, &new[..count]);
         if fresh > 0 {
             let mut is_new = new.iter();
@@ -84,16 +92,19 @@ impl Node {
     /// each was new, in order) do: a new message puts it on the tree's path (eager), a
     /// duplicate while eager takes it off (lazy), and it is told so with a Prune.
     pub(super) fn place_sender_in_tree(&mut self, now: Instant, peer: PeerId, new: &[bool]) {
-        let Some(Wire::Plumtree { eager, .. }) = self.peers.get_mut(peer).map(|s| &mut s.wire)
-        else {
+        let Some(state) = self.peers.get_mut(peer) else {
             return;
         };
         let mut prunes = 0;
         for &is_new in new {
-            if !is_new && *eager {
+            let Wire::Plumtree { eager, .. } = state.wire else {
+                return;
+            };
+            // One that cannot be lazy here (no promise slot) is not told each time.
+            if !is_new && eager && state.promise_slot.is_some() {
                 prunes += 1;
             }
-            *eager = is_new;
+            set_eager(state, is_new);
         }
         // A Prune only saves bytes later: none is queued where there is no room.
         for _ in 0..prunes {
@@ -122,7 +133,13 @@ impl Node {
         from_plumtree: bool,
     ) -> usize {
         let targets = self.plumtree_targets(from);
-        let eager = targets.iter().any(|&(_, eager)| eager);
+        let eager = targets.iter().any(|target| target.eager);
+        // Announcing a message to a lazy peer promises it (see `Promises`).
+        let lazy = targets
+            .iter()
+            .filter(|target| !target.eager)
+            .filter_map(|target| target.slot)
+            .fold(Promises::NONE, Promises::with);
         let plain_peers =
             from_plumtree && self.peers.len() > self.plumtree.as_ref().map_or(0, |p| p.peers);
         let framing = match (eager, plain_peers) {
@@ -132,14 +149,24 @@ impl Node {
         let framed = Framed::new(messages, framing);
         // Where each message lies in the framed copy, which holds only messages cached
         // now: it keeps nothing else alive.
-        let cached: Vec<(MessageId, Range<usize>, u16)> = framed.messages().collect();
-        for (id, range, _) in &cached {
+        let mut cached: Vec<(MessageId, Range<usize>, u16, Promises)> = framed
+            .messages()
+            .map(|(id, range, round)| (id, range, round, lazy))
+            .collect();
+        for (id, range, _, promised) in &mut cached {
             if let (true, Some(from)) = (from_plumtree, from) {
                 let payload = framed.wire.slice(range.clone());
                 self.deliver(Delivery::with_known_id(Some(*id), payload, from));
             }
             if let Some(plumtree) = self.plumtree.as_mut() {
-                if plumtree.missing.received(&short_id(id)) {
+                // Peers that announced it have it: nothing is promised to them.
+                let repaired = plumtree.missing.received_from(&short_id(id), |holder| {
+                    let slot = targets.iter().find(|target| target.peer == holder);
+                    if let Some(slot) = slot.and_then(|target| target.slot) {
+                        *promised = promised.without(slot);
+                    }
+                });
+                if repaired {
                     self.stats.repairs += 1;
                 }
             }
@@ -154,7 +181,7 @@ impl Node {
             });
         }
         let mut took = 0;
-        for &(peer, eager) in &targets {
+        for &Target { peer, eager, .. } in &targets {
             if eager {
                 let (peers, mut queues) = self.queues();
                 if let Some(state) = peers.get_mut(peer) {
@@ -165,7 +192,7 @@ impl Node {
                     took += usize::from(sent);
                 }
             } else {
-                for (id, _, round) in &cached {
+                for (id, _, round, _) in &cached {
                     self.announce(now, peer, short_id(id), round.saturating_add(1));
                 }
             }
@@ -173,6 +200,7 @@ impl Node {
         if let Some(plumtree) = self.plumtree.as_mut() {
             plumtree.targets = targets;
             plumtree.cache.insert_many(now, &framed.wire, cached, from);
+            self.keep_promises(now);
         }
         took
     }

@@ -27,6 +27,7 @@ use admission::Room;
 use flow::{Application, Flow};
 use gossip_batch::Received;
 use peer::{Peer, PeerTable, Wire};
+use plumtree::owed_charge;
 use read_buffer::Read;
 use run::Run;
 
@@ -102,6 +103,9 @@ pub struct Node {
     /// What the announcements gathered for lazy plumtree peers, and not queued yet,
     /// will be charged (the sum of their `Peer::gathered_charge`).
     gathered_bytes: usize,
+    /// What the messages owed to plumtree peers (`Peer::owed`) are charged (see
+    /// `owed_charge`): counted with the cache, whose bytes they were.
+    owed_bytes: usize,
     flow: Flow,
     application: Application,
     /// Frames being handled, with their seen-set keys; kept to reuse its allocation.
@@ -184,6 +188,7 @@ impl Node {
             stats: Stats::default(),
             queued_bytes: 0,
             gathered_bytes: 0,
+            owed_bytes: 0,
             flow: Flow::default(),
             application: Application::default(),
             batch: Vec::with_capacity(BATCH),
@@ -722,8 +727,8 @@ impl Node {
             false,
             now,
         );
-        if !state.is_full() && !state.deferred_grafts.is_empty() {
-            self.answer_deferred_grafts(now, peer);
+        if !state.is_full() && state.has_waiting_sends() {
+            self.send_waiting(now, peer);
         }
         self.settle(now);
     }
@@ -1082,9 +1087,14 @@ impl Node {
         self.partial_bytes -= state.partial_bytes;
         if let (true, Some(plumtree)) = (state.is_plumtree(), self.plumtree.as_mut()) {
             plumtree.peers -= 1;
+            if let Some(slot) = state.promise_slot {
+                plumtree.free_slot(slot);
+            }
         }
         let held = usize::from(state.held.is_some());
-        self.stats.frames_lost_on_disconnect += (state.unwritten_frames() + held) as u64;
+        let owed = state.owed.len();
+        self.owed_bytes -= owed_charge(&state.owed);
+        self.stats.frames_lost_on_disconnect += (state.unwritten_frames() + held + owed) as u64;
         if state.is_full() {
             self.flow.full_peers -= 1;
             self.flow.dirty = true;
@@ -1168,16 +1178,16 @@ impl Node {
                     self.resume_cursor = Some(peer);
                 }
             }
-            // Grafted messages that did not fit the total may fit now.
+            // Promised and grafted messages that did not fit the total may fit now.
             if self.plumtree.is_some() {
-                let grafted: Vec<PeerId> = self
+                let waiting: Vec<PeerId> = self
                     .peers
                     .iter()
-                    .filter(|(_, state)| !state.deferred_grafts.is_empty() && !state.is_full())
+                    .filter(|(_, state)| state.has_waiting_sends() && !state.is_full())
                     .map(|(peer, _)| peer)
                     .collect();
-                for peer in grafted {
-                    self.answer_deferred_grafts(now, peer);
+                for peer in waiting {
+                    self.send_waiting(now, peer);
                 }
             }
         }

@@ -61,9 +61,15 @@ pub(crate) struct Peer {
     /// [`MAX_DEFERRED_GRAFTS`](crate::plumtree::MAX_DEFERRED_GRAFTS)): sent as its queue
     /// drains.
     pub(crate) deferred_grafts: VecDeque<crate::plumtree::wire::ShortId>,
+    /// Messages promised to this peer that the cache let go while its queue had no
+    /// room (message, round), oldest first: sent as it drains, before deferred grafts.
+    pub(crate) owed: VecDeque<(Bytes, u16)>,
     /// While the node escapes a stall: charge of new messages it may still take from
     /// this peer in this round.
     pub(crate) escape_room: usize,
+    /// A plumtree peer's promise slot (see [`Promises`](crate::plumtree::Promises));
+    /// `None` (all slots taken, or a plain peer): never lazy.
+    pub(crate) promise_slot: Option<u8>,
 }
 
 /// The protocol spoken with a peer.
@@ -135,11 +141,18 @@ impl Peer {
             held_round: 0,
             ihaves: Vec::new(),
             deferred_grafts: VecDeque::new(),
+            owed: VecDeque::new(),
             escape_room: 0,
+            promise_slot: None,
         }
     }
 
     /// Whether this peer speaks plumtree.
+    /// Whether messages or grafts wait for room in this peer's queue.
+    pub(crate) fn has_waiting_sends(&self) -> bool {
+        !self.owed.is_empty() || !self.deferred_grafts.is_empty()
+    }
+
     pub(crate) fn is_plumtree(&self) -> bool {
         matches!(self.wire, Wire::Plumtree { .. })
     }

@@ -9,7 +9,9 @@ use super::gossip_batch::Received;
 use super::peer::{Peer, Wire};
 use super::{Node, BATCH};
 use crate::plumtree::wire::{self, Frame, ShortId, WireError};
-use crate::plumtree::{MessageCache, Missing, NodeId, PlumtreeConfig, MAX_DEFERRED_GRAFTS};
+use crate::plumtree::{
+    LetGo, MessageCache, Missing, NodeId, PlumtreeConfig, MAX_DEFERRED_GRAFTS, PROMISE_SLOTS,
+};
 use crate::seen::Keying;
 use crate::{Action, Direction, DisconnectReason, Frames, MessageId, PeerId};
 
@@ -23,9 +25,10 @@ pub(super) struct Plumtree {
     ihave_due: Option<Instant>,
     /// Plumtree peers connected.
     pub(super) peers: usize,
-    /// Scratch for `plumtree_targets`: the plumtree peers to send to, and whether each
-    /// is eager.
-    pub(super) targets: Vec<(PeerId, bool)>,
+    /// Scratch for `plumtree_targets`: the plumtree peers to send to.
+    pub(super) targets: Vec<Target>,
+    /// The peer holding each promise slot (grown as needed, up to `PROMISE_SLOTS`).
+    slots: Vec<Option<PeerId>>,
     /// Scratch for `decode_plumtree`: Gossip frames gathered for `take_gossip`.
     batch: Vec<Received>,
 }
@@ -39,8 +42,31 @@ impl Plumtree {
             ihave_due: None,
             peers: 0,
             targets: Vec::new(),
+            slots: Vec::new(),
             batch: Vec::new(),
         }
+    }
+
+    /// Gives `peer` a free promise slot, if one is left.
+    fn take_slot(&mut self, peer: PeerId) -> Option<u8> {
+        let free = match self.slots.iter().position(Option::is_none) {
+            Some(free) => free,
+            None if self.slots.len() < PROMISE_SLOTS => {
+                self.slots.push(None);
+                self.slots.len() - 1
+            }
+            None => return None,
+        };
+        self.slots[free] = Some(peer);
+        u8::try_from(free).ok()
+    }
+
+    /// The peer of `slot` is gone: what was promised to it is no longer owed.
+    pub(super) fn free_slot(&mut self, slot: u8) {
+        if let Some(holder) = self.slots.get_mut(usize::from(slot)) {
+            *holder = None;
+        }
+        self.cache.forget_promises_to(slot);
     }
 
     /// The scratch buffer for gathering Gossip frames (to hand back with `put_batch`).
@@ -116,7 +142,11 @@ impl Node {
             return;
         };
         plumtree.peers += 1;
+        let slot = plumtree.take_slot(peer);
         let cached: Vec<(ShortId, u16)> = plumtree.cache.ids().collect();
+        if let Some(state) = self.peers.get_mut(peer) {
+            state.promise_slot = slot;
+        }
         for chunk in cached.chunks(wire::MAX_IHAVE) {
             self.stats.ihave_ids_sent += chunk.len() as u64;
             self.queue_control(now, peer, wire::ihave(chunk));
@@ -245,7 +275,12 @@ impl Node {
             state.held_round = round;
             return Ok(());
         }
+        // Plumtree nodes key by id: this computes nothing.
+        let id = identified.id(&message);
         if let Some(new) = self.take_or_hold(now, peer, (identified, message), round) {
+            if !new {
+                self.release(peer, &wire::short_id(&id));
+            }
             self.place_sender_in_tree(now, peer, &[new]);
         }
         Ok(())
@@ -253,6 +288,7 @@ impl Node {
 
     /// An IHave, Graft or Prune frame from `peer`.
     fn on_control(&mut self, now: Instant, peer: PeerId, frame: Frame) {
+        let slot = self.peers.get(peer).and_then(|state| state.promise_slot);
         let Some(plumtree) = self.plumtree.as_mut() else {
             return;
         };
@@ -266,10 +302,15 @@ impl Node {
                 // than through a hostile round): no cache lookup per announced id.
                 let optimising = threshold < u16::MAX;
                 let mut swaps = Vec::new();
+                let promised = slot.filter(|&slot| plumtree.cache.promised_to(slot) > 0);
                 for (id, round) in entries.iter() {
                     if !self.seen.contains(&from_short(id)) {
                         plumtree.missing.announce(now, id, peer, round, timeout);
                         continue;
+                    }
+                    // It has it: what this node announced to it is no longer owed.
+                    if let Some(slot) = promised {
+                        plumtree.cache.release(&id, slot);
                     }
                     if !optimising {
                         continue;
@@ -340,13 +381,103 @@ impl Node {
         if let Some(head) = wire::gossip_head(message.len(), round.saturating_add(1)) {
             self.queue(now, peer, Frames::with_head(&head, message));
         }
+        self.release(peer, id);
+        true
+    }
+
+    /// `peer` has message `id` (it showed it, or was sent it): this node no longer owes
+    /// it the message.
+    pub(super) fn release(&mut self, peer: PeerId, id: &ShortId) {
+        let slot = self.peers.get(peer).and_then(|state| state.promise_slot);
+        if let (Some(slot), Some(plumtree)) = (slot, self.plumtree.as_mut()) {
+            plumtree.cache.release(id, slot);
+        }
+    }
+
+    /// Sends each promised message the cache let go to the peers it was promised to,
+    /// whole (see [`Promises`](crate::plumtree::Promises)); to a peer whose queue has
+    /// no room it is owed (`Peer::owed`), and the queue is marked full, so the node
+    /// takes nothing new until it drains. The cache lets go of messages only as the
+    /// node takes new ones (which a full node does not) or as they expire, so what is
+    /// owed stays within what the cache held, plus one batch.
+    pub(super) fn keep_promises(&mut self, now: Instant) {
+        let Some(plumtree) = self.plumtree.as_mut() else {
+            return;
+        };
+        let let_go = plumtree.cache.take_let_go();
+        if let_go.is_empty() {
+            return;
+        }
+        let slots = plumtree.slots.clone();
+        for LetGo {
+            message,
+            round,
+            promised,
+        } in let_go
+        {
+            for slot in promised.slots() {
+                let Some(&Some(peer)) = slots.get(usize::from(slot)) else {
+                    continue;
+                };
+                let Some(state) = self.peers.get_mut(peer) else {
+                    continue;
+                };
+                if state.owed.is_empty() && self.push(now, peer, message.clone(), round) {
+                    continue;
+                }
+                if let Some(state) = self.peers.get_mut(peer) {
+                    state.owed.push_back((message.clone(), round));
+                    self.owed_bytes += owed_charge_of(&message);
+                }
+            }
+        }
+    }
+
+    /// Sends what waits for room in `peer`'s queue, oldest first, for as long as its
+    /// queue is not full and they fit: messages owed to it (promised, and let go by
+    /// the cache), then the grafts it sent while its queue was full. Called when its
+    /// queue has drained, or something else has.
+    pub(super) fn send_waiting(&mut self, now: Instant, peer: PeerId) {
+        loop {
+            let Some(state) = self.peers.get_mut(peer) else {
+                return;
+            };
+            if state.is_full() {
+                return;
+            }
+            let Some((message, round)) = state.owed.pop_front() else {
+                break;
+            };
+            self.owed_bytes -= owed_charge_of(&message);
+            if !self.push(now, peer, message.clone(), round) {
+                if let Some(state) = self.peers.get_mut(peer) {
+                    state.owed.push_front((message.clone(), round));
+                    self.owed_bytes += owed_charge_of(&message);
+                }
+                return;
+            }
+        }
+        self.answer_deferred_grafts(now, peer);
+    }
+
+    /// Sends `peer` `message` (received at `round`) whole, as owed to it, if it fits
+    /// its queue and the total; returns whether it was sent (if not, the queue it does
+    /// not fit is marked full).
+    fn push(&mut self, now: Instant, peer: PeerId, message: Bytes, round: u16) -> bool {
+        if let Err(binding) = self.grafted_fits(peer, message.len()) {
+            self.mark_full(now, binding);
+            return false;
+        }
+        if let Some(head) = wire::gossip_head(message.len(), round.saturating_add(1)) {
+            self.stats.promises_kept += 1;
+            self.queue(now, peer, Frames::with_head(&head, message));
+        }
         true
     }
 
     /// Answers the grafts `peer` sent while its queue was full, oldest first, for as
-    /// long as its queue is not full and they fit. Called when its queue has drained,
-    /// or something else has.
-    pub(super) fn answer_deferred_grafts(&mut self, now: Instant, peer: PeerId) {
+    /// long as its queue is not full and they fit.
+    fn answer_deferred_grafts(&mut self, now: Instant, peer: PeerId) {
         loop {
             let Some(state) = self.peers.get_mut(peer) else {
                 return;
@@ -405,9 +536,9 @@ impl Node {
         self.take_framed(now, except, &[Received { id, round, message }], false)
     }
 
-    /// The plumtree peers but `except`, and whether each is eager (in a buffer to hand
-    /// back to `Plumtree::targets` when done, to reuse).
-    pub(super) fn plumtree_targets(&mut self, except: Option<PeerId>) -> Vec<(PeerId, bool)> {
+    /// The plumtree peers but `except` (in a buffer to hand back to
+    /// `Plumtree::targets` when done, to reuse).
+    pub(super) fn plumtree_targets(&mut self, except: Option<PeerId>) -> Vec<Target> {
         let mut targets = self
             .plumtree
             .as_mut()
@@ -418,7 +549,11 @@ impl Node {
             self.peers
                 .iter()
                 .filter_map(|(id, state)| match state.wire {
-                    Wire::Plumtree { eager, .. } if Some(id) != except => Some((id, eager)),
+                    Wire::Plumtree { eager, .. } if Some(id) != except => Some(Target {
+                        peer: id,
+                        eager,
+                        slot: state.promise_slot,
+                    }),
                     _ => None,
                 }),
         );
@@ -463,18 +598,24 @@ impl Node {
         }
     }
 
-    /// Bytes the message cache holds (0 without plumtree).
+    /// Bytes the message cache holds, with the messages it let go that are owed to
+    /// peers (0 without plumtree).
     pub(super) fn plumtree_cache_bytes(&self) -> usize {
-        self.plumtree.as_ref().map_or(0, |p| p.cache.bytes())
+        let cache = self.plumtree.as_ref().map_or(0, |p| p.cache.bytes());
+        cache + self.owed_bytes
     }
 
     /// When the plumtree timers next have work.
     pub(super) fn plumtree_deadline(&self) -> Option<Instant> {
         let plumtree = self.plumtree.as_ref()?;
-        [plumtree.ihave_due, plumtree.missing.next_deadline()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            plumtree.ihave_due,
+            plumtree.missing.next_deadline(),
+            plumtree.cache.next_promise_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Runs the plumtree timers due by `now`: sends gathered announcements, grafts what
@@ -484,6 +625,10 @@ impl Node {
             return;
         };
         plumtree.cache.expire(now);
+        self.keep_promises(now);
+        let Some(plumtree) = self.plumtree.as_mut() else {
+            return;
+        };
         let (retry, patience) = (plumtree.config.graft_retry, plumtree.config.graft_timeout);
         let grafts = plumtree.missing.due(now, retry, patience);
         let ihaves_due = plumtree.ihave_due.is_some_and(|at| at <= now);
@@ -549,9 +694,33 @@ fn from_short(short: ShortId) -> MessageId {
     MessageId(id)
 }
 
-/// Makes a plumtree peer eager or lazy (plain peers are always sent everything).
-fn set_eager(state: &mut Peer, to: bool) {
+/// A plumtree peer a new message may go to.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Target {
+    pub(super) peer: PeerId,
+    /// Whether it gets messages whole (else announced).
+    pub(super) eager: bool,
+    /// Its promise slot.
+    pub(super) slot: Option<u8>,
+}
+
+/// Makes a plumtree peer eager or lazy (plain peers are always sent everything); one
+/// without a promise slot stays eager: nothing may be announced to it.
+pub(super) fn set_eager(state: &mut Peer, to: bool) {
+    let keeps_promises = state.promise_slot.is_some();
     if let Wire::Plumtree { eager, .. } = &mut state.wire {
-        *eager = to;
+        *eager = to || !keeps_promises;
     }
+}
+
+/// What a message owed to a peer is charged: as if it were still cached.
+pub(super) fn owed_charge_of(message: &Bytes) -> usize {
+    message.len() + crate::plumtree::CACHED_MESSAGE_OVERHEAD
+}
+
+/// What messages owed to a peer are charged in all.
+pub(super) fn owed_charge(owed: &std::collections::VecDeque<(Bytes, u16)>) -> usize {
+    owed.iter()
+        .map(|(message, _)| owed_charge_of(message))
+        .sum()
 }

@@ -7,14 +7,15 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::promises::Promises;
 use super::wire::{short_id, ShortId};
 use crate::{MessageId, PeerId, SeenHasher};
 
 /// What the cache charges for each message on top of its bytes: its place in the ring
-/// (72 bytes) and in the index, whose two generations hold up to two entries per kept
+/// (88 bytes) and in the index, whose two generations hold up to two entries per kept
 /// message (24 bytes and a control byte each, in tables between 7/16 and 7/8 full: up
 /// to 57 bytes an entry), and its share of a buffer's head and frame headers.
-pub const CACHED_MESSAGE_OVERHEAD: usize = 192;
+pub const CACHED_MESSAGE_OVERHEAD: usize = 208;
 
 /// Ids the newer index generation gathers at least before it turns older.
 const GENERATION_MIN: usize = 1024;
@@ -33,6 +34,20 @@ struct Cached {
     round: u16,
     /// The peer it came from (`None` if published here).
     from: Option<PeerId>,
+    /// The lazy peers it was announced to that have not shown they have it.
+    promised: Promises,
+}
+
+/// A message the cache let go while it was still promised (see [`Promises`]): the
+/// caller sends it to those peers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LetGo {
+    /// The message.
+    pub message: Bytes,
+    /// The round it was received at.
+    pub round: u16,
+    /// The promise slots of the peers still waiting for it.
+    pub promised: Promises,
 }
 
 /// Recent messages by id, oldest forgotten first: once older than the retention, or
@@ -69,6 +84,11 @@ pub struct MessageCache {
     bytes: usize,
     budget_bytes: usize,
     retention: Duration,
+    /// Kept messages promised to each slot (grown as slots are used), and in all.
+    promised_to: Vec<u32>,
+    promised: u64,
+    /// Promised messages let go and not yet taken by `take_let_go`.
+    let_go: Vec<LetGo>,
 }
 
 impl MessageCache {
@@ -86,6 +106,9 @@ impl MessageCache {
             bytes: 0,
             budget_bytes,
             retention,
+            promised_to: Vec::new(),
+            promised: 0,
+            let_go: Vec::new(),
         }
     }
 
@@ -116,29 +139,42 @@ impl MessageCache {
         from: Option<PeerId>,
     ) {
         let range = 0..message.len();
-        self.insert_many(now, &message, [(id, range, round)], from);
+        self.insert_many(now, &message, [(id, range, round, Promises::NONE)], from);
     }
 
-    /// Keeps each of `messages` (id, where it lies in `buffer`, round), all from
-    /// `from`, in order, as [`insert`](Self::insert) does one. They share `buffer`, which
-    /// should hold little else: it stays alive as long as one of them is kept.
+    /// Keeps each of `messages` (id, where it lies in `buffer`, round, the slots of the
+    /// peers it is promised to), all from `from`, in order, as [`insert`](Self::insert)
+    /// does one. They share `buffer`, which should hold little else: it stays alive as
+    /// long as one of them is kept. A promised message the cache lets go (to make room
+    /// or as it expires) goes to [`take_let_go`](Self::take_let_go), for the caller to
+    /// send; so does one promised and too large to be kept at all.
     pub fn insert_many(
         &mut self,
         now: Instant,
         buffer: &Bytes,
-        messages: impl IntoIterator<Item = (MessageId, Range<usize>, u16)>,
+        messages: impl IntoIterator<Item = (MessageId, Range<usize>, u16, Promises)>,
         from: Option<PeerId>,
     ) {
         self.expire(now);
         // The sequence number `buffer` got, once a message of it is kept.
         let mut kept_in: Option<u64> = None;
-        for (id, range, round) in messages {
+        for (id, range, round, promised) in messages {
             let (Ok(start), Ok(len)) = (u32::try_from(range.start), u32::try_from(range.len()))
             else {
                 continue;
             };
             let charge = range.len() + CACHED_MESSAGE_OVERHEAD;
-            if charge > self.budget_bytes || buffer.get(range).is_none() {
+            let Some(message) = buffer.get(range.clone()) else {
+                continue;
+            };
+            if charge > self.budget_bytes {
+                if !promised.is_empty() {
+                    self.let_go.push(LetGo {
+                        message: buffer.slice_ref(message),
+                        round,
+                        promised,
+                    });
+                }
                 continue;
             }
             while self.bytes + charge > self.budget_bytes {
@@ -166,6 +202,7 @@ impl MessageCache {
             }
             self.index[self.newer].insert(id, seq);
             self.bytes += charge;
+            self.count_promises(promised, 1);
             self.entries.push_back(Cached {
                 at: now,
                 id,
@@ -174,6 +211,7 @@ impl MessageCache {
                 len,
                 round,
                 from,
+                promised,
             });
         }
     }
@@ -205,6 +243,65 @@ impl MessageCache {
             cached.round = round;
             cached.from = Some(from);
         }
+    }
+
+    /// Peer slot `slot` has message `id` (it showed it, or was sent it): the message
+    /// is no longer promised to it. Returns whether it was.
+    pub fn release(&mut self, id: &ShortId, slot: u8) -> bool {
+        if self.promised_to(slot) == 0 {
+            return false;
+        }
+        let Some(at) = self.position(id) else {
+            return false;
+        };
+        let Some(cached) = self.entries.get_mut(at) else {
+            return false;
+        };
+        if !cached.promised.contains(slot) {
+            return false;
+        }
+        cached.promised = cached.promised.without(slot);
+        self.promised_to[usize::from(slot)] -= 1;
+        self.promised -= 1;
+        true
+    }
+
+    /// The peer of slot `slot` is gone: nothing is promised to it any more (the slot
+    /// can be given to another).
+    pub fn forget_promises_to(&mut self, slot: u8) {
+        if self.promised_to(slot) == 0 {
+            return;
+        }
+        for cached in &mut self.entries {
+            if cached.promised.contains(slot) {
+                cached.promised = cached.promised.without(slot);
+                self.promised -= 1;
+            }
+        }
+        if let Some(count) = self.promised_to.get_mut(usize::from(slot)) {
+            *count = 0;
+        }
+    }
+
+    /// Kept messages promised to slot `slot`.
+    pub fn promised_to(&self, slot: u8) -> usize {
+        self.promised_to
+            .get(usize::from(slot))
+            .map_or(0, |&n| n as usize)
+    }
+
+    /// The promised messages let go since the last call, oldest first.
+    pub fn take_let_go(&mut self) -> Vec<LetGo> {
+        std::mem::take(&mut self.let_go)
+    }
+
+    /// When the oldest kept message expires, while any kept message is promised: a
+    /// promise must be kept (the message sent) by then even if nothing else happens.
+    pub fn next_promise_deadline(&self) -> Option<Instant> {
+        if self.promised == 0 {
+            return None;
+        }
+        self.entries.front()?.at.checked_add(self.retention)
     }
 
     /// Forgets what is `retention` old by `now`.
@@ -252,8 +349,34 @@ impl MessageCache {
         })
     }
 
+    /// Counts `promised` in (`sign` 1) or out (-1).
+    fn count_promises(&mut self, promised: Promises, sign: i32) {
+        for slot in promised.slots() {
+            let slot = usize::from(slot);
+            if slot >= self.promised_to.len() {
+                self.promised_to.resize(slot + 1, 0);
+            }
+            let count = &mut self.promised_to[slot];
+            *count = count.saturating_add_signed(sign);
+            self.promised = self.promised.saturating_add_signed(i64::from(sign));
+        }
+    }
+
     fn forget_oldest(&mut self) {
         if let Some(cached) = self.entries.pop_front() {
+            if !cached.promised.is_empty() {
+                self.count_promises(cached.promised, -1);
+                let buffer = cached.buffer.checked_sub(self.first_buffer);
+                let buffer = buffer.and_then(|at| self.buffers.get(usize::try_from(at).ok()?));
+                if let Some(buffer) = buffer {
+                    let start = cached.start as usize;
+                    self.let_go.push(LetGo {
+                        message: buffer.slice(start..start + cached.len as usize),
+                        round: cached.round,
+                        promised: cached.promised,
+                    });
+                }
+            }
             self.first += 1;
             self.bytes -= cached.len as usize + CACHED_MESSAGE_OVERHEAD;
             // Buffers older than the oldest kept message's hold nothing kept.
@@ -343,7 +466,8 @@ mod tests {
     }
 
     /// Messages `sizes` long, back to back in one buffer, with their ids and ranges.
-    fn batch(tag: u8, sizes: &[usize]) -> (Bytes, Vec<(MessageId, Range<usize>, u16)>) {
+    #[allow(clippy::type_complexity)]
+    fn batch(tag: u8, sizes: &[usize]) -> (Bytes, Vec<(MessageId, Range<usize>, u16, Promises)>) {
         let mut buffer = Vec::new();
         let mut messages = Vec::new();
         for (i, &size) in sizes.iter().enumerate() {
@@ -351,7 +475,7 @@ mod tests {
             buffer.extend(std::iter::repeat_n(tag.wrapping_add(i as u8), size));
             buffer[start] = tag;
             let id = MessageId::of(&[tag, i as u8]);
-            messages.push((id, start..buffer.len(), i as u16));
+            messages.push((id, start..buffer.len(), i as u16, Promises::NONE));
         }
         (Bytes::from(buffer), messages)
     }
@@ -363,7 +487,7 @@ mod tests {
         let mut cache = MessageCache::new(4 * one, Duration::from_secs(30));
         let (first, messages) = batch(1, &[100, 100, 100]);
         cache.insert_many(now, &first, messages.clone(), None);
-        for (id, range, round) in &messages {
+        for (id, range, round, _) in &messages {
             let got = cache.get(&short_id(id));
             assert_eq!(got, Some((first.slice(range.clone()), *round)));
         }
@@ -397,7 +521,7 @@ mod tests {
         cache.insert_many(now, &buffer, messages.clone(), None);
         let kept: Vec<bool> = messages
             .iter()
-            .map(|(id, _, _)| cache.get(&short_id(id)).is_some())
+            .map(|(id, _, _, _)| cache.get(&short_id(id)).is_some())
             .collect();
         assert_eq!(kept, [false, false, false, true, true]);
         assert_eq!(cache.buffers.len(), 1);
@@ -408,7 +532,7 @@ mod tests {
         // is kept; the last is still found in it.
         let mut cache = MessageCache::new(one, Duration::from_secs(30));
         cache.insert_many(now, &buffer, messages.clone(), None);
-        let (last, range, round) = messages[4].clone();
+        let (last, range, round, _) = messages[4].clone();
         assert_eq!(
             cache.get(&short_id(&last)),
             Some((buffer.slice(range), round))
@@ -421,7 +545,7 @@ mod tests {
         let ring = std::mem::size_of::<Cached>();
         // An entry and its control byte, in a table 7/16 full (just grown).
         let index = (std::mem::size_of::<(ShortId, u64)>() + 1) * 16 / 7;
-        assert_eq!(ring, 72);
+        assert_eq!(ring, 88);
         assert!(
             ring + 2 * index <= CACHED_MESSAGE_OVERHEAD,
             "{ring} + 2 x {index}"

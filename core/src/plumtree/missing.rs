@@ -26,10 +26,12 @@ pub const MAX_ANNOUNCERS: usize = 8;
 
 #[derive(Debug)]
 struct Pending {
-    announcers: VecDeque<(PeerId, u16)>,
+    /// Every peer that announced it (they all have it), in order, with its round.
+    announcers: Vec<(PeerId, u16)>,
     deadline: Instant,
-    /// Grafts sent for it (given by `due` and not postponed).
-    grafted: u8,
+    /// Grafts sent for it (given by `due` and not postponed): `announcers[grafted]`
+    /// is asked next.
+    grafted: usize,
     /// Every announcer was asked: the id is given up at `deadline`.
     last_wait: bool,
 }
@@ -89,7 +91,7 @@ impl Missing {
         if let Some(pending) = self.by_id.get_mut(&id) {
             let known = pending.announcers.iter().any(|(p, _)| *p == peer);
             if !known && pending.announcers.len() < MAX_ANNOUNCERS {
-                pending.announcers.push_back((peer, round));
+                pending.announcers.push((peer, round));
             }
             return;
         }
@@ -99,7 +101,8 @@ impl Missing {
         let Some(deadline) = now.checked_add(timeout) else {
             return;
         };
-        let announcers = VecDeque::from([(peer, round)]);
+        let mut announcers = Vec::with_capacity(2);
+        announcers.push((peer, round));
         self.by_id.insert(
             id,
             Pending {
@@ -115,12 +118,21 @@ impl Missing {
     /// `id` arrived: stop waiting for it. Returns whether it had been grafted (a
     /// repair).
     pub fn received(&mut self, id: &ShortId) -> bool {
+        self.received_from(id, |_| {})
+    }
+
+    /// As [`received`](Self::received), calling `announcer` with each peer that
+    /// announced `id` (up to [`MAX_ANNOUNCERS`]): those have it already.
+    pub fn received_from(&mut self, id: &ShortId, mut announcer: impl FnMut(PeerId)) -> bool {
         if !self.doubtful_ids.is_empty() {
             self.doubtful_ids.remove(id);
         }
         match self.by_id.remove(id) {
             Some(pending) => {
                 self.deadlines.remove(&(pending.deadline, *id));
+                for &(peer, _) in &pending.announcers {
+                    announcer(peer);
+                }
                 pending.grafted > 0
             }
             None => false,
@@ -143,10 +155,10 @@ impl Missing {
             let Some(pending) = self.by_id.get_mut(&id) else {
                 continue;
             };
-            let next = match pending.announcers.pop_front() {
-                Some((peer, round)) => {
+            let next = match pending.announcers.get(pending.grafted) {
+                Some(&(peer, round)) => {
                     grafts.push(Graft { id, peer, round });
-                    pending.grafted = pending.grafted.saturating_add(1);
+                    pending.grafted += 1;
                     now.checked_add(retry)
                 }
                 None if !pending.last_wait => {
@@ -175,9 +187,10 @@ impl Missing {
     /// any other, so waiting on a slow link never gives a message up.
     pub fn postpone(&mut self, graft: Graft) {
         if let Some(pending) = self.by_id.get_mut(&graft.id) {
-            pending.grafted = pending.grafted.saturating_sub(1);
-            pending.announcers.push_front((graft.peer, graft.round));
-            pending.announcers.truncate(MAX_ANNOUNCERS);
+            let last = pending.grafted.checked_sub(1);
+            if last.and_then(|at| pending.announcers.get(at)) == Some(&(graft.peer, graft.round)) {
+                pending.grafted -= 1;
+            }
         }
     }
 

@@ -33,12 +33,14 @@
 
 mod cache;
 mod missing;
+mod promises;
 pub mod wire;
 
 use std::time::Duration;
 
-pub use cache::{MessageCache, CACHED_MESSAGE_OVERHEAD};
+pub use cache::{LetGo, MessageCache, CACHED_MESSAGE_OVERHEAD};
 pub use missing::{Graft, Missing, MAX_ANNOUNCERS};
+pub use promises::{Promises, PROMISE_SLOTS};
 
 /// Grafts remembered per peer while its queue is full, answered as it drains (16 bytes
 /// each, 64 KiB per peer at most); past it a graft is refused (`Stats::grafts_refused`).

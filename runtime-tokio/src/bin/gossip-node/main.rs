@@ -114,6 +114,12 @@ async fn run_node(cli: &Cli, listen: SocketAddr) -> std::io::Result<()> {
             grafts = stats.grafts_sent,
             prunes = stats.prunes_sent,
             repairs = stats.repairs,
+            promises_kept = stats.promises_kept,
+            grafts_given_up = stats.grafts_given_up,
+            missed = stats.messages_missed,
+            stall_escapes = stats.stall_escapes,
+            queued_bytes = stats.queued_bytes,
+            congested = stats.congested,
             "counters"
         );
     }
