@@ -394,13 +394,13 @@ MUTANTS = {
         "core/src/plumtree/missing.rs",
         "self.missed += 1;",
         "",
-        "plumtree_messages_missed_under_overload_are_counted",
+        "a_message_whose_announcer_went_away_unanswered_is_counted_missed",
     ),
     "late-arrival-counted-missed": (
         "core/src/plumtree/missing.rs",
         "self.doubtful_ids.remove(id);",
         "",
-        "plumtree_messages_missed_under_overload_are_counted",
+        "a_given_up_id_that_comes_later_is_not_missed",
     ),
 }
 
