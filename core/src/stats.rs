@@ -107,7 +107,10 @@ pub struct Stats {
     /// Plumtree connections closed because another connection to the same node was
     /// kept, or because they reached this node itself.
     pub same_node_disconnects: u64,
-    /// Bytes the plumtree message cache holds now, as its budget counts them.
+    /// Bytes the plumtree message cache holds now, as its budget counts them, with the
+    /// messages it let go that are still owed to peers whose queues had no room (see
+    /// [`Promises`](crate::plumtree::Promises)): those can pass the budget by what the
+    /// cache let go while the node was full.
     pub plumtree_cache_bytes: usize,
     /// Tree optimisations: a lazy link that announced messages in far fewer rounds
     /// replaced an eager one.

@@ -237,8 +237,10 @@ impl Node {
         headroom
     }
 
-    /// All queues as the total budget counts them: what is queued, and the
-    /// announcements gathered for lazy peers.
+    /// All queues as the total budget counts them: what is queued, the announcements
+    /// gathered for lazy peers, and the messages owed to plumtree peers (so that what
+    /// the cache lets go while the node is full, escape rounds included, stays within
+    /// the total).
     pub(super) fn committed_bytes(&self) -> usize {
         debug_assert_eq!(
             self.gathered_bytes,
@@ -247,7 +249,14 @@ impl Node {
                 .map(|(_, s)| s.gathered_charge())
                 .sum::<usize>()
         );
-        self.queued_bytes + self.gathered_bytes
+        debug_assert_eq!(
+            self.owed_bytes,
+            self.peers
+                .iter()
+                .map(|(_, s)| super::plumtree::owed_charge(&s.owed))
+                .sum::<usize>()
+        );
+        self.queued_bytes + self.gathered_bytes + self.owed_bytes
     }
 
     /// Whether a control frame of `wire_len` bytes fits `peer`'s queue and the total,

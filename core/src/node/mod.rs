@@ -104,7 +104,8 @@ pub struct Node {
     /// will be charged (the sum of their `Peer::gathered_charge`).
     gathered_bytes: usize,
     /// What the messages owed to plumtree peers (`Peer::owed`) are charged (see
-    /// `owed_charge`): counted with the cache, whose bytes they were.
+    /// `owed_charge`): in the total (`committed_bytes`), and reported with the cache,
+    /// whose bytes they were.
     owed_bytes: usize,
     flow: Flow,
     application: Application,

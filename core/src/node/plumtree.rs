@@ -397,9 +397,9 @@ impl Node {
     /// Sends each promised message the cache let go to the peers it was promised to,
     /// whole (see [`Promises`](crate::plumtree::Promises)); to a peer whose queue has
     /// no room it is owed (`Peer::owed`), and the queue is marked full, so the node
-    /// takes nothing new until it drains. The cache lets go of messages only as the
-    /// node takes new ones (which a full node does not) or as they expire, so what is
-    /// owed stays within what the cache held, plus one batch.
+    /// takes nothing new until it drains. What is owed counts in the total budget, as
+    /// if queued: the cache lets go of messages only as the node takes new ones (which
+    /// it does only within the total, escape rounds included) or as they expire.
     pub(super) fn keep_promises(&mut self, now: Instant) {
         let Some(plumtree) = self.plumtree.as_mut() else {
             return;
