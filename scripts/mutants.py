@@ -56,6 +56,12 @@ MUTANTS = {
         "let _ = received;",
         "a_message_announced_to_a_lazy_peer_is_sent_whole_when_the_cache_lets_it_go_unless_it_has_it",
     ),
+    "gone-peers-slot-reused-at-once": (
+        "core/src/node/plumtree.rs",
+        "u8::try_from(slot).is_ok_and(|slot| cache.promised_to(slot) == 0)",
+        "u8::try_from(slot).is_ok_and(|slot| cache.promised_to(slot) < usize::MAX)",
+        "a_gone_peers_promises_go_with_it_and_its_slot_waits_for_them",
+    ),
     "announcers-promised": (
         "core/src/node/gossip_batch.rs",
         "*promised = promised.without(slot);",

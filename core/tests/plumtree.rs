@@ -451,6 +451,42 @@ fn a_message_announced_to_a_lazy_peer_is_sent_whole_when_the_cache_lets_it_go_un
     assert_eq!(node.stats().promises_kept, 1);
 }
 
+/// A peer that goes while messages are promised to it costs nothing as it goes (no pass
+/// over the cache); its promise slot is not given to a newcomer until the cache has let
+/// those messages go, and they go to no one.
+#[test]
+fn a_gone_peers_promises_go_with_it_and_its_slot_waits_for_them() {
+    let t0 = Instant::now();
+    let plumtree = PlumtreeConfig {
+        cache_bytes: 2 * (100 + CACHED_MESSAGE_OVERHEAD),
+        ..PlumtreeConfig::default()
+    };
+    let config = Config {
+        plumtree: Some(plumtree),
+        ..Config::default()
+    };
+    let mut node = Node::new(config).unwrap();
+    let [source, gone, newcomer] = [1, 2, 3].map(PeerId);
+    for (peer, node_id) in [(source, 7), (gone, 8)] {
+        node.plumtree_peer_connected(t0, peer, Direction::Inbound, node_id);
+    }
+    let first: &[u8] = &[0; 100];
+    node.handle_received(t0, source, &gossip_frames(&[first], 0));
+    node.handle_received(t0, gone, &gossip_frames(&[first], 1));
+    // Promised to `gone`, which goes.
+    let promised: &[u8] = &[1; 100];
+    node.handle_received(t0, source, &gossip_frames(&[promised], 0));
+    node.peer_disconnected(t0, gone);
+    node.plumtree_peer_connected(t0, newcomer, Direction::Inbound, 9);
+    node.drain_actions().for_each(drop);
+    // The cache lets it go: the newcomer (eager) gets the new messages only.
+    let more: [&[u8]; 2] = [&[2; 100], &[3; 100]];
+    node.handle_received(t0, source, &gossip_frames(&more, 0));
+    let actions: Vec<Action> = node.drain_actions().collect();
+    assert_eq!(sent_to(&actions, newcomer).0, gossip_frames(&more, 1));
+    assert_eq!(node.stats().promises_kept, 0);
+}
+
 /// What is still lost is counted: a message this node was announced and grafted, whose
 /// announcer went away before answering, is given up and, once the cache retention has
 /// passed without it, counted in `messages_missed`.

@@ -47,9 +47,17 @@ impl Plumtree {
         }
     }
 
-    /// Gives `peer` a free promise slot, if one is left.
+    /// Gives `peer` a free promise slot, if one is left. A slot whose peer went while
+    /// messages were promised to it is free again only once the cache has let all of
+    /// them go (they are then sent to no one): so a peer's disconnection costs nothing,
+    /// where clearing its promises would cost a pass over the whole cache, a price a
+    /// peer that connects and goes again and again could make the node pay.
     fn take_slot(&mut self, peer: PeerId) -> Option<u8> {
-        let free = match self.slots.iter().position(Option::is_none) {
+        let cache = &self.cache;
+        let free = self.slots.iter().enumerate().position(|(slot, holder)| {
+            holder.is_none() && u8::try_from(slot).is_ok_and(|slot| cache.promised_to(slot) == 0)
+        });
+        let free = match free {
             Some(free) => free,
             None if self.slots.len() < PROMISE_SLOTS => {
                 self.slots.push(None);
@@ -61,12 +69,12 @@ impl Plumtree {
         u8::try_from(free).ok()
     }
 
-    /// The peer of `slot` is gone: what was promised to it is no longer owed.
+    /// The peer of `slot` is gone: what was promised to it is no longer owed (see
+    /// `take_slot`).
     pub(super) fn free_slot(&mut self, slot: u8) {
         if let Some(holder) = self.slots.get_mut(usize::from(slot)) {
             *holder = None;
         }
-        self.cache.forget_promises_to(slot);
     }
 
     /// The scratch buffer for gathering Gossip frames (to hand back with `put_batch`).

@@ -266,23 +266,6 @@ impl MessageCache {
         true
     }
 
-    /// The peer of slot `slot` is gone: nothing is promised to it any more (the slot
-    /// can be given to another).
-    pub fn forget_promises_to(&mut self, slot: u8) {
-        if self.promised_to(slot) == 0 {
-            return;
-        }
-        for cached in &mut self.entries {
-            if cached.promised.contains(slot) {
-                cached.promised = cached.promised.without(slot);
-                self.promised -= 1;
-            }
-        }
-        if let Some(count) = self.promised_to.get_mut(usize::from(slot)) {
-            *count = 0;
-        }
-    }
-
     /// Kept messages promised to slot `slot`.
     pub fn promised_to(&self, slot: u8) -> usize {
         self.promised_to
