@@ -44,6 +44,16 @@
 //! 3,000 and cut 10 links, and a clique of six over TCP with a client at each node
 //! (the conformance suite) no longer cuts links; if the totals around a cycle did fill,
 //! the slow-peer rule would cut a peer (see the README for what that costs).
+//!
+//! Why measured and not proved: the classic proof that a store-and-forward network
+//! cannot deadlock gives each hop count its own buffers (Merlin and Schweitzer, 1980),
+//! so that a message waiting for room only ever waits on buffers of a higher count and
+//! the waits cannot close a cycle. A flood frame carries no hop count (the wire is the
+//! tutorial's and stays so), and a node cannot tell its first hop from its last; with
+//! clients writing at full speed into every node, the total is the one bound, and the
+//! rounds make the waits turn in every case tried without a proof that they always
+//! do. Plumtree frames carry a round, so a network of plumtree nodes only could be
+//! given such classes (not done).
 
 use std::time::Instant;
 
