@@ -69,7 +69,7 @@ MUTANTS = {
         "a_message_announced_to_a_lazy_peer_is_sent_whole_when_the_cache_lets_it_go_unless_it_has_it",
     ),
     "promise-pushed-past-budget": (
-        "core/src/node/plumtree.rs",
+        "core/src/node/promises.rs",
         "    fn push(&mut self, now: Instant, peer: PeerId, message: Bytes, round: u16) -> bool {\n"
         "        if let Err(binding) = self.grafted_fits(peer, message.len()) {",
         "    fn push(&mut self, now: Instant, peer: PeerId, message: Bytes, round: u16) -> bool {\n"
@@ -77,7 +77,7 @@ MUTANTS = {
         "plumtree_with_small_caches_loses_nothing_at_full_speed",
     ),
     "owed-never-sent": (
-        "core/src/node/plumtree.rs",
+        "core/src/node/promises.rs",
         "let Some((message, round)) = state.owed.pop_front() else {",
         "let Some((message, round)) = None::<(Bytes, u16)> else {",
         "plumtree_with_small_caches_loses_nothing_at_full_speed",
@@ -284,8 +284,8 @@ MUTANTS = {
     ),
     "plumtree-never-prunes": (
         "core/src/node/gossip_batch.rs",
-        "if !is_new && *eager {",
-        "if false && !is_new && *eager {",
+        "if !is_new && eager && state.promise_slot.is_some() {",
+        "if false && !is_new && eager && state.promise_slot.is_some() {",
         "a_read_of_gossip_goes_on_as_one_run_and_a_duplicate_from_an_eager_peer_prunes_it",
     ),
     "plumtree-optimisation-never-off": (

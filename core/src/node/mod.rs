@@ -8,6 +8,7 @@ mod headroom;
 mod pacer;
 mod peer;
 mod plumtree;
+mod promises;
 mod read_buffer;
 mod run;
 
@@ -27,7 +28,7 @@ use admission::Room;
 use flow::{Application, Flow};
 use gossip_batch::Received;
 use peer::{Peer, PeerTable, Wire};
-use plumtree::owed_charge;
+use promises::owed_charge;
 use read_buffer::Read;
 use run::Run;
 

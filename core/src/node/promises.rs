@@ -1,0 +1,118 @@
+//! The node's side of plumtree's [promises](crate::plumtree::Promises): what it
+//! announced to a lazy peer is kept until that peer has it, and sent to it whole when
+//! the cache lets it go first; what does not fit the peer's queue then is owed, and
+//! sent as the queue drains.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::Node;
+use crate::plumtree::wire::{self, ShortId};
+use crate::plumtree::{LetGo, CACHED_MESSAGE_OVERHEAD};
+use crate::{Frames, PeerId};
+
+impl Node {
+    /// `peer` has message `id` (it showed it, or was sent it): this node no longer owes
+    /// it the message.
+    pub(super) fn release(&mut self, peer: PeerId, id: &ShortId) {
+        let slot = self.peers.get(peer).and_then(|state| state.promise_slot);
+        if let (Some(slot), Some(plumtree)) = (slot, self.plumtree.as_mut()) {
+            plumtree.cache.release(id, slot);
+        }
+    }
+
+    /// Sends each promised message the cache let go to the peers it was promised to,
+    /// whole (see [`Promises`](crate::plumtree::Promises)); to a peer whose queue has
+    /// no room it is owed (`Peer::owed`), and the queue is marked full, so the node
+    /// takes nothing new until it drains. What is owed counts in the total budget, as
+    /// if queued: the cache lets go of messages only as the node takes new ones (which
+    /// it does only within the total, escape rounds included) or as they expire.
+    pub(super) fn keep_promises(&mut self, now: Instant) {
+        let Some(plumtree) = self.plumtree.as_mut() else {
+            return;
+        };
+        let let_go = plumtree.cache.take_let_go();
+        if let_go.is_empty() {
+            return;
+        }
+        let slots = plumtree.slots.clone();
+        for LetGo {
+            message,
+            round,
+            promised,
+        } in let_go
+        {
+            for slot in promised.slots() {
+                let Some(&Some(peer)) = slots.get(usize::from(slot)) else {
+                    continue;
+                };
+                let Some(state) = self.peers.get_mut(peer) else {
+                    continue;
+                };
+                if state.owed.is_empty() && self.push(now, peer, message.clone(), round) {
+                    continue;
+                }
+                if let Some(state) = self.peers.get_mut(peer) {
+                    state.owed.push_back((message.clone(), round));
+                    self.owed_bytes += owed_charge_of(&message);
+                }
+            }
+        }
+    }
+
+    /// Sends what waits for room in `peer`'s queue, oldest first, for as long as its
+    /// queue is not full and they fit: messages owed to it (promised, and let go by
+    /// the cache), then the grafts it sent while its queue was full. Called when its
+    /// queue has drained, or something else has.
+    pub(super) fn send_waiting(&mut self, now: Instant, peer: PeerId) {
+        loop {
+            let Some(state) = self.peers.get_mut(peer) else {
+                return;
+            };
+            if state.is_full() {
+                return;
+            }
+            let Some((message, round)) = state.owed.pop_front() else {
+                break;
+            };
+            self.owed_bytes -= owed_charge_of(&message);
+            if !self.push(now, peer, message.clone(), round) {
+                if let Some(state) = self.peers.get_mut(peer) {
+                    state.owed.push_front((message.clone(), round));
+                    self.owed_bytes += owed_charge_of(&message);
+                }
+                return;
+            }
+        }
+        self.answer_deferred_grafts(now, peer);
+    }
+
+    /// Sends `peer` `message` (received at `round`) whole, as owed to it, if it fits
+    /// its queue and the total; returns whether it was sent (if not, the queue it does
+    /// not fit is marked full).
+    fn push(&mut self, now: Instant, peer: PeerId, message: Bytes, round: u16) -> bool {
+        if let Err(binding) = self.grafted_fits(peer, message.len()) {
+            self.mark_full(now, binding);
+            return false;
+        }
+        if let Some(head) = wire::gossip_head(message.len(), round.saturating_add(1)) {
+            self.stats.promises_kept += 1;
+            self.queue(now, peer, Frames::with_head(&head, message));
+        }
+        true
+    }
+}
+
+/// What a message owed to a peer is charged: as if it were still cached.
+pub(super) fn owed_charge_of(message: &Bytes) -> usize {
+    message.len() + CACHED_MESSAGE_OVERHEAD
+}
+
+/// What messages owed to a peer are charged in all.
+pub(super) fn owed_charge(owed: &VecDeque<(Bytes, u16)>) -> usize {
+    owed.iter()
+        .map(|(message, _)| owed_charge_of(message))
+        .sum()
+}
