@@ -237,10 +237,9 @@ impl Node {
         headroom
     }
 
-    /// All queues as the total budget counts them: what is queued, the announcements
-    /// gathered for lazy peers, and the messages owed to plumtree peers (so that what
-    /// the cache lets go while the node is full, escape rounds included, stays within
-    /// the total).
+    /// All queues as the total budget counts them: what is queued, and the
+    /// announcements gathered for lazy peers. (Messages owed to plumtree peers are the
+    /// cache's bytes, bounded by its budget: see `escape_deadline`.)
     pub(super) fn committed_bytes(&self) -> usize {
         debug_assert_eq!(
             self.gathered_bytes,
@@ -256,7 +255,7 @@ impl Node {
                 .map(|(_, s)| super::promises::owed_charge(&s.owed))
                 .sum::<usize>()
         );
-        self.queued_bytes + self.gathered_bytes + self.owed_bytes
+        self.queued_bytes + self.gathered_bytes
     }
 
     /// Whether a control frame of `wire_len` bytes fits `peer`'s queue and the total,

@@ -105,8 +105,8 @@ pub struct Node {
     /// will be charged (the sum of their `Peer::gathered_charge`).
     gathered_bytes: usize,
     /// What the messages owed to plumtree peers (`Peer::owed`) are charged (see
-    /// `owed_charge`): in the total (`committed_bytes`), and reported with the cache,
-    /// whose bytes they were.
+    /// `owed_charge`): reported with the cache, whose bytes they were, and bounded by
+    /// its budget (`escape_deadline`).
     owed_bytes: usize,
     flow: Flow,
     application: Application,
@@ -922,9 +922,19 @@ impl Node {
     /// has no room at all; while it is full but has drained below its budget, an escape
     /// takes what fits (a ring whose totals all stayed marked full would otherwise stop
     /// until one of them drained to half, which in a ring none does).
+    ///
+    /// Nor while the messages owed to plumtree peers fill the cache's budget and the
+    /// total's together: outside escapes the node takes nothing while a peer they are
+    /// owed to is full, so they grow only with escape rounds (what a round takes pushes
+    /// cached messages out), and so stay within that bound plus one round. They do not
+    /// count in the total itself: two nodes whose totals were full of them could never
+    /// escape a wait on each other (seen as a slow-peer cut in a clique of six).
     fn escape_deadline(&self) -> Option<Instant> {
+        let owed_cap = self.config.plumtree.as_ref().map_or(0, |p| p.cache_bytes)
+            + self.config.total_queue_bytes;
         if self.config.overload == Overload::Shed
             || self.committed_bytes() >= self.config.total_queue_bytes
+            || (self.owed_bytes > 0 && self.owed_bytes >= owed_cap)
         {
             return None;
         }

@@ -26,9 +26,10 @@ impl Node {
     /// Sends each promised message the cache let go to the peers it was promised to,
     /// whole (see [`Promises`](crate::plumtree::Promises)); to a peer whose queue has
     /// no room it is owed (`Peer::owed`), and the queue is marked full, so the node
-    /// takes nothing new until it drains. What is owed counts in the total budget, as
-    /// if queued: the cache lets go of messages only as the node takes new ones (which
-    /// it does only within the total, escape rounds included) or as they expire.
+    /// takes nothing new until it drains. The cache lets go of messages only as the
+    /// node takes new ones (which, but for stall escapes, it does not while such a
+    /// peer is full) or as they expire; escapes stop while what is owed fills the
+    /// cache's and the total's budgets together (`escape_deadline`).
     pub(super) fn keep_promises(&mut self, now: Instant) {
         let Some(plumtree) = self.plumtree.as_mut() else {
             return;
