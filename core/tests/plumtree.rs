@@ -394,17 +394,7 @@ fn a_read_of_gossip_goes_on_as_one_run_and_a_duplicate_from_an_eager_peer_prunes
 /// nor one that announced it before the node had it.
 #[test]
 fn a_message_announced_to_a_lazy_peer_is_sent_whole_when_the_cache_lets_it_go_unless_it_has_it() {
-    let t0 = Instant::now();
-    let plumtree = PlumtreeConfig {
-        // Room for two messages of 100 bytes.
-        cache_bytes: 2 * (100 + CACHED_MESSAGE_OVERHEAD),
-        ..PlumtreeConfig::default()
-    };
-    let config = Config {
-        plumtree: Some(plumtree),
-        ..Config::default()
-    };
-    let mut node = Node::new(config).unwrap();
+    let (mut node, t0) = node_caching_two_messages_of_100_bytes();
     let [source, shown, silent, early, returned] = [1, 2, 3, 4, 5].map(PeerId);
     for (peer, node_id) in [
         (source, 7),
@@ -451,12 +441,8 @@ fn a_message_announced_to_a_lazy_peer_is_sent_whole_when_the_cache_lets_it_go_un
     assert_eq!(node.stats().promises_kept, 1);
 }
 
-/// A peer that goes while messages are promised to it costs nothing as it goes (no pass
-/// over the cache); its promise slot is not given to a newcomer until the cache has let
-/// those messages go, and they go to no one.
-#[test]
-fn a_gone_peers_promises_go_with_it_and_its_slot_waits_for_them() {
-    let t0 = Instant::now();
+/// A plumtree node whose cache has room for two messages of 100 bytes.
+fn node_caching_two_messages_of_100_bytes() -> (Node, Instant) {
     let plumtree = PlumtreeConfig {
         cache_bytes: 2 * (100 + CACHED_MESSAGE_OVERHEAD),
         ..PlumtreeConfig::default()
@@ -465,7 +451,15 @@ fn a_gone_peers_promises_go_with_it_and_its_slot_waits_for_them() {
         plumtree: Some(plumtree),
         ..Config::default()
     };
-    let mut node = Node::new(config).unwrap();
+    (Node::new(config).unwrap(), Instant::now())
+}
+
+/// A peer that goes while messages are promised to it costs nothing as it goes (no pass
+/// over the cache); its promise slot is not given to a newcomer until the cache has let
+/// those messages go, and they go to no one.
+#[test]
+fn a_gone_peers_promises_go_with_it_and_its_slot_waits_for_them() {
+    let (mut node, t0) = node_caching_two_messages_of_100_bytes();
     let [source, gone, newcomer] = [1, 2, 3].map(PeerId);
     for (peer, node_id) in [(source, 7), (gone, 8)] {
         node.plumtree_peer_connected(t0, peer, Direction::Inbound, node_id);
