@@ -12,7 +12,10 @@ use crate::{SeenSet, HEADER_LEN};
 /// Worst-case memory of one node, beyond the application's own copies of delivered
 /// payloads, is about `seen_budget_bytes + total_queue_bytes + partial_frame_budget_bytes +
 /// (max_outbound_peers + max_inbound_peers) * read size`: the seen set, queued output,
-/// partial frames, and the read being decoded for each peer.
+/// partial frames, and the read being decoded for each peer. With
+/// [`plumtree`](Self::plumtree), add its `cache_bytes` twice and `total_queue_bytes`
+/// once more: the message cache, and what it let go that is still owed to peers (see
+/// [`Promises`](crate::plumtree::Promises)), at most those two budgets together.
 ///
 /// ```
 /// use std::time::Duration;

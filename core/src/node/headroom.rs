@@ -239,7 +239,7 @@ impl Node {
 
     /// All queues as the total budget counts them: what is queued, and the
     /// announcements gathered for lazy peers. (Messages owed to plumtree peers are the
-    /// cache's bytes, bounded by its budget: see `escape_deadline`.)
+    /// cache's bytes, bounded apart: see `escape_deadline`.)
     pub(super) fn committed_bytes(&self) -> usize {
         debug_assert_eq!(
             self.gathered_bytes,

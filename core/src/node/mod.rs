@@ -106,7 +106,7 @@ pub struct Node {
     gathered_bytes: usize,
     /// What the messages owed to plumtree peers (`Peer::owed`) are charged (see
     /// `owed_charge`): reported with the cache, whose bytes they were, and bounded by
-    /// its budget (`escape_deadline`).
+    /// its budget and the total's together (`escape_deadline`).
     owed_bytes: usize,
     flow: Flow,
     application: Application,
@@ -934,7 +934,7 @@ impl Node {
             + self.config.total_queue_bytes;
         if self.config.overload == Overload::Shed
             || self.committed_bytes() >= self.config.total_queue_bytes
-            || (self.owed_bytes > 0 && self.owed_bytes >= owed_cap)
+            || self.owed_bytes >= owed_cap
         {
             return None;
         }
