@@ -62,6 +62,12 @@ MUTANTS = {
         "u8::try_from(slot).is_ok_and(|slot| cache.promised_to(slot) < usize::MAX)",
         "a_gone_peers_promises_go_with_it_and_its_slot_waits_for_them",
     ),
+    "owed-uncapped": (
+        "core/src/node/mod.rs",
+        "            || self.owed_bytes >= owed_cap\n",
+        "            || (self.owed_bytes >= owed_cap && owed_cap == 0)\n",
+        "messages_owed_to_a_peer_that_does_not_read_stop_at_their_bound",
+    ),
     "announcers-promised": (
         "core/src/node/gossip_batch.rs",
         "*promised = promised.without(slot);",

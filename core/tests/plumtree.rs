@@ -481,6 +481,76 @@ fn a_gone_peers_promises_go_with_it_and_its_slot_waits_for_them() {
     assert_eq!(node.stats().promises_kept, 0);
 }
 
+/// The messages a node owes (promised, let go by its cache while the peer's queue was
+/// full) stop growing at `cache_bytes + total_queue_bytes`: they grow only while the
+/// node escapes a stall, and escapes stop there. Here a lazy peer never reads, a source
+/// writes as fast as the node reads it, and every escape round pushes promised
+/// messages out of a cache that holds two.
+#[test]
+fn messages_owed_to_a_peer_that_does_not_read_stop_at_their_bound() {
+    let t0 = Instant::now();
+    let peer_budget = 24 << 10;
+    let config = Config {
+        max_frame_len: 100,
+        peer_queue_bytes: peer_budget,
+        total_queue_bytes: 16 * peer_budget,
+        plumtree: Some(PlumtreeConfig {
+            cache_bytes: 2 * (100 + CACHED_MESSAGE_OVERHEAD),
+            ..PlumtreeConfig::default()
+        }),
+        ..Config::default()
+    };
+    let cache_bytes = 2 * (100 + CACHED_MESSAGE_OVERHEAD);
+    let bound = cache_bytes + config.total_queue_bytes;
+    let slow_peer_timeout = config.slow_peer_timeout;
+    let mut node = Node::new(config).unwrap();
+    let [source, stuck] = [1, 2].map(PeerId);
+    node.plumtree_peer_connected(t0, source, Direction::Inbound, 7);
+    node.plumtree_peer_connected(t0, stuck, Direction::Inbound, 8);
+    // `stuck` sends a message back: it turns lazy, and is only announced to from now.
+    let first = [0u8; 100];
+    node.handle_received(t0, source, &gossip_frames(&[&first], 0));
+    node.handle_received(t0, stuck, &gossip_frames(&[&first], 1));
+    let mut now = t0;
+    let mut sent = 0u64;
+    let (mut most_owed, mut escapes_at_bound) = (0, None);
+    while now < t0 + slow_peer_timeout * 2 && node.is_connected(stuck) {
+        // The source writes whenever the node reads it.
+        for _ in 0..100 {
+            if !node.is_reading(source) {
+                break;
+            }
+            sent += 1;
+            let mut message = [0x5a; 100];
+            message[..8].copy_from_slice(&sent.to_be_bytes());
+            node.handle_received(now, source, &gossip_frames(&[&message], 0));
+        }
+        node.drain_actions().for_each(drop);
+        let stats = node.stats();
+        let owed = stats.plumtree_cache_bytes.saturating_sub(cache_bytes);
+        most_owed = most_owed.max(owed);
+        // Past the bound by at most one round (half a peer budget) and a message.
+        assert!(owed <= bound + peer_budget, "{owed} owed: {stats:?}");
+        if owed >= bound && escapes_at_bound.is_none() {
+            escapes_at_bound = Some(stats.stall_escapes);
+        }
+        now = node.poll_timeout().map_or(now, |at| at.max(now)) + Duration::from_millis(1);
+        node.handle_timeout(now);
+    }
+    let stats = node.stats();
+    assert!(
+        most_owed >= bound,
+        "the bound was not reached: {most_owed} owed, {stats:?}"
+    );
+    // No escape after the bound, and the peer that does not read is cut as always.
+    assert!(!node.is_connected(stuck), "{stats:?}");
+    assert_eq!(escapes_at_bound, Some(stats.stall_escapes), "{stats:?}");
+    assert!(
+        stats.plumtree_cache_bytes <= cache_bytes,
+        "owed messages go with their peer"
+    );
+}
+
 /// What is still lost is counted: a message this node was announced and grafted, whose
 /// announcer went away before answering, is given up and, once the cache retention has
 /// passed without it, counted in `messages_missed`.
