@@ -76,15 +76,17 @@ MUTANTS = {
     ),
     "promise-pushed-past-budget": (
         "core/src/node/promises.rs",
-        "    fn push(&mut self, now: Instant, peer: PeerId, message: Bytes, round: u16) -> bool {\n"
-        "        if let Err(binding) = self.grafted_fits(peer, message.len()) {",
-        "    fn push(&mut self, now: Instant, peer: PeerId, message: Bytes, round: u16) -> bool {\n"
-        "        if let (false, Err(binding)) = (true, self.grafted_fits(peer, message.len())) {",
+        "let sent = self.send_whole(now, peer, message, round);",
+        "let head = crate::plumtree::wire::gossip_head(message.len(), round.saturating_add(1));\n"
+        "        let sent = head.is_some();\n"
+        "        if let Some(head) = head {\n"
+        "            self.queue(now, peer, crate::Frames::with_head(&head, message));\n"
+        "        }",
         "plumtree_with_small_caches_loses_nothing_at_full_speed",
     ),
     "owed-never-sent": (
         "core/src/node/promises.rs",
-        "let Some((message, round)) = state.owed.pop_front() else {",
+        "let Some((message, round)) = state.owed.front().cloned() else {",
         "let Some((message, round)) = None::<(Bytes, u16)> else {",
         "plumtree_with_small_caches_loses_nothing_at_full_speed",
     ),

@@ -382,6 +382,24 @@ impl Node {
             self.stats.grafts_uncached += 1;
             return true;
         };
+        if !self.send_whole(now, peer, message, round) {
+            return false;
+        }
+        self.release(peer, id);
+        true
+    }
+
+    /// Sends `peer` `message` (received at `round`) whole, in a Gossip frame to it
+    /// alone, if it fits its queue and the total: a graft answered, or a promise kept.
+    /// Returns `false`, sending nothing, if it does not fit (the queue it does not fit
+    /// is marked full).
+    pub(super) fn send_whole(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        message: Bytes,
+        round: u16,
+    ) -> bool {
         if let Err(binding) = self.grafted_fits(peer, message.len()) {
             self.mark_full(now, binding);
             return false;
@@ -389,7 +407,6 @@ impl Node {
         if let Some(head) = wire::gossip_head(message.len(), round.saturating_add(1)) {
             self.queue(now, peer, Frames::with_head(&head, message));
         }
-        self.release(peer, id);
         true
     }
 

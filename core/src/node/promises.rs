@@ -9,9 +9,9 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::Node;
-use crate::plumtree::wire::{self, ShortId};
+use crate::plumtree::wire::ShortId;
 use crate::plumtree::{LetGo, CACHED_MESSAGE_OVERHEAD};
-use crate::{Frames, PeerId};
+use crate::PeerId;
 
 impl Node {
     /// `peer` has message `id` (it showed it, or was sent it): this node no longer owes
@@ -38,7 +38,6 @@ impl Node {
         if let_go.is_empty() {
             return;
         }
-        let slots = plumtree.slots.clone();
         for LetGo {
             message,
             round,
@@ -46,7 +45,11 @@ impl Node {
         } in let_go
         {
             for slot in promised.slots() {
-                let Some(&Some(peer)) = slots.get(usize::from(slot)) else {
+                let holder = self
+                    .plumtree
+                    .as_ref()
+                    .and_then(|p| p.slots.get(usize::from(slot)));
+                let Some(&Some(peer)) = holder else {
                     continue;
                 };
                 let Some(state) = self.peers.get_mut(peer) else {
@@ -75,34 +78,26 @@ impl Node {
             if state.is_full() {
                 return;
             }
-            let Some((message, round)) = state.owed.pop_front() else {
+            let Some((message, round)) = state.owed.front().cloned() else {
                 break;
             };
-            self.owed_bytes -= owed_charge_of(&message);
             if !self.push(now, peer, message.clone(), round) {
-                if let Some(state) = self.peers.get_mut(peer) {
-                    state.owed.push_front((message.clone(), round));
-                    self.owed_bytes += owed_charge_of(&message);
-                }
                 return;
+            }
+            if let Some(state) = self.peers.get_mut(peer) {
+                state.owed.pop_front();
+                self.owed_bytes -= owed_charge_of(&message);
             }
         }
         self.answer_deferred_grafts(now, peer);
     }
 
-    /// Sends `peer` `message` (received at `round`) whole, as owed to it, if it fits
-    /// its queue and the total; returns whether it was sent (if not, the queue it does
-    /// not fit is marked full).
+    /// Sends `peer` `message` whole as a promise kept (see
+    /// [`send_whole`](Self::send_whole)); returns whether it was sent.
     fn push(&mut self, now: Instant, peer: PeerId, message: Bytes, round: u16) -> bool {
-        if let Err(binding) = self.grafted_fits(peer, message.len()) {
-            self.mark_full(now, binding);
-            return false;
-        }
-        if let Some(head) = wire::gossip_head(message.len(), round.saturating_add(1)) {
-            self.stats.promises_kept += 1;
-            self.queue(now, peer, Frames::with_head(&head, message));
-        }
-        true
+        let sent = self.send_whole(now, peer, message, round);
+        self.stats.promises_kept += u64::from(sent);
+        sent
     }
 }
 
