@@ -76,9 +76,9 @@ MUTANTS = {
     ),
     "promise-pushed-past-budget": (
         "core/src/node/promises.rs",
-        "let sent = self.send_whole(now, peer, message, round);",
+        "let sent = u64::from(self.send_whole(now, peer, message, round));",
         "let head = crate::plumtree::wire::gossip_head(message.len(), round.saturating_add(1));\n"
-        "        let sent = head.is_some();\n"
+        "        let sent = u64::from(head.is_some());\n"
         "        if let Some(head) = head {\n"
         "            self.queue(now, peer, crate::Frames::with_head(&head, message));\n"
         "        }",
@@ -91,6 +91,30 @@ MUTANTS = {
         "plumtree_with_small_caches_loses_nothing_at_full_speed",
     ),
     # A node that publishes keys its own message otherwise than the copies it receives.
+    # A plain peer settled late is sent nothing it missed, or more than it missed.
+    "catch-up-skipped": (
+        "core/src/node/catch_up.rs",
+        "let missed: Vec<_> = plumtree.cache.since(opened).collect();",
+        "let missed: Vec<(bytes::Bytes, u16)> = plumtree.cache.since(opened).take(0).collect();",
+        "a_plain_peer_settled_late_is_sent_what_came_since_its_connection_opened",
+    ),
+    "catch-up-from-the-start": (
+        "core/src/plumtree/cache.rs",
+        ".take_while(|cached| cached.at >= since)",
+        ".take_while(|_| true)",
+        "a_plain_peer_settled_late_is_sent_what_came_since_its_connection_opened",
+    ),
+    # What a late plain peer missed goes past its queue's budget.
+    "catch-up-past-budget": (
+        "core/src/node/catch_up.rs",
+        "        self.send_waiting(now, peer);\n",
+        "        while let Some((message, _)) = self.peers.get_mut(peer).and_then(|s| s.owed.pop_front()) {\n"
+        "            self.owed_bytes -= owed_charge_of(&message);\n"
+        "            self.stats.messages_caught_up += 1;\n"
+        "            self.queue(now, peer, crate::Frames::single(message).expect(\"small\"));\n"
+        "        }\n",
+        "what_a_late_plain_peer_missed_waits_for_room_in_its_queue",
+    ),
     "keys-diverge": (
         "core/src/seen/key.rs",
         "Keying::Fingerprints(fingerprinter) => fingerprinter.fingerprint(payload),",

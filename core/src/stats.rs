@@ -89,6 +89,10 @@ pub struct Stats {
     /// them go before that peer showed it had them or grafted them (see
     /// [`Promises`](crate::plumtree::Promises)): one per message and peer.
     pub promises_kept: u64,
+    /// Messages sent from the plumtree cache to a plain peer that missed them while the
+    /// adapter settled which protocol it speaks (see
+    /// [`Node::peer_connected_since`](crate::Node::peer_connected_since)).
+    pub messages_caught_up: u64,
     /// Messages announced to this node (IHave) that it grafted from every announcer
     /// without getting them in time. Under overload most come later all the same (the
     /// eager copy was only late); see [`messages_missed`](Self::messages_missed).

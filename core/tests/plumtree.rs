@@ -244,6 +244,102 @@ fn grafts_from_a_peer_that_does_not_read_stop_at_its_budget_and_go_as_it_reads()
     assert!(node.stats().grafts_refused >= 1000, "{:?}", node.stats());
 }
 
+/// A plain peer the node was told of only once its protocol was settled (a listener
+/// that never wrote, say) gets what the node cached since its connection opened, not
+/// what came before; then new messages as any plain peer.
+#[test]
+fn a_plain_peer_settled_late_is_sent_what_came_since_its_connection_opened() {
+    let (mut node, t0, [source, _]) = plumtree_node_with_two_peers();
+    let before: &[u8] = b"before it connected";
+    node.handle_received(t0, source, &gossip_frames(&[before], 0));
+    let opened = t0 + Duration::from_millis(10);
+    let meanwhile: [&[u8]; 2] = [b"while settling 1", b"while settling 2"];
+    node.handle_received(opened, source, &gossip_frames(&meanwhile[..1], 0));
+    node.handle_received(
+        opened + Duration::from_millis(500),
+        source,
+        &gossip_frames(&meanwhile[1..], 0),
+    );
+    node.drain_actions().for_each(drop);
+    let late = PeerId(3);
+    let settled = opened + Duration::from_secs(1);
+    node.peer_connected_since(settled, late, Direction::Inbound, opened);
+    let actions: Vec<Action> = node.drain_actions().collect();
+    assert_eq!(sent_to(&actions, late).0, plain_frames(&meanwhile));
+    assert_eq!(node.stats().messages_caught_up, 2);
+    let after: &[u8] = b"after";
+    node.handle_received(settled, source, &gossip_frames(&[after], 0));
+    let actions: Vec<Action> = node.drain_actions().collect();
+    assert_eq!(sent_to(&actions, late).0, plain_frames(&[after]));
+    // A peer connected the usual way gets none of the past.
+    node.peer_connected(settled, PeerId(4), Direction::Inbound);
+    assert_eq!(
+        sent_to(&node.drain_actions().collect::<Vec<_>>(), PeerId(4)).1,
+        0
+    );
+    assert_eq!(node.stats().messages_caught_up, 2);
+}
+
+/// What a late plain peer missed goes within its queue's budget: what does not fit
+/// waits and goes, in order, as it reads, before anything new is taken for it.
+#[test]
+fn what_a_late_plain_peer_missed_waits_for_room_in_its_queue() {
+    let t0 = Instant::now();
+    let frame = 4 + 1000 + QUEUED_FRAME_OVERHEAD;
+    // The smallest budget that holds an IHave frame of the most ids.
+    let budget = 20 * frame;
+    let config = Config {
+        max_frame_len: 1000,
+        peer_queue_bytes: budget,
+        plumtree: Some(PlumtreeConfig::default()),
+        ..Config::default()
+    };
+    let mut node = Node::new(config).unwrap();
+    let source = PeerId(1);
+    node.plumtree_peer_connected(t0, source, Direction::Inbound, 7);
+    for n in 0..60u8 {
+        node.handle_received(t0, source, &gossip_frames(&[&[n; 1000]], 0));
+    }
+    node.drain_actions().for_each(drop);
+    let late = PeerId(2);
+    node.peer_connected_since(t0, late, Direction::Inbound, t0);
+    let stats = node.stats();
+    assert!(stats.queued_bytes <= budget, "{stats:?}");
+    assert!(stats.messages_caught_up < 60, "{stats:?}");
+    // Full for `late`: a new message from the source is held, not taken.
+    node.handle_received(t0, source, &gossip_frames(&[&[0xff; 1000]], 0));
+    assert!(!node.is_reading(source));
+    let mut got: Vec<u8> = Vec::new();
+    for _ in 0..100 {
+        for action in node.drain_actions() {
+            if let Action::Send { peer, frames } = action {
+                if peer == late {
+                    got.extend(frames.payloads().map(|message| message[0]));
+                }
+            }
+        }
+        if got.len() == 61 {
+            break;
+        }
+        node.handle_flushed(t0, late, 3 * frame);
+        assert!(node.stats().queued_bytes <= budget);
+    }
+    let mut expected: Vec<u8> = (0..60).collect();
+    expected.push(0xff);
+    assert_eq!(got, expected);
+    assert_eq!(node.stats().messages_caught_up, 60);
+}
+
+/// Plain frames of `messages`.
+fn plain_frames(messages: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for message in messages {
+        out.extend_from_slice(&(message.len() as u32).to_be_bytes());
+        out.extend_from_slice(message);
+    }
+    out
+}
+
 /// A node that speaks plumtree, with default settings.
 /// A peer that announces ids (made up, say) and never reads: the node's grafts fill its
 /// queue to the budget, no further; then it waits on that peer like on any full one, and

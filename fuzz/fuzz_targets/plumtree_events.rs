@@ -1,6 +1,7 @@
-//! A plumtree node under any sequence of events from plain and plumtree peers: raw
-//! bytes, well-formed Gossip, IHave, Graft and Prune frames, flushes, publishes, time.
-//! Nothing may panic, the bounds hold, and every frame sent to a plumtree peer parses.
+//! A plumtree node under any sequence of events from plain and plumtree peers (plain
+//! ones settled at once or late): raw bytes, well-formed Gossip, IHave, Graft and Prune
+//! frames, flushes, publishes, time. Nothing may panic, the bounds hold, and every frame
+//! sent to a plumtree peer parses.
 #![no_main]
 
 use std::collections::HashMap;
@@ -21,6 +22,13 @@ enum Event {
         peer: u8,
         plumtree: bool,
         node_id: u8,
+    },
+    /// A plain peer whose protocol took `waited` milliseconds to settle: it is sent
+    /// what the node cached meanwhile.
+    ConnectSettledLate {
+        peer: u8,
+        inbound: bool,
+        waited: u16,
     },
     Disconnect(u8),
     Bytes(u8, Vec<u8>),
@@ -86,6 +94,19 @@ fuzz_target!(|events: Vec<Event>| {
                 }
                 if node.is_connected(peer) {
                     plumtree_peers.entry(peer).or_insert(plumtree);
+                }
+            }
+            Event::ConnectSettledLate {
+                peer,
+                inbound,
+                waited,
+            } => {
+                let peer = peer_of(peer);
+                let direction = [Direction::Outbound, Direction::Inbound][usize::from(inbound)];
+                let opened = now.checked_sub(Duration::from_millis(u64::from(waited)));
+                node.peer_connected_since(now, peer, direction, opened.unwrap_or(now));
+                if node.is_connected(peer) {
+                    plumtree_peers.entry(peer).or_insert(false);
                 }
             }
             Event::Disconnect(p) => {

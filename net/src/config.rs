@@ -31,8 +31,10 @@ pub struct NetConfig {
     /// With plumtree ([`Config::plumtree`]): how long a dialled peer has to answer the
     /// preamble before it is taken for a plain peer (and dialled again plain), and how
     /// long an accepted connection may stay silent before it is taken for a plain peer.
-    /// Default 1 s: several round trips of a wide-area link. An accepted plain peer that
-    /// sends nothing first waits this long before it gets messages.
+    /// Default 1 s: several round trips of a wide-area link. A plain peer that waits
+    /// this long is then sent what the node took meanwhile (from the plumtree cache; see
+    /// [`Node::peer_connected_since`](gossip_core::Node::peer_connected_since)), so it
+    /// only gets it later.
     pub preamble_timeout: Duration,
     /// Socket events (reads, write reports) waiting for the node; readers stop reading,
     /// and so let TCP push back on their peers, while it is full. Default 256, so reads

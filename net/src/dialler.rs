@@ -17,6 +17,9 @@ pub(crate) struct Dialled {
     pub(crate) closed: Sender<Redial>,
     /// Dial plain: the peer did not answer a plumtree preamble before.
     pub(crate) plain: bool,
+    /// The first plain connection's: when the connection that went unanswered opened
+    /// (see [`Redial::Plain`]).
+    pub(crate) missed_since: Option<Instant>,
 }
 
 /// Dials `addr`, hands the connection to the driver, waits for it to close, and starts
@@ -30,12 +33,17 @@ pub(crate) async fn dial<R: Runtime>(
     events: Sender<Event<R>>,
 ) {
     let mut plain = false;
+    let mut missed_since = None;
     loop {
         match R::connect(addr).await {
             Ok(stream) => {
                 let connected_at = Instant::now();
                 let (closed, on_close) = async_channel::bounded::<Redial>(1);
-                let dialled = Some(Dialled { closed, plain });
+                let dialled = Some(Dialled {
+                    closed,
+                    plain,
+                    missed_since: missed_since.take(),
+                });
                 let event = Event::Connected {
                     stream,
                     addr,
@@ -46,9 +54,10 @@ pub(crate) async fn dial<R: Runtime>(
                 }
                 // Ends when the driver drops the connection (and with it `closed`).
                 let retry_in = match on_close.recv().await {
-                    Ok(Redial::Plain) => {
+                    Ok(Redial::Plain { since }) => {
                         tracing::info!(%addr, "peer does not speak plumtree: dialling it plain");
                         plain = true;
+                        missed_since = Some(since);
                         Duration::ZERO
                     }
                     Ok(Redial::Never) => {

@@ -277,9 +277,13 @@ impl<R: Runtime> Driver<R> {
                 return;
             }
         };
-        let (direction, plain, on_close) = match dialled {
-            Some(Dialled { closed, plain }) => (Direction::Outbound, plain, Some(closed)),
-            None => (Direction::Inbound, false, None),
+        let (direction, plain, missed_since, on_close) = match dialled {
+            Some(Dialled {
+                closed,
+                plain,
+                missed_since,
+            }) => (Direction::Outbound, plain, missed_since, Some(closed)),
+            None => (Direction::Inbound, false, None, None),
         };
         let peer = self.engine.next_peer();
         let read_chunk = self.config.read_chunk;
@@ -291,6 +295,7 @@ impl<R: Runtime> Driver<R> {
             addr,
             direction,
             plain,
+            missed_since,
         };
         let timeout = self.config.preamble_timeout;
         self.engine.connected(now, origin, link, timeout);

@@ -35,8 +35,10 @@ pub(crate) trait Connection {
 /// How a dialler should dial its address again after the connection closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Redial {
-    /// The peer does not speak plumtree: dial it plain from now on, at once.
-    Plain,
+    /// The peer does not speak plumtree: dial it plain from now on, at once. `since`:
+    /// when the connection that found it out opened; the next plain one is sent what
+    /// this node took since then ([`Node::peer_connected_since`]).
+    Plain { since: Instant },
     /// The address is this node's own: stop dialling it.
     Never,
     /// Another connection to the same node is kept: dial again only after the
@@ -51,6 +53,9 @@ pub(crate) struct Origin {
     pub(crate) addr: SocketAddr,
     pub(crate) direction: Direction,
     pub(crate) plain: bool,
+    /// A plain redial's: when the connection that went unanswered opened (see
+    /// [`Redial::Plain`]).
+    pub(crate) missed_since: Option<Instant>,
 }
 
 /// Reads a connection may have under way or waiting for the core at once: one being
@@ -157,6 +162,7 @@ impl<C: Connection> Engine<C> {
             _ => None,
         };
         let deadline = now.checked_add(preamble_timeout).unwrap_or(now);
+        let direction = origin.direction;
         let open = Open {
             addr: origin.addr,
             connection,
@@ -164,11 +170,14 @@ impl<C: Connection> Engine<C> {
             reading: true,
             granted: 0,
             direction: origin.direction,
-            hello: expect.map(|expect| Hello::new(expect, deadline)),
+            hello: expect.map(|expect| Hello::new(expect, now, deadline)),
         };
         self.open.insert(peer, open);
         if expect.is_none() {
-            self.node.peer_connected(now, peer, origin.direction);
+            match origin.missed_since {
+                Some(since) => self.node.peer_connected_since(now, peer, direction, since),
+                None => self.node.peer_connected(now, peer, direction),
+            }
             self.carry_out();
         }
         if let Some(open) = self.open.get_mut(&peer) {
@@ -201,8 +210,9 @@ impl<C: Connection> Engine<C> {
             Outcome::Wait => {}
             Outcome::NoAnswer | Outcome::Dropped => {
                 if let Some(mut open) = self.open.remove(&peer) {
-                    if outcome == Outcome::NoAnswer {
-                        open.connection.redial(Redial::Plain);
+                    let opened = open.hello.as_ref().map(|hello| hello.opened);
+                    if let Some(since) = opened.filter(|_| outcome == Outcome::NoAnswer) {
+                        open.connection.redial(Redial::Plain { since });
                     }
                     let (addr, reason) = (open.addr, None);
                     self.closed.push(Closed { peer, addr, reason });
@@ -239,14 +249,15 @@ impl<C: Connection> Engine<C> {
         let Some(open) = self.open.get_mut(&peer) else {
             return;
         };
-        open.hello = None;
+        let opened = open.hello.take().map_or(now, |hello| hello.opened);
         self.settled.push((peer, open.addr, node_id.is_some()));
         let direction = open.direction;
         match node_id {
             Some(node_id) => self
                 .node
                 .plumtree_peer_connected(now, peer, direction, node_id),
-            None => self.node.peer_connected(now, peer, direction),
+            // It missed what the node took while it waited.
+            None => self.node.peer_connected_since(now, peer, direction, opened),
         }
         if !first_bytes.is_empty() {
             self.node.handle_received_bytes(now, peer, first_bytes);
@@ -300,8 +311,11 @@ impl<C: Connection> Engine<C> {
             SocketEvent::Closed(peer) => {
                 if let Some(open) = self.open.get_mut(&peer) {
                     // A dialled peer that closes on our preamble does not speak it.
-                    if let Some(Outcome::NoAnswer) = open.hello.as_mut().map(Hello::not_plumtree) {
-                        open.connection.redial(Redial::Plain);
+                    if let Some(hello) = open.hello.as_mut() {
+                        if hello.not_plumtree() == Outcome::NoAnswer {
+                            let since = hello.opened;
+                            open.connection.redial(Redial::Plain { since });
+                        }
                     }
                 }
                 self.node.peer_disconnected(now, peer);
@@ -550,6 +564,7 @@ mod tests {
                 addr,
                 direction,
                 plain: false,
+                missed_since: None,
             };
             let timeout = Duration::from_secs(1);
             engine.connected(now, origin, Recorder(Rc::clone(log)), timeout);
@@ -660,6 +675,7 @@ mod tests {
             addr: SocketAddr::from(([127, 0, 0, 1], 1000)),
             direction,
             plain: false,
+            missed_since: None,
         };
         let timeout = Duration::from_secs(1);
         engine.connected(now, origin, Recorder(Rc::clone(&log)), timeout);
@@ -694,21 +710,22 @@ mod tests {
 
     #[test]
     fn a_dialled_peer_that_answers_plain_or_not_at_all_is_dialled_again_plain() {
+        // The redial's peer will be sent what it missed since this connection opened.
         let (mut engine, log, now, _) = plumtree_engine(Direction::Outbound);
         engine.handle_socket(now, received(0, &encode(b"plain frame")));
-        assert_eq!(log.borrow().redial, Some(Redial::Plain));
+        assert_eq!(log.borrow().redial, Some(Redial::Plain { since: now }));
         assert_eq!(log.borrow().closed, 1);
-        let (mut engine, log, _, deadline) = plumtree_engine(Direction::Outbound);
+        let (mut engine, log, now, deadline) = plumtree_engine(Direction::Outbound);
         engine.handle_timeout(deadline - Duration::from_nanos(1));
         assert_eq!(log.borrow().closed, 0);
         engine.handle_timeout(deadline);
-        assert_eq!(log.borrow().redial, Some(Redial::Plain));
+        assert_eq!(log.borrow().redial, Some(Redial::Plain { since: now }));
         assert_eq!(log.borrow().closed, 1);
         let (mut engine, log, now, _) = plumtree_engine(Direction::Outbound);
         engine.handle_socket(now, SocketEvent::Closed(PeerId(0)));
         assert_eq!(
             log.borrow().redial,
-            Some(Redial::Plain),
+            Some(Redial::Plain { since: now }),
             "closed on our preamble"
         );
     }
@@ -751,6 +768,62 @@ mod tests {
         );
     }
 
+    /// Frames sent on a connection so far (`Log::batches` counts them).
+    fn frames_sent(log: &Rc<RefCell<Log>>) -> usize {
+        log.borrow().batches.iter().map(|&(_, frames)| frames).sum()
+    }
+
+    #[test]
+    fn a_plain_peer_settled_late_is_sent_what_was_published_while_it_waited() {
+        // A listener that never writes: plain once the timeout passes.
+        let (mut engine, log, now, deadline) = plumtree_engine(Direction::Inbound);
+        for n in 0..3u8 {
+            engine.publish(now, Bytes::from(vec![n; 10])).unwrap();
+        }
+        assert_eq!(frames_sent(&log), 0);
+        engine.handle_timeout(deadline);
+        assert_eq!(engine.connection_count(), 1);
+        assert_eq!(frames_sent(&log), 3);
+        // One that writes plain frames after a while, likewise.
+        let (mut engine, log, now, _) = plumtree_engine(Direction::Inbound);
+        engine
+            .publish(now, Bytes::from_static(b"meanwhile"))
+            .unwrap();
+        let later = now + Duration::from_millis(300);
+        engine.handle_socket(later, received(0, &encode(b"hello")));
+        assert_eq!(frames_sent(&log), 1);
+    }
+
+    #[test]
+    fn a_plain_redial_is_sent_what_its_peer_missed_since_the_unanswered_dial() {
+        let (mut engine, _, opened, deadline) = plumtree_engine(Direction::Outbound);
+        engine
+            .publish(opened, Bytes::from_static(b"meanwhile"))
+            .unwrap();
+        engine.handle_timeout(deadline);
+        let log: Rc<RefCell<Log>> = Rc::default();
+        let origin = Origin {
+            addr: SocketAddr::from(([127, 0, 0, 1], 1000)),
+            direction: Direction::Outbound,
+            plain: true,
+            missed_since: Some(opened),
+        };
+        let timeout = Duration::from_secs(1);
+        engine.connected(deadline, origin, Recorder(Rc::clone(&log)), timeout);
+        assert_eq!(engine.connection_count(), 1);
+        assert_eq!(frames_sent(&log), 1);
+        // A plain dial with nothing missed is sent nothing of the past.
+        let log: Rc<RefCell<Log>> = Rc::default();
+        let origin = Origin {
+            addr: SocketAddr::from(([127, 0, 0, 1], 1001)),
+            missed_since: None,
+            ..origin
+        };
+        engine.connected(deadline, origin, Recorder(Rc::clone(&log)), timeout);
+        assert_eq!(engine.connection_count(), 2);
+        assert_eq!(frames_sent(&log), 0);
+    }
+
     #[test]
     fn a_second_connection_to_the_same_node_tells_its_dialler_to_wait() {
         let (mut engine, _, now, _) = plumtree_engine(Direction::Inbound);
@@ -763,6 +836,7 @@ mod tests {
             addr: SocketAddr::from(([127, 0, 0, 1], 1001)),
             direction: Direction::Outbound,
             plain: false,
+            missed_since: None,
         };
         engine.connected(
             now,

@@ -29,6 +29,8 @@ pub(crate) enum Expect {
 #[derive(Debug)]
 pub(crate) struct Hello {
     expect: Expect,
+    /// When the connection opened.
+    pub(crate) opened: Instant,
     pub(crate) deadline: Instant,
     received: BytesMut,
     /// An accepted peer's preamble came, with this node id, and was answered: the
@@ -52,10 +54,11 @@ pub(crate) enum Outcome {
 }
 
 impl Hello {
-    /// Waits for `expect` until `deadline`.
-    pub(crate) fn new(expect: Expect, deadline: Instant) -> Self {
+    /// Waits for `expect`, from when the connection opened until `deadline`.
+    pub(crate) fn new(expect: Expect, opened: Instant, deadline: Instant) -> Self {
         Hello {
             expect,
+            opened,
             deadline,
             received: BytesMut::new(),
             answered: None,
@@ -118,7 +121,7 @@ mod tests {
 
     #[test]
     fn a_preamble_in_pieces_then_frames() {
-        let mut hello = Hello::new(Expect::Answer, Instant::now());
+        let mut hello = Hello::new(Expect::Answer, Instant::now(), Instant::now());
         let bytes = [&preamble(42)[..], &[0, 0, 0, 1, 3]].concat();
         assert_eq!(hello.received(&bytes[..3]), Outcome::Wait);
         let leftover = Bytes::from_static(&[0, 0, 0, 1, 3]);
@@ -132,12 +135,12 @@ mod tests {
     #[test]
     fn plain_bytes_are_a_plain_peer_or_no_answer() {
         let frame = [0, 0, 0, 2, b'h', b'i'];
-        let mut accepted = Hello::new(Expect::Preamble, Instant::now());
+        let mut accepted = Hello::new(Expect::Preamble, Instant::now(), Instant::now());
         let received = Bytes::copy_from_slice(&frame);
         assert_eq!(accepted.received(&frame), Outcome::Plain { received });
-        let mut dialled = Hello::new(Expect::Answer, Instant::now());
+        let mut dialled = Hello::new(Expect::Answer, Instant::now(), Instant::now());
         assert_eq!(dialled.received(&frame), Outcome::NoAnswer);
-        let mut silent = Hello::new(Expect::Preamble, Instant::now());
+        let mut silent = Hello::new(Expect::Preamble, Instant::now(), Instant::now());
         let received = Bytes::new();
         assert_eq!(silent.not_plumtree(), Outcome::Plain { received });
     }

@@ -70,13 +70,21 @@ pub struct RawPeer {
     stream: TcpStream,
 }
 
+/// A connection made some other way (accepted from a node that dialled, say), with
+/// `WAIT` as its read and write timeouts.
+impl From<TcpStream> for RawPeer {
+    fn from(stream: TcpStream) -> Self {
+        stream.set_read_timeout(Some(WAIT)).expect("timeout");
+        stream.set_write_timeout(Some(WAIT)).expect("timeout");
+        RawPeer { stream }
+    }
+}
+
 impl RawPeer {
     /// Connects to `addr`.
     pub fn connect(addr: SocketAddr) -> Self {
         let stream = TcpStream::connect_timeout(&addr, WAIT).expect("connect");
-        stream.set_read_timeout(Some(WAIT)).expect("timeout");
-        stream.set_write_timeout(Some(WAIT)).expect("timeout");
-        RawPeer { stream }
+        RawPeer::from(stream)
     }
 
     /// Sends bytes; returns false if the node already closed the connection.

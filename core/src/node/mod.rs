@@ -1,6 +1,7 @@
 //! The gossip state machine: [`Node`].
 
 mod admission;
+mod catch_up;
 pub mod eviction;
 mod flow;
 mod gossip_batch;

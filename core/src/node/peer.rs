@@ -62,7 +62,8 @@ pub(crate) struct Peer {
     /// drains.
     pub(crate) deferred_grafts: VecDeque<crate::plumtree::wire::ShortId>,
     /// Messages promised to this peer that the cache let go while its queue had no
-    /// room (message, round), oldest first: sent as it drains, before deferred grafts.
+    /// room, or (a plain peer) that it missed while its protocol was settled (message,
+    /// round), oldest first: sent as it drains, before deferred grafts.
     pub(crate) owed: VecDeque<(Bytes, u16)>,
     /// While the node escapes a stall: charge of new messages it may still take from
     /// this peer in this round.

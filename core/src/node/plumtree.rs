@@ -389,9 +389,9 @@ impl Node {
         true
     }
 
-    /// Sends `peer` `message` (received at `round`) whole, in a Gossip frame to it
-    /// alone, if it fits its queue and the total: a graft answered, or a promise kept.
-    /// Returns `false`, sending nothing, if it does not fit (the queue it does not fit
+    /// Sends `peer` `message` (received at `round`) whole, in a frame to it alone (a
+    /// Gossip frame, or a plain one to a plain peer), if it fits its queue and the
+    /// total: a graft answered, a promise kept, a message a plain peer missed. Returns `false`, sending nothing, if it does not fit (the queue it does not fit
     /// is marked full).
     pub(super) fn send_whole(
         &mut self,
@@ -404,8 +404,17 @@ impl Node {
             self.mark_full(now, binding);
             return false;
         }
-        if let Some(head) = wire::gossip_head(message.len(), round.saturating_add(1)) {
-            self.queue(now, peer, Frames::with_head(&head, message));
+        let plain = self
+            .peers
+            .get(peer)
+            .is_some_and(|state| !state.is_plumtree());
+        let frames = match plain {
+            true => Frames::single(message),
+            false => wire::gossip_head(message.len(), round.saturating_add(1))
+                .map(|head| Frames::with_head(&head, message)),
+        };
+        if let Some(frames) = frames {
+            self.queue(now, peer, frames);
         }
         true
     }

@@ -68,7 +68,7 @@ impl Node {
 
     /// Sends what waits for room in `peer`'s queue, oldest first, for as long as its
     /// queue is not full and they fit: messages owed to it (promised, and let go by
-    /// the cache), then the grafts it sent while its queue was full. Called when its
+    /// the cache; or missed while its protocol was settled), then the grafts it sent while its queue was full. Called when its
     /// queue has drained, or something else has.
     pub(super) fn send_waiting(&mut self, now: Instant, peer: PeerId) {
         loop {
@@ -92,12 +92,21 @@ impl Node {
         self.answer_deferred_grafts(now, peer);
     }
 
-    /// Sends `peer` `message` whole as a promise kept (see
-    /// [`send_whole`](Self::send_whole)); returns whether it was sent.
+    /// Sends `peer` `message` whole (see [`send_whole`](Self::send_whole)): a promise
+    /// kept to a plumtree peer, a message a plain peer missed while its protocol was
+    /// settled (see [`peer_connected_since`](Self::peer_connected_since)). Returns
+    /// whether it was sent.
     fn push(&mut self, now: Instant, peer: PeerId, message: Bytes, round: u16) -> bool {
-        let sent = self.send_whole(now, peer, message, round);
-        self.stats.promises_kept += u64::from(sent);
-        sent
+        let plumtree = self
+            .peers
+            .get(peer)
+            .is_some_and(|state| state.is_plumtree());
+        let sent = u64::from(self.send_whole(now, peer, message, round));
+        match plumtree {
+            true => self.stats.promises_kept += sent,
+            false => self.stats.messages_caught_up += sent,
+        }
+        sent == 1
     }
 }
 

@@ -218,7 +218,25 @@ impl MessageCache {
 
     /// The message of short id `id` and its round, if it is still kept.
     pub fn get(&self, id: &ShortId) -> Option<(Bytes, u16)> {
-        let cached = self.find(id)?;
+        self.message_of(self.find(id)?)
+    }
+
+    /// The messages kept that were cached at `since` or later, oldest first, with their
+    /// rounds. (A message cached at an earlier `now` than the one before it, were the
+    /// caller's clock to go back, ends the search there.)
+    pub fn since(&self, since: Instant) -> impl Iterator<Item = (Bytes, u16)> + '_ {
+        let newer = self
+            .entries
+            .iter()
+            .rev()
+            .take_while(|cached| cached.at >= since)
+            .count();
+        self.entries
+            .range(self.entries.len() - newer..)
+            .filter_map(|cached| self.message_of(cached))
+    }
+
+    fn message_of(&self, cached: &Cached) -> Option<(Bytes, u16)> {
         let at = cached.buffer.checked_sub(self.first_buffer)?;
         let buffer = self.buffers.get(usize::try_from(at).ok()?)?;
         let start = cached.start as usize;
@@ -397,6 +415,28 @@ mod tests {
         let big = Bytes::from(vec![0; 2 * one]);
         cache.insert(now, (MessageId::of(b"big"), big), 0, None);
         assert_eq!(cache.len(), 2);
+    }
+
+    #[test]
+    fn since_gives_what_was_cached_from_that_moment_on_oldest_first() {
+        let t0 = Instant::now();
+        let at = |n: u64| t0 + Duration::from_millis(n);
+        let mut cache = MessageCache::new(1 << 20, Duration::from_secs(30));
+        for n in 0..4u8 {
+            let message = (MessageId::of(&[n]), Bytes::from(vec![n; 3]));
+            cache.insert(at(u64::from(n) * 10), message, u16::from(n), None);
+        }
+        let since = |cache: &MessageCache, t| cache.since(t).collect::<Vec<_>>();
+        assert_eq!(
+            since(&cache, at(10)),
+            [1, 2, 3].map(|n| (Bytes::from(vec![n; 3]), u16::from(n)))
+        );
+        assert_eq!(since(&cache, at(11)).len(), 2);
+        assert_eq!(since(&cache, at(31)), []);
+        assert_eq!(since(&cache, t0).len(), 4);
+        // What the cache forgot is not given.
+        cache.expire(at(15) + Duration::from_secs(30));
+        assert_eq!(since(&cache, t0).len(), 2);
     }
 
     #[test]

@@ -46,6 +46,7 @@ macro_rules! conformance {
             #[test] fn plumtree_line_with_a_flood_node_in_the_middle() { super::plumtree::line_with_a_flood_node_in_the_middle(STARTERS) }
             #[test] fn plumtree_nodes_that_dial_each_other_keep_one_connection() { super::plumtree::nodes_that_dial_each_other_keep_one_connection(STARTERS) }
             #[test] fn plumtree_repairs_what_a_restarted_node_missed() { super::plumtree::repairs_what_a_restarted_node_missed(STARTERS) }
+            #[test] fn plumtree_plain_peers_miss_nothing_while_their_protocol_is_settled() { super::plumtree::plain_peers_miss_nothing_while_their_protocol_is_settled(STARTERS) }
             #[test] fn idle_connections_do_not_lock_out_real_peers() { super::hostile::idle_connections_do_not_lock_out_real_peers(STARTERS) }
             #[test] fn slow_loris_frames_stay_within_their_budget() { super::hostile::slow_loris_frames_stay_within_their_budget(STARTERS) }
             #[test] fn a_frame_left_incomplete_is_cut_after_the_frame_timeout() { super::hostile::a_frame_left_incomplete_is_cut_after_the_frame_timeout(STARTERS) }

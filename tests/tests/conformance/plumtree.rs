@@ -2,10 +2,17 @@
 //! per node, repair after a restart.
 
 use std::collections::BTreeSet;
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
 
+use gossip_core::frame::encode;
+use gossip_core::plumtree::wire::PREAMBLE_LEN;
 use gossip_core::plumtree::PlumtreeConfig;
 use gossip_core::Config;
-use gossip_tests::{config as net_config, eventually, Starter, WAIT};
+use gossip_tests::{config as net_config, eventually, RawPeer, Starter, WAIT};
 
 use super::{expect_message, shutdown, start};
 
@@ -97,4 +104,60 @@ pub(super) fn repairs_what_a_restarted_node_missed(starters: &[Starter]) {
     assert_eq!(at_c, missed);
     assert!(middle.stats().repairs >= 5, "{:?}", middle.stats());
     shutdown(vec![a, middle, c]);
+}
+
+/// A plumtree node waits up to `preamble_timeout` to learn whether a connection speaks
+/// plumtree; a tutorial node that only listens says nothing, and one it dials answers
+/// nothing. Either way the tutorial node gets what was published meanwhile, from the
+/// cache, once it is known to be plain.
+pub(super) fn plain_peers_miss_nothing_while_their_protocol_is_settled(starters: &[Starter]) {
+    // Accepted: `silent` only listens. `talker` connects after it and writes at once,
+    // so once the core knows `talker`, `silent`'s connection is open and waiting.
+    // The test waits this out twice; no peer here speaks plumtree, so a short one
+    // takes no plumtree peer for plain.
+    let quick = |mut net: gossip_net::NetConfig| {
+        net.preamble_timeout = Duration::from_millis(300);
+        net.with_core(config())
+    };
+    let ours = start(starters, 0, quick(net_config([])));
+    let mut silent = RawPeer::connect(ours.addr());
+    let mut talker = RawPeer::connect(ours.addr());
+    talker.send(&encode(b"from the talker"));
+    assert!(ours.wait_for_peers(1, WAIT));
+    ours.publish(b"while the listener is unknown");
+    assert_eq!(talker.read_frame(), b"while the listener is unknown");
+    assert_eq!(silent.read_frame(), b"from the talker");
+    assert_eq!(silent.read_frame(), b"while the listener is unknown");
+    ours.shutdown();
+
+    // Dialled: the first connection gets the preamble and stays silent, as a tutorial
+    // node waiting for a 4 GB frame does; the plain redial gets what came meanwhile.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let ours = start(
+        starters,
+        1,
+        quick(net_config([listener.local_addr().expect("addr")])),
+    );
+    let mut unanswered = accept_within_wait(&listener);
+    unanswered.set_read_timeout(Some(WAIT)).expect("timeout");
+    let mut preamble = [0u8; PREAMBLE_LEN];
+    unanswered.read_exact(&mut preamble).expect("the preamble");
+    ours.publish(b"while the preamble is unanswered");
+    let mut redial = RawPeer::from(accept_within_wait(&listener));
+    assert_eq!(redial.read_frame(), b"while the preamble is unanswered");
+    assert_eq!(ours.stats().messages_caught_up, 1);
+    drop(unanswered);
+    ours.shutdown();
+}
+
+/// The next connection `listener` accepts; fails the test after `WAIT`.
+fn accept_within_wait(listener: &TcpListener) -> TcpStream {
+    let listener = listener.try_clone().expect("clone the listener");
+    let (accepted, accepted_rx) = mpsc::channel();
+    thread::spawn(move || accepted.send(listener.accept()));
+    let (stream, _) = accepted_rx
+        .recv_timeout(WAIT)
+        .expect("a connection within WAIT")
+        .expect("accept");
+    stream
 }

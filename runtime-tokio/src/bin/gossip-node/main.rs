@@ -115,6 +115,7 @@ async fn run_node(cli: &Cli, listen: SocketAddr) -> std::io::Result<()> {
             prunes = stats.prunes_sent,
             repairs = stats.repairs,
             promises_kept = stats.promises_kept,
+            caught_up = stats.messages_caught_up,
             grafts_given_up = stats.grafts_given_up,
             missed = stats.messages_missed,
             stall_escapes = stats.stall_escapes,
