@@ -74,23 +74,26 @@ macro_rules! runtime_api {
     };
 }
 
-/// Writes, inside an `impl Runtime`, the TCP items for listener and stream types with the
-/// usual async API (`Listener::bind(addr).await`, `listener.local_addr()`,
-/// `listener.accept().await`, `Stream::connect(addr).await`), as tokio's and async-net's
-/// have: the `Listener` and `Stream` types and the four methods, so that a runtime only
-/// says which types.
+/// Writes, inside an `impl Runtime`, the TCP items: the runtime's four socket types (a
+/// listener and a stream with the usual async API, `Listener::bind(addr).await`,
+/// `listener.local_addr()`, `listener.accept().await`, `Stream::connect(addr).await`, as
+/// tokio's and async-net's have; the stream's read and write halves, which `split`
+/// makes) and the four methods that delegate to that API, so that a runtime only says
+/// which types.
 ///
 /// ```ignore
 /// impl Runtime for Tokio {
-///     gossip_net::tcp_items!(TcpListener, TcpStream);
-///     // Reader, Writer, Task; spawn, sleep_until, split
+///     gossip_net::tcp_items!(TcpListener, TcpStream, Reader, Writer);
+///     // Task; spawn, sleep_until, split
 /// }
 /// ```
 #[macro_export]
 macro_rules! tcp_items {
-    ($listener:ty, $stream:ty) => {
+    ($listener:ty, $stream:ty, $reader:ty, $writer:ty) => {
         type Listener = $listener;
         type Stream = $stream;
+        type Reader = $reader;
+        type Writer = $writer;
 
         async fn bind(addr: ::std::net::SocketAddr) -> ::std::io::Result<$listener> {
             <$listener>::bind(addr).await

@@ -45,9 +45,7 @@ pub struct Smol;
 pub struct Half(TcpStream);
 
 impl Runtime for Smol {
-    gossip_net::tcp_items!(TcpListener, TcpStream);
-    type Reader = Half;
-    type Writer = Half;
+    gossip_net::tcp_items!(TcpListener, TcpStream, Half, Half);
     /// Dropping a smol task cancels it.
     type Task = smol::Task<()>;
 

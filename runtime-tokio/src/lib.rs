@@ -67,9 +67,7 @@ pub struct Reader(OwnedReadHalf);
 pub struct Writer(OwnedWriteHalf);
 
 impl Runtime for Tokio {
-    gossip_net::tcp_items!(TcpListener, TcpStream);
-    type Reader = Reader;
-    type Writer = Writer;
+    gossip_net::tcp_items!(TcpListener, TcpStream, Reader, Writer);
     type Task = Task;
 
     fn spawn(future: impl Future<Output = ()> + Send + 'static) -> Task {
