@@ -58,7 +58,10 @@ use run::Run;
 ///   unique among the connections open now; an id may be reused after
 ///   [`peer_disconnected`](Self::peer_disconnected) and then names a fresh peer.
 ///   Calls naming an unknown id are ignored; [`peer_connected`](Self::peer_connected)
-///   with an id already connected is ignored. After an [`Action::Disconnect`] the node
+///   (or [`plumtree_peer_connected`](Self::plumtree_peer_connected), or
+///   [`peer_connected_since`](Self::peer_connected_since) for a plain peer whose
+///   protocol the caller took a while to settle) with an id already connected is
+///   ignored. After an [`Action::Disconnect`] the node
 ///   has already forgotten the peer: close the connection, drop anything still queued
 ///   for it, and do not report it (a late `peer_disconnected` is harmless).
 /// - **Inputs and draining.** Any number of inputs may come before the actions are
