@@ -46,8 +46,8 @@ MUTANTS = {
     ),
     "announced-back-still-owed": (
         "core/src/node/plumtree.rs",
-        "plumtree.cache.release(&id, slot);",
-        "let _ = (&id, slot);",
+        "promised.and_then(|slot| plumtree.cache.release_kept(&id, slot));",
+        "promised.and_then(|_| plumtree.cache.get(&id).map(|_| false));",
         "a_message_announced_to_a_lazy_peer_is_sent_whole_when_the_cache_lets_it_go_unless_it_has_it",
     ),
     "sent-back-still-owed": (

@@ -312,13 +312,12 @@ impl Node {
                 let mut swaps = Vec::new();
                 let promised = slot.filter(|&slot| plumtree.cache.promised_to(slot) > 0);
                 for (id, round) in entries.iter() {
-                    if !self.seen.contains(&from_short(id)) {
+                    // What this node announced to it and still keeps is no longer owed;
+                    // and kept means had (one lookup, not two, for most announcements).
+                    let kept = promised.and_then(|slot| plumtree.cache.release_kept(&id, slot));
+                    if kept.is_none() && !self.seen.contains(&from_short(id)) {
                         plumtree.missing.announce(now, id, peer, round, timeout);
                         continue;
-                    }
-                    // It has it: what this node announced to it is no longer owed.
-                    if let Some(slot) = promised {
-                        plumtree.cache.release(&id, slot);
                     }
                     if !optimising {
                         continue;

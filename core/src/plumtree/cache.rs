@@ -266,22 +266,21 @@ impl MessageCache {
     /// Peer slot `slot` has message `id` (it showed it, or was sent it): the message
     /// is no longer promised to it. Returns whether it was.
     pub fn release(&mut self, id: &ShortId, slot: u8) -> bool {
-        if self.promised_to(slot) == 0 {
-            return false;
-        }
-        let Some(at) = self.position(id) else {
-            return false;
-        };
-        let Some(cached) = self.entries.get_mut(at) else {
-            return false;
-        };
+        self.promised_to(slot) > 0 && self.release_kept(id, slot) == Some(true)
+    }
+
+    /// As [`release`](Self::release), in one lookup that also tells whether the message
+    /// is kept at all: `None` if not, else whether it was promised to `slot`.
+    pub fn release_kept(&mut self, id: &ShortId, slot: u8) -> Option<bool> {
+        let at = self.position(id)?;
+        let cached = self.entries.get_mut(at)?;
         if !cached.promised.contains(slot) {
-            return false;
+            return Some(false);
         }
         cached.promised = cached.promised.without(slot);
         self.promised_to[usize::from(slot)] -= 1;
         self.promised -= 1;
-        true
+        Some(true)
     }
 
     /// Kept messages promised to slot `slot`.
@@ -415,6 +414,26 @@ mod tests {
         let big = Bytes::from(vec![0; 2 * one]);
         cache.insert(now, (MessageId::of(b"big"), big), 0, None);
         assert_eq!(cache.len(), 2);
+    }
+
+    #[test]
+    fn release_kept_tells_kept_from_promised_in_one_lookup() {
+        let now = Instant::now();
+        let mut cache = MessageCache::new(1 << 20, Duration::from_secs(30));
+        let (promised, plain) = (MessageId::of(b"p"), MessageId::of(b"q"));
+        let message = Bytes::from_static(b"pq");
+        let items = [
+            (promised, 0..1, 0, Promises::NONE.with(4)),
+            (plain, 1..2, 0, Promises::NONE),
+        ];
+        cache.insert_many(now, &message, items, None);
+        let unknown = short_id(&MessageId::of(b"unknown"));
+        assert_eq!(cache.release_kept(&unknown, 4), None);
+        assert_eq!(cache.release_kept(&short_id(&plain), 4), Some(false));
+        assert_eq!(cache.promised_to(4), 1);
+        assert_eq!(cache.release_kept(&short_id(&promised), 4), Some(true));
+        assert_eq!(cache.promised_to(4), 0);
+        assert_eq!(cache.release_kept(&short_id(&promised), 4), Some(false));
     }
 
     #[test]
