@@ -169,7 +169,7 @@ impl<C: Connection> Engine<C> {
             batch: Vec::new(),
             reading: true,
             granted: 0,
-            direction: origin.direction,
+            direction,
             hello: expect.map(|expect| Hello::new(expect, now, deadline)),
         };
         self.open.insert(peer, open);

@@ -35,16 +35,14 @@ impl Node {
     /// node.drain_actions().for_each(drop);
     /// let settled = opened + Duration::from_secs(1);
     /// node.peer_connected_since(settled, PeerId(1), Direction::Inbound, opened);
-    /// let sent: Vec<u8> = node
+    /// let sent: Vec<Vec<u8>> = node
     ///     .drain_actions()
-    ///     .filter_map(|action| match action {
-    ///         Action::Send { frames, .. } => Some(frames),
-    ///         _ => None,
+    ///     .flat_map(|action| match action {
+    ///         Action::Send { frames, .. } => frames.payloads().map(<[u8]>::to_vec).collect(),
+    ///         _ => Vec::new(),
     ///     })
-    ///     .flat_map(|frames| frames.payloads().map(|p| p.to_vec()).collect::<Vec<_>>())
-    ///     .flatten()
     ///     .collect();
-    /// assert_eq!(sent, b"meanwhile");
+    /// assert_eq!(sent, [b"meanwhile".to_vec()]);
     /// assert_eq!(node.stats().messages_caught_up, 1);
     /// # Ok::<(), gossip_core::ConfigError>(())
     /// ```

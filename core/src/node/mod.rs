@@ -61,9 +61,9 @@ use run::Run;
 ///   (or [`plumtree_peer_connected`](Self::plumtree_peer_connected), or
 ///   [`peer_connected_since`](Self::peer_connected_since) for a plain peer whose
 ///   protocol the caller took a while to settle) with an id already connected is
-///   ignored. After an [`Action::Disconnect`] the node
-///   has already forgotten the peer: close the connection, drop anything still queued
-///   for it, and do not report it (a late `peer_disconnected` is harmless).
+///   ignored. After an [`Action::Disconnect`] the node has already forgotten the peer:
+///   close the connection, drop anything still queued for it, and do not report it (a
+///   late `peer_disconnected` is harmless).
 /// - **Inputs and draining.** Any number of inputs may come before the actions are
 ///   drained: actions queue up, oldest first, and their order is kept. Within it, a
 ///   message's [`Action::Deliver`] comes before any `Send` carrying it; the `Send`s to

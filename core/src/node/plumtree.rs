@@ -390,8 +390,9 @@ impl Node {
 
     /// Sends `peer` `message` (received at `round`) whole, in a frame to it alone (a
     /// Gossip frame, or a plain one to a plain peer), if it fits its queue and the
-    /// total: a graft answered, a promise kept, a message a plain peer missed. Returns `false`, sending nothing, if it does not fit (the queue it does not fit
-    /// is marked full).
+    /// total: a graft answered, a promise kept, a message a plain peer missed. Returns
+    /// `false`, sending nothing, if it does not fit (the queue it does not fit is marked
+    /// full).
     pub(super) fn send_whole(
         &mut self,
         now: Instant,

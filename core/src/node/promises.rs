@@ -68,8 +68,9 @@ impl Node {
 
     /// Sends what waits for room in `peer`'s queue, oldest first, for as long as its
     /// queue is not full and they fit: messages owed to it (promised, and let go by
-    /// the cache; or missed while its protocol was settled), then the grafts it sent while its queue was full. Called when its
-    /// queue has drained, or something else has.
+    /// the cache; or missed while its protocol was settled), then the grafts it sent
+    /// while its queue was full. Called when its queue has drained, or something else
+    /// has.
     pub(super) fn send_waiting(&mut self, now: Instant, peer: PeerId) {
         loop {
             let Some(state) = self.peers.get_mut(peer) else {
