@@ -210,9 +210,8 @@ impl<C: Connection> Engine<C> {
             Outcome::Wait => {}
             Outcome::NoAnswer | Outcome::Dropped => {
                 if let Some(mut open) = self.open.remove(&peer) {
-                    let opened = open.hello.as_ref().map(|hello| hello.opened);
-                    if let Some(since) = opened.filter(|_| outcome == Outcome::NoAnswer) {
-                        open.connection.redial(Redial::Plain { since });
+                    if outcome == Outcome::NoAnswer {
+                        open.redial_plain();
                     }
                     let (addr, reason) = (open.addr, None);
                     self.closed.push(Closed { peer, addr, reason });
@@ -311,11 +310,9 @@ impl<C: Connection> Engine<C> {
             SocketEvent::Closed(peer) => {
                 if let Some(open) = self.open.get_mut(&peer) {
                     // A dialled peer that closes on our preamble does not speak it.
-                    if let Some(hello) = open.hello.as_mut() {
-                        if hello.not_plumtree() == Outcome::NoAnswer {
-                            let since = hello.opened;
-                            open.connection.redial(Redial::Plain { since });
-                        }
+                    let outcome = open.hello.as_mut().map(Hello::not_plumtree);
+                    if outcome == Some(Outcome::NoAnswer) {
+                        open.redial_plain();
                     }
                 }
                 self.node.peer_disconnected(now, peer);
@@ -495,6 +492,15 @@ impl<C: Connection> Open<C> {
         if self.reading && !answering && self.granted < READ_AHEAD {
             self.connection.grant_reads(READ_AHEAD - self.granted);
             self.granted = READ_AHEAD;
+        }
+    }
+
+    /// Tells the dialler its peer does not speak plumtree: dial it plain, and send the
+    /// next connection what this node took since this one opened.
+    fn redial_plain(&mut self) {
+        if let Some(hello) = &self.hello {
+            let since = hello.opened;
+            self.connection.redial(Redial::Plain { since });
         }
     }
 }
