@@ -112,14 +112,13 @@ pub(super) fn repairs_what_a_restarted_node_missed(starters: &[Starter]) {
 /// cache, once it is known to be plain.
 pub(super) fn plain_peers_miss_nothing_while_their_protocol_is_settled(starters: &[Starter]) {
     // Accepted: `silent` only listens. `talker` connects after it and writes at once,
-    // so once the core knows `talker`, `silent`'s connection is open and waiting.
-    // The test waits this out twice; no peer here speaks plumtree, so a short one
-    // takes no plumtree peer for plain.
-    let quick = |mut net: gossip_net::NetConfig| {
-        net.preamble_timeout = Duration::from_millis(300);
-        net.with_core(config())
-    };
-    let ours = start(starters, 0, quick(net_config([])));
+    // so once the core knows `talker`, `silent`'s connection is open and waiting. The
+    // test waits the timeout out; no peer here speaks plumtree, so a short one takes
+    // no plumtree peer for plain (and if `silent` were settled before the publish, it
+    // would get both messages all the same).
+    let mut quick = net_config([]).with_core(config());
+    quick.preamble_timeout = Duration::from_millis(300);
+    let ours = start(starters, 0, quick);
     let mut silent = RawPeer::connect(ours.addr());
     let mut talker = RawPeer::connect(ours.addr());
     talker.send(&encode(b"from the talker"));
@@ -132,12 +131,10 @@ pub(super) fn plain_peers_miss_nothing_while_their_protocol_is_settled(starters:
 
     // Dialled: the first connection gets the preamble and stays silent, as a tutorial
     // node waiting for a 4 GB frame does; the plain redial gets what came meanwhile.
+    // The suite's long preamble timeout keeps the publish well before the redial.
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let ours = start(
-        starters,
-        1,
-        quick(net_config([listener.local_addr().expect("addr")])),
-    );
+    let peer = listener.local_addr().expect("addr");
+    let ours = start(starters, 1, net_config([peer]).with_core(config()));
     let mut unanswered = accept_within_wait(&listener);
     unanswered.set_read_timeout(Some(WAIT)).expect("timeout");
     let mut preamble = [0u8; PREAMBLE_LEN];
