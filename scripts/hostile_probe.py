@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Probes a release `gossip-node` (default flags) with #13's three attacks, as separate
+"""Probes a release `gossip-node` (default flags) with #13's three attacks and a crowd of silent sockets, as separate
 processes on loopback, and prints what a user gets:
 
     cargo build --release -p gossip-tokio
@@ -11,6 +11,9 @@ lockout: 200 idle sockets, then a real node dials in: messages it gets of 40, an
          target's stderr lines.
 loris:   120 sockets each announce a 1 MiB frame and send all of it but the last byte:
          the target's RSS before, after, and after the frame timeout; sockets cut.
+silent:  5,000 sockets connect as fast as they can and send nothing (with
+         GOSSIP_FLAGS="--protocol plumtree" they wait for their protocol to settle):
+         the target's RSS before and with them, and how many it has closed.
 loud:    one socket writes 1,000,000 frames of 16 B while a quiet node publishes 50
          lines 10 ms apart: an observer socket's worst delay for them, and losses.
 """
@@ -36,7 +39,13 @@ def free_port():
 def node(port, *peers, stdout=subprocess.DEVNULL):
     flags = os.environ.get("GOSSIP_FLAGS", "").split()
     args = [BINARY, *flags, f"127.0.0.1:{port}", *[f"127.0.0.1:{p}" for p in peers]]
-    return subprocess.Popen(args, stdin=subprocess.PIPE, stdout=stdout, stderr=subprocess.PIPE)
+    process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=stdout, stderr=subprocess.PIPE)
+    # Read stderr all along: a pipe left full would block a node that logs synchronously.
+    process.log = []
+    process.log_reader = threading.Thread(
+        target=lambda: process.log.extend(process.stderr), daemon=True)
+    process.log_reader.start()
+    return process
 
 
 def connect(port):
@@ -61,11 +70,12 @@ def rss_kib(pid):
 def stop(process):
     process.terminate()
     try:
-        _, err = process.communicate(timeout=10)
+        process.wait(timeout=10)
     except subprocess.TimeoutExpired:
         process.kill()
-        _, err = process.communicate()
-    return err.decode(errors="replace")
+        process.wait()
+    process.log_reader.join(timeout=10)
+    return b"".join(process.log).decode(errors="replace")
 
 
 def lockout():
@@ -125,6 +135,41 @@ def loris():
           f"{cut} of 120 sockets cut")
 
 
+def silent():
+    port = free_port()
+    target = node(port)
+    connect(port).close()
+    time.sleep(0.3)
+    before = rss_kib(target.pid)
+    sockets = []
+    # Ten connecting threads: one alone waits a round trip per socket.
+    threads = [threading.Thread(target=lambda: sockets.extend(connect(port) for _ in range(500)))
+               for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    time.sleep(0.2)
+    during = rss_kib(target.pid)
+    held = len(os.listdir(f"/proc/{target.pid}/fd"))
+    closed = 0
+    for s in sockets:
+        s.setblocking(False)
+        try:
+            if s.recv(1) == b"":
+                closed += 1
+        except (ConnectionResetError, BrokenPipeError):
+            closed += 1
+        except BlockingIOError:
+            pass
+    for s in sockets:
+        s.close()
+    stop(target)
+    print(f"silent: RSS {before / 1024:.1f} MB before, {during / 1024:.1f} MB with 5,000 "
+          f"silent sockets; {closed} of them closed by the target, which holds {held} "
+          f"file descriptors")
+
+
 def loud():
     target_port, quiet_port = free_port(), free_port()
     target = node(target_port)
@@ -173,5 +218,5 @@ def loud():
 
 
 if __name__ == "__main__":
-    for probe in sys.argv[1:] or ["lockout", "loris", "loud"]:
+    for probe in sys.argv[1:] or ["lockout", "loris", "silent", "loud"]:
         globals()[probe]()

@@ -161,6 +161,9 @@ impl<C: Connection> Engine<C> {
             (Some(_), Direction::Inbound) => Some(Expect::Preamble),
             _ => None,
         };
+        if expect == Some(Expect::Preamble) {
+            self.make_room_to_wait();
+        }
         let deadline = now.checked_add(preamble_timeout).unwrap_or(now);
         let direction = origin.direction;
         let open = Open {
@@ -184,6 +187,42 @@ impl<C: Connection> Engine<C> {
             open.grant_reads();
         }
         peer
+    }
+
+    /// Before another accepted connection waits for its protocol: if as many as
+    /// [`Config::max_inbound_peers`](gossip_core::Config::max_inbound_peers) already
+    /// wait, closes the one that has waited longest. The core does not know these
+    /// connections, so its peer slots do not bound them: without this, a host that
+    /// opens connections and stays silent would hold a socket and buffers per
+    /// connection for `preamble_timeout` each, without limit. A plumtree dialler
+    /// sends its preamble at once and waits one round trip; a silent (plain) peer
+    /// waits the whole timeout, so it is the one closed when connections flood in.
+    fn make_room_to_wait(&mut self) {
+        let limit = self.node.config().max_inbound_peers;
+        let waiting = || {
+            self.open
+                .iter()
+                .filter_map(|(peer, open)| Some((peer, open.hello.as_ref()?)))
+                .filter(|(_, hello)| hello.is_accepted())
+        };
+        if waiting().count() < limit {
+            return;
+        }
+        let Some(longest) = waiting()
+            .min_by_key(|(peer, hello)| (hello.opened, **peer))
+            .map(|(peer, _)| *peer)
+        else {
+            return;
+        };
+        if let Some(open) = self.open.remove(&longest) {
+            let direction = Direction::Inbound;
+            let reason = Some(DisconnectReason::TooManyPeers { direction, limit });
+            self.closed.push(Closed {
+                peer: longest,
+                addr: open.addr,
+                reason,
+            });
+        }
     }
 
     /// Bytes from a connection whose protocol is not settled yet.
@@ -772,6 +811,44 @@ mod tests {
             1,
             "silent: plain after the timeout"
         );
+    }
+
+    #[test]
+    fn accepted_connections_waiting_for_their_protocol_are_bounded_by_the_inbound_slots() {
+        let (mut engine, first, now, _) = plumtree_engine(Direction::Inbound);
+        let limit = engine.config().max_inbound_peers;
+        let mut logs = vec![first];
+        let accept = |engine: &mut Engine<Recorder>, at: Instant| {
+            let log: Rc<RefCell<Log>> = Rc::default();
+            let origin = Origin {
+                addr: SocketAddr::from(([127, 0, 0, 1], 2000)),
+                direction: Direction::Inbound,
+                plain: false,
+                missed_since: None,
+            };
+            let timeout = Duration::from_secs(1);
+            engine.connected(at, origin, Recorder(Rc::clone(&log)), timeout);
+            log
+        };
+        for n in 1..limit {
+            logs.push(accept(&mut engine, now + Duration::from_millis(n as u64)));
+        }
+        let closed =
+            |logs: &[Rc<RefCell<Log>>]| logs.iter().filter(|l| l.borrow().closed > 0).count();
+        assert_eq!(closed(&logs), 0, "{limit} may wait");
+        assert_eq!(engine.drain_closed().count(), 0);
+        let later = now + Duration::from_millis(limit as u64);
+        logs.push(accept(&mut engine, later));
+        assert_eq!(logs[0].borrow().closed, 1, "the one waiting longest goes");
+        assert_eq!(closed(&logs), 1);
+        let reasons: Vec<_> = engine.drain_closed().map(|c| (c.peer, c.reason)).collect();
+        let direction = Direction::Inbound;
+        let reason = Some(DisconnectReason::TooManyPeers { direction, limit });
+        assert_eq!(reasons, [(PeerId(0), reason)]);
+        // Settled connections do not count: once one settles, another may wait.
+        engine.handle_socket(later, received(1, &encode(b"plain")));
+        logs.push(accept(&mut engine, later));
+        assert_eq!(closed(&logs), 1);
     }
 
     /// Frames sent on a connection so far (`Log::batches` counts them).

@@ -73,6 +73,12 @@ impl Hello {
         self.received.extend_from_slice(leftover);
     }
 
+    /// Whether this node accepted the connection (and waits for a preamble or a
+    /// plain peer's first bytes).
+    pub(crate) fn is_accepted(&self) -> bool {
+        self.expect == Expect::Preamble
+    }
+
     /// Whether the answer is being written.
     pub(crate) fn is_answered(&self) -> bool {
         self.answered.is_some()
