@@ -251,7 +251,14 @@ fn feed_numbered_lines(
     count: usize,
     width: usize,
 ) -> std::thread::JoinHandle<ChildStdin> {
-    let mut stdin = node.stdin.take().expect("stdin open");
+    feed_numbered_lines_into(node.stdin.take().expect("stdin open"), count, width)
+}
+
+fn feed_numbered_lines_into(
+    mut stdin: ChildStdin,
+    count: usize,
+    width: usize,
+) -> std::thread::JoinHandle<ChildStdin> {
     std::thread::spawn(move || {
         let padding = ".".repeat(width);
         for n in 0..count {
@@ -263,9 +270,13 @@ fn feed_numbered_lines(
 
 /// Waits for `node` to exit successfully, for at most `limit`.
 fn exits_within(node: &mut NodeProcess, limit: Duration) {
+    child_exits_within(&mut node.child, limit);
+}
+
+fn child_exits_within(child: &mut Child, limit: Duration) {
     let deadline = std::time::Instant::now() + limit;
     loop {
-        if let Some(status) = node.child.try_wait().expect("status") {
+        if let Some(status) = child.try_wait().expect("status") {
             assert!(status.success(), "{status}");
             return;
         }
@@ -354,6 +365,44 @@ fn a_node_whose_stdout_is_never_read_keeps_relaying_and_stops_on_sigterm() {
     let mut middle = middle;
     signal(&middle, "-TERM");
     exits_within(&mut middle, Duration::from_secs(5));
+}
+
+/// A node whose stderr is a pipe nobody reads (a supervisor that does not drain it):
+/// logging must not block it. With `-v` it logs a line per published message, far past
+/// the pipe's 64 KiB (before its logger had a thread of its own, a peer got 846 of
+/// 20,000 lines, and the node ignored SIGTERM).
+#[test]
+fn a_node_whose_stderr_is_never_read_keeps_relaying_and_stops_on_sigterm() {
+    const LINES: usize = 20_000;
+    let listen = free_address().to_string();
+    let mut node = Command::new(env!("CARGO_BIN_EXE_gossip-node"))
+        .args([listen.as_str(), "-v"])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("gossip-node starts");
+    let _unread = node.stderr.take();
+    let mut node = KillOnDrop(node);
+    let node = &mut node.0;
+    let peer = NodeProcess::start(&[&listen]);
+    peer.log_line(": connected");
+    let writer = feed_numbered_lines_into(node.stdin.take().expect("piped"), LINES, 20);
+    hears_numbered_lines(&peer, LINES);
+    let _stdin = writer.join().expect("writer");
+    send_signal(node.id(), "-TERM");
+    child_exits_within(node, Duration::from_secs(5));
+}
+
+/// A child process killed if the test ends first (a failed assertion).
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// Log lines that come within `quiet` (the node is idle by then), after those taken.

@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use gossip_core::plumtree::PlumtreeConfig;
 use gossip_core::{Config, Overload, RateLimit};
 
+use crate::logger::Logger;
 use crate::output::Output;
 use gossip_tokio::NetConfig;
 
@@ -261,9 +262,8 @@ impl Cli {
 }
 
 impl Logging {
-    /// Installs the stderr logger.
-    pub fn init(&self) {
-        use tracing_subscriber::EnvFilter;
+    /// Installs the stderr logger at the level the flags ask for.
+    pub fn init(&self) -> Logger {
         let level = match (self.quiet, self.verbose) {
             (true, _) => "error",
             // Lifecycle by default: listening, peers coming and going and why, redials,
@@ -272,12 +272,7 @@ impl Logging {
             (false, 1) => "debug",
             (false, _) => "trace",
         };
-        let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .init();
+        Logger::install(level)
     }
 }
 

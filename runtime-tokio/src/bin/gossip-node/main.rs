@@ -2,6 +2,7 @@
 
 mod cli;
 mod demo;
+mod logger;
 mod output;
 
 use std::io::Write;
@@ -28,17 +29,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = match (&cli.command, cli.listen) {
+    let (result, logger) = match (&cli.command, cli.listen) {
         (Some(Command::Demo { nodes, logging }), _) => {
-            logging.init();
-            runtime.block_on(demo::run(usize::from(*nodes)))
+            let logger = logging.init();
+            (runtime.block_on(demo::run(usize::from(*nodes))), logger)
         }
         (None, Some(listen)) => {
-            cli.logging.init();
-            runtime.block_on(run_node(&cli, listen))
+            let logger = cli.logging.init();
+            (runtime.block_on(run_node(&cli, listen)), logger)
         }
         (None, None) => unreachable!("clap requires LISTEN without a subcommand"),
     };
+    logger.finish();
     // The stdin reader blocks in a thread of the runtime's blocking pool, and dropping a
     // runtime waits for those: an interactive terminal would hang the exit until Enter.
     runtime.shutdown_background();
