@@ -374,25 +374,52 @@ fn a_node_whose_stdout_is_never_read_keeps_relaying_and_stops_on_sigterm() {
 #[test]
 fn a_node_whose_stderr_is_never_read_keeps_relaying_and_stops_on_sigterm() {
     const LINES: usize = 20_000;
-    let listen = free_address().to_string();
     let mut node = Command::new(env!("CARGO_BIN_EXE_gossip-node"))
-        .args([listen.as_str(), "-v"])
+        .args(["127.0.0.1:0", "-v"])
         .env_remove("RUST_LOG")
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("gossip-node starts");
-    let _unread = node.stderr.take();
+    // Read until its peer is connected (publishing before that reaches no one), then
+    // never again: the pipe stays open, unread, until `release` is dropped.
+    let pipe = node.stderr.take().expect("piped");
     let mut node = KillOnDrop(node);
     let node = &mut node.0;
-    let peer = NodeProcess::start(&[&listen]);
+    let (logs, log_lines) = channel();
+    let (release, released) = channel::<()>();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(pipe).lines();
+        for line in lines.by_ref().map_while(Result::ok) {
+            let connected = line.contains(": connected");
+            if logs.send(line).is_err() || connected {
+                break;
+            }
+        }
+        let _ = released.recv();
+        drop(lines);
+    });
+    let read_until = |needle: &str| loop {
+        let line = log_lines.recv_timeout(WAIT).expect("a log line");
+        if line.contains(needle) {
+            return line;
+        }
+    };
+    let listening = read_until("listening");
+    let addr = listening
+        .split("addr=")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next());
+    let peer = NodeProcess::start(&[addr.expect("listening line names the address")]);
+    read_until(": connected");
     peer.log_line(": connected");
     let writer = feed_numbered_lines_into(node.stdin.take().expect("piped"), LINES, 20);
     hears_numbered_lines(&peer, LINES);
     let _stdin = writer.join().expect("writer");
     send_signal(node.id(), "-TERM");
     child_exits_within(node, Duration::from_secs(5));
+    drop(release);
 }
 
 /// A child process killed if the test ends first (a failed assertion).
