@@ -5,21 +5,27 @@ use std::time::Duration;
 
 use gossip_core::Config;
 
+use crate::PeerAddress;
+
 /// How a node runs over TCP: where it listens, whom it dials, and its limits. The same
 /// for every runtime, so switching runtime does not change configuration.
 ///
 /// ```
-/// use gossip_net::NetConfig;
-/// let peer = "127.0.0.1:7000".parse().unwrap();
-/// let config = NetConfig::new("127.0.0.1:0".parse().unwrap()).with_peers([peer, peer]);
-/// assert_eq!(config.dial_targets(), [peer]);
+/// use gossip_net::{NetConfig, PeerAddress};
+/// let peer: PeerAddress = "127.0.0.1:7000".parse()?;
+/// let named: PeerAddress = "node-1:7000".parse()?;
+/// let config = NetConfig::new("127.0.0.1:0".parse().unwrap())
+///     .with_peers([peer.clone(), named.clone(), peer.clone()]);
+/// assert_eq!(config.dial_targets(), [peer, named]);
+/// # Ok::<(), gossip_net::PeerAddressError>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct NetConfig {
     /// Address to listen on (port 0 picks a free one).
     pub listen: SocketAddr,
-    /// Addresses to dial, and redial whenever the connection drops or the dial fails.
-    pub peers: Vec<SocketAddr>,
+    /// Peers to dial (addresses, or host names resolved at each dial), and redial
+    /// whenever the connection drops or the dial fails.
+    pub peers: Vec<PeerAddress>,
     /// The core's limits and policies.
     pub core: Config,
     /// First redial delay. Default 100 ms.
@@ -58,14 +64,14 @@ impl NetConfig {
     }
 
     /// The same, dialling `peers`.
-    pub fn with_peers(mut self, peers: impl IntoIterator<Item = SocketAddr>) -> Self {
+    pub fn with_peers(mut self, peers: impl IntoIterator<Item = PeerAddress>) -> Self {
         self.peers.extend(peers);
         self
     }
 
-    /// The addresses to dial, each once however often it is listed, so that an address
+    /// The peers to dial, each once however often it is listed, so that an address
     /// never has two dialled connections.
-    pub fn dial_targets(&self) -> Vec<SocketAddr> {
+    pub fn dial_targets(&self) -> Vec<PeerAddress> {
         let mut targets = self.peers.clone();
         targets.sort_unstable();
         targets.dedup();

@@ -14,10 +14,11 @@ use crate::backoff::Backoff;
 use crate::connection::Link;
 use crate::deliveries::Taken;
 use crate::dialler;
-use crate::dialler::Dialled;
+use crate::dialler::{is_own_address, Dialled};
 use crate::engine::{Closed, Engine, Origin, SocketEvent};
 use crate::handle::{PeerCount, PeerInfo};
 use crate::log_limit::{LogLimit, LINES_PER_SECOND};
+use crate::peer_address::PeerAddress;
 use crate::runtime::Runtime;
 use crate::NetConfig;
 
@@ -41,8 +42,8 @@ pub(crate) enum Command {
     Publish(Bytes, Sender<Result<PublishOutcome, PublishError>>),
     Stats(Sender<Stats>),
     Peers(Sender<Vec<PeerInfo>>),
-    /// Keep a connection to this address too (no-op if already dialling it).
-    Dial(SocketAddr),
+    /// Keep a connection to this peer too (no-op if already dialling it).
+    Dial(PeerAddress),
     Shutdown(Duration, Sender<()>),
 }
 
@@ -128,7 +129,7 @@ pub(crate) struct Driver<R: Runtime> {
     taken: Arc<Taken>,
     peer_count: Arc<PeerCount>,
     /// Addresses with a dialler.
-    dialling: HashSet<SocketAddr>,
+    dialling: HashSet<PeerAddress>,
     /// The acceptor and the diallers.
     tasks: Vec<R::Task>,
     /// Where the listener is bound, so that the node does not dial itself.
@@ -301,18 +302,20 @@ impl<R: Runtime> Driver<R> {
         self.engine.connected(now, origin, link, timeout);
     }
 
-    /// Starts a dialler for `addr` unless one runs already (one connection per address),
-    /// or `addr` is this node's own.
-    fn dial(&mut self, addr: SocketAddr) {
-        if is_own_address(addr, self.local_addr) {
-            tracing::warn!(%addr, "not dialling this node's own address");
-            return;
+    /// Starts a dialler for `target` unless one runs already (one connection per
+    /// address), or `target` is this node's own address.
+    fn dial(&mut self, target: PeerAddress) {
+        if let PeerAddress::Socket(addr) = target {
+            if is_own_address(addr, self.local_addr) {
+                tracing::warn!(%addr, "not dialling this node's own address");
+                return;
+            }
         }
-        if self.dialling.insert(addr) {
+        if self.dialling.insert(target.clone()) {
             let backoff = Backoff::new(self.config.redial_initial, self.config.redial_max);
             let events = self.events_tx.clone();
-            self.tasks
-                .push(R::spawn(dialler::dial(addr, backoff, events)));
+            let dial = dialler::dial(target, self.local_addr, backoff, events);
+            self.tasks.push(R::spawn(dial));
         }
     }
 
@@ -415,17 +418,6 @@ fn log_suppressed(lines: u64) {
         limit_per_second = LINES_PER_SECOND,
         "connection log lines suppressed in the last second"
     );
-}
-
-/// Whether dialling `addr` would reach the node listening on `local`: the same address,
-/// or the same port on loopback or an unspecified address when the node listens on all
-/// addresses. (Another address of this machine's own interfaces is not recognised.)
-fn is_own_address(addr: SocketAddr, local: SocketAddr) -> bool {
-    let any_local = |ip: std::net::IpAddr| ip.is_loopback() || ip.is_unspecified();
-    addr == local
-        || (addr.port() == local.port()
-            && (addr.ip().is_unspecified()
-                || (local.ip().is_unspecified() && any_local(addr.ip()))))
 }
 
 #[cfg(test)]

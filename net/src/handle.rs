@@ -11,6 +11,7 @@ use gossip_core::{Delivery, PeerId, PeerStats, PublishOutcome, Stats};
 
 use crate::deliveries::{Deliveries, Taken};
 use crate::driver::{Command, Driver, Event};
+use crate::peer_address::PeerAddress;
 use crate::runtime::Runtime;
 use crate::{NetConfig, NodeError, StartError};
 
@@ -116,10 +117,10 @@ impl<R: Runtime> GossipNode<R> {
         }
     }
 
-    /// Dials `addr` and keeps a connection to it, redialling as for the configured peers.
-    /// Dialling an address again does nothing.
-    pub async fn dial(&self, addr: SocketAddr) -> Result<(), NodeError> {
-        self.publisher.command(Command::Dial(addr)).await
+    /// Dials `peer` (a [`SocketAddr`] or a [`PeerAddress`]) and keeps a connection to
+    /// it, redialling as for the configured peers. Dialling a peer again does nothing.
+    pub async fn dial(&self, peer: impl Into<PeerAddress>) -> Result<(), NodeError> {
+        self.publisher.command(Command::Dial(peer.into())).await
     }
 
     /// A snapshot of the core's counters.

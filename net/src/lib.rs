@@ -46,6 +46,7 @@ mod error;
 mod handle;
 mod hello;
 mod log_limit;
+mod peer_address;
 mod runtime;
 mod write_queue;
 
@@ -53,11 +54,13 @@ pub use config::NetConfig;
 pub use deliveries::Deliveries;
 pub use error::{NodeError, StartError};
 pub use handle::{GossipNode, PeerInfo, Publisher};
+pub use peer_address::{PeerAddress, PeerAddressError};
 pub use runtime::{Runtime, SocketRead, SocketWrite};
 
 /// Declares, in a runtime crate, the names applications use, so that every runtime
 /// offers the same API and switching runtime is a `use` line: re-exports of
-/// [`Deliveries`], [`NetConfig`], [`NodeError`], [`PeerInfo`], [`Runtime`] and [`StartError`], and `GossipNode` and
+/// [`Deliveries`], [`NetConfig`], [`NodeError`], [`PeerAddress`], [`PeerInfo`], [`Runtime`] and
+/// [`StartError`], and `GossipNode` and
 /// `Publisher` as type aliases on `$runtime`.
 ///
 /// ```ignore
@@ -66,7 +69,9 @@ pub use runtime::{Runtime, SocketRead, SocketWrite};
 #[macro_export]
 macro_rules! runtime_api {
     ($runtime:ty) => {
-        pub use $crate::{Deliveries, NetConfig, NodeError, PeerInfo, Runtime, StartError};
+        pub use $crate::{
+            Deliveries, NetConfig, NodeError, PeerAddress, PeerInfo, Runtime, StartError,
+        };
         /// A gossip node on this crate's runtime.
         pub type GossipNode = $crate::GossipNode<$runtime>;
         /// Publishes into a [`GossipNode`] from any task.

@@ -10,7 +10,7 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use gossip_smol::{GossipNode, NetConfig};
+use gossip_smol::{GossipNode, NetConfig, PeerAddress};
 use smol::io::{AsyncBufReadExt, BufReader};
 
 fn main() -> ExitCode {
@@ -21,12 +21,14 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let addrs: Result<Vec<SocketAddr>, _> = std::env::args().skip(1).map(|a| a.parse()).collect();
-    let Some((listen, peers)) = addrs.as_deref().ok().and_then(|a| a.split_first()) else {
-        eprintln!("usage: node LISTEN_ADDR [PEER_ADDR...]");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let listen: Option<SocketAddr> = args.first().and_then(|a| a.parse().ok());
+    let peers: Result<Vec<PeerAddress>, _> = args.iter().skip(1).map(|a| a.parse()).collect();
+    let (Some(listen), Ok(peers)) = (listen, peers) else {
+        eprintln!("usage: node LISTEN_ADDR [PEER_ADDR...] (a peer may be HOST:PORT)");
         return ExitCode::FAILURE;
     };
-    let config = NetConfig::new(*listen).with_peers(peers.iter().copied());
+    let config = NetConfig::new(listen).with_peers(peers);
     let result = smol::block_on(async {
         let mut node = GossipNode::start(config).await?;
         let publisher = node.publisher();

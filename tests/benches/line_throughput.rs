@@ -174,6 +174,7 @@ fn relay_line() -> Line {
 /// are plain peers).
 fn node_line(start: Starter, plumtree: bool) -> Line {
     let config = |peers: Vec<SocketAddr>| {
+        let peers = peers.into_iter().map(Into::into);
         let mut config = NetConfig::new("127.0.0.1:0".parse().expect("valid")).with_peers(peers);
         config.core.plumtree = plumtree.then(PlumtreeConfig::default);
         config

@@ -45,7 +45,7 @@ pub type Starter = fn(NetConfig) -> Box<dyn TestNode>;
 /// A loopback config on a free port, dialling `peers`.
 pub fn config(peers: impl IntoIterator<Item = SocketAddr>) -> NetConfig {
     let mut config = NetConfig::new("127.0.0.1:0".parse().expect("valid"));
-    config.peers.extend(peers);
+    config.peers.extend(peers.into_iter().map(Into::into));
     config.redial_initial = Duration::from_millis(20);
     config.redial_max = Duration::from_millis(200);
     // A plumtree peer that answers its preamble later than this is taken for a plain

@@ -30,6 +30,7 @@ macro_rules! conformance {
             #[test] fn garbage_sender_is_dropped() { super::garbage_sender_is_dropped(STARTERS) }
             #[test] fn peer_that_never_reads_does_not_stall_others() { super::peer_that_never_reads_does_not_stall_others(STARTERS) }
             #[test] fn late_peer_is_reached_by_redial() { super::late_peer_is_reached_by_redial(STARTERS) }
+            #[test] fn a_peer_named_by_host_is_resolved_and_redialled() { super::a_peer_named_by_host_is_resolved_and_redialled(STARTERS) }
             #[test] fn dropped_connection_is_redialled() { super::dropped_connection_is_redialled(STARTERS) }
             #[test] fn peers_added_at_run_time_are_dialled_once() { super::peers_added_at_run_time_are_dialled_once(STARTERS) }
             #[test] fn one_slot_queues_hold_back_without_losing() { super::one_slot_queues_hold_back_without_losing(STARTERS) }
@@ -258,6 +259,31 @@ fn late_peer_is_reached_by_redial(starters: &[Starter]) {
     expect_message(&mut early, b"you found me");
     early.publish(b"and you me");
     expect_message(&mut late, b"and you me");
+    shutdown(vec![early, late]);
+}
+
+/// `localhost:PORT`, before anyone listens there: the name is resolved at each dial
+/// (to 127.0.0.1, and to ::1 where the machine has it, which nobody answers on: the
+/// next address is tried).
+fn a_peer_named_by_host_is_resolved_and_redialled(starters: &[Starter]) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port");
+    let mut early_config = config([]);
+    let name = format!("localhost:{}", port.port());
+    early_config
+        .peers
+        .push(name.parse().expect("a host and port"));
+    let mut early = start(starters, 0, early_config);
+    let mut late_config = config([]);
+    late_config.listen = port;
+    let mut late = start(starters, 1, late_config);
+    assert!(early.wait_for_peers(1, WAIT), "never dialled {name}");
+    assert!(late.wait_for_peers(1, WAIT));
+    late.publish(b"found by name");
+    expect_message(&mut early, b"found by name");
+    early.publish(b"and back");
+    expect_message(&mut late, b"and back");
     shutdown(vec![early, late]);
 }
 

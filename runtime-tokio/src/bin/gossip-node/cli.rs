@@ -9,7 +9,7 @@ use gossip_core::{Config, Overload, RateLimit};
 
 use crate::logger::Logger;
 use crate::output::Output;
-use gossip_tokio::NetConfig;
+use gossip_tokio::{NetConfig, PeerAddress};
 
 /// Shown after the options, by `-h` and `--help` alike.
 const EXAMPLE: &str = "\
@@ -38,8 +38,9 @@ pub struct Cli {
     #[arg(required = true)]
     pub listen: Option<SocketAddr>,
 
-    /// Peers to dial (and redial with backoff until they answer)
-    pub peers: Vec<SocketAddr>,
+    /// Peers to dial (and redial with backoff until they answer): IP:PORT, or HOST:PORT
+    /// (a name, resolved again at each dial)
+    pub peers: Vec<PeerAddress>,
 
     /// Publish "hello from LISTEN #N" every INTERVAL (e.g. 2s, 500ms)
     #[arg(long, value_name = "INTERVAL", value_parser = positive_duration)]
@@ -256,7 +257,7 @@ impl Cli {
         // Node id 0: the driver picks one at random.
         core.plumtree = (self.protocol == ProtocolFlag::Plumtree).then(PlumtreeConfig::default);
         NetConfig::new(listen)
-            .with_peers(self.peers.iter().copied())
+            .with_peers(self.peers.iter().cloned())
             .with_core(core)
     }
 }
@@ -312,6 +313,26 @@ mod tests {
             ok.expect("parses").heartbeat,
             Some(Duration::from_millis(50))
         );
+    }
+
+    #[test]
+    fn peers_may_be_named_by_host() {
+        let args = [
+            "gossip-node",
+            "0.0.0.0:7000",
+            "node-1:7000",
+            "127.0.0.1:7001",
+        ];
+        let cli = Cli::try_parse_from(args).expect("parses");
+        let listen = cli.listen.expect("given");
+        let peers: Vec<String> = cli
+            .net_config(listen)
+            .peers
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(peers, ["node-1:7000", "127.0.0.1:7001"]);
+        assert!(Cli::try_parse_from(["gossip-node", "0.0.0.0:7000", "node-1"]).is_err());
     }
 
     #[test]

@@ -19,11 +19,11 @@ pub async fn run(count: usize) -> io::Result<()> {
     for i in 0..count {
         let mut config = NetConfig::new("127.0.0.1:0".parse().expect("valid address"));
         if let Some(previous) = nodes.last() {
-            config.peers.push(previous.local_addr());
+            config.peers.push(previous.local_addr().into());
         }
         if i + 1 == count && count > 2 {
             // The last node also dials the first, closing the ring.
-            config.peers.push(nodes[0].local_addr());
+            config.peers.push(nodes[0].local_addr().into());
         }
         nodes.push(GossipNode::start(config).await.map_err(io::Error::other)?);
     }
