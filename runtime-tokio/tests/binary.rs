@@ -144,6 +144,34 @@ fn stdin_lines_reach_the_far_end_of_a_line_of_three() {
     assert_eq!(first.heard(), "and back");
 }
 
+/// Stdin lines are bytes: a line that is not UTF-8 is a message like any other, and one
+/// longer than the largest message (1 MiB by default) is skipped, logged, and does not
+/// stop the lines after it. (Before the thirteenth session a line that was not UTF-8
+/// ended stdin for good, logged as "stdin closed".)
+#[test]
+fn stdin_lines_are_bytes_and_a_line_too_long_is_skipped() {
+    let mut first = NodeProcess::start(&[]);
+    let second = NodeProcess::start(&[&first.addr.to_string()]);
+    second.log_line(": connected");
+    first.log_line(": connected");
+    let mut input = b"caf\xe9 in latin-1: caf\xe9\n".to_vec();
+    input.extend(vec![b'x'; 2 << 20]);
+    input.extend(b"\nafter both\n");
+    // From a thread: a node that stopped reading its stdin must fail the test, not
+    // hang it.
+    let mut stdin = first.stdin.take().expect("stdin open");
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input).and_then(|()| stdin.flush());
+        stdin
+    });
+    // The text output writes bytes that are not UTF-8 as \xHH.
+    assert_eq!(second.heard(), r"caf\xe9 in latin-1: caf\xe9");
+    assert_eq!(second.heard(), "after both");
+    let skipped = first.log_line("line longer than the largest message");
+    assert!(skipped.contains("len=2097152"), "{skipped}");
+    let _stdin = writer.join().expect("writer");
+}
+
 /// The same with `--protocol plumtree`: the links settle on plumtree (logged), and lines
 /// cross both ways.
 #[test]

@@ -2,6 +2,7 @@
 
 mod cli;
 mod demo;
+mod input;
 mod logger;
 mod output;
 
@@ -12,9 +13,10 @@ use std::time::Duration;
 
 use clap::Parser;
 use gossip_tokio::{Deliveries, GossipNode};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::BufReader;
 
 use cli::{Cli, Command};
+use input::Line;
 use output::Output;
 
 /// How long shutdown waits for queued output to reach the peers.
@@ -63,16 +65,23 @@ async fn run_node(cli: &Cli, listen: SocketAddr) -> std::io::Result<()> {
     tracing::info!(addr = %node.local_addr(), %peers, "listening");
 
     let publisher = node.publisher();
+    let max = cli.limits.max_frame;
     tokio::spawn(async move {
         // Each stdin line is one message. End of input does not stop the node.
-        let mut lines = BufReader::new(tokio::io::stdin()).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            match publisher.publish(line.into_bytes()).await {
-                Ok(outcome) => tracing::debug!(id = %outcome.id(), "published"),
-                Err(error) => tracing::error!(%error, "cannot publish line"),
+        let mut lines = input::Lines::new(BufReader::new(tokio::io::stdin()), max);
+        loop {
+            match lines.next().await {
+                Ok(Some(Line::Message(line))) => match publisher.publish(line).await {
+                    Ok(outcome) => tracing::debug!(id = %outcome.id(), "published"),
+                    Err(error) => tracing::error!(%error, "cannot publish line"),
+                },
+                Ok(Some(Line::TooLong(len))) => {
+                    tracing::error!(len, max, "line longer than the largest message: skipped");
+                }
+                Ok(None) => break tracing::info!("stdin closed; still relaying"),
+                Err(error) => break tracing::error!(%error, "cannot read stdin; still relaying"),
             }
         }
-        tracing::info!("stdin closed; still relaying");
     });
 
     if let Some(interval) = cli.heartbeat {
