@@ -268,6 +268,7 @@ impl<R: Runtime> Driver<R> {
         addr: SocketAddr,
         dialled: Option<Dialled>,
     ) {
+        let local = R::socket_local_addr(&stream).ok();
         let socket = match R::split(stream) {
             Ok(socket) => socket,
             Err(error) => {
@@ -294,6 +295,7 @@ impl<R: Runtime> Driver<R> {
         }
         let origin = Origin {
             addr,
+            local,
             direction,
             plain,
             missed_since,

@@ -51,6 +51,8 @@ pub(crate) enum Redial {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Origin {
     pub(crate) addr: SocketAddr,
+    /// This end's address, if the socket told it.
+    pub(crate) local: Option<SocketAddr>,
     pub(crate) direction: Direction,
     pub(crate) plain: bool,
     /// A plain redial's: when the connection that went unanswered opened (see
@@ -108,6 +110,8 @@ pub(crate) struct Engine<C> {
 #[derive(Debug)]
 struct Open<C> {
     addr: SocketAddr,
+    /// This end's address, if known.
+    local: Option<SocketAddr>,
     connection: C,
     /// Frames of the current event, handed over in one batch.
     batch: Vec<Frames>,
@@ -152,6 +156,11 @@ impl<C: Connection> Engine<C> {
     ) -> PeerId {
         let peer = self.next_peer();
         self.next_peer += 1;
+        if self.closed_as_own(now, &origin, &mut connection) {
+            let (addr, reason) = (origin.addr, None);
+            self.closed.push(Closed { peer, addr, reason });
+            return peer;
+        }
         let own = self.node.config().plumtree.as_ref().map(|p| p.node_id);
         let expect = match (own, origin.direction) {
             (Some(own), Direction::Outbound) if !origin.plain => {
@@ -168,6 +177,7 @@ impl<C: Connection> Engine<C> {
         let direction = origin.direction;
         let open = Open {
             addr: origin.addr,
+            local: origin.local,
             connection,
             batch: Vec::new(),
             reading: true,
@@ -187,6 +197,41 @@ impl<C: Connection> Engine<C> {
             open.grant_reads();
         }
         peer
+    }
+
+    /// Whether `origin`'s connection is one this node made to itself: the other end of
+    /// an open connection (its two addresses swapped). If so, both are closed, and
+    /// the dialler is told never to dial that address again. A peer list that names
+    /// this node by an address it cannot recognise as its own (its host name, or an
+    /// interface address when it listens on all of them, as a shared list in a
+    /// container network does) would otherwise keep a connection to itself: every
+    /// message sent once more, to itself, and two peer slots taken.
+    fn closed_as_own(&mut self, now: Instant, origin: &Origin, connection: &mut C) -> bool {
+        let canonical = |addr: SocketAddr| SocketAddr::new(addr.ip().to_canonical(), addr.port());
+        let Some(local) = origin.local.map(canonical) else {
+            return false;
+        };
+        let remote = canonical(origin.addr);
+        let twin = self.open.iter().find(|(_, open)| {
+            open.direction != origin.direction
+                && canonical(open.addr) == local
+                && open.local.map(canonical) == Some(remote)
+        });
+        let Some((&twin, _)) = twin else {
+            return false;
+        };
+        let Some(mut open) = self.open.remove(&twin) else {
+            return false;
+        };
+        self.node.peer_disconnected(now, twin);
+        match origin.direction {
+            Direction::Outbound => connection.redial(Redial::Never),
+            Direction::Inbound => open.connection.redial(Redial::Never),
+        }
+        let (peer, addr, reason) = (twin, open.addr, None);
+        self.closed.push(Closed { peer, addr, reason });
+        self.carry_out();
+        true
     }
 
     /// Before another accepted connection waits for its protocol: if as many as
@@ -607,6 +652,7 @@ mod tests {
             let direction = Direction::Inbound;
             let origin = Origin {
                 addr,
+                local: None,
                 direction,
                 plain: false,
                 missed_since: None,
@@ -718,6 +764,7 @@ mod tests {
         let log: Rc<RefCell<Log>> = Rc::default();
         let origin = Origin {
             addr: SocketAddr::from(([127, 0, 0, 1], 1000)),
+            local: None,
             direction,
             plain: false,
             missed_since: None,
@@ -814,6 +861,57 @@ mod tests {
     }
 
     #[test]
+    fn a_connection_to_itself_is_closed_at_both_ends_and_never_dialled_again() {
+        let (mut engine, _, now) = engine_with(0);
+        let listener = SocketAddr::from(([127, 0, 0, 1], 7000));
+        let ephemeral = SocketAddr::from(([127, 0, 0, 1], 40000));
+        let timeout = Duration::from_secs(1);
+        let connect = |engine: &mut Engine<Recorder>, direction, addr, local| {
+            let log: Rc<RefCell<Log>> = Rc::default();
+            let (plain, missed_since, local) = (false, None, Some(local));
+            let origin = Origin {
+                addr,
+                local,
+                direction,
+                plain,
+                missed_since,
+            };
+            engine.connected(now, origin, Recorder(Rc::clone(&log)), timeout);
+            log
+        };
+        // This node dials another one from port 40000, and another process dials this
+        // node from port 40000 too (Linux reuses a port towards other destinations):
+        // neither is this node talking to itself.
+        let peer = SocketAddr::from(([127, 0, 0, 1], 8000));
+        let to_peer = connect(&mut engine, Direction::Outbound, peer, ephemeral);
+        let from_other = connect(&mut engine, Direction::Inbound, ephemeral, listener);
+        assert_eq!(engine.connection_count(), 2);
+        // This node dials its own listener, named by its IPv4-mapped IPv6 address: the
+        // accepted end is the dialled one with its two addresses swapped.
+        let mapped = |addr: SocketAddr| match addr {
+            SocketAddr::V4(v4) => SocketAddr::from((v4.ip().to_ipv6_mapped(), v4.port())),
+            v6 => v6,
+        };
+        let own = SocketAddr::from(([127, 0, 0, 1], 40002));
+        let dialled = connect(
+            &mut engine,
+            Direction::Outbound,
+            mapped(listener),
+            mapped(own),
+        );
+        assert_eq!(engine.connection_count(), 3);
+        let accepted = connect(&mut engine, Direction::Inbound, own, listener);
+        assert_eq!(engine.connection_count(), 2, "the other two are left");
+        assert_eq!(dialled.borrow().redial, Some(Redial::Never));
+        assert_eq!((dialled.borrow().closed, accepted.borrow().closed), (1, 1));
+        assert_eq!(
+            (to_peer.borrow().closed, from_other.borrow().closed),
+            (0, 0)
+        );
+        assert_eq!(engine.drain_closed().count(), 2);
+    }
+
+    #[test]
     fn accepted_connections_waiting_for_their_protocol_are_bounded_by_the_inbound_slots() {
         let (mut engine, first, now, _) = plumtree_engine(Direction::Inbound);
         let limit = engine.config().max_inbound_peers;
@@ -822,6 +920,7 @@ mod tests {
             let log: Rc<RefCell<Log>> = Rc::default();
             let origin = Origin {
                 addr: SocketAddr::from(([127, 0, 0, 1], 2000)),
+                local: None,
                 direction: Direction::Inbound,
                 plain: false,
                 missed_since: None,
@@ -887,6 +986,7 @@ mod tests {
         let log: Rc<RefCell<Log>> = Rc::default();
         let origin = Origin {
             addr: SocketAddr::from(([127, 0, 0, 1], 1000)),
+            local: None,
             direction: Direction::Outbound,
             plain: true,
             missed_since: Some(opened),
@@ -917,6 +1017,7 @@ mod tests {
         let log: Rc<RefCell<Log>> = Rc::default();
         let origin = Origin {
             addr: SocketAddr::from(([127, 0, 0, 1], 1001)),
+            local: None,
             direction: Direction::Outbound,
             plain: false,
             missed_since: None,

@@ -81,9 +81,9 @@ macro_rules! runtime_api {
 
 /// Writes, inside an `impl Runtime`, the TCP items: the runtime's four socket types (a
 /// listener and a stream with the usual async API, `Listener::bind(addr).await`,
-/// `listener.local_addr()`, `listener.accept().await`, `Stream::connect(addr).await`, as
-/// tokio's and async-net's have; the stream's read and write halves, which `split`
-/// makes) and the four methods that delegate to that API, so that a runtime only says
+/// `listener.local_addr()`, `listener.accept().await`, `Stream::connect(addr).await`,
+/// `stream.local_addr()`, as tokio's and async-net's have; the stream's read and write
+/// halves, which `split` makes) and the five methods that delegate to that API, so that a runtime only says
 /// which types.
 ///
 /// ```ignore
@@ -116,6 +116,10 @@ macro_rules! tcp_items {
 
         async fn connect(addr: ::std::net::SocketAddr) -> ::std::io::Result<$stream> {
             <$stream>::connect(addr).await
+        }
+
+        fn socket_local_addr(stream: &$stream) -> ::std::io::Result<::std::net::SocketAddr> {
+            stream.local_addr()
         }
     };
 }

@@ -64,6 +64,9 @@ use bytes::{Bytes, BytesMut};
 ///     async fn connect(_: SocketAddr) -> io::Result<NoSocket> {
 ///         Err(io::ErrorKind::Unsupported.into())
 ///     }
+///     fn socket_local_addr(_: &NoSocket) -> io::Result<SocketAddr> {
+///         Err(io::ErrorKind::Unsupported.into())
+///     }
 ///     fn split(_: NoSocket) -> io::Result<(NoSocket, NoSocket)> {
 ///         Ok((NoSocket, NoSocket))
 ///     }
@@ -101,6 +104,10 @@ pub trait Runtime: Send + Sync + Sized + 'static {
 
     /// Connects to `addr`.
     fn connect(addr: SocketAddr) -> impl Future<Output = io::Result<Self::Stream>> + Send;
+
+    /// The local address of a connected socket (with the peer's, it tells a connection
+    /// this node made to itself).
+    fn socket_local_addr(stream: &Self::Stream) -> io::Result<SocketAddr>;
 
     /// Turns Nagle's algorithm off (the driver writes whole batches; Nagle would only
     /// delay them) and splits `stream` into halves that a reader and a writer task can

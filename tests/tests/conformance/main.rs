@@ -31,6 +31,7 @@ macro_rules! conformance {
             #[test] fn peer_that_never_reads_does_not_stall_others() { super::peer_that_never_reads_does_not_stall_others(STARTERS) }
             #[test] fn late_peer_is_reached_by_redial() { super::late_peer_is_reached_by_redial(STARTERS) }
             #[test] fn a_peer_named_by_host_is_resolved_and_redialled() { super::a_peer_named_by_host_is_resolved_and_redialled(STARTERS) }
+            #[test] fn a_node_that_dials_itself_drops_that_connection() { super::a_node_that_dials_itself_drops_that_connection(STARTERS) }
             #[test] fn dropped_connection_is_redialled() { super::dropped_connection_is_redialled(STARTERS) }
             #[test] fn peers_added_at_run_time_are_dialled_once() { super::peers_added_at_run_time_are_dialled_once(STARTERS) }
             #[test] fn one_slot_queues_hold_back_without_losing() { super::one_slot_queues_hold_back_without_losing(STARTERS) }
@@ -285,6 +286,37 @@ fn a_peer_named_by_host_is_resolved_and_redialled(starters: &[Starter]) {
     early.publish(b"and back");
     expect_message(&mut late, b"and back");
     shutdown(vec![early, late]);
+}
+
+/// A node listening on 127.0.0.1:PORT told to dial [::ffff:127.0.0.1]:PORT (its own
+/// listener, by an address it cannot tell is its own, as a container's own name in a
+/// shared peer list): the connection to itself is closed at both ends and not
+/// redialled, while its real peer stays. Needs IPv6 sockets: without them it is skipped.
+fn a_node_that_dials_itself_drops_that_connection(starters: &[Starter]) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let mapped =
+        |port| std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST.to_ipv6_mapped(), port));
+    if std::net::TcpStream::connect(mapped(listener.local_addr().expect("addr").port())).is_err() {
+        eprintln!("skipped: this machine cannot reach 127.0.0.1 through an IPv4-mapped address");
+        return;
+    }
+    drop(listener);
+    let mut peer = start(starters, 1, config([]));
+    let node = start(starters, 0, config([peer.addr()]));
+    node.dial(mapped(node.addr().port()));
+    assert!(node.wait_for_peers(1, WAIT) && peer.wait_for_peers(1, WAIT));
+    // The end of the connection to itself that came first was a peer for a moment
+    // (the other end is recognised before the core hears of it).
+    eventually("the connection to itself to be made and dropped", || {
+        let stats = node.stats();
+        stats.peers_connected >= 2 && stats.peers_current == 1
+    });
+    node.publish(b"once to my peer");
+    expect_message(&mut peer, b"once to my peer");
+    let stats = node.stats();
+    assert_eq!(stats.peers_current, 1, "only the real peer: {stats:?}");
+    assert_eq!(stats.frames_out, 1, "sent to the peer, not to itself");
+    shutdown(vec![node, peer]);
 }
 
 fn dropped_connection_is_redialled(starters: &[Starter]) {
