@@ -103,12 +103,17 @@ def lockout():
           f"({err.count('evicted')} evictions logged, {err.count('suppressed')} summaries)")
 
 
-def loris():
+def settled_target():
+    """A target node, listening and idle: its port, process and RSS."""
     port = free_port()
     target = node(port)
     connect(port).close()
     time.sleep(0.3)
-    before = rss_kib(target.pid)
+    return port, target, rss_kib(target.pid)
+
+
+def loris():
+    port, target, before = settled_target()
     sockets = []
     frame = struct.pack(">I", 1 << 20) + b"\x07" * ((1 << 20) - 1)
     for _ in range(120):
@@ -136,11 +141,7 @@ def loris():
 
 
 def silent():
-    port = free_port()
-    target = node(port)
-    connect(port).close()
-    time.sleep(0.3)
-    before = rss_kib(target.pid)
+    port, target, before = settled_target()
     sockets = []
     # Ten connecting threads: one alone waits a round trip per socket.
     threads = [threading.Thread(target=lambda: sockets.extend(connect(port) for _ in range(500)))

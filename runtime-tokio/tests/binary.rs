@@ -9,6 +9,18 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(20);
 
+/// `gossip-node ARGS` (`RUST_LOG` unset), stdin and stderr piped, stdout to `stdout`.
+fn gossip_node(args: &[&str], stdout: Stdio) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_gossip-node"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("gossip-node starts")
+}
+
 /// A running `gossip-node` with its stdout and stderr read by background threads.
 struct NodeProcess {
     child: Child,
@@ -45,15 +57,7 @@ impl NodeProcess {
     }
 
     fn spawn(args: &[&str], read_stdout: bool) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_gossip-node"))
-            .args(["127.0.0.1:0", "-v"])
-            .args(args)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("gossip-node starts");
+        let mut child = gossip_node(&[&["127.0.0.1:0", "-v"], args].concat(), Stdio::piped());
         let stdin = child.stdin.take();
         let pipe = child.stdout.take().expect("piped");
         let (stdout, unread_stdout) = if read_stdout {
@@ -402,14 +406,7 @@ fn a_node_whose_stdout_is_never_read_keeps_relaying_and_stops_on_sigterm() {
 #[test]
 fn a_node_whose_stderr_is_never_read_keeps_relaying_and_stops_on_sigterm() {
     const LINES: usize = 20_000;
-    let mut node = Command::new(env!("CARGO_BIN_EXE_gossip-node"))
-        .args(["127.0.0.1:0", "-v"])
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("gossip-node starts");
+    let mut node = gossip_node(&["127.0.0.1:0", "-v"], Stdio::null());
     // Read until its peer is connected (publishing before that reaches no one), then
     // never again: the pipe stays open, unread, until `release` is dropped.
     let pipe = node.stderr.take().expect("piped");
@@ -487,14 +484,7 @@ fn free_address() -> SocketAddr {
 /// `gossip-node ARGS` exactly as given (default flags, no -v), stdout to /dev/null;
 /// returns it and its log lines.
 fn start_with_default_flags(args: &[&str]) -> (Child, Receiver<String>) {
-    let mut node = Command::new(env!("CARGO_BIN_EXE_gossip-node"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("gossip-node starts");
+    let mut node = gossip_node(args, Stdio::null());
     let stderr = lines(node.stderr.take().expect("piped"));
     (node, stderr)
 }
