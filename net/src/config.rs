@@ -42,6 +42,14 @@ pub struct NetConfig {
     /// [`Node::peer_connected_since`](gossip_core::Node::peer_connected_since)), so it
     /// only gets it later.
     pub preamble_timeout: Duration,
+    /// TCP keepalive on every connection: probes after this long without traffic, then
+    /// every third of it, and the connection is closed after three go unanswered. So a
+    /// peer that vanished without closing (its host down, a NAT that dropped the
+    /// connection) is noticed about twice this long after the connection fell quiet,
+    /// and dialled again; a flood connection has no frame of its own to find that out
+    /// (and the probes keep NAT mappings alive). Default 30 s; `None` leaves the
+    /// system's setting (off, on most).
+    pub keepalive: Option<Duration>,
     /// Socket events (reads, write reports) waiting for the node; readers stop reading,
     /// and so let TCP push back on their peers, while it is full. Default 256, so reads
     /// waiting here hold at most `event_queue` × `read_chunk` bytes (16 MiB).
@@ -60,6 +68,7 @@ impl NetConfig {
             read_chunk: 64 * 1024,
             event_queue: 256,
             preamble_timeout: Duration::from_secs(1),
+            keepalive: Some(Duration::from_secs(30)),
         }
     }
 

@@ -269,6 +269,11 @@ impl<R: Runtime> Driver<R> {
         dialled: Option<Dialled>,
     ) {
         let local = R::socket_local_addr(&stream).ok();
+        if let Some(idle) = self.config.keepalive {
+            if let Err(error) = R::set_keepalive(&stream, idle) {
+                tracing::debug!(%addr, %error, "cannot turn TCP keepalive on");
+            }
+        }
         let socket = match R::split(stream) {
             Ok(socket) => socket,
             Err(error) => {

@@ -45,6 +45,7 @@ mod engine;
 mod error;
 mod handle;
 mod hello;
+mod keepalive;
 mod log_limit;
 mod peer_address;
 mod runtime;
@@ -54,6 +55,8 @@ pub use config::NetConfig;
 pub use deliveries::Deliveries;
 pub use error::{NodeError, StartError};
 pub use handle::{GossipNode, PeerInfo, Publisher};
+#[doc(hidden)]
+pub use keepalive::set_keepalive;
 pub use peer_address::{PeerAddress, PeerAddressError};
 pub use runtime::{Runtime, SocketRead, SocketWrite};
 
@@ -120,6 +123,10 @@ macro_rules! tcp_items {
 
         fn socket_local_addr(stream: &$stream) -> ::std::io::Result<::std::net::SocketAddr> {
             stream.local_addr()
+        }
+
+        fn set_keepalive(stream: &$stream, idle: ::std::time::Duration) -> ::std::io::Result<()> {
+            $crate::set_keepalive(stream, idle)
         }
     };
 }

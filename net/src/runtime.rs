@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
@@ -18,7 +18,7 @@ use bytes::{Bytes, BytesMut};
 /// # use std::future::Future;
 /// # use std::io::{self, IoSlice};
 /// # use std::net::SocketAddr;
-/// # use std::time::Instant;
+/// # use std::time::{Duration, Instant};
 /// # use bytes::{Bytes, BytesMut};
 /// use gossip_net::{Runtime, SocketRead, SocketWrite};
 ///
@@ -67,6 +67,9 @@ use bytes::{Bytes, BytesMut};
 ///     fn socket_local_addr(_: &NoSocket) -> io::Result<SocketAddr> {
 ///         Err(io::ErrorKind::Unsupported.into())
 ///     }
+///     fn set_keepalive(_: &NoSocket, _: Duration) -> io::Result<()> {
+///         Err(io::ErrorKind::Unsupported.into())
+///     }
 ///     fn split(_: NoSocket) -> io::Result<(NoSocket, NoSocket)> {
 ///         Ok((NoSocket, NoSocket))
 ///     }
@@ -108,6 +111,10 @@ pub trait Runtime: Send + Sync + Sized + 'static {
     /// The local address of a connected socket (with the peer's, it tells a connection
     /// this node made to itself).
     fn socket_local_addr(stream: &Self::Stream) -> io::Result<SocketAddr>;
+
+    /// Turns TCP keepalive on for a connected socket, probing after `idle` without
+    /// traffic ([`NetConfig::keepalive`](crate::NetConfig::keepalive)).
+    fn set_keepalive(stream: &Self::Stream, idle: Duration) -> io::Result<()>;
 
     /// Turns Nagle's algorithm off (the driver writes whole batches; Nagle would only
     /// delay them) and splits `stream` into halves that a reader and a writer task can

@@ -113,6 +113,13 @@ impl RawPeer {
         }
     }
 
+    /// This end's address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.stream
+            .local_addr()
+            .expect("a connected socket's address")
+    }
+
     /// Reads one frame's payload.
     pub fn read_frame(&mut self) -> Vec<u8> {
         let mut header = [0u8; 4];
@@ -121,4 +128,25 @@ impl RawPeer {
         self.stream.read_exact(&mut payload).expect("frame payload");
         payload
     }
+}
+
+/// Whether Linux runs a keepalive timer on the IPv4 TCP socket from `local` to `remote`
+/// (the `tr` column of `/proc/net/tcp` is 2 for it); `None` where that file is not
+/// there or has no such socket.
+pub fn keepalive_timer_running(local: SocketAddr, remote: SocketAddr) -> Option<bool> {
+    let hex = |addr: SocketAddr| match addr {
+        SocketAddr::V4(v4) => {
+            let ip = u32::from_le_bytes(v4.ip().octets());
+            Some(format!("{ip:08X}:{:04X}", v4.port()))
+        }
+        SocketAddr::V6(_) => None,
+    };
+    let (local, remote) = (hex(local)?, hex(remote)?);
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let timer = fields.get(5)?.split(':').next()?;
+        (fields.get(1) == Some(&local.as_str()) && fields.get(2) == Some(&remote.as_str()))
+            .then(|| timer == "02")
+    })
 }

@@ -10,7 +10,7 @@ use gossip_core::Config;
 use gossip_smol::Smol;
 use gossip_tests::adapters::start as start_on;
 use gossip_tests::tutorial::TutorialNode;
-use gossip_tests::{config, eventually, RawPeer, Starter, TestNode, WAIT};
+use gossip_tests::{config, eventually, keepalive_timer_running, RawPeer, Starter, TestNode, WAIT};
 use gossip_tokio::Tokio;
 
 mod hostile;
@@ -32,6 +32,7 @@ macro_rules! conformance {
             #[test] fn late_peer_is_reached_by_redial() { super::late_peer_is_reached_by_redial(STARTERS, false) }
             #[test] fn a_peer_named_by_host_is_resolved_and_redialled() { super::late_peer_is_reached_by_redial(STARTERS, true) }
             #[test] fn a_node_that_dials_itself_drops_that_connection() { super::a_node_that_dials_itself_drops_that_connection(STARTERS) }
+            #[test] fn connections_have_tcp_keepalive() { super::connections_have_tcp_keepalive(STARTERS) }
             #[test] fn dropped_connection_is_redialled() { super::dropped_connection_is_redialled(STARTERS) }
             #[test] fn peers_added_at_run_time_are_dialled_once() { super::peers_added_at_run_time_are_dialled_once(STARTERS) }
             #[test] fn one_slot_queues_hold_back_without_losing() { super::one_slot_queues_hold_back_without_losing(STARTERS) }
@@ -300,6 +301,28 @@ fn a_node_that_dials_itself_drops_that_connection(starters: &[Starter]) {
     assert_eq!(stats.peers_current, 1, "only the real peer: {stats:?}");
     assert_eq!(stats.frames_out, 1, "sent to the peer, not to itself");
     shutdown(vec![node, peer]);
+}
+
+/// Both the connections a node accepts and those it dials run a keepalive timer (read
+/// from Linux's `/proc/net/tcp`; elsewhere the case is skipped), so a peer that
+/// vanished without closing is noticed and redialled.
+fn connections_have_tcp_keepalive(starters: &[Starter]) {
+    let node = start(starters, 0, config([]));
+    let accepted = RawPeer::connect(node.addr());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    node.dial(listener.local_addr().expect("addr"));
+    let (dialled, from) = listener.accept().expect("the node dials");
+    assert!(node.wait_for_peers(2, WAIT));
+    let running = [
+        keepalive_timer_running(node.addr(), accepted.local_addr()),
+        keepalive_timer_running(from, dialled.local_addr().expect("addr")),
+    ];
+    if running.contains(&None) {
+        eprintln!("skipped: no /proc/net/tcp to read keepalive timers from");
+    } else {
+        assert_eq!(running, [Some(true), Some(true)], "accepted, dialled");
+    }
+    shutdown(vec![node]);
 }
 
 fn dropped_connection_is_redialled(starters: &[Starter]) {

@@ -1,0 +1,73 @@
+//! TCP keepalive, set on every connection whatever the runtime: a flood connection
+//! carries nothing but messages, so without it a peer that vanished without a word (its
+//! host gone, a NAT that forgot the connection) would look connected for as long as the
+//! network is quiet, and its address would never be dialled again.
+
+use std::io;
+use std::time::Duration;
+
+use socket2::{SockRef, TcpKeepalive};
+
+/// Unanswered probes after which the kernel closes the connection.
+pub const KEEPALIVE_PROBES: u32 = 3;
+
+/// Turns TCP keepalive on for `stream`: probes after `idle` without traffic, then every
+/// `idle / 3`; [`KEEPALIVE_PROBES`] unanswered ones close the connection, so a peer
+/// that vanished is noticed about `2 × idle` after the connection fell quiet (where
+/// the system lets the interval and count be set; elsewhere its own defaults apply).
+/// A runtime calls it through [`tcp_items!`](crate::tcp_items).
+#[doc(hidden)]
+pub fn set_keepalive<'a, S>(stream: &'a S, idle: Duration) -> io::Result<()>
+where
+    SockRef<'a>: From<&'a S>,
+{
+    let keepalive = TcpKeepalive::new().with_time(idle);
+    #[cfg(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "macos",
+        target_os = "windows",
+        target_os = "freebsd"
+    ))]
+    let keepalive = keepalive.with_interval(idle / 3);
+    #[cfg(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "macos",
+        target_os = "windows",
+        target_os = "freebsd"
+    ))]
+    let keepalive = keepalive.with_retries(KEEPALIVE_PROBES);
+    SockRef::from(stream).set_tcp_keepalive(&keepalive)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{TcpListener, TcpStream};
+
+    #[test]
+    fn keepalive_is_on_with_the_idle_time_asked_for() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let stream = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        assert!(
+            !SockRef::from(&stream).keepalive().unwrap(),
+            "off by default"
+        );
+        set_keepalive(&stream, Duration::from_secs(30)).unwrap();
+        let socket = SockRef::from(&stream);
+        assert!(socket.keepalive().unwrap());
+        #[cfg(target_os = "linux")]
+        {
+            assert_eq!(
+                socket.tcp_keepalive_time().unwrap(),
+                Duration::from_secs(30)
+            );
+            assert_eq!(
+                socket.tcp_keepalive_interval().unwrap(),
+                Duration::from_secs(10)
+            );
+            assert_eq!(socket.tcp_keepalive_retries().unwrap(), KEEPALIVE_PROBES);
+        }
+    }
+}
