@@ -34,8 +34,8 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
 
-    /// Address to listen on, e.g. 127.0.0.1:7000
-    #[arg(required = true)]
+    /// Address to listen on, e.g. 127.0.0.1:7000 (or HOST:PORT, resolved once at start)
+    #[arg(required = true, value_parser = listen_address)]
     pub listen: Option<SocketAddr>,
 
     /// Peers to dial (and redial with backoff until they answer): IP:PORT, or HOST:PORT
@@ -203,6 +203,23 @@ impl From<OverloadFlag> for Overload {
 }
 
 /// A duration of more than zero, as humantime writes it (`2s`, `500ms`).
+/// IP:PORT, or HOST:PORT resolved now (to its first IPv4 address, if it has one: a
+/// name like `localhost` often resolves to `::1` too, which IPv4 peers cannot reach).
+fn listen_address(text: &str) -> Result<SocketAddr, String> {
+    let name = match text.parse::<PeerAddress>().map_err(|e| e.to_string())? {
+        PeerAddress::Socket(addr) => return Ok(addr),
+        PeerAddress::Name { host, port } => (host, port),
+    };
+    let addrs: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(&name)
+        .map_err(|e| format!("cannot resolve {text}: {e}"))?
+        .collect();
+    let first_v4 = addrs.iter().find(|addr| addr.is_ipv4());
+    first_v4
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("{text} resolves to no address"))
+}
+
 fn positive_duration(text: &str) -> Result<Duration, String> {
     match humantime::parse_duration(text) {
         Ok(duration) if duration.is_zero() => Err("must be more than zero".to_string()),
@@ -313,6 +330,13 @@ mod tests {
             ok.expect("parses").heartbeat,
             Some(Duration::from_millis(50))
         );
+    }
+
+    #[test]
+    fn the_listen_address_may_be_a_host_name() {
+        let cli = Cli::try_parse_from(["gossip-node", "localhost:7000"]).expect("parses");
+        assert_eq!(cli.listen, Some("127.0.0.1:7000".parse().unwrap()));
+        assert!(Cli::try_parse_from(["gossip-node", "localhost"]).is_err());
     }
 
     #[test]
