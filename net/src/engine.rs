@@ -220,7 +220,7 @@ impl<C: Connection> Engine<C> {
         let Some((&twin, _)) = twin else {
             return false;
         };
-        let Some(mut open) = self.open.remove(&twin) else {
+        let Some(mut open) = self.take_closed(twin, None) else {
             return false;
         };
         self.node.peer_disconnected(now, twin);
@@ -228,10 +228,18 @@ impl<C: Connection> Engine<C> {
             Direction::Outbound => connection.redial(Redial::Never),
             Direction::Inbound => open.connection.redial(Redial::Never),
         }
-        let (peer, addr, reason) = (twin, open.addr, None);
-        self.closed.push(Closed { peer, addr, reason });
         self.carry_out();
         true
+    }
+
+    /// Takes `peer`'s connection out and records that it closed, and why, for the
+    /// driver to log. The caller may still tell its dialler how to dial again; dropping
+    /// it closes the socket.
+    fn take_closed(&mut self, peer: PeerId, reason: Option<DisconnectReason>) -> Option<Open<C>> {
+        let open = self.open.remove(&peer)?;
+        let addr = open.addr;
+        self.closed.push(Closed { peer, addr, reason });
+        Some(open)
     }
 
     /// Before another accepted connection waits for its protocol: if as many as
@@ -259,15 +267,11 @@ impl<C: Connection> Engine<C> {
         else {
             return;
         };
-        if let Some(open) = self.open.remove(&longest) {
-            let direction = Direction::Inbound;
-            let reason = Some(DisconnectReason::TooManyPeers { direction, limit });
-            self.closed.push(Closed {
-                peer: longest,
-                addr: open.addr,
-                reason,
-            });
-        }
+        let direction = Direction::Inbound;
+        self.take_closed(
+            longest,
+            Some(DisconnectReason::TooManyPeers { direction, limit }),
+        );
     }
 
     /// Bytes from a connection whose protocol is not settled yet.
@@ -293,12 +297,10 @@ impl<C: Connection> Engine<C> {
         match outcome {
             Outcome::Wait => {}
             Outcome::NoAnswer | Outcome::Dropped => {
-                if let Some(mut open) = self.open.remove(&peer) {
+                if let Some(mut open) = self.take_closed(peer, None) {
                     if outcome == Outcome::NoAnswer {
                         open.redial_plain();
                     }
-                    let (addr, reason) = (open.addr, None);
-                    self.closed.push(Closed { peer, addr, reason });
                 }
             }
             Outcome::Plumtree { node_id, leftover } if direction == Direction::Inbound => {
@@ -400,16 +402,9 @@ impl<C: Connection> Engine<C> {
                     }
                 }
                 self.node.peer_disconnected(now, peer);
-                if let Some(Open {
-                    addr, connection, ..
-                }) = self.open.remove(&peer)
-                {
-                    // The peer is gone: what is queued for it goes nowhere. Dropping the
-                    // connection also frees a writer stuck on a peer that stopped reading.
-                    drop(connection);
-                    let reason = None;
-                    self.closed.push(Closed { peer, addr, reason });
-                }
+                // The peer is gone: what is queued for it goes nowhere. Dropping the
+                // connection also frees a writer stuck on a peer that stopped reading.
+                drop(self.take_closed(peer, None));
             }
         }
         self.carry_out();
@@ -541,20 +536,13 @@ impl<C: Connection> Engine<C> {
                     }
                 }
                 Action::Disconnect { peer, reason } => {
-                    if let Some(Open {
-                        addr,
-                        mut connection,
-                        ..
-                    }) = self.open.remove(&peer)
-                    {
+                    let own = self.node.config().plumtree.as_ref().map(|p| p.node_id);
+                    if let Some(mut open) = self.take_closed(peer, Some(reason)) {
                         if let DisconnectReason::SameNode { node_id } = reason {
-                            let own = self.node.config().plumtree.as_ref().map(|p| p.node_id);
                             let itself = own == Some(node_id);
-                            connection.redial(if itself { Redial::Never } else { Redial::Later });
+                            let redial = if itself { Redial::Never } else { Redial::Later };
+                            open.connection.redial(redial);
                         }
-                        drop(connection);
-                        let reason = Some(reason);
-                        self.closed.push(Closed { peer, addr, reason });
                     }
                 }
             }
