@@ -29,15 +29,9 @@ where
         target_os = "windows",
         target_os = "freebsd"
     ))]
-    let keepalive = keepalive.with_interval(idle / 3);
-    #[cfg(any(
-        target_os = "linux",
-        target_os = "android",
-        target_os = "macos",
-        target_os = "windows",
-        target_os = "freebsd"
-    ))]
-    let keepalive = keepalive.with_retries(KEEPALIVE_PROBES);
+    let keepalive = keepalive
+        .with_interval(idle / 3)
+        .with_retries(KEEPALIVE_PROBES);
     SockRef::from(stream).set_tcp_keepalive(&keepalive)
 }
 
