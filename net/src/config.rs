@@ -50,6 +50,12 @@ pub struct NetConfig {
     /// (and the probes keep NAT mappings alive). Default 30 s; `None` leaves the
     /// system's setting (off, on most).
     pub keepalive: Option<Duration>,
+    /// Connections the kernel completes and holds for the listener before the node
+    /// accepts them (the system's `somaxconn` caps it); beyond, a new connection's SYN is
+    /// dropped and retried a second later, or more. Default 1024: the standard
+    /// library's 128 made 8 of 1,500 connects in a row wait a second while the node was
+    /// busy with the ones before.
+    pub listen_backlog: u32,
     /// Socket events (reads, write reports) waiting for the node; readers stop reading,
     /// and so let TCP push back on their peers, while it is full. Default 256, so reads
     /// waiting here hold at most `event_queue` × `read_chunk` bytes (16 MiB).
@@ -69,6 +75,7 @@ impl NetConfig {
             event_queue: 256,
             preamble_timeout: Duration::from_secs(1),
             keepalive: Some(Duration::from_secs(30)),
+            listen_backlog: 1024,
         }
     }
 

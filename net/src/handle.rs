@@ -47,7 +47,9 @@ impl<R: Runtime> GossipNode<R> {
         let core = gossip_core::Node::new(config.core.clone())?;
         let addr = config.listen;
         let bind_error = |source| StartError::Bind { addr, source };
-        let listener = R::bind(addr).await.map_err(bind_error)?;
+        let listener = R::bind(addr, config.listen_backlog)
+            .await
+            .map_err(bind_error)?;
         let local_addr = R::local_addr(&listener).map_err(bind_error)?;
         // Unbounded in messages; the core bounds it in bytes (`delivery_queue_bytes`).
         let (deliver_tx, deliveries) = async_channel::unbounded();

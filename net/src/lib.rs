@@ -45,20 +45,20 @@ mod engine;
 mod error;
 mod handle;
 mod hello;
-mod keepalive;
 mod log_limit;
 mod peer_address;
 mod runtime;
+mod socket_options;
 mod write_queue;
 
 pub use config::NetConfig;
 pub use deliveries::Deliveries;
 pub use error::{NodeError, StartError};
 pub use handle::{GossipNode, PeerInfo, Publisher};
-#[doc(hidden)]
-pub use keepalive::set_keepalive;
 pub use peer_address::{PeerAddress, PeerAddressError};
 pub use runtime::{Runtime, SocketRead, SocketWrite};
+#[doc(hidden)]
+pub use socket_options::{listener, set_keepalive};
 
 /// Declares, in a runtime crate, the names applications use, so that every runtime
 /// offers the same API and switching runtime is a `use` line: re-exports of
@@ -83,11 +83,12 @@ macro_rules! runtime_api {
 }
 
 /// Writes, inside an `impl Runtime`, the TCP items: the runtime's four socket types (a
-/// listener and a stream with the usual async API, `Listener::bind(addr).await`,
+/// listener and a stream with the usual async API, `Listener::try_from(std_listener)`,
 /// `listener.local_addr()`, `listener.accept().await`, `Stream::connect(addr).await`,
 /// `stream.local_addr()`, as tokio's and async-net's have; the stream's read and write
-/// halves, which `split` makes) and the five methods that delegate to that API, so that a runtime only says
-/// which types.
+/// halves, which `split` makes) and the six methods that delegate to that API (the
+/// listener is made here, with a larger backlog, and keepalive is set through
+/// `socket2`), so that a runtime only says which types.
 ///
 /// ```ignore
 /// impl Runtime for Tokio {
@@ -103,8 +104,8 @@ macro_rules! tcp_items {
         type Reader = $reader;
         type Writer = $writer;
 
-        async fn bind(addr: ::std::net::SocketAddr) -> ::std::io::Result<$listener> {
-            <$listener>::bind(addr).await
+        async fn bind(addr: ::std::net::SocketAddr, backlog: u32) -> ::std::io::Result<$listener> {
+            <$listener>::try_from($crate::listener(addr, backlog)?)
         }
 
         fn local_addr(listener: &$listener) -> ::std::io::Result<::std::net::SocketAddr> {

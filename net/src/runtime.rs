@@ -52,7 +52,7 @@ use bytes::{Bytes, BytesMut};
 ///     type Task = Thread;
 ///     fn spawn(_: impl Future<Output = ()> + Send + 'static) -> Thread { Thread }
 ///     async fn sleep_until(_: Instant) {}
-///     async fn bind(_: SocketAddr) -> io::Result<()> {
+///     async fn bind(_: SocketAddr, _: u32) -> io::Result<()> {
 ///         Err(io::ErrorKind::Unsupported.into())
 ///     }
 ///     fn local_addr(_: &()) -> io::Result<SocketAddr> {
@@ -94,8 +94,12 @@ pub trait Runtime: Send + Sync + Sized + 'static {
     /// Resolves at `deadline` (at once if it has passed).
     fn sleep_until(deadline: Instant) -> impl Future<Output = ()> + Send;
 
-    /// Binds a TCP listener.
-    fn bind(addr: SocketAddr) -> impl Future<Output = io::Result<Self::Listener>> + Send;
+    /// Binds a TCP listener that holds up to `backlog` connections not accepted yet
+    /// ([`NetConfig::listen_backlog`](crate::NetConfig::listen_backlog)).
+    fn bind(
+        addr: SocketAddr,
+        backlog: u32,
+    ) -> impl Future<Output = io::Result<Self::Listener>> + Send;
 
     /// The address `listener` is bound to.
     fn local_addr(listener: &Self::Listener) -> io::Result<SocketAddr>;

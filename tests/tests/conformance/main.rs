@@ -33,6 +33,7 @@ macro_rules! conformance {
             #[test] fn a_peer_named_by_host_is_resolved_and_redialled() { super::late_peer_is_reached_by_redial(STARTERS, true) }
             #[test] fn a_node_that_dials_itself_drops_that_connection() { super::a_node_that_dials_itself_drops_that_connection(STARTERS) }
             #[test] fn connections_have_tcp_keepalive() { super::connections_have_tcp_keepalive(STARTERS) }
+            #[test] fn the_listener_holds_the_configured_backlog() { super::the_listener_holds_the_configured_backlog(STARTERS) }
             #[test] fn dropped_connection_is_redialled() { super::dropped_connection_is_redialled(STARTERS) }
             #[test] fn peers_added_at_run_time_are_dialled_once() { super::peers_added_at_run_time_are_dialled_once(STARTERS) }
             #[test] fn one_slot_queues_hold_back_without_losing() { super::one_slot_queues_hold_back_without_losing(STARTERS) }
@@ -323,6 +324,40 @@ fn connections_have_tcp_keepalive(starters: &[Starter]) {
         assert_eq!(running, [Some(true), Some(true)], "accepted, dialled");
     }
     shutdown(vec![node]);
+}
+
+/// `NetConfig::listen_backlog` reaches the listening socket: 1024 by default, and what
+/// is configured (read with `ss`, whose Send-Q column is a listener's backlog; skipped
+/// where `ss` is missing).
+fn the_listener_holds_the_configured_backlog(starters: &[Starter]) {
+    let backlog_of = |port: u16| -> Option<u32> {
+        let filter = format!("sport = :{port}");
+        let out = std::process::Command::new("ss")
+            .args(["-ltnH", &filter])
+            .output()
+            .ok()?;
+        let text = String::from_utf8(out.stdout).ok()?;
+        text.split_whitespace().nth(2)?.parse().ok()
+    };
+    let default = start(starters, 0, config([]));
+    let mut small = config([]);
+    small.listen_backlog = 300;
+    let small = start(starters, 1, small);
+    match (
+        backlog_of(default.addr().port()),
+        backlog_of(small.addr().port()),
+    ) {
+        (Some(default), Some(small)) => {
+            // The kernel caps what a listener asks for at `somaxconn`.
+            let cap = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+                .ok()
+                .and_then(|text| text.trim().parse().ok())
+                .unwrap_or(u32::MAX);
+            assert_eq!((default, small), (1024.min(cap), 300.min(cap)));
+        }
+        _ => eprintln!("skipped: no `ss` to read listen backlogs with"),
+    }
+    shutdown(vec![default, small]);
 }
 
 fn dropped_connection_is_redialled(starters: &[Starter]) {

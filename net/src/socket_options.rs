@@ -1,12 +1,16 @@
-//! TCP keepalive, set on every connection whatever the runtime: a flood connection
-//! carries nothing but messages, so without it a peer that vanished without a word (its
-//! host gone, a NAT that forgot the connection) would look connected for as long as the
-//! network is quiet, and its address would never be dialled again.
+//! What gossip-net asks of the operating system's sockets, whatever the runtime: TCP
+//! keepalive on every connection, and a listen backlog for bursts of connections.
+//!
+//! Keepalive: a flood connection carries nothing but messages, so without it a peer
+//! that vanished without a word (its host gone, a NAT that forgot the connection) would
+//! look connected for as long as the network is quiet, and its address would never be
+//! dialled again.
 
 use std::io;
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use socket2::{SockRef, TcpKeepalive};
+use socket2::{Domain, SockRef, Socket, TcpKeepalive, Type};
 
 /// Unanswered probes after which the kernel closes the connection.
 pub const KEEPALIVE_PROBES: u32 = 3;
@@ -35,10 +39,38 @@ where
     SockRef::from(stream).set_tcp_keepalive(&keepalive)
 }
 
+/// A listener on `addr` holding up to `backlog` connections not accepted yet (capped by
+/// the system's `somaxconn`), non-blocking, for a runtime to take over
+/// (`TryFrom<std::net::TcpListener>`, as tokio's and async-net's have). A runtime calls
+/// it through [`tcp_items!`](crate::tcp_items).
+#[doc(hidden)]
+pub fn listener(addr: SocketAddr, backlog: u32) -> io::Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    // As the standard library does on Unix: a restarted node can listen again at once.
+    #[cfg(unix)]
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::net::{TcpListener, TcpStream};
+
+    #[test]
+    fn a_listener_accepts_and_takes_its_port_again_after_a_restart() {
+        let first = listener("127.0.0.1:0".parse().unwrap(), 8).unwrap();
+        let addr = first.local_addr().unwrap();
+        let client = TcpStream::connect(addr).unwrap();
+        first.set_nonblocking(false).unwrap();
+        let (accepted, _) = first.accept().unwrap();
+        drop((first, accepted, client));
+        // The accepted connection lingers in TIME_WAIT; the port is free to listen on.
+        listener(addr, 8).expect("listening again on the same port");
+    }
 
     #[test]
     fn keepalive_is_on_with_the_idle_time_asked_for() {
