@@ -79,7 +79,7 @@ pub(crate) async fn dial<R: Runtime>(
                 R::sleep_until(Instant::now() + retry_in).await;
             }
             Ok(None) => {
-                tracing::warn!(addr = %target, "resolves to this node's own address: not dialling it");
+                tracing::warn!(addr = %target, "not dialling this node's own address");
                 return;
             }
             Err(error) => {
@@ -114,7 +114,7 @@ async fn connect<R: Runtime>(
 /// Whether dialling `addr` would reach the node listening on `local`: the same address,
 /// or the same port on loopback or an unspecified address when the node listens on all
 /// addresses. (Another address of this machine's own interfaces is not recognised.)
-pub(crate) fn is_own_address(addr: SocketAddr, local: SocketAddr) -> bool {
+fn is_own_address(addr: SocketAddr, local: SocketAddr) -> bool {
     let any_local = |ip: std::net::IpAddr| ip.is_loopback() || ip.is_unspecified();
     addr == local
         || (addr.port() == local.port()
@@ -142,5 +142,24 @@ pub(crate) async fn accept<R: Runtime>(listener: R::Listener, events: Sender<Eve
                 R::sleep_until(Instant::now() + Duration::from_millis(100)).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_knows_its_own_address() {
+        let own = |addr: &str, local: &str| {
+            is_own_address(addr.parse().expect("addr"), local.parse().expect("addr"))
+        };
+        assert!(own("127.0.0.1:7000", "127.0.0.1:7000"));
+        assert!(own("127.0.0.1:7000", "0.0.0.0:7000"));
+        assert!(own("0.0.0.0:7000", "127.0.0.1:7000"));
+        assert!(own("[::1]:7000", "[::]:7000"));
+        assert!(!own("127.0.0.1:7001", "127.0.0.1:7000"));
+        assert!(!own("127.0.0.2:7000", "127.0.0.1:7000"));
+        assert!(!own("10.0.0.1:7000", "127.0.0.1:7000"));
     }
 }

@@ -14,7 +14,7 @@ use crate::backoff::Backoff;
 use crate::connection::Link;
 use crate::deliveries::Taken;
 use crate::dialler;
-use crate::dialler::{is_own_address, Dialled};
+use crate::dialler::Dialled;
 use crate::engine::{Closed, Engine, Origin, SocketEvent};
 use crate::handle::{PeerCount, PeerInfo};
 use crate::log_limit::{LogLimit, LINES_PER_SECOND};
@@ -310,14 +310,9 @@ impl<R: Runtime> Driver<R> {
     }
 
     /// Starts a dialler for `target` unless one runs already (one connection per
-    /// address), or `target` is this node's own address.
+    /// address). The dialler skips this node's own addresses, and stops if `target`
+    /// has no other.
     fn dial(&mut self, target: PeerAddress) {
-        if let PeerAddress::Socket(addr) = target {
-            if is_own_address(addr, self.local_addr) {
-                tracing::warn!(%addr, "not dialling this node's own address");
-                return;
-            }
-        }
         if self.dialling.insert(target.clone()) {
             let backoff = Backoff::new(self.config.redial_initial, self.config.redial_max);
             let events = self.events_tx.clone();
@@ -425,23 +420,4 @@ fn log_suppressed(lines: u64) {
         limit_per_second = LINES_PER_SECOND,
         "connection log lines suppressed in the last second"
     );
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_node_knows_its_own_address() {
-        let own = |addr: &str, local: &str| {
-            is_own_address(addr.parse().expect("addr"), local.parse().expect("addr"))
-        };
-        assert!(own("127.0.0.1:7000", "127.0.0.1:7000"));
-        assert!(own("127.0.0.1:7000", "0.0.0.0:7000"));
-        assert!(own("0.0.0.0:7000", "127.0.0.1:7000"));
-        assert!(own("[::1]:7000", "[::]:7000"));
-        assert!(!own("127.0.0.1:7001", "127.0.0.1:7000"));
-        assert!(!own("127.0.0.2:7000", "127.0.0.1:7000"));
-        assert!(!own("10.0.0.1:7000", "127.0.0.1:7000"));
-    }
 }
