@@ -85,8 +85,7 @@ pub async fn run(count: usize) -> io::Result<()> {
         ));
     }
 
-    println!();
-    println!("node  delivered  duplicates  frames in  frames out  peers");
+    let mut counters = Vec::with_capacity(count);
     for (i, node) in nodes.iter().enumerate() {
         let stats = node.stats().await.map_err(io::Error::other)?;
         if stats.messages_delivered != expected[i] as u64 {
@@ -95,6 +94,19 @@ pub async fn run(count: usize) -> io::Result<()> {
                 stats.messages_delivered, expected[i]
             )));
         }
+        counters.push(stats);
+    }
+    // All at once, and before the summary: each node sees the others go and logs that
+    // it will redial them, which would otherwise be the last lines printed.
+    let mut stopping = tokio::task::JoinSet::new();
+    for node in nodes {
+        stopping.spawn(node.shutdown(Duration::from_secs(1)));
+    }
+    while stopping.join_next().await.is_some() {}
+
+    println!();
+    println!("node  delivered  duplicates  frames in  frames out  peers");
+    for (i, stats) in counters.iter().enumerate() {
         println!(
             "{i:>4}  {:>9}  {:>10}  {:>9}  {:>10}  {:>5}",
             stats.messages_delivered,
@@ -107,8 +119,5 @@ pub async fn run(count: usize) -> io::Result<()> {
     println!(
         "\nevery node got every message exactly once (duplicates were dropped, not delivered)."
     );
-    for node in nodes {
-        node.shutdown(Duration::from_secs(1)).await;
-    }
     Ok(())
 }
