@@ -221,6 +221,18 @@ fn heartbeat_publishes_hello_messages() {
 }
 
 #[test]
+fn stats_every_logs_the_counters_while_the_node_runs() {
+    let mut sender = NodeProcess::start(&["--stats-every", "50ms"]);
+    let listener = NodeProcess::start(&[&sender.addr.to_string()]);
+    sender.log_line(": connected");
+    sender.say("counted");
+    assert_eq!(listener.heard(), "counted");
+    let line = sender.log_line("published=1 ");
+    assert!(line.contains("counters so far"), "{line}");
+    assert!(sender.child.try_wait().expect("status").is_none());
+}
+
+#[test]
 fn four_gigabyte_prefix_is_dropped_and_memory_stays_small() {
     let mut node = NodeProcess::start(&[]);
     let listener = NodeProcess::start(&[&node.addr.to_string()]);

@@ -46,6 +46,10 @@ pub struct Cli {
     #[arg(long, value_name = "INTERVAL", value_parser = positive_duration)]
     pub heartbeat: Option<Duration>,
 
+    /// Log the counters (those printed at exit) every INTERVAL too, e.g. 1m
+    #[arg(long, value_name = "INTERVAL", value_parser = positive_duration)]
+    pub stats_every: Option<Duration>,
+
     /// The protocol: flood (every message over every link; what the tutorial node speaks)
     /// or plumtree (a broadcast tree, with repair; spoken with peers that speak it, flood
     /// with the others)

@@ -110,35 +110,61 @@ async fn run_node(cli: &Cli, listen: SocketAddr) -> std::io::Result<()> {
         std::thread::spawn(move || write_deliveries(deliveries, output));
     }
 
-    shutdown.received().await;
-    tracing::info!("shutting down");
-    if let Ok(stats) = node.stats().await {
-        tracing::info!(
-            delivered = stats.messages_delivered,
-            published = stats.messages_published,
-            duplicates = stats.duplicates,
-            frames_out = stats.frames_out,
-            peers = stats.peers_current,
-            slow_peers_cut = stats.slow_peer_disconnects,
-            lost_with_disconnected_peers = stats.frames_lost_on_disconnect,
-            dropped_for_output = stats.deliveries_dropped,
-            evicted = stats.peers_evicted,
-            control_frames_out = stats.control_frames_out,
-            grafts = stats.grafts_sent,
-            prunes = stats.prunes_sent,
-            repairs = stats.repairs,
-            promises_kept = stats.promises_kept,
-            caught_up = stats.messages_caught_up,
-            grafts_given_up = stats.grafts_given_up,
-            missed = stats.messages_missed,
-            stall_escapes = stats.stall_escapes,
-            queued_bytes = stats.queued_bytes,
-            congested = stats.congested,
-            "counters"
-        );
+    let stopping = shutdown.received();
+    tokio::pin!(stopping);
+    let mut stats_ticks = cli.stats_every.map(|every| {
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks
+    });
+    loop {
+        tokio::select! {
+            () = &mut stopping => break,
+            () = next_tick(&mut stats_ticks) => log_counters(&node, "counters so far").await,
+        }
     }
+    tracing::info!("shutting down");
+    log_counters(&node, "counters").await;
     node.shutdown(SHUTDOWN_FLUSH).await;
     Ok(())
+}
+
+/// The next tick of `ticks`; never without.
+async fn next_tick(ticks: &mut Option<tokio::time::Interval>) {
+    match ticks {
+        Some(ticks) => _ = ticks.tick().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Logs the node's counters at `info`, as `message`.
+async fn log_counters(node: &GossipNode, message: &str) {
+    let Ok(stats) = node.stats().await else {
+        return;
+    };
+    tracing::info!(
+        delivered = stats.messages_delivered,
+        published = stats.messages_published,
+        duplicates = stats.duplicates,
+        frames_out = stats.frames_out,
+        peers = stats.peers_current,
+        slow_peers_cut = stats.slow_peer_disconnects,
+        lost_with_disconnected_peers = stats.frames_lost_on_disconnect,
+        dropped_for_output = stats.deliveries_dropped,
+        evicted = stats.peers_evicted,
+        control_frames_out = stats.control_frames_out,
+        grafts = stats.grafts_sent,
+        prunes = stats.prunes_sent,
+        repairs = stats.repairs,
+        promises_kept = stats.promises_kept,
+        caught_up = stats.messages_caught_up,
+        grafts_given_up = stats.grafts_given_up,
+        missed = stats.messages_missed,
+        stall_escapes = stats.stall_escapes,
+        queued_bytes = stats.queued_bytes,
+        congested = stats.congested,
+        "{message}"
+    );
 }
 
 /// Writes each delivery as one record, as many as are waiting before each flush, until
