@@ -33,9 +33,13 @@ fn main() -> ExitCode {
         let mut node = GossipNode::start(config).await?;
         let publisher = node.publisher();
         smol::spawn(async move {
-            let mut lines = BufReader::new(smol::Unblock::new(std::io::stdin())).lines();
-            while let Some(Ok(line)) = smol::stream::StreamExt::next(&mut lines).await {
-                if let Err(error) = publisher.publish(line.into_bytes()).await {
+            // Lines as bytes: `lines()` would end at the first one that is not UTF-8.
+            let mut lines = BufReader::new(smol::Unblock::new(std::io::stdin())).split(b'\n');
+            while let Some(Ok(mut line)) = smol::stream::StreamExt::next(&mut lines).await {
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                if let Err(error) = publisher.publish(line).await {
                     tracing::error!(%error, "cannot publish line");
                 }
             }
