@@ -80,6 +80,7 @@ def main():
     nodes = [hp.node(ports[i], *ports[:i]) for i in range(K)]
     time.sleep(1.5)
     clients = [hp.connect(port) for port in ports]
+    client_ports = [client.getsockname()[1] for client in clients]
     # A plumtree node takes an accepted connection that stays silent for its
     # preamble timeout (1 s) for a plain peer; until then (or its first bytes) it sends
     # it nothing. So every client is a peer of its node before any client writes.
@@ -103,7 +104,10 @@ def main():
           f"{max(last) - started:.1f} s")
     for i, text in enumerate(stderr):
         warnings = [line for line in text.splitlines() if "WARN" in line]
-        print(f"  node {i}: {len(warnings)} warning lines")
+        # A cut peer is logged by address: a node's listening port if this node dialled
+        # it, else the port that dialled in (its client's is shown here).
+        print(f"  node {i} (listens on {ports[i]}, its client from "
+              f"{client_ports[i]}): {len(warnings)} warning lines")
         for line in warnings[:WARNINGS_SHOWN]:
             print("    " + line[:300])
         if os.environ.get("SHOW_STATS"):
