@@ -350,9 +350,16 @@ impl ClientsRun {
     }
 }
 
-fn run_clients((topology, seed, max_read, at, messages): ClientsCase) -> ClientsRun {
+fn run_clients(case: ClientsCase) -> ClientsRun {
+    run_clients_with(case, overloaded)
+}
+
+fn run_clients_with(
+    (topology, seed, max_read, at, messages): ClientsCase,
+    configure: fn(u64, usize) -> SimConfig,
+) -> ClientsRun {
     let nodes = topology.nodes();
-    let mut sim = Simulation::new(topology, overloaded(seed, max_read));
+    let mut sim = Simulation::new(topology, configure(seed, max_read));
     let at: Vec<usize> = at.iter().map(|i| i.index(nodes)).collect();
     let written = inject_at_full_speed(&mut sim, &at, messages);
     let quiet = sim.run_until_quiet();
@@ -374,7 +381,8 @@ fn run_clients((topology, seed, max_read, at, messages): ClientsCase) -> Clients
 /// (session 9: 10 / 94 before the two escape fixes, 7 / 10 after; session 10, rounds
 /// only from peers waited on: 0 / 0, and 0 of 10,000 cases). Run with
 /// `CASES=3000 cargo test --release -p gossip-core --test flow_control
-/// count_cycle_failures -- --ignored --nocapture` (about 45 s).
+/// count_cycle_failures -- --ignored --nocapture` (about 45 s); with `PLUMTREE` set, the
+/// nodes speak plumtree (session 14: 0 of 3,000 failed, none cut).
 #[test]
 #[ignore = "a measurement, not a test"]
 fn count_cycle_failures() {
@@ -387,7 +395,11 @@ fn count_cycle_failures() {
     for number in 0..cases {
         let case = strategy.new_tree(&mut runner).expect("a case").current();
         let described = format!("{case:?}");
-        let run = run_clients(case);
+        let run = if std::env::var_os("PLUMTREE").is_some() {
+            run_clients_with(case, overloaded_plumtree)
+        } else {
+            run_clients(case)
+        };
         cut += run.disconnects;
         if !run.lost_nothing() {
             failed += 1;
@@ -619,4 +631,67 @@ proptest! {
         prop_assert_eq!(report.disconnects, 0);
         prop_assert!(report.all_delivered_exactly_once());
     }
+}
+
+/// Not a test: a measurement of what `clients_writing_at_full_speed_into_a_cycle_lose_nothing`
+/// leaves out (its networks have up to three clients): a clique of `K` nodes (default
+/// 6) with a client writing `MESSAGES` frames (default 600) at full speed into every
+/// node, for `SEEDS` seeds (default 100); peer queues of `FRAMES` frames (default 4,
+/// as above), the total `TOTAL` of them (default 16, as by default), `stall_escape`
+/// of `STALL_MS` (default 200), flood or, with `PLUMTREE` set, plumtree. Prints each
+/// run in which a client could not write everything within 60 s of virtual time, a
+/// link was cut or a node missed a message, then how many. Measured (session 14):
+/// flood crawls at about a message per peer per stall escape in cliques of 4 (72 of
+/// 100 runs) and 6 (100 of 100; with queues of 128 frames too, not with 256), because
+/// every node waits on every other; escapes every 20 ms let all of them through. In
+/// cliques of 8 it cuts links (1,629 in 100 runs; with 256-frame queues 164 in 20)
+/// and loses what was queued on them (28 runs): escapes stop once the totals are full,
+/// and the slow-peer rule ends the wait. A total of 32 peer budgets cut none (30 runs,
+/// and 10 with 256-frame queues).
+/// Plumtree, which sends each message once per node, passes at 4 and 6, and at 8 cuts
+/// 38 links in 100 runs and repairs what they carried. Run
+/// with `K=8 cargo test --release -p gossip-core --test flow_control
+/// count_clique_failures -- --ignored --nocapture` (about 5 s).
+#[test]
+#[ignore = "a measurement, not a test"]
+fn count_clique_failures() {
+    let var = |name: &str, default: usize| {
+        std::env::var(name).map_or(default, |v| v.parse().expect("a count"))
+    };
+    let (k, messages, seeds) = (var("K", 6), var("MESSAGES", 600), var("SEEDS", 100));
+    let plumtree = std::env::var_os("PLUMTREE").is_some();
+    let (mut failed, mut cut) = (0, 0);
+    for seed in 0..seeds as u64 {
+        let max_read = 1 + (seed as usize * 7919) % 600;
+        let mut config = match plumtree {
+            true => overloaded_plumtree(seed, max_read),
+            false => overloaded(seed, max_read),
+        };
+        let peer_budget = config
+            .node
+            .peer_queue_bytes
+            .max(var("FRAMES", 4) * FRAME_CHARGE);
+        config.node.peer_queue_bytes = peer_budget;
+        config.node.total_queue_bytes = var("TOTAL", 16) * peer_budget;
+        if let Ok(ms) = std::env::var("STALL_MS") {
+            config.node.stall_escape = Duration::from_millis(ms.parse().expect("a count"));
+        }
+        let mut sim = Simulation::new(Topology::clique(k), config);
+        let clients: Vec<usize> = (0..k).collect();
+        let written = inject_at_full_speed(&mut sim, &clients, messages);
+        let quiet = sim.run_until_quiet();
+        let disconnects = sim.report().disconnects;
+        let delivered = |i| sim.node(i).unwrap().stats().messages_delivered;
+        let short = (0..k).filter(|&i| delivered(i) != written as u64).count();
+        cut += disconnects;
+        if !quiet || written != k * messages || disconnects > 0 || short > 0 {
+            failed += 1;
+            println!(
+                "seed {seed} (reads of up to {max_read} bytes): {written} of {} written, \
+                 {disconnects} cut, {short} nodes short, quiet {quiet}",
+                k * messages
+            );
+        }
+    }
+    println!("{failed} of {seeds} runs failed; {cut} links cut in all");
 }
