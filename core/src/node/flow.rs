@@ -43,7 +43,10 @@
 //! tests) nothing was lost and no link cut, where rounds from every peer failed 7 of
 //! 3,000 and cut 10 links, and a clique of six over TCP with a client at each node
 //! (the conformance suite) no longer cuts links; if the totals around a cycle did fill,
-//! the slow-peer rule would cut a peer (see the README for what that costs).
+//! the slow-peer rule would cut a peer (see the README for what that costs). They do
+//! fill in cliques of eight and more with such a client at every node: each message
+//! taken is charged in full for every peer it is queued to, so the totals needed grow
+//! fast with the clique (the ignored `count_clique_failures`, and the README).
 //!
 //! Why measured and not proved: the classic proof that a store-and-forward network
 //! cannot deadlock gives each hop count its own buffers (Merlin and Schweitzer, 1980),
