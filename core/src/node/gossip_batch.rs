@@ -19,7 +19,7 @@ use crate::frame::HEADER_LEN;
 use crate::plumtree::wire::{self, short_id, GOSSIP_OVERHEAD};
 use crate::plumtree::Promises;
 use crate::seen::Keying;
-use crate::{Delivery, Frames, MessageId, PeerId};
+use crate::{Delivery, Frames, MessageId, Overload, PeerId};
 
 /// A Gossip frame received and not handled yet.
 #[derive(Debug)]
@@ -181,11 +181,19 @@ impl Node {
             });
         }
         let mut took = 0;
+        // The eager peers get one framed copy, shared (whole, with reading pauses).
+        let shared = match self.config.overload {
+            Overload::PauseReading => {
+                let eager = targets.iter().filter(|target| target.eager).count();
+                self.shared_runs.new_run(eager)
+            }
+            Overload::Shed => None,
+        };
         for &Target { peer, eager, .. } in &targets {
             if eager {
                 let (peers, mut queues) = self.queues();
                 if let Some(state) = peers.get_mut(peer) {
-                    let lens = &framed.frame_lens;
+                    let lens = (&framed.frame_lens[..], shared);
                     let sent = queues.admit(now, (peer, state), lens, |bytes, count| {
                         framed.frames(bytes, count)
                     });
@@ -196,6 +204,10 @@ impl Node {
                     self.announce(now, peer, short_id(id), round.saturating_add(1));
                 }
             }
+        }
+        if let Some(run) = shared {
+            let wire_len = framed.frame_lens.iter().sum();
+            self.queued_bytes += self.shared_runs.queued(run, took, wire_len);
         }
         if let Some(plumtree) = self.plumtree.as_mut() {
             plumtree.targets = targets;
