@@ -19,7 +19,7 @@ use crate::frame::HEADER_LEN;
 use crate::plumtree::wire::{self, short_id, GOSSIP_OVERHEAD};
 use crate::plumtree::Promises;
 use crate::seen::Keying;
-use crate::{Delivery, Frames, MessageId, Overload, PeerId};
+use crate::{Delivery, Frames, MessageId, PeerId};
 
 /// A Gossip frame received and not handled yet.
 #[derive(Debug)]
@@ -181,14 +181,8 @@ impl Node {
             });
         }
         let mut took = 0;
-        // The eager peers get one framed copy, shared (whole, with reading pauses).
-        let shared = match self.config.overload {
-            Overload::PauseReading => {
-                let eager = targets.iter().filter(|target| target.eager).count();
-                self.shared_runs.new_run(eager)
-            }
-            Overload::Shed => None,
-        };
+        // The eager peers get one framed copy.
+        let shared = self.share_among(|_| targets.iter().filter(|target| target.eager).count());
         for &Target { peer, eager, .. } in &targets {
             if eager {
                 let (peers, mut queues) = self.queues();
@@ -205,10 +199,7 @@ impl Node {
                 }
             }
         }
-        if let Some(run) = shared {
-            let wire_len = framed.frame_lens.iter().sum();
-            self.queued_bytes += self.shared_runs.queued(run, took, wire_len);
-        }
+        self.charge_shared(shared, took, &framed.frame_lens);
         if let Some(plumtree) = self.plumtree.as_mut() {
             plumtree.targets = targets;
             plumtree.cache.insert_many(now, &framed.wire, cached, from);

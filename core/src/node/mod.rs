@@ -29,7 +29,7 @@ use crate::{
 use admission::Room;
 use flow::{Application, Flow};
 use gossip_batch::Received;
-use peer::{Peer, PeerTable, Wire};
+use peer::{Peer, PeerTable, RunId, Wire};
 use promises::owed_charge;
 use read_buffer::Read;
 use run::Run;
@@ -1069,14 +1069,7 @@ impl Node {
         frames: impl Fn(Range<usize>, usize) -> Frames,
     ) -> usize {
         let mut took = 0;
-        // With reading pauses every peer takes the whole run: its copies share its bytes.
-        let shared = match self.config.overload {
-            Overload::PauseReading => {
-                let peers = self.plain_peers_but(except);
-                self.shared_runs.new_run(peers)
-            }
-            Overload::Shed => None,
-        };
+        let shared = self.share_among(|node| node.plain_peers_but(except));
         let (peers, mut queues) = self.queues();
         for (peer, state) in peers.iter_mut() {
             // Plumtree peers get their own frames (`forward_plumtree`).
@@ -1086,11 +1079,30 @@ impl Node {
             let target = (peer, state);
             took += usize::from(queues.admit(now, target, (frame_lens, shared), &frames));
         }
-        if let Some(run) = shared {
-            let wire_len = frame_lens.iter().sum();
-            self.queued_bytes += self.shared_runs.queued(run, took, wire_len);
-        }
+        self.charge_shared(shared, took, frame_lens);
         took
+    }
+
+    /// A shared run for frames about to be queued for as many peers as `peers` counts:
+    /// with reading pauses each takes them whole, so their copies share the bytes (see
+    /// `shared_runs`). The caller charges them with `charge_shared`.
+    fn share_among(&mut self, peers: impl FnOnce(&Self) -> usize) -> Option<RunId> {
+        match self.config.overload {
+            Overload::PauseReading => {
+                let peers = peers(self);
+                self.shared_runs.new_run(peers)
+            }
+            Overload::Shed => None,
+        }
+    }
+
+    /// Charges the total, once, for the bytes of the shared `run` (frames of wire lengths
+    /// `frame_lens`) that `copies` peers took.
+    fn charge_shared(&mut self, run: Option<RunId>, copies: usize, frame_lens: &[usize]) {
+        if let Some(run) = run {
+            let wire_len = frame_lens.iter().sum();
+            self.queued_bytes += self.shared_runs.queued(run, copies, wire_len);
+        }
     }
 
     /// How many plain peers there are but `except`.
@@ -1264,7 +1276,7 @@ impl Queues<'_> {
         &mut self,
         now: Instant,
         (peer, state): (PeerId, &mut Peer),
-        (frame_lens, shared): (&[usize], Option<peer::RunId>),
+        (frame_lens, shared): (&[usize], Option<RunId>),
         frames: impl Fn(Range<usize>, usize) -> Frames,
     ) -> bool {
         let budget = self.config.peer_queue_bytes;
