@@ -311,7 +311,7 @@ proptest! {
     /// refuses them, escape or not.
     #[test]
     fn clients_writing_at_full_speed_into_a_cycle_lose_nothing(case in clients_case()) {
-        let run = run_clients(case);
+        let run = run_clients_with(case, overloaded);
         prop_assert!(run.quiet);
         prop_assert_eq!(run.written, run.wanted, "a client was never read again");
         prop_assert_eq!(run.disconnects, 0);
@@ -350,18 +350,20 @@ impl ClientsRun {
     }
 }
 
-fn run_clients(case: ClientsCase) -> ClientsRun {
-    run_clients_with(case, overloaded)
-}
-
 fn run_clients_with(
     (topology, seed, max_read, at, messages): ClientsCase,
     configure: fn(u64, usize) -> SimConfig,
 ) -> ClientsRun {
     let nodes = topology.nodes();
-    let mut sim = Simulation::new(topology, configure(seed, max_read));
+    let sim = Simulation::new(topology, configure(seed, max_read));
     let at: Vec<usize> = at.iter().map(|i| i.index(nodes)).collect();
-    let written = inject_at_full_speed(&mut sim, &at, messages);
+    run_clients_in(sim, &at, messages)
+}
+
+/// Clients at nodes `at` of `sim` write `messages` frames each at full speed; then the
+/// network runs until it falls quiet.
+fn run_clients_in(mut sim: Simulation, at: &[usize], messages: usize) -> ClientsRun {
+    let written = inject_at_full_speed(&mut sim, at, messages);
     let quiet = sim.run_until_quiet();
     let delivered = |i| sim.node(i).unwrap().stats().messages_delivered;
     ClientsRun {
@@ -369,7 +371,7 @@ fn run_clients_with(
         written,
         wanted: at.len() * messages,
         disconnects: sim.report().disconnects,
-        nodes_short: (0..nodes)
+        nodes_short: (0..sim.len())
             .filter(|&i| delivered(i) != written as u64)
             .count(),
     }
@@ -395,11 +397,11 @@ fn count_cycle_failures() {
     for number in 0..cases {
         let case = strategy.new_tree(&mut runner).expect("a case").current();
         let described = format!("{case:?}");
-        let run = if std::env::var_os("PLUMTREE").is_some() {
-            run_clients_with(case, overloaded_plumtree)
-        } else {
-            run_clients(case)
+        let configure = match std::env::var_os("PLUMTREE") {
+            Some(_) => overloaded_plumtree,
+            None => overloaded,
         };
+        let run = run_clients_with(case, configure);
         cut += run.disconnects;
         if !run.lost_nothing() {
             failed += 1;
@@ -679,20 +681,22 @@ fn count_clique_failures() {
         if let Ok(ms) = std::env::var("STALL_MS") {
             config.node.stall_escape = Duration::from_millis(ms.parse().expect("a count"));
         }
-        let mut sim = Simulation::new(Topology::clique(k), config);
+        let sim = Simulation::new(Topology::clique(k), config);
         let clients: Vec<usize> = (0..k).collect();
-        let written = inject_at_full_speed(&mut sim, &clients, messages);
-        let quiet = sim.run_until_quiet();
-        let disconnects = sim.report().disconnects;
-        let delivered = |i| sim.node(i).unwrap().stats().messages_delivered;
-        let short = (0..k).filter(|&i| delivered(i) != written as u64).count();
-        cut += disconnects;
-        if !quiet || written != k * messages || disconnects > 0 || short > 0 {
+        let run = run_clients_in(sim, &clients, messages);
+        cut += run.disconnects;
+        if !run.lost_nothing() {
             failed += 1;
+            let ClientsRun {
+                written,
+                wanted,
+                disconnects,
+                nodes_short,
+                quiet,
+            } = run;
             println!(
-                "seed {seed} (reads of up to {max_read} bytes): {written} of {} written, \
-                 {disconnects} cut, {short} nodes short, quiet {quiet}",
-                k * messages
+                "seed {seed} (reads of up to {max_read} bytes): {written} of {wanted} \
+                 written, {disconnects} cut, {nodes_short} nodes short, quiet {quiet}"
             );
         }
     }
