@@ -37,6 +37,14 @@ MUTANTS = {
         "    let _ = (waits_on_a_held_peer, waits_on_this_one);\n    true\n",
         "clients_writing_at_full_speed_into_cycles_that_used_to_cut_links",
     ),
+    # A refused message marks only the first peer it does not fit: peers that stopped
+    # reading together are cut one slow-peer timeout after another.
+    "refused-marks-one-peer": (
+        "core/src/node/headroom.rs",
+        "if !matches!(binding, Binding::Peer(_)) {",
+        "if true {",
+        "peers_that_stopped_reading_together_are_cut_together",
+    ),
     # Announcing promises nothing: a cache lets announced messages go unsent.
     "no-promises": (
         "core/src/node/gossip_batch.rs",

@@ -1061,6 +1061,43 @@ fn a_full_total_holds_every_peer_with_bytes_to_the_slow_peer_rule() {
     assert!(node.is_connected(B));
 }
 
+#[test]
+fn peers_that_stopped_reading_together_are_cut_together() {
+    // B and C take nothing: A's third message fits neither queue (two and a half
+    // frames: not full at its budget after two), so both are waited on from then and
+    // cut one slow-peer timeout later, not B first and C a timeout after.
+    let timeout = Duration::from_secs(5);
+    let config = Config {
+        peer_queue_bytes: 5 * FRAME_CHARGE / 2,
+        ..pausing(timeout)
+    };
+    let (mut node, t0) = node_with(config.clone(), &[A, B, C]);
+    for n in 0..3 {
+        node.handle_received(t0, A, &encode(&[n; 10]));
+    }
+    actions(&mut node);
+    assert_eq!(node.poll_timeout(), Some(t0 + timeout));
+    node.handle_timeout(t0 + timeout);
+    let cut: Vec<PeerId> = actions(&mut node)
+        .iter()
+        .filter_map(|action| match action {
+            Action::Disconnect { peer, .. } => Some(*peer),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(cut, [B, C]);
+    assert_eq!(node.stats().slow_peer_disconnects, 2);
+    // A's held message went to nobody but was taken: A is read again.
+    assert!(node.is_reading(A));
+    // The same for a message published here.
+    let (mut node, t0) = node_with(config, &[B, C]);
+    node.publish(t0, &[1; 10][..]).unwrap();
+    node.publish(t0, &[2; 10][..]).unwrap();
+    assert!(node.publish(t0, &[3; 10][..]).is_err());
+    node.handle_timeout(t0 + timeout);
+    assert_eq!(node.stats().slow_peer_disconnects, 2);
+}
+
 /// The stall escape of the escape tests.
 const ESCAPE: Duration = Duration::from_millis(200);
 
