@@ -45,6 +45,14 @@ MUTANTS = {
         "if true {",
         "peers_that_stopped_reading_together_are_cut_together",
     ),
+    # Peers that are not full are judged only while the total is full: a stuck peer
+    # whose kernel buffers took more than the others' is cut a timeout later.
+    "judged-only-when-total-full": (
+        "core/src/node/mod.rs",
+        "Overload::PauseReading => self.flow.congested_since,",
+        "Overload::PauseReading => self.flow.total_full_since,",
+        "while_the_node_waits_every_peer_with_bytes_that_takes_none_is_judged",
+    ),
     # Announcing promises nothing: a cache lets announced messages go unsent.
     "no-promises": (
         "core/src/node/gossip_batch.rs",

@@ -12,6 +12,7 @@ use gossip_core::{
 const A: PeerId = PeerId(1);
 const B: PeerId = PeerId(2);
 const C: PeerId = PeerId(3);
+const D: PeerId = PeerId(4);
 
 /// What a queued frame of 10 payload bytes is charged: 14 wire bytes plus bookkeeping.
 const FRAME_CHARGE: usize = 14 + QUEUED_FRAME_OVERHEAD;
@@ -1096,6 +1097,41 @@ fn peers_that_stopped_reading_together_are_cut_together() {
     assert!(node.publish(t0, &[3; 10][..]).is_err());
     node.handle_timeout(t0 + timeout);
     assert_eq!(node.stats().slow_peer_disconnects, 2);
+}
+
+#[test]
+fn while_the_node_waits_every_peer_with_bytes_that_takes_none_is_judged() {
+    // Queues of four frames. C took A's first two messages, B and D none, then A sends
+    // two more: B and D are full, C holds two frames and has room, but takes nothing
+    // more, as B does not. D keeps taking bytes. One timeout after the node began to
+    // wait, B and C are cut together (C is not left for a second timeout once B is
+    // gone), D is not.
+    let timeout = Duration::from_secs(5);
+    let config = Config {
+        peer_queue_bytes: 4 * FRAME_CHARGE,
+        ..pausing(timeout)
+    };
+    let (mut node, t0) = node_with(config, &[A, B, C, D]);
+    for n in 0..2 {
+        node.handle_received(t0, A, &encode(&[n; 10]));
+    }
+    node.handle_flushed(t0, C, 28);
+    for n in 2..4 {
+        node.handle_received(t0, A, &encode(&[n; 10]));
+    }
+    actions(&mut node);
+    assert!(node.stats().congested);
+    node.handle_flushed(t0 + timeout / 2, D, 14);
+    node.handle_timeout(t0 + timeout);
+    let cut: Vec<PeerId> = actions(&mut node)
+        .iter()
+        .filter_map(|action| match action {
+            Action::Disconnect { peer, .. } => Some(*peer),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(cut, [B, C]);
+    assert!(node.is_connected(D));
 }
 
 /// The stall escape of the escape tests.

@@ -897,7 +897,7 @@ impl Node {
         ];
         // Most calls find no peer waited on, mid-frame or paused for its rate: then no
         // peer has a deadline, and the peers need not be looked at.
-        let waiting = self.flow.full_peers > 0 || self.flow.total_full_since.is_some();
+        let waiting = self.flow.congested() || self.flow.congested_since.is_some();
         let partial = self.partial_bytes > 0;
         if !waiting && !partial && self.config.peer_rate_limit.is_none() {
             return node.into_iter().flatten().min();
@@ -955,9 +955,16 @@ impl Node {
     }
 
     /// When `state`'s peer is cut if it takes nothing: the node waits on a full peer,
-    /// and on every peer with bytes queued while the total is full.
+    /// and, with reading pauses, on every peer with bytes queued while it holds new
+    /// messages back (some queue is full). Peers that stopped reading together are then
+    /// judged together, though their connections' kernel buffers took different amounts
+    /// and their queues fill one after another.
     fn slow_deadline(&self, state: &Peer) -> Option<Instant> {
-        let waited_since = state.full_since.or(self.flow.total_full_since);
+        let congested_since = match self.config.overload {
+            Overload::PauseReading => self.flow.congested_since,
+            Overload::Shed => None,
+        };
+        let waited_since = state.full_since.or(congested_since);
         state.slow_deadline(waited_since, self.config.slow_peer_timeout)
     }
 
