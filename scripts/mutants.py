@@ -37,14 +37,6 @@ MUTANTS = {
         "    let _ = (waits_on_a_held_peer, waits_on_this_one);\n    true\n",
         "clients_writing_at_full_speed_into_cycles_that_used_to_cut_links",
     ),
-    # A refused message marks only the first peer it does not fit: peers that stopped
-    # reading together are cut one slow-peer timeout after another.
-    "refused-marks-one-peer": (
-        "core/src/node/headroom.rs",
-        "if !matches!(binding, Binding::Peer(_)) {",
-        "if true {",
-        "peers_that_stopped_reading_together_are_cut_together",
-    ),
     # Peers that are not full are judged only while the total is full: a stuck peer
     # whose kernel buffers took more than the others' is cut a timeout later.
     "judged-only-when-total-full": (

@@ -128,22 +128,29 @@ impl Headroom {
             }),
             ..Headroom::UNLIMITED
         };
+        let plain_largest = plain_charge(budgets.max_payload);
+        let eager_largest = plain_largest + GOSSIP_OVERHEAD;
         for (id, state) in peers {
             if Some(id) == except {
                 continue;
             }
-            let (tightest, count) = match state.wire {
-                Wire::Plain => (&mut headroom.plain, &mut headroom.plain_peers),
-                Wire::Plumtree { eager: true, .. } => {
-                    (&mut headroom.eager, &mut headroom.eager_peers)
-                }
+            let (tightest, largest, count) = match state.wire {
+                Wire::Plain => (
+                    &mut headroom.plain,
+                    plain_largest,
+                    &mut headroom.plain_peers,
+                ),
+                Wire::Plumtree { eager: true, .. } => (
+                    &mut headroom.eager,
+                    eager_largest,
+                    &mut headroom.eager_peers,
+                ),
                 Wire::Plumtree { eager: false, .. } => {
-                    (&mut headroom.lazy, &mut headroom.lazy_peers)
+                    (&mut headroom.lazy, ANNOUNCEMENT, &mut headroom.lazy_peers)
                 }
             };
             *count += 1;
             if peer_budgets {
-                let largest = charge_for(state.wire, budgets.max_payload);
                 let committed = state.committed_bytes();
                 tightest.include(id, room(committed, budgets.peer, largest));
             }
@@ -287,38 +294,6 @@ impl Node {
         }
     }
 
-    /// Marks full what a message of `payload_len` bytes from `except` (`None`: published
-    /// here) did not fit: as [`mark_full`](Self::mark_full), but for a peer's queue,
-    /// every peer's queue it does not fit, not only the one [`Headroom::take`] named.
-    /// Peers that stopped reading together (they got the same messages) are then judged
-    /// by the slow-peer rule from the same moment and cut together, not one
-    /// `slow_peer_timeout` after another.
-    pub(super) fn mark_refused(
-        &mut self,
-        now: Instant,
-        binding: Binding,
-        except: Option<PeerId>,
-        payload_len: usize,
-    ) {
-        if !matches!(binding, Binding::Peer(_)) {
-            return self.mark_full(now, binding);
-        }
-        let budget = self.config.peer_queue_bytes;
-        let max_payload = self.config.max_frame_len;
-        for (id, state) in self.peers.iter_mut() {
-            if Some(id) == except || state.full_since.is_some() {
-                continue;
-            }
-            let largest = charge_for(state.wire, max_payload);
-            let left = room(state.committed_bytes(), budget, largest);
-            if charge_for(state.wire, payload_len) > left {
-                state.full_since = Some(now);
-                self.flow.full_peers += 1;
-                self.flow.dirty = true;
-            }
-        }
-    }
-
     /// Marks the queue a message did not fit full (it is more than half full: see
     /// [`room`]), so that the node takes no new message that would go to it until it
     /// has drained to half.
@@ -350,18 +325,6 @@ impl Node {
 /// What announcing one message to a lazy peer is charged at most: an IHave frame of
 /// its own (in fact it mostly shares one with others).
 const ANNOUNCEMENT: usize = ihave_wire_len(1) + QUEUED_FRAME_OVERHEAD;
-
-/// What a message of `payload_len` bytes is charged in the queue of a peer on `wire`:
-/// a frame, a Gossip frame to an eager plumtree peer, an announcement to a lazy one.
-fn charge_for(wire: Wire, payload_len: usize) -> usize {
-    match wire {
-        Wire::Plain => plain_charge(payload_len),
-        Wire::Plumtree { eager: true, .. } => {
-            plain_charge(payload_len).saturating_add(GOSSIP_OVERHEAD)
-        }
-        Wire::Plumtree { eager: false, .. } => ANNOUNCEMENT,
-    }
-}
 
 /// What a plain frame of `payload_len` bytes is charged in a queue (and what a message
 /// taken from a peer costs its escape round).

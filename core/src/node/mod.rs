@@ -651,7 +651,7 @@ impl Node {
     ) -> Option<bool> {
         if !self.seen.contains_key(identified.key) {
             if let Err(binding) = self.headroom(Some(peer)).take(payload.len()) {
-                self.mark_refused(now, binding, Some(peer), payload.len());
+                self.mark_full(now, binding);
                 if let Some(state) = self.peers.get_mut(peer) {
                     state.held = Some((identified, payload));
                     state.held_round = round;
@@ -778,7 +778,7 @@ impl Node {
             true => match self.headroom(None).take(payload.len()) {
                 Ok(()) => false,
                 Err(binding) => {
-                    self.mark_refused(now, binding, None, payload.len());
+                    self.mark_full(now, binding);
                     self.settle(now);
                     true
                 }
