@@ -37,13 +37,27 @@ MUTANTS = {
         "    let _ = (waits_on_a_held_peer, waits_on_this_one);\n    true\n",
         "clients_writing_at_full_speed_into_cycles_that_used_to_cut_links",
     ),
-    # Peers that are not full are judged only while the total is full: a stuck peer
-    # whose kernel buffers took more than the others' is cut a timeout later.
-    "judged-only-when-total-full": (
+    # Only the peers whose own wait ended are cut: peers that stopped reading together
+    # are cut a slow-peer timeout after one another.
+    "cut-only-the-waited-on": (
         "core/src/node/mod.rs",
-        "Overload::PauseReading => self.flow.congested_since,",
-        "Overload::PauseReading => self.flow.total_full_since,",
-        "while_the_node_waits_every_peer_with_bytes_that_takes_none_is_judged",
+        "&& state.last_progress <= waited_from",
+        "&& state.last_progress < waited_from - timeout",
+        "peers_stuck_as_long_as_a_slow_one_are_cut_with_it",
+    ),
+    # A peer is cut with a slow one however little it has queued.
+    "cut-along-at-any-fill": (
+        "core/src/node/mod.rs",
+        "&& state.committed_bytes() > half",
+        "&& state.committed_bytes() > half.min(1)",
+        "peers_stuck_as_long_as_a_slow_one_are_cut_with_it",
+    ),
+    # A peer that took bytes during the wait is cut with a slow one.
+    "cut-along-despite-progress": (
+        "core/src/node/mod.rs",
+        "&& state.last_progress <= waited_from",
+        "&& state.last_progress <= now",
+        "peers_stuck_as_long_as_a_slow_one_are_cut_with_it",
     ),
     # Announcing promises nothing: a cache lets announced messages go unsent.
     "no-promises": (

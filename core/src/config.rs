@@ -109,12 +109,12 @@ pub struct Config {
     pub total_queue_bytes: usize,
     /// A peer that leaves its queued bytes unread this long while the node waits on it
     /// is disconnected with [`DisconnectReason::SlowPeer`](crate::DisconnectReason::SlowPeer).
-    /// It is judged by progress, not by being behind: the clock runs while the node
-    /// holds new messages back (a peer's queue or the total is full; with
-    /// [`Overload::Shed`]: while this peer is full) and the peer has bytes queued,
-    /// whether its own queue is full or not, and starts over whenever a byte of them is
-    /// flushed. A peer that keeps
-    /// reading, however slowly, is never cut. Default 10 s.
+    /// It is judged by progress, not by being behind: the clock runs while the node is
+    /// full (with [`Overload::Shed`]: while this peer is full) and the peer has bytes
+    /// queued, and starts over whenever a byte of them is flushed. With it go the peers
+    /// more than half full that took nothing in that time either (peers that stopped
+    /// together fill their queues a few messages apart; the node waits on the first).
+    /// A peer that keeps reading, however slowly, is never cut. Default 10 s.
     pub slow_peer_timeout: Duration,
     /// What the node does when a queue is full. Default [`Overload::PauseReading`].
     pub overload: Overload,

@@ -1101,22 +1101,25 @@ fn peers_that_stopped_reading_together_are_cut_together() {
 }
 
 #[test]
-fn while_the_node_waits_every_peer_with_bytes_that_takes_none_is_judged() {
-    // Queues of four frames. C took A's first two messages, B and D none, then A sends
-    // two more: B and D are full, C holds two frames and has room, but takes nothing
-    // more, as B does not. D keeps taking bytes. One timeout after the node began to
-    // wait, B and C are cut together (C is not left for a second timeout once B is
-    // gone), D is not.
+fn peers_stuck_as_long_as_a_slow_one_are_cut_with_it() {
+    // Queues of four frames; B, C and E take nothing, D takes a frame halfway through.
+    // C and E took A's first message(s) before they stopped, so when A's fourth
+    // message fills B's queue (the node waits on B alone), C holds three frames (more
+    // than half) and E two (half). One timeout later B is cut, and C with it: it took
+    // nothing all that time either, and would hold the node back next. E, which holds
+    // nothing back soon, and D, which keeps taking bytes, stay.
+    const E: PeerId = PeerId(5);
     let timeout = Duration::from_secs(5);
     let config = Config {
         peer_queue_bytes: 4 * FRAME_CHARGE,
         ..pausing(timeout)
     };
-    let (mut node, t0) = node_with(config, &[A, B, C, D]);
-    for n in 0..2 {
-        node.handle_received(t0, A, &encode(&[n; 10]));
-    }
-    node.handle_flushed(t0, C, 28);
+    let (mut node, t0) = node_with(config, &[A, B, C, D, E]);
+    node.handle_received(t0, A, &encode(&[0; 10]));
+    node.handle_flushed(t0, C, 14);
+    node.handle_flushed(t0, E, 14);
+    node.handle_received(t0, A, &encode(&[1; 10]));
+    node.handle_flushed(t0, E, 14);
     for n in 2..4 {
         node.handle_received(t0, A, &encode(&[n; 10]));
     }
@@ -1132,7 +1135,7 @@ fn while_the_node_waits_every_peer_with_bytes_that_takes_none_is_judged() {
         })
         .collect();
     assert_eq!(cut, [B, C]);
-    assert!(node.is_connected(D));
+    assert!(node.is_connected(D) && node.is_connected(E));
 }
 
 /// The stall escape of the escape tests.

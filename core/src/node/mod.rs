@@ -848,13 +848,7 @@ impl Node {
             self.flow.dirty = true;
             self.stats.stall_escapes += 1;
         }
-        let slow: Vec<(PeerId, usize)> = self
-            .peers
-            .iter()
-            .filter(|(_, state)| self.slow_deadline(state).is_some_and(|d| d <= now))
-            .map(|(peer, state)| (peer, state.queued_bytes))
-            .collect();
-        for (peer, queued_bytes) in slow {
+        for (peer, queued_bytes) in self.slow_peers(now) {
             self.stats.slow_peer_disconnects += 1;
             self.disconnect(peer, DisconnectReason::SlowPeer { queued_bytes });
         }
@@ -897,7 +891,7 @@ impl Node {
         ];
         // Most calls find no peer waited on, mid-frame or paused for its rate: then no
         // peer has a deadline, and the peers need not be looked at.
-        let waiting = self.flow.congested() || self.flow.congested_since.is_some();
+        let waiting = self.flow.congested();
         let partial = self.partial_bytes > 0;
         if !waiting && !partial && self.config.peer_rate_limit.is_none() {
             return node.into_iter().flatten().min();
@@ -954,17 +948,49 @@ impl Node {
             .checked_add(self.config.stall_escape)
     }
 
-    /// When `state`'s peer is cut if it takes nothing: the node waits on a full peer,
-    /// and, with reading pauses, on every peer with bytes queued while it holds new
-    /// messages back (some queue is full). Peers that stopped reading together are then
-    /// judged together, though their connections' kernel buffers took different amounts
-    /// and their queues fill one after another.
-    fn slow_deadline(&self, state: &Peer) -> Option<Instant> {
-        let congested_since = match self.config.overload {
-            Overload::PauseReading => self.flow.congested_since,
-            Overload::Shed => None,
+    /// The peers to cut as slow at `now`, with what they have queued: those the node
+    /// waited on for `slow_peer_timeout` while they took nothing, and with them (with
+    /// reading pauses) every peer more than half full that took nothing in that time
+    /// either. Peers that stopped reading together fill their queues a few messages
+    /// apart (their kernel buffers took different amounts), and the node waits on only
+    /// the first to fill; without the second rule they were cut a timeout after one
+    /// another while the node held everything back.
+    fn slow_peers(&self, now: Instant) -> Vec<(PeerId, usize)> {
+        let due = |state: &Peer| self.slow_deadline(state).is_some_and(|at| at <= now);
+        let slow: Vec<(PeerId, usize)> = self
+            .peers
+            .iter()
+            .filter(|(_, state)| due(state))
+            .map(|(peer, state)| (peer, state.queued_bytes))
+            .collect();
+        // The latest start of a wait that ends in a cut now.
+        let timeout = self.config.slow_peer_timeout;
+        let waited_from = slow
+            .iter()
+            .filter_map(|&(peer, _)| self.slow_deadline(self.peers.get(peer)?))
+            .map(|deadline| deadline.checked_sub(timeout).unwrap_or(deadline))
+            .max();
+        let (Some(waited_from), Overload::PauseReading) = (waited_from, self.config.overload)
+        else {
+            return slow;
         };
-        let waited_since = state.full_since.or(congested_since);
+        let half = self.config.peer_queue_bytes / 2;
+        let stuck_as_long = self.peers.iter().filter(|(_, state)| {
+            state.queued_bytes > 0
+                && state.committed_bytes() > half
+                && state.last_progress <= waited_from
+                && !due(state)
+        });
+        let stuck_as_long: Vec<(PeerId, usize)> = stuck_as_long
+            .map(|(peer, state)| (peer, state.queued_bytes))
+            .collect();
+        [slow, stuck_as_long].concat()
+    }
+
+    /// When `state`'s peer is cut if it takes nothing: the node waits on a full peer,
+    /// and on every peer with bytes queued while the total is full.
+    fn slow_deadline(&self, state: &Peer) -> Option<Instant> {
+        let waited_since = state.full_since.or(self.flow.total_full_since);
         state.slow_deadline(waited_since, self.config.slow_peer_timeout)
     }
 

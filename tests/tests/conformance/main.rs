@@ -43,6 +43,7 @@ macro_rules! conformance {
             #[test] fn clients_writing_at_full_speed_into_a_clique_of_six_lose_nothing() { super::bursts_into_a_clique(STARTERS, Config::default(), 6, 20_000, 4096) }
             #[test] fn plumtree_clients_writing_at_full_speed_into_a_clique_of_six_lose_nothing() { super::bursts_into_a_clique(STARTERS, super::plumtree::config(), 6, 20_000, 4096) }
             #[test] fn twenty_peers_that_never_read_are_cut_and_the_rest_get_everything() { super::twenty_peers_that_never_read(STARTERS) }
+            #[test] fn eight_peers_that_never_read_are_cut_together() { super::eight_peers_that_never_read(STARTERS) }
             #[test] fn a_stopped_peer_at_the_end_of_a_line_is_cut_alone() { super::a_stopped_peer_at_the_end_of_a_line_is_cut_alone(STARTERS) }
             #[test] fn speaks_the_tutorial_wire_format() { super::speaks_the_tutorial_wire_format(STARTERS) }
             #[test] fn relays_between_tutorial_nodes_both_ways() { super::relays_between_tutorial_nodes_both_ways(STARTERS, Config::default()) }
@@ -628,9 +629,31 @@ fn bursts_into_a_clique(starters: &[Starter], core: Config, k: usize, count: u64
 /// queue reaches its 4 MiB. The publisher waits, the peer that reads gets every message
 /// in order, and all twenty are cut after the slow-peer timeout (10 s).
 fn twenty_peers_that_never_read(starters: &[Starter]) {
+    peers_that_never_read(starters, 20);
+}
+
+/// Eight connections that never read fill their own queues, not the total, and a few
+/// messages apart (their kernel buffers took different amounts): the node waits on the
+/// first to fill, and cuts the others with it, as they took nothing all that time
+/// either (they were cut one timeout after another, 80 s for the eight, before).
+fn eight_peers_that_never_read(starters: &[Starter]) {
+    peers_that_never_read(starters, 8);
+}
+
+/// `count` connections that never read while the node publishes 10 MB to each: the
+/// peer that reads gets every message in order, and the `count` are all cut, at once.
+fn peers_that_never_read(starters: &[Starter], count: u64) {
     let mut nodes = pair(starters, Config::default());
-    let sinks: Vec<RawPeer> = (0..20).map(|_| RawPeer::connect(nodes[0].addr())).collect();
-    assert!(nodes[0].wait_for_peers(21, WAIT));
+    let sinks: Vec<RawPeer> = (0..count)
+        .map(|_| RawPeer::connect(nodes[0].addr()))
+        .collect();
+    assert!(nodes[0].wait_for_peers(count as usize + 1, WAIT));
+    // Cut all together, or not yet.
+    let cut_together = |nodes: &[Box<dyn TestNode>]| {
+        let cut = nodes[0].stats().slow_peer_disconnects;
+        assert!(cut == 0 || cut == count, "{cut} of {count} cut");
+        cut == count
+    };
     const MESSAGES: usize = 2500; // 10 MB to each peer: past its socket buffers
     for m in 0..MESSAGES {
         let mut payload = format!("{m:08}").into_bytes();
@@ -640,9 +663,10 @@ fn twenty_peers_that_never_read(starters: &[Starter]) {
             .recv(WAIT)
             .expect("the reading peer gets every message");
         assert_eq!(&got[..8], format!("{m:08}").as_bytes());
+        cut_together(&nodes);
     }
-    eventually("the twenty to be cut", || {
-        nodes[0].stats().slow_peer_disconnects == 20
+    eventually("the peers that never read to be cut", || {
+        cut_together(&nodes)
     });
     let stats = nodes[0].stats();
     assert_eq!(stats.frames_shed, 0, "{stats:?}");
