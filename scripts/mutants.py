@@ -41,8 +41,8 @@ MUTANTS = {
     # are cut a slow-peer timeout after one another.
     "cut-only-the-waited-on": (
         "core/src/node/mod.rs",
-        "&& state.last_progress <= waited_from",
-        "&& state.last_progress < waited_from - timeout",
+        "&& state.last_progress <= from",
+        "&& state.last_progress < from - timeout",
         "peers_stuck_as_long_as_a_slow_one_are_cut_with_it",
     ),
     # A peer is cut with a slow one however little it has queued.
@@ -55,7 +55,7 @@ MUTANTS = {
     # A peer that took bytes during the wait is cut with a slow one.
     "cut-along-despite-progress": (
         "core/src/node/mod.rs",
-        "&& state.last_progress <= waited_from",
+        "&& state.last_progress <= from",
         "&& state.last_progress <= now",
         "peers_stuck_as_long_as_a_slow_one_are_cut_with_it",
     ),

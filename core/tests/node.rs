@@ -40,6 +40,16 @@ fn sends(actions: &[Action]) -> Vec<PeerId> {
         .collect()
 }
 
+fn disconnects(actions: &[Action]) -> Vec<PeerId> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Disconnect { peer, .. } => Some(*peer),
+            _ => None,
+        })
+        .collect()
+}
+
 fn deliveries(actions: &[Action]) -> Vec<(Bytes, PeerId)> {
     actions
         .iter()
@@ -1080,13 +1090,7 @@ fn peers_that_stopped_reading_together_are_cut_together() {
     actions(&mut node);
     assert_eq!(node.poll_timeout(), Some(t0 + timeout));
     node.handle_timeout(t0 + timeout);
-    let cut: Vec<PeerId> = actions(&mut node)
-        .iter()
-        .filter_map(|action| match action {
-            Action::Disconnect { peer, .. } => Some(*peer),
-            _ => None,
-        })
-        .collect();
+    let cut = disconnects(&actions(&mut node));
     assert_eq!(cut, [B, C]);
     assert_eq!(node.stats().slow_peer_disconnects, 2);
     // A's held message went to nobody but was taken: A is read again.
@@ -1127,13 +1131,7 @@ fn peers_stuck_as_long_as_a_slow_one_are_cut_with_it() {
     assert!(node.stats().congested);
     node.handle_flushed(t0 + timeout / 2, D, 14);
     node.handle_timeout(t0 + timeout);
-    let cut: Vec<PeerId> = actions(&mut node)
-        .iter()
-        .filter_map(|action| match action {
-            Action::Disconnect { peer, .. } => Some(*peer),
-            _ => None,
-        })
-        .collect();
+    let cut = disconnects(&actions(&mut node));
     assert_eq!(cut, [B, C]);
     assert!(node.is_connected(D) && node.is_connected(E));
 }

@@ -956,35 +956,28 @@ impl Node {
     /// the first to fill; without the second rule they were cut a timeout after one
     /// another while the node held everything back.
     fn slow_peers(&self, now: Instant) -> Vec<(PeerId, usize)> {
-        let due = |state: &Peer| self.slow_deadline(state).is_some_and(|at| at <= now);
-        let slow: Vec<(PeerId, usize)> = self
-            .peers
-            .iter()
-            .filter(|(_, state)| due(state))
-            .map(|(peer, state)| (peer, state.queued_bytes))
-            .collect();
-        // The latest start of a wait that ends in a cut now.
         let timeout = self.config.slow_peer_timeout;
-        let waited_from = slow
-            .iter()
-            .filter_map(|&(peer, _)| self.slow_deadline(self.peers.get(peer)?))
-            .map(|deadline| deadline.checked_sub(timeout).unwrap_or(deadline))
-            .max();
-        let (Some(waited_from), Overload::PauseReading) = (waited_from, self.config.overload)
-        else {
-            return slow;
-        };
-        let half = self.config.peer_queue_bytes / 2;
-        let stuck_as_long = self.peers.iter().filter(|(_, state)| {
-            state.queued_bytes > 0
-                && state.committed_bytes() > half
-                && state.last_progress <= waited_from
-                && !due(state)
-        });
-        let stuck_as_long: Vec<(PeerId, usize)> = stuck_as_long
-            .map(|(peer, state)| (peer, state.queued_bytes))
-            .collect();
-        [slow, stuck_as_long].concat()
+        let due = |state: &Peer| self.slow_deadline(state).filter(|at| *at <= now);
+        let mut slow = Vec::new();
+        // The latest start of a wait that ends in a cut now.
+        let mut waited_from = None;
+        for (peer, state) in self.peers.iter() {
+            if let Some(deadline) = due(state) {
+                slow.push((peer, state.queued_bytes));
+                waited_from = waited_from.max(deadline.checked_sub(timeout));
+            }
+        }
+        if let (Some(from), Overload::PauseReading) = (waited_from, self.config.overload) {
+            let half = self.config.peer_queue_bytes / 2;
+            let stuck_as_long = self.peers.iter().filter(|(_, state)| {
+                state.queued_bytes > 0
+                    && state.committed_bytes() > half
+                    && state.last_progress <= from
+                    && due(state).is_none()
+            });
+            slow.extend(stuck_as_long.map(|(peer, state)| (peer, state.queued_bytes)));
+        }
+        slow
     }
 
     /// When `state`'s peer is cut if it takes nothing: the node waits on a full peer,
