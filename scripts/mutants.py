@@ -450,6 +450,27 @@ MUTANTS = {
         "|| self.flow.total_full_since.is_some()",
         "a_stall_escape_goes_on_while_the_total_is_marked_full_but_has_room",
     ),
+    # The total counts a message queued for several peers once per copy again.
+    "shared-bytes-per-copy": (
+        "core/src/node/shared_runs.rs",
+        "        };\n        wire_len\n",
+        "        };\n        wire_len * copies\n",
+        "the_total_and_the_delivery_queue_are_never_passed_either",
+    ),
+    # A shared run's bytes go back to the total before its last copy is written.
+    "shared-bytes-back-early": (
+        "core/src/node/shared_runs.rs",
+        "if held.copies == 0 {",
+        "if held.copies <= 1 {",
+        "a_stall_escape_goes_on_while_the_total_is_marked_full_but_has_room",
+    ),
+    # What the last copy of a shared run writes goes back only when it is all written.
+    "last-copy-writes-kept": (
+        "core/src/node/shared_runs.rs",
+        "if held.copies == 1 {",
+        "if held.copies == 0 {",
+        "a_stall_escape_goes_on_while_the_total_is_marked_full_but_has_room",
+    ),
     "missed-not-counted": (
         "core/src/plumtree/missing.rs",
         "self.missed += 1;",

@@ -104,8 +104,13 @@ pub struct Config {
     /// [`Stats::frames_shed`](crate::Stats::frames_shed). A full peer stops being full
     /// once its queue drains to half. Default 4 MiB.
     pub peer_queue_bytes: usize,
-    /// Bytes that may be queued across all peers, counted the same way; past it the
-    /// whole node is full. Default 64 MiB.
+    /// Bytes that may be queued across all peers; past it the whole node is full. Counted
+    /// as memory is held: a message queued for several peers at once shares its bytes,
+    /// which count once (until the last of them has written it), and each copy counts
+    /// its [`QUEUED_FRAME_OVERHEAD`] per frame. (Counting every copy in full filled the
+    /// total of a node with many peers with one message counted many times over, and in
+    /// dense meshes under overload stopped flow control's waits from turning.) Default
+    /// 64 MiB.
     pub total_queue_bytes: usize,
     /// A peer that leaves its queued bytes unread this long while the node waits on it
     /// is disconnected with [`DisconnectReason::SlowPeer`](crate::DisconnectReason::SlowPeer).

@@ -126,8 +126,9 @@ pub struct Stats {
     pub peers_connected: u64,
     /// Peers connected now.
     pub peers_current: usize,
-    /// Bytes queued for all peers now, as the queue budgets count them: wire bytes plus
-    /// [`QUEUED_FRAME_OVERHEAD`](crate::QUEUED_FRAME_OVERHEAD) per frame.
+    /// Bytes queued for all peers now, as the total budget counts them: wire bytes (a
+    /// message queued for several peers once, as its copies share them) plus
+    /// [`QUEUED_FRAME_OVERHEAD`](crate::QUEUED_FRAME_OVERHEAD) per frame of each copy.
     pub queued_bytes: usize,
     /// Message ids remembered now.
     pub seen_len: usize,

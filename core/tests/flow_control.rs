@@ -645,16 +645,16 @@ proptest! {
 /// link was cut or a node missed a message, then how many. Measured (session 14):
 /// flood crawls at about a message per peer per stall escape in cliques of 4 (72 of
 /// 100 runs) and 6 (100 of 100; with queues of 128 frames too, not with 256), because
-/// every node waits on every other; escapes every 20 ms let all of them through. In
-/// cliques of 8 it cuts links (1,629 in 100 runs; with 256-frame queues 164 in 20;
-/// with 1,000-frame queues and 8,000 frames a client, 38 in 4) and loses what was
-/// queued on them (28 runs; 1 of the 4): escapes stop once the totals are full, and the
-/// slow-peer rule ends the wait. Each message taken is queued for every other peer and
-/// the total charges every copy, so what the totals must hold grows fast with the
-/// clique: a total of 32 peer budgets cut none at 8 (30 runs, and 10 with 256-frame
-/// queues), at 12 nodes 64 still cut links in all 20 runs and 160 in none of 10.
-/// Plumtree, which sends each message once per node, passes at 4 and 6, at 8 cuts 38
-/// links in 100 runs and at 12 431 in 20, and repairs what they carried. Run
+/// every node waits on every other; escapes every 20 ms let all of them through. When
+/// the total charged every queued copy of a message in full, cliques of 8 cut links
+/// (1,629 in 100 runs; with 256-frame queues 164 in 20; with 1,000-frame queues and
+/// 8,000 frames a client, 38 in 4) and lost what was queued on them (28 runs; 1 of
+/// the 4): the totals filled, escapes stopped, and the slow-peer rule ended the wait.
+/// Since it counts a message's bytes once (`shared_runs`), cliques of 8 cut nothing;
+/// cliques of 12 still cut (913 links in 20 runs, 9 short; 1,198 before): each copy
+/// still counts its 64 bytes of bookkeeping, much of a 100-byte frame. Plumtree, which
+/// sends each message once per node, cuts 2 links in 100 runs at 6 (none before), 34
+/// at 8 (38) and 106 in 20 at 12 (431), and repairs what they carried. Run
 /// with `K=8 cargo test --release -p gossip-core --test flow_control
 /// count_clique_failures -- --ignored --nocapture` (about 5 s).
 #[test]

@@ -17,6 +17,10 @@ const D: PeerId = PeerId(4);
 /// What a queued frame of 10 payload bytes is charged: 14 wire bytes plus bookkeeping.
 const FRAME_CHARGE: usize = 14 + QUEUED_FRAME_OVERHEAD;
 
+/// What such a frame forwarded to two peers is charged in the total: its wire bytes
+/// once (the two copies share them), and each copy's bookkeeping.
+const TO_TWO: usize = 14 + 2 * QUEUED_FRAME_OVERHEAD;
+
 fn node_with(config: Config, peers: &[PeerId]) -> (Node, Instant) {
     let now = Instant::now();
     let mut node = Node::new(config).unwrap();
@@ -904,11 +908,10 @@ fn one_read_fills_queues_up_to_their_budget_and_not_a_byte_past_it() {
 
 #[test]
 fn the_total_and_the_delivery_queue_are_never_passed_either() {
-    // The total: each message is charged twice (B and C); a third would make six
-    // charges of five.
+    // The total: each message goes to B and C; a third would pass it by a byte.
     let config = Config {
         peer_queue_bytes: 100 * FRAME_CHARGE,
-        total_queue_bytes: 5 * FRAME_CHARGE,
+        total_queue_bytes: 3 * TO_TWO - 1,
         ..pausing(Duration::from_secs(5))
     };
     let (mut node, t0) = node_with(config, &[A, B, C]);
@@ -916,7 +919,7 @@ fn the_total_and_the_delivery_queue_are_never_passed_either() {
         node.handle_received(t0, A, &encode(&[n; 10]));
     }
     assert_eq!(reading_changes(&actions(&mut node)), [(A, false)]);
-    assert_eq!(node.stats().queued_bytes, 4 * FRAME_CHARGE);
+    assert_eq!(node.stats().queued_bytes, 2 * TO_TWO);
     // The application: room for two and a half deliveries.
     let delivery = 10 + QUEUED_FRAME_OVERHEAD;
     let config = Config {
@@ -1047,11 +1050,11 @@ fn a_full_peer_is_cut_only_after_taking_nothing_for_the_timeout() {
 
 #[test]
 fn a_full_total_holds_every_peer_with_bytes_to_the_slow_peer_rule() {
-    // Ten frames fill the total; no single peer's queue is full.
+    // Five messages to B and C fill the total; no single peer's queue is full.
     let timeout = Duration::from_secs(5);
     let config = Config {
         peer_queue_bytes: 100 * FRAME_CHARGE,
-        total_queue_bytes: 10 * FRAME_CHARGE,
+        total_queue_bytes: 5 * TO_TWO,
         ..pausing(timeout)
     };
     let (mut node, t0) = node_with(config, &[A, B, C]);
@@ -1140,11 +1143,11 @@ fn peers_stuck_as_long_as_a_slow_one_are_cut_with_it() {
 const ESCAPE: Duration = Duration::from_millis(200);
 
 /// `pausing` queues (two frames each) that escape a stall after [`ESCAPE`], within a
-/// total of `total_frames` frames.
-fn escaping(total_frames: usize) -> Config {
+/// total of `total` bytes.
+fn escaping(total: usize) -> Config {
     Config {
         stall_escape: ESCAPE,
-        total_queue_bytes: total_frames * FRAME_CHARGE,
+        total_queue_bytes: total,
         ..pausing(Duration::from_secs(5))
     }
 }
@@ -1153,7 +1156,7 @@ fn escaping(total_frames: usize) -> Config {
 fn a_stall_escape_takes_held_messages_until_the_total_is_full() {
     // B and C are full and take nothing: after `stall_escape`, A's held message is
     // taken anyway (past their budgets, within the total).
-    let (mut node, t0) = node_with(escaping(6), &[A, B, C]);
+    let (mut node, t0) = node_with(escaping(3 * TO_TWO), &[A, B, C]);
     for n in 1..=3 {
         node.handle_received(t0, A, &encode(&[n; 10]));
     }
@@ -1164,17 +1167,17 @@ fn a_stall_escape_takes_held_messages_until_the_total_is_full() {
     assert_eq!(reading_changes(&out), [(A, true)]);
     assert_eq!(sends(&out), [B, C]);
     assert_eq!(node.stats().stall_escapes, 1);
-    // The total (six frames) is full now: A's next message is held again.
+    // The total (three messages to B and C) is full now: A's next one is held again.
     node.handle_received(t0 + ESCAPE, A, &encode(&[4; 10]));
     assert_eq!(actions(&mut node), [Action::PauseReading { peer: A }]);
-    assert_eq!(node.stats().queued_bytes, 6 * FRAME_CHARGE);
+    assert_eq!(node.stats().queued_bytes, 3 * TO_TWO);
 }
 
 #[test]
 fn each_round_of_a_stall_escape_takes_at_least_one_message_from_each_peer() {
     // B and C are full and take nothing; A has four more messages waiting. Half a
     // budget (one frame) shared among three peers is less than a message: one each.
-    let (mut node, t0) = node_with(escaping(100), &[A, B, C]);
+    let (mut node, t0) = node_with(escaping(100 * FRAME_CHARGE), &[A, B, C]);
     let mut read = Vec::new();
     for n in 1..=6 {
         read.extend(encode(&[n; 10]));
@@ -1199,7 +1202,7 @@ fn a_round_of_a_stall_escape_is_half_a_budget_shared_among_the_peers() {
     // Queues of twelve frames: half a budget is six frames, two for each of A, B and C.
     let config = Config {
         peer_queue_bytes: 12 * FRAME_CHARGE,
-        ..escaping(100)
+        ..escaping(100 * FRAME_CHARGE)
     };
     let (mut node, t0) = node_with(config, &[A, B, C]);
     let read: Vec<u8> = (1..=20).flat_map(|n| encode(&[n; 10])).collect();
@@ -1214,28 +1217,39 @@ fn a_round_of_a_stall_escape_is_half_a_budget_shared_among_the_peers() {
 
 #[test]
 fn a_stall_escape_goes_on_while_the_total_is_marked_full_but_has_room() {
-    // Queues of two frames, a total of eight: two escape rounds fill the total, then B
-    // takes two frames. The total stays marked full (six frames, more than half), but
-    // the next round takes what fits instead of waiting for it to drain to half.
-    let (mut node, t0) = node_with(escaping(8), &[A, B, C]);
+    // Queues of two frames, a total of four messages to B and C: two escape rounds fill
+    // the total, then B takes the first run (two messages) and C half of it. The total
+    // stays marked full (three messages' worth, more than half), but the next round
+    // takes what fits instead of waiting for it to drain to half.
+    let (mut node, t0) = node_with(escaping(4 * TO_TWO), &[A, B, C]);
     let read: Vec<u8> = (1..=6).flat_map(|n| encode(&[n; 10])).collect();
     node.handle_received(t0, A, &read);
     node.handle_timeout(t0 + ESCAPE);
     node.handle_timeout(t0 + 2 * ESCAPE);
     actions(&mut node);
     assert_eq!(node.stats().messages_delivered, 4);
-    assert_eq!(node.stats().queued_bytes, 8 * FRAME_CHARGE);
+    assert_eq!(node.stats().queued_bytes, 4 * TO_TWO);
     // No room in the total: no escape, only the slow-peer deadline of B and C.
     assert_eq!(node.poll_timeout(), Some(t0 + Duration::from_secs(5)));
     let t1 = t0 + 3 * ESCAPE;
     node.handle_flushed(t1, B, 2 * (10 + 4));
-    assert_eq!(node.stats().queued_bytes, 6 * FRAME_CHARGE);
+    assert_eq!(
+        node.stats().queued_bytes,
+        4 * TO_TWO - 2 * QUEUED_FRAME_OVERHEAD,
+        "C still holds the run's bytes"
+    );
+    node.handle_flushed(t1, C, 10 + 4);
+    assert_eq!(
+        node.stats().queued_bytes,
+        3 * TO_TWO,
+        "the last copy gives back what it writes"
+    );
     assert_eq!(node.poll_timeout(), Some(t1 + ESCAPE));
     node.handle_timeout(t1 + ESCAPE);
     actions(&mut node);
     assert_eq!(node.stats().messages_delivered, 5);
     assert_eq!(node.stats().stall_escapes, 3);
-    assert_eq!(node.stats().queued_bytes, 8 * FRAME_CHARGE);
+    assert_eq!(node.stats().queued_bytes, 4 * TO_TWO);
 }
 
 #[test]

@@ -44,9 +44,10 @@
 //! 3,000 and cut 10 links, and a clique of six over TCP with a client at each node
 //! (the conformance suite) no longer cuts links; if the totals around a cycle did fill,
 //! the slow-peer rule would cut a peer (see the README for what that costs). They do
-//! fill in cliques of eight and more with such a client at every node: each message
-//! taken is charged in full for every peer it is queued to, so the totals needed grow
-//! fast with the clique (the ignored `count_clique_failures`, and the README).
+//! fill in dense meshes with such a client at every node, as every message taken is
+//! queued for every peer: the total counts a message's bytes once however many peers
+//! it is queued for (`shared_runs`), which moved that point from cliques of eight to
+//! larger ones (the ignored `count_clique_failures`, and the README).
 //!
 //! Why measured and not proved: the classic proof that a store-and-forward network
 //! cannot deadlock gives each hop count its own buffers (Merlin and Schweitzer, 1980),

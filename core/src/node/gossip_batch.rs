@@ -181,11 +181,13 @@ impl Node {
             });
         }
         let mut took = 0;
+        // The eager peers get one framed copy.
+        let shared = self.share_among(|_| targets.iter().filter(|target| target.eager).count());
         for &Target { peer, eager, .. } in &targets {
             if eager {
                 let (peers, mut queues) = self.queues();
                 if let Some(state) = peers.get_mut(peer) {
-                    let lens = &framed.frame_lens;
+                    let lens = (&framed.frame_lens[..], shared);
                     let sent = queues.admit(now, (peer, state), lens, |bytes, count| {
                         framed.frames(bytes, count)
                     });
@@ -197,6 +199,7 @@ impl Node {
                 }
             }
         }
+        self.charge_shared(shared, took, &framed.frame_lens);
         if let Some(plumtree) = self.plumtree.as_mut() {
             plumtree.targets = targets;
             plumtree.cache.insert_many(now, &framed.wire, cached, from);

@@ -160,19 +160,19 @@ impl Headroom {
         headroom
     }
 
-    /// What a message of `payload_len` bytes is charged in all peers' queues together.
+    /// What a message of `payload_len` bytes is charged in all peers' queues together:
+    /// the plain peers share one frame and the eager ones one Gossip frame (see
+    /// `shared_runs`), each copy charged its overhead; each lazy peer an announcement.
     fn total_charge(&self, payload_len: usize) -> usize {
-        let plain = plain_charge(payload_len);
+        let plain = payload_len.saturating_add(HEADER_LEN);
         let eager = plain.saturating_add(GOSSIP_OVERHEAD);
-        [
-            (plain, self.plain_peers),
-            (eager, self.eager_peers),
-            (ANNOUNCEMENT, self.lazy_peers),
-        ]
-        .into_iter()
-        .fold(0, |sum: usize, (charge, peers)| {
-            sum.saturating_add(charge.saturating_mul(peers))
-        })
+        let shared = |wire: usize, peers: usize| match peers {
+            0 => 0,
+            _ => wire.saturating_add(QUEUED_FRAME_OVERHEAD.saturating_mul(peers)),
+        };
+        shared(plain, self.plain_peers)
+            .saturating_add(shared(eager, self.eager_peers))
+            .saturating_add(ANNOUNCEMENT.saturating_mul(self.lazy_peers))
     }
 
     /// Takes room for a message of `payload_len` bytes if it fits every budget, and says
@@ -403,18 +403,27 @@ mod tests {
     }
 
     #[test]
-    fn the_total_is_charged_once_per_peer_and_the_application_once() {
+    fn the_total_charges_a_message_once_with_each_copy_s_overhead_and_the_application_once() {
         let peers = [(PeerId(1), plain(0)), (PeerId(2), plain(0))];
+        // The two peers' frames share the message's bytes.
+        let shared = 100 + HEADER_LEN + 2 * QUEUED_FRAME_OVERHEAD;
+        for (total, taken) in [(3 * shared - 1, 2), (3 * shared, 3)] {
+            let budgets = Budgets {
+                total,
+                ..budgets(usize::MAX)
+            };
+            let iter = peers.iter().map(|(id, peer)| (*id, peer));
+            let mut headroom = Headroom::new(budgets, iter, None, true, (0, None));
+            for _ in 0..taken {
+                assert_eq!(headroom.take(100), Ok(()));
+            }
+            assert_eq!(headroom.take(100), Err(Binding::Total), "total {total}");
+        }
         let budgets = Budgets {
             total: 5 * CHARGE,
             application: 2 * (100 + QUEUED_FRAME_OVERHEAD),
             ..budgets(usize::MAX)
         };
-        let iter = peers.iter().map(|(id, peer)| (*id, peer));
-        let mut headroom = Headroom::new(budgets, iter, None, true, (0, Some(0)));
-        assert_eq!(headroom.take(100), Ok(()));
-        assert_eq!(headroom.take(100), Ok(()));
-        assert_eq!(headroom.take(100), Err(Binding::Total), "6 charges > 5");
         let iter = peers.iter().map(|(id, peer)| (*id, peer));
         let budgets = Budgets {
             total: usize::MAX,

@@ -12,6 +12,7 @@ mod plumtree;
 mod promises;
 mod read_buffer;
 mod run;
+mod shared_runs;
 
 use std::collections::VecDeque;
 use std::ops::Range;
@@ -28,10 +29,11 @@ use crate::{
 use admission::Room;
 use flow::{Application, Flow};
 use gossip_batch::Received;
-use peer::{Peer, PeerTable, Wire};
+use peer::{Peer, PeerTable, RunId, Wire};
 use promises::owed_charge;
 use read_buffer::Read;
 use run::Run;
+use shared_runs::SharedRuns;
 
 /// One gossip node: events in, [`Action`]s out.
 ///
@@ -104,7 +106,10 @@ pub struct Node {
     keying: Keying,
     actions: VecDeque<Action>,
     stats: Stats,
+    /// What is queued for all peers together, as the total budget counts it: each
+    /// shared run's bytes once (see `shared_runs`).
     queued_bytes: usize,
+    shared_runs: SharedRuns,
     /// What the announcements gathered for lazy plumtree peers, and not queued yet,
     /// will be charged (the sum of their `Peer::gathered_charge`).
     gathered_bytes: usize,
@@ -193,6 +198,7 @@ impl Node {
             actions: VecDeque::new(),
             stats: Stats::default(),
             queued_bytes: 0,
+            shared_runs: SharedRuns::default(),
             gathered_bytes: 0,
             owed_bytes: 0,
             flow: Flow::default(),
@@ -721,8 +727,8 @@ impl Node {
         let Some(state) = self.peers.get_mut(peer) else {
             return;
         };
-        let flushed = state.flushed(now, bytes);
-        self.queued_bytes -= flushed.released;
+        let flushed = state.flushed(now, bytes, &mut self.shared_runs.progress);
+        self.queued_bytes -= flushed.released_from_total + self.shared_runs.release();
         self.stats.bytes_flushed += flushed.wire_bytes as u64;
         let budget = self.config.peer_queue_bytes;
         refresh_full(
@@ -1089,15 +1095,54 @@ impl Node {
         frames: impl Fn(Range<usize>, usize) -> Frames,
     ) -> usize {
         let mut took = 0;
+        let shared = self.share_among(|node| node.plain_peers_but(except));
         let (peers, mut queues) = self.queues();
         for (peer, state) in peers.iter_mut() {
             // Plumtree peers get their own frames (`forward_plumtree`).
             if Some(peer) == except || state.is_plumtree() {
                 continue;
             }
-            took += usize::from(queues.admit(now, (peer, state), frame_lens, &frames));
+            let target = (peer, state);
+            took += usize::from(queues.admit(now, target, (frame_lens, shared), &frames));
         }
+        self.charge_shared(shared, took, frame_lens);
         took
+    }
+
+    /// A shared run for frames about to be queued for as many peers as `peers` counts:
+    /// with reading pauses each takes them whole, so their copies share the bytes (see
+    /// `shared_runs`). The caller charges them with `charge_shared`.
+    fn share_among(&mut self, peers: impl FnOnce(&Self) -> usize) -> Option<RunId> {
+        match self.config.overload {
+            Overload::PauseReading => {
+                let peers = peers(self);
+                self.shared_runs.new_run(peers)
+            }
+            Overload::Shed => None,
+        }
+    }
+
+    /// Charges the total, once, for the bytes of the shared `run` (frames of wire lengths
+    /// `frame_lens`) that `copies` peers took.
+    fn charge_shared(&mut self, run: Option<RunId>, copies: usize, frame_lens: &[usize]) {
+        if let Some(run) = run {
+            let wire_len = frame_lens.iter().sum();
+            self.queued_bytes += self.shared_runs.queued(run, copies, wire_len);
+        }
+    }
+
+    /// How many plain peers there are but `except`.
+    fn plain_peers_but(&self, except: Option<PeerId>) -> usize {
+        let excepted = usize::from(except.is_some_and(|peer| self.peers.contains(peer)));
+        match self.plumtree {
+            // All peers are plain.
+            None => self.peers.len() - excepted,
+            Some(_) => self
+                .peers
+                .iter()
+                .filter(|&(peer, state)| Some(peer) != except && !state.is_plumtree())
+                .count(),
+        }
     }
 
     /// The peers, and what queueing frames for one of them touches besides it.
@@ -1124,7 +1169,8 @@ impl Node {
         let Some(state) = self.peers.remove(peer) else {
             return false;
         };
-        self.queued_bytes -= state.queued_bytes;
+        self.queued_bytes -= state.released_when_gone(&mut self.shared_runs.progress);
+        self.queued_bytes -= self.shared_runs.release();
         self.gathered_bytes -= state.gathered_charge();
         self.partial_bytes -= state.partial_bytes;
         if let (true, Some(plumtree)) = (state.is_plumtree(), self.plumtree.as_mut()) {
@@ -1249,12 +1295,14 @@ struct Queues<'a> {
 impl Queues<'_> {
     /// Queues for `peer` the frames (of wire lengths `frame_lens`) its queue and the
     /// total take (all of them with reading pauses); `frames(bytes, count)` gives the
-    /// [`Frames`] for `count` of them lying at `bytes`. Returns whether any was queued.
+    /// [`Frames`] for `count` of them lying at `bytes`. With a `shared` run, they are a
+    /// copy of it, taken whole, charged to the total without its bytes (the caller
+    /// charges them once for every copy). Returns whether any was queued.
     fn admit(
         &mut self,
         now: Instant,
         (peer, state): (PeerId, &mut Peer),
-        frame_lens: &[usize],
+        (frame_lens, shared): (&[usize], Option<RunId>),
         frames: impl Fn(Range<usize>, usize) -> Frames,
     ) -> bool {
         let budget = self.config.peer_queue_bytes;
@@ -1262,7 +1310,11 @@ impl Queues<'_> {
         let mut sent = false;
         let shed = admission::admit(frame_lens, room, |stretch| {
             let wire_len = stretch.bytes.len();
-            *self.queued_bytes += state.queue(now, wire_len, stretch.count);
+            let charge = state.queue(now, wire_len, stretch.count, shared);
+            *self.queued_bytes += match shared {
+                Some(_) => stretch.count * QUEUED_FRAME_OVERHEAD,
+                None => charge,
+            };
             self.stats.frames_out += stretch.count as u64;
             self.stats.bytes_out += wire_len as u64;
             self.actions.push_back(Action::Send {

@@ -18,10 +18,11 @@ pub(crate) struct Peer {
     /// their unwritten wire bytes, plus [`QUEUED_FRAME_OVERHEAD`] for each frame of a
     /// `Send` not completely written.
     pub(crate) queued_bytes: usize,
-    /// Where each queued `Send` ends in the peer's byte stream and how many frames it
-    /// carries, oldest first, so that a flush of so many bytes tells how many frames it
-    /// completed.
-    send_ends: VecDeque<(u64, usize)>,
+    /// Each queued `Send`, oldest first, so that a flush of so many bytes tells how many
+    /// frames it completed.
+    send_ends: VecDeque<SendEnd>,
+    /// Where the oldest queued `Send` begins in the peer's byte stream.
+    completed_total: u64,
     /// Wire bytes queued for this peer since it connected.
     queued_total: u64,
     /// Wire bytes reported flushed since it connected.
@@ -105,13 +106,37 @@ impl Counters {
     }
 }
 
+/// A run of frames queued for several peers at once (the same bytes, shared): the
+/// total budget charges its wire bytes once, until the last of them has written it.
+pub(crate) type RunId = usize;
+
+/// How far a peer got with its copy of a shared run in one flush.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CopyProgress {
+    pub(crate) run: RunId,
+    /// Bytes of it written by this flush.
+    pub(crate) written: usize,
+    /// Whether the copy is done with: written whole, or dropped with its peer.
+    pub(crate) complete: bool,
+}
+
+/// A queued `Send`: where it ends in the peer's byte stream, how many frames it
+/// carries, and the shared run it is a copy of, if it is one.
+#[derive(Debug, Clone, Copy)]
+struct SendEnd {
+    end: u64,
+    frames: usize,
+    run: Option<RunId>,
+}
+
 /// What a flush accounted for.
 pub(crate) struct Flushed {
     /// Wire bytes that were outstanding and are now written.
     pub(crate) wire_bytes: usize,
-    /// What the budgets got back: the wire bytes, plus the overhead of each frame of the
-    /// `Send`s the flush completed.
-    pub(crate) released: usize,
+    /// What the total got back: the wire bytes, but those of shared runs (pushed for
+    /// the node to count: the total gets a run's bytes back as its last copy is
+    /// written), plus the overhead of each frame of the `Send`s the flush completed.
+    pub(crate) released_from_total: usize,
 }
 
 impl Peer {
@@ -125,6 +150,7 @@ impl Peer {
             decoder: FrameDecoder::new(max_frame_len),
             queued_bytes: 0,
             send_ends: VecDeque::new(),
+            completed_total: 0,
             queued_total: 0,
             flushed_total: 0,
             full_since: None,
@@ -209,14 +235,25 @@ impl Peer {
         self.queued_bytes + self.gathered_charge()
     }
 
-    /// Accounts a `Send` of `frames` frames, `wire_len` bytes in all, as queued for this
-    /// peer at `now`; returns what it is charged.
-    pub(crate) fn queue(&mut self, now: Instant, wire_len: usize, frames: usize) -> usize {
+    /// Accounts a `Send` of `frames` frames, `wire_len` bytes in all (a copy of the
+    /// shared `run`, if it is one), as queued for this peer at `now`; returns what it is
+    /// charged in the peer's budget.
+    pub(crate) fn queue(
+        &mut self,
+        now: Instant,
+        wire_len: usize,
+        frames: usize,
+        run: Option<RunId>,
+    ) -> usize {
         if self.queued_bytes == 0 {
             self.last_progress = now;
         }
         self.queued_total += wire_len as u64;
-        self.send_ends.push_back((self.queued_total, frames));
+        self.send_ends.push_back(SendEnd {
+            end: self.queued_total,
+            frames,
+            run,
+        });
         let charge = queue_charge(wire_len, frames);
         self.queued_bytes += charge;
         charge
@@ -239,34 +276,80 @@ impl Peer {
     /// Frames queued and not completely written (counted by `Send`: a partly written
     /// run counts whole).
     pub(crate) fn unwritten_frames(&self) -> usize {
-        self.send_ends.iter().map(|&(_, frames)| frames).sum()
+        self.send_ends.iter().map(|send| send.frames).sum()
     }
 
     /// Accounts `bytes` more wire bytes as written at `now` (clamped to what was
-    /// queued).
-    pub(crate) fn flushed(&mut self, now: Instant, bytes: usize) -> Flushed {
+    /// queued); pushes onto `copies` how far it took each copy of a shared run.
+    pub(crate) fn flushed(
+        &mut self,
+        now: Instant,
+        bytes: usize,
+        copies: &mut Vec<CopyProgress>,
+    ) -> Flushed {
         let outstanding = self.queued_total - self.flushed_total;
         let wire_bytes = (bytes as u64).min(outstanding);
-        self.flushed_total += wire_bytes;
+        let (from, to) = (self.flushed_total, self.flushed_total + wire_bytes);
+        self.flushed_total = to;
+        // Wire bytes of `Send`s of their own go back to the total as they are written.
+        let mut own_wire = 0;
+        let mut start = self.completed_total;
+        for send in &self.send_ends {
+            if start >= to {
+                break;
+            }
+            let written = send.end.min(to) - start.max(from);
+            match send.run {
+                None => own_wire += written,
+                Some(run) => copies.push(CopyProgress {
+                    run,
+                    // At most the run's length, a usize.
+                    written: written as usize,
+                    complete: send.end <= to,
+                }),
+            }
+            start = send.end;
+        }
         let mut completed = 0;
-        while let Some(&(end, frames)) = self.send_ends.front() {
-            if end > self.flushed_total {
+        while let Some(&send) = self.send_ends.front() {
+            if send.end > to {
                 break;
             }
             self.send_ends.pop_front();
-            completed += frames;
+            self.completed_total = send.end;
+            completed += send.frames;
         }
-        // Both fit in usize: they are at most what was charged, which is a usize.
-        let wire_bytes = wire_bytes as usize;
-        let released = wire_bytes + completed * QUEUED_FRAME_OVERHEAD;
-        self.queued_bytes -= released;
+        // They fit in usize: they are at most what was charged, which is a usize.
+        let (wire_bytes, own_wire) = (wire_bytes as usize, own_wire as usize);
+        let overhead = completed * QUEUED_FRAME_OVERHEAD;
+        self.queued_bytes -= wire_bytes + overhead;
         if wire_bytes > 0 {
             self.last_progress = now;
         }
         Flushed {
             wire_bytes,
-            released,
+            released_from_total: own_wire + overhead,
         }
+    }
+
+    /// What the total gets back when this peer goes with its queue: everything but the
+    /// wire bytes of shared runs, whose copies here are pushed onto `copies` as done.
+    pub(crate) fn released_when_gone(&self, copies: &mut Vec<CopyProgress>) -> usize {
+        let mut released = 0;
+        let mut start = self.completed_total;
+        for send in &self.send_ends {
+            released += send.frames * QUEUED_FRAME_OVERHEAD;
+            match send.run {
+                None => released += (send.end - start.max(self.flushed_total)) as usize,
+                Some(run) => copies.push(CopyProgress {
+                    run,
+                    written: 0,
+                    complete: true,
+                }),
+            }
+            start = send.end;
+        }
+        released
     }
 }
 

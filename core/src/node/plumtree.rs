@@ -626,7 +626,9 @@ impl Node {
         let Some(state) = peers.get_mut(peer) else {
             return false;
         };
-        queues.admit(now, (peer, state), &[wire_len], |_, _| frames.clone())
+        queues.admit(now, (peer, state), (&[wire_len], None), |_, _| {
+            frames.clone()
+        })
     }
 }
 

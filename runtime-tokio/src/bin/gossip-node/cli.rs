@@ -145,7 +145,8 @@ pub struct Limits {
     #[arg(long, value_name = "BYTES", default_value_t = Config::default().peer_queue_bytes)]
     pub peer_queue: usize,
 
-    /// Bytes that may wait for all peers together
+    /// Bytes that may wait for all peers together (a message waiting for several peers
+    /// counts its size once, plus 64 per peer)
     #[arg(long, value_name = "BYTES", default_value_t = Config::default().total_queue_bytes)]
     pub total_queue: usize,
 
