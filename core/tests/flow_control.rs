@@ -576,8 +576,9 @@ proptest! {
 }
 
 /// Twenty peers that never read fill the total before any one of them fills its own
-/// queue (as 20 x 4 MiB > 64 MiB does by default): all twenty are cut, judged by
-/// progress whichever budget they fill, and the one peer that reads gets every message.
+/// queue (a small total: the copies of a message share its bytes, but each adds its
+/// bookkeeping): all twenty are cut, judged by progress whichever budget they fill,
+/// and the one peer that reads gets every message.
 #[test]
 fn twenty_stuck_peers_are_cut_and_a_reading_one_gets_everything() {
     const MESSAGES: usize = 400;

@@ -625,9 +625,10 @@ fn bursts_into_a_clique(starters: &[Starter], core: Config, k: usize, count: u64
 }
 
 /// #11: twenty connections that never read, at default settings. Their kernel buffers
-/// fill, then the node's queues; with 21 peers the 64 MiB total fills before any one
-/// queue reaches its 4 MiB. The publisher waits, the peer that reads gets every message
-/// in order, and all twenty are cut after the slow-peer timeout (10 s).
+/// fill, then the node's queues (4 MiB each; the 64 MiB total holds each message's
+/// bytes once, so it does not fill, where it filled first while it counted every
+/// copy). The publisher waits, the peer that reads gets every message in order, and all
+/// twenty are cut after the slow-peer timeout (10 s).
 fn twenty_peers_that_never_read(starters: &[Starter]) {
     peers_that_never_read(starters, 20);
 }
