@@ -1078,9 +1078,9 @@ fn a_full_total_holds_every_peer_with_bytes_to_the_slow_peer_rule() {
 #[test]
 fn peers_that_stopped_reading_together_are_cut_together() {
     // B and C take nothing: A's third message fits neither queue (two and a half
-    // frames: not full at its budget after two) and is held, so both are waited on
-    // from then and cut one slow-peer timeout later, not B first and C a timeout
-    // after.
+    // frames: not full at its budget after two) and is held. The node waits on B
+    // alone (the first it does not fit), and C, which took nothing all that time
+    // either, is cut with it one slow-peer timeout later, not a timeout after.
     let timeout = Duration::from_secs(5);
     let config = Config {
         peer_queue_bytes: 5 * FRAME_CHARGE / 2,
