@@ -102,6 +102,13 @@ def main():
     print(f"{K} nodes, {COUNT} frames each: {elapsed:.1f} s, lost {lost} of "
           f"{K * (K - 1) * COUNT}, came twice {sum(twice)}, last frame at "
           f"{max(last) - started:.1f} s")
+    if lost:
+        # Which origins' frames went missing, and where: a loss at the origin shows as
+        # one column missing the same frames at every other node.
+        for o in range(K):
+            row = [COUNT - got[me][o] if me != o else 0 for me in range(K)]
+            if any(row):
+                print(f"  frames of client {o} not received, by node: {row}")
     for i, text in enumerate(stderr):
         warnings = [line for line in text.splitlines() if "WARN" in line]
         # A cut peer is logged by address: a node's listening port if this node dialled

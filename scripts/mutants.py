@@ -59,6 +59,35 @@ MUTANTS = {
         "&& state.last_progress <= now",
         "peers_stuck_as_long_as_a_slow_one_are_cut_with_it",
     ),
+    # The graft timers stay at the floor however late the tree brings messages.
+    "graft-timers-fixed": (
+        "core/src/node/plumtree.rs",
+        "let timeout = (self.lateness).timeout(config.graft_timeout, config.graft_timeout_max);",
+        "let timeout = config.graft_timeout;",
+        "graft_timers_stretch_with_how_late_the_tree_brings_announced_messages",
+    ),
+    # A grafted peer's answer counts as the tree's lateness (Karn's rule broken).
+    "lateness-from-graft-answers": (
+        "core/src/plumtree/missing.rs",
+        "let answered = asked.iter().any(|&(peer, _)| Some(peer) == sender);",
+        "let answered = asked.iter().any(|&(peer, _)| Some(peer) == sender) && false;",
+        "grafted_messages_do_not_stretch_the_graft_timers",
+    ),
+    # A given-up id that comes later says nothing of how late: a sudden lateness past
+    # the give-up never stretches the timers.
+    "given-up-arrivals-untold": (
+        "core/src/plumtree/missing.rs",
+        "(None, Some(pending)) => (pending, true),",
+        "(None, Some(_)) => return Arrival::default(),",
+        "graft_timers_stretch_with_how_late_the_tree_brings_announced_messages",
+    ),
+    # A graft whose announcer went is waited out before the next is asked.
+    "gone-announcer-waited-out": (
+        "core/src/plumtree/missing.rs",
+        "if last_asked == Some(peer) && pending.deadline > now {",
+        "if false && last_asked == Some(peer) && pending.deadline > now {",
+        "a_graft_whose_announcer_goes_is_sent_to_the_next_announcer_at_once",
+    ),
     # Announcing promises nothing: a cache lets announced messages go unsent.
     "no-promises": (
         "core/src/node/gossip_batch.rs",
@@ -479,8 +508,8 @@ MUTANTS = {
     ),
     "late-arrival-counted-missed": (
         "core/src/plumtree/missing.rs",
-        "self.doubtful_ids.remove(id);",
-        "",
+        "false => self.doubtful_ids.remove(id),",
+        "false => None,",
         "a_given_up_id_that_comes_later_is_not_missed",
     ),
 }

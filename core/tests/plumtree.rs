@@ -673,6 +673,139 @@ fn a_message_whose_announcer_went_away_unanswered_is_counted_missed() {
     assert!(now >= grafted + config.cache_retention, "counted too early");
 }
 
+/// Announces `payload` from `announcer` at `at`, runs the timers until `came`, then
+/// has it come whole from `sender`; returns how many grafts the node sent meanwhile.
+fn announce_then_send(
+    node: &mut Node,
+    (announcer, sender): (PeerId, PeerId),
+    payload: &[u8],
+    at: Instant,
+    came: Instant,
+) -> u64 {
+    let before = node.stats().grafts_sent;
+    let id = wire::short_id(&MessageId::of(payload));
+    node.handle_received(at, announcer, &wire::ihave(&[(id, 1)]));
+    while let Some(next) = node.poll_timeout().filter(|&next| next < came) {
+        node.handle_timeout(next);
+    }
+    node.handle_received(came, sender, &gossip_frames(&[payload], 1));
+    node.drain_actions().for_each(drop);
+    node.stats().grafts_sent - before
+}
+
+/// Under load the tree's copies come long after the announcements; the graft timers
+/// stretch with them (up to `graft_timeout_max`), so the node stops grafting what the
+/// tree brings anyway, and shrink back when the copies come on time again.
+#[test]
+fn graft_timers_stretch_with_how_late_the_tree_brings_announced_messages() {
+    let (mut node, t0, [announcer, tree]) = plumtree_node_with_two_peers();
+    let config = PlumtreeConfig::default();
+    let late = Duration::from_secs(2);
+    let mut now = t0;
+    let mut grafts = Vec::new();
+    for n in 0..30u32 {
+        let payload = format!("late {n}");
+        let came = now + late;
+        grafts.push(announce_then_send(
+            &mut node,
+            (announcer, tree),
+            payload.as_bytes(),
+            now,
+            came,
+        ));
+        now = came;
+    }
+    assert!(grafts[0] > 0, "at first the floor: {grafts:?}");
+    assert_eq!(grafts[20..], [0; 10], "stretched: {grafts:?}");
+    // Later than the ceiling: grafted by then.
+    let payload = b"later than the ceiling";
+    let came = now + config.graft_timeout_max + late;
+    assert!(announce_then_send(&mut node, (announcer, tree), payload, now, came) > 0);
+    now = came;
+    // On time again: back to the floor.
+    for n in 0..60u32 {
+        let payload = format!("on time {n}");
+        let came = now + Duration::from_millis(10);
+        announce_then_send(&mut node, (announcer, tree), payload.as_bytes(), now, came);
+        now = came;
+    }
+    let payload = b"lost";
+    let came = now + config.graft_timeout + config.graft_retry;
+    assert_eq!(
+        announce_then_send(&mut node, (announcer, tree), payload, now, came),
+        1
+    );
+}
+
+/// As Karn's rule for TCP: a message that came from the peer it was grafted from says
+/// nothing of how late the tree is (its lateness includes the timer), so lost messages
+/// repaired by grafts do not stretch the timers.
+#[test]
+fn grafted_messages_do_not_stretch_the_graft_timers() {
+    let (mut node, t0, [announcer, _]) = plumtree_node_with_two_peers();
+    let config = PlumtreeConfig::default();
+    let mut now = t0;
+    for n in 0..30u32 {
+        let payload = format!("lost {n}");
+        let came = now + Duration::from_secs(2);
+        let grafts = announce_then_send(
+            &mut node,
+            (announcer, announcer),
+            payload.as_bytes(),
+            now,
+            came,
+        );
+        assert_eq!(grafts, 1, "message {n}");
+        now = came;
+    }
+    let payload = b"one more";
+    let came = now + config.graft_timeout + config.graft_retry;
+    assert_eq!(
+        announce_then_send(&mut node, (announcer, announcer), payload, now, came),
+        1
+    );
+}
+
+/// A graft whose announcer's connection goes will not be answered: the next announcer
+/// is asked at once, not after the retry.
+#[test]
+fn a_graft_whose_announcer_goes_is_sent_to_the_next_announcer_at_once() {
+    let t0 = Instant::now();
+    let mut node = plumtree_node();
+    let [first, second, third] = [PeerId(1), PeerId(2), PeerId(3)];
+    for (peer, node_id) in [(first, 7), (second, 8), (third, 9)] {
+        node.plumtree_peer_connected(t0, peer, Direction::Inbound, node_id);
+    }
+    let config = PlumtreeConfig::default();
+    let id = wire::short_id(&MessageId::of(b"wanted"));
+    for peer in [first, third, second] {
+        node.handle_received(t0, peer, &wire::ihave(&[(id, 1)]));
+    }
+    // The third goes before it is asked: it is asked for nothing.
+    node.peer_disconnected(t0, third);
+    node.drain_actions().for_each(drop);
+    let grafted = t0 + config.graft_timeout;
+    node.handle_timeout(grafted);
+    assert_eq!(node.stats().grafts_sent, 1);
+    let (wire_to_first, _) = sent_to(&node.drain_actions().collect::<Vec<_>>(), first);
+    assert!(!wire_to_first.is_empty());
+    node.peer_disconnected(grafted, first);
+    assert_eq!(node.poll_timeout(), Some(grafted), "{:?}", node.stats());
+    node.handle_timeout(grafted);
+    assert_eq!(node.stats().grafts_sent, 2);
+    let (wire_to_second, _) = sent_to(&node.drain_actions().collect::<Vec<_>>(), second);
+    assert_eq!(wire_to_second, wire_to_first, "the same graft");
+    // None left: the last is awaited one more timeout, then given up.
+    node.peer_disconnected(grafted, second);
+    node.handle_timeout(grafted);
+    assert_eq!(node.stats().grafts_given_up, 0);
+    node.handle_timeout(grafted + config.graft_timeout);
+    assert_eq!(
+        (node.stats().grafts_given_up, node.stats().grafts_sent),
+        (1, 2)
+    );
+}
+
 #[test]
 fn with_the_default_threshold_the_tree_never_changes_on_announcements() {
     // Off means off, even for a round no honest path reaches.

@@ -160,13 +160,19 @@ impl Node {
             }
             if let Some(plumtree) = self.plumtree.as_mut() {
                 // Peers that announced it have it: nothing is promised to them.
-                let repaired = plumtree.missing.received_from(&short_id(id), |holder| {
-                    let slot = targets.iter().find(|target| target.peer == holder);
-                    if let Some(slot) = slot.and_then(|target| target.slot) {
-                        *promised = promised.without(slot);
-                    }
-                });
-                if repaired {
+                let arrival = plumtree
+                    .missing
+                    .received_from(&short_id(id), from, |holder| {
+                        let slot = targets.iter().find(|target| target.peer == holder);
+                        if let Some(slot) = slot.and_then(|target| target.slot) {
+                            *promised = promised.without(slot);
+                        }
+                    });
+                if let Some(announced) = arrival.announced_at {
+                    let late = now.saturating_duration_since(announced);
+                    plumtree.lateness.sample(late);
+                }
+                if arrival.grafted {
                     self.stats.repairs += 1;
                 }
             }

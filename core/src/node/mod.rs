@@ -277,7 +277,7 @@ impl Node {
                 return false;
             };
             self.stats.peers_evicted += 1;
-            self.disconnect(victim, DisconnectReason::Evicted);
+            self.disconnect(now, victim, DisconnectReason::Evicted);
             self.settle(now);
         }
         let max_frame_len = match wire {
@@ -303,7 +303,7 @@ impl Node {
     /// The connection to `peer` is gone. Its queued output is forgotten. Unknown ids are
     /// ignored.
     pub fn peer_disconnected(&mut self, now: Instant, peer: PeerId) {
-        self.forget(peer);
+        self.forget(now, peer);
         self.settle(now);
     }
 
@@ -425,7 +425,11 @@ impl Node {
                 break;
             };
             self.stats.partial_frame_disconnects += 1;
-            self.disconnect(victim, DisconnectReason::PartialFramesOverBudget { held });
+            self.disconnect(
+                now,
+                victim,
+                DisconnectReason::PartialFramesOverBudget { held },
+            );
         }
     }
 
@@ -550,7 +554,7 @@ impl Node {
             if let Some(error) = error {
                 self.forward_run(now, peer, &read, &mut run);
                 self.stats.protocol_errors += 1;
-                self.disconnect(peer, DisconnectReason::Protocol(error));
+                self.disconnect(now, peer, DisconnectReason::Protocol(error));
                 break;
             }
             if !more {
@@ -714,7 +718,7 @@ impl Node {
                 Ok(None) => return,
                 Err(error) => {
                     self.stats.protocol_errors += 1;
-                    self.disconnect(peer, DisconnectReason::Protocol(error));
+                    self.disconnect(now, peer, DisconnectReason::Protocol(error));
                     return;
                 }
             }
@@ -856,7 +860,7 @@ impl Node {
         }
         for (peer, queued_bytes) in self.slow_peers(now) {
             self.stats.slow_peer_disconnects += 1;
-            self.disconnect(peer, DisconnectReason::SlowPeer { queued_bytes });
+            self.disconnect(now, peer, DisconnectReason::SlowPeer { queued_bytes });
         }
         let timeout = self.config.frame_timeout;
         let trickling: Vec<(PeerId, usize)> = self
@@ -867,7 +871,7 @@ impl Node {
             .collect();
         for (peer, announced) in trickling {
             self.stats.frame_timeouts += 1;
-            self.disconnect(peer, DisconnectReason::FrameTimeout { announced });
+            self.disconnect(now, peer, DisconnectReason::FrameTimeout { announced });
         }
         let rested: Vec<PeerId> = self
             .peers
@@ -1157,15 +1161,15 @@ impl Node {
         (&mut self.peers, queues)
     }
 
-    fn disconnect(&mut self, peer: PeerId, reason: DisconnectReason) {
-        if self.forget(peer) {
+    fn disconnect(&mut self, now: Instant, peer: PeerId, reason: DisconnectReason) {
+        if self.forget(now, peer) {
             self.actions.push_back(Action::Disconnect { peer, reason });
         }
     }
 
     /// Removes `peer` and what is queued for it (counted as lost). Returns whether it
     /// was connected.
-    fn forget(&mut self, peer: PeerId) -> bool {
+    fn forget(&mut self, now: Instant, peer: PeerId) -> bool {
         let Some(state) = self.peers.remove(peer) else {
             return false;
         };
@@ -1175,6 +1179,7 @@ impl Node {
         self.partial_bytes -= state.partial_bytes;
         if let (true, Some(plumtree)) = (state.is_plumtree(), self.plumtree.as_mut()) {
             plumtree.peers -= 1;
+            plumtree.missing.peer_gone(now, peer);
             if let Some(slot) = state.promise_slot {
                 plumtree.free_slot(slot);
             }

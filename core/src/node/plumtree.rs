@@ -1,7 +1,7 @@
 //! The node's side of [`plumtree`](crate::plumtree): plumtree peers' frames in, their
 //! Gossip, IHave, Graft and Prune frames out, and the protocol's timers.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -10,7 +10,7 @@ use super::peer::{Peer, Wire};
 use super::{Node, BATCH};
 use crate::plumtree::wire::{self, Frame, ShortId, WireError};
 use crate::plumtree::{
-    MessageCache, Missing, NodeId, PlumtreeConfig, MAX_DEFERRED_GRAFTS, PROMISE_SLOTS,
+    Lateness, MessageCache, Missing, NodeId, PlumtreeConfig, MAX_DEFERRED_GRAFTS, PROMISE_SLOTS,
 };
 use crate::seen::Keying;
 use crate::{Action, Direction, DisconnectReason, Frames, MessageId, PeerId};
@@ -21,6 +21,8 @@ pub(super) struct Plumtree {
     pub(super) config: PlumtreeConfig,
     pub(super) cache: MessageCache,
     pub(super) missing: Missing,
+    /// How late announced messages come: stretches the graft timers.
+    pub(super) lateness: Lateness,
     /// When the announcements gathered for lazy peers go out.
     ihave_due: Option<Instant>,
     /// Plumtree peers connected.
@@ -38,6 +40,7 @@ impl Plumtree {
         Plumtree {
             cache: MessageCache::new(config.cache_bytes, config.cache_retention),
             missing: Missing::new(config.max_missing, config.cache_retention),
+            lateness: Lateness::default(),
             config,
             ihave_due: None,
             peers: 0,
@@ -45,6 +48,24 @@ impl Plumtree {
             slots: Vec::new(),
             batch: Vec::new(),
         }
+    }
+
+    /// The graft timeout and retry now: the configured ones, stretched alike to how
+    /// late announced messages come (see [`Lateness`]).
+    pub(super) fn graft_timers(&self) -> (Duration, Duration) {
+        let config = &self.config;
+        let timeout = (self.lateness).timeout(config.graft_timeout, config.graft_timeout_max);
+        let floor = config.graft_timeout.as_nanos();
+        if floor == 0 {
+            return (timeout, config.graft_retry);
+        }
+        let retry = config
+            .graft_retry
+            .as_nanos()
+            .saturating_mul(timeout.as_nanos())
+            / floor;
+        let retry = Duration::from_nanos(u64::try_from(retry).unwrap_or(u64::MAX));
+        (timeout, retry)
     }
 
     /// Gives `peer` a free promise slot, if one is left. A slot whose peer went while
@@ -137,7 +158,7 @@ impl Node {
         }
         if let Some((other, _)) = other {
             self.stats.same_node_disconnects += 1;
-            self.disconnect(other, same_node);
+            self.disconnect(now, other, same_node);
         }
         let wire = Wire::Plumtree {
             node_id,
@@ -184,7 +205,7 @@ impl Node {
         }
         if let Err(reason) = ended {
             self.stats.protocol_errors += 1;
-            self.disconnect(peer, reason);
+            self.disconnect(now, peer, reason);
             return;
         }
         self.sync_reading(now, peer);
@@ -304,7 +325,7 @@ impl Node {
         debug_assert!(matches!(self.keying, Keying::Ids));
         match frame {
             Frame::IHave(entries) => {
-                let timeout = plumtree.config.graft_timeout;
+                let (timeout, _) = plumtree.graft_timers();
                 let threshold = plumtree.config.optimization_threshold;
                 // `u16::MAX` turns it off (no round difference can reach it otherwise
                 // than through a hostile round): no cache lookup per announced id.
@@ -573,7 +594,7 @@ impl Node {
         let Some(plumtree) = self.plumtree.as_mut() else {
             return;
         };
-        let (retry, patience) = (plumtree.config.graft_retry, plumtree.config.graft_timeout);
+        let (patience, retry) = plumtree.graft_timers();
         let grafts = plumtree.missing.due(now, retry, patience);
         let ihaves_due = plumtree.ihave_due.is_some_and(|at| at <= now);
         if ihaves_due {

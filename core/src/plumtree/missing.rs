@@ -15,7 +15,7 @@
 //! (the cache retention, past which nothing can be repaired), or when more than
 //! `max_missing` given-up ids are waited on at once (the oldest, early).
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::wire::ShortId;
@@ -34,6 +34,8 @@ struct Pending {
     grafted: usize,
     /// Every announcer was asked: the id is given up at `deadline`.
     last_wait: bool,
+    /// When the first announcement came.
+    announced_at: Instant,
 }
 
 /// Ids announced and not received, with their graft deadlines.
@@ -50,11 +52,22 @@ pub struct Missing {
     /// Ids given up so far.
     given_up: u64,
     /// Given-up ids, oldest first, with when each counts as missed if it has not come;
-    /// an id that came since is no longer in `doubtful_ids`.
+    /// an id that came since is no longer in `doubtful_ids`, which keeps what was known
+    /// of each (to tell how late it comes, if it does).
     doubtful: VecDeque<(Instant, ShortId)>,
-    doubtful_ids: HashSet<ShortId, SeenHasher>,
+    doubtful_ids: HashMap<ShortId, Pending, SeenHasher>,
     /// Given-up ids that did not come within the horizon.
     missed: u64,
+}
+
+/// What [`Missing::received_from`] knew of a message that arrived.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Arrival {
+    /// It had been grafted (a repair).
+    pub grafted: bool,
+    /// When it was first announced, if it was and did not come from a peer it was
+    /// grafted from: how late the tree brought it (see [`Lateness`](super::Lateness)).
+    pub announced_at: Option<Instant>,
 }
 
 /// A graft to send: ask `peer` for `id`.
@@ -110,6 +123,7 @@ impl Missing {
                 deadline,
                 grafted: 0,
                 last_wait: false,
+                announced_at: now,
             },
         );
         self.deadlines.insert((deadline, id));
@@ -118,24 +132,39 @@ impl Missing {
     /// `id` arrived: stop waiting for it. Returns whether it had been grafted (a
     /// repair).
     pub fn received(&mut self, id: &ShortId) -> bool {
-        self.received_from(id, |_| {})
+        self.received_from(id, None, |_| {}).grafted
     }
 
-    /// As [`received`](Self::received), calling `announcer` with each peer that
-    /// announced `id` (up to [`MAX_ANNOUNCERS`]): those have it already.
-    pub fn received_from(&mut self, id: &ShortId, mut announcer: impl FnMut(PeerId)) -> bool {
-        if !self.doubtful_ids.is_empty() {
-            self.doubtful_ids.remove(id);
-        }
-        match self.by_id.remove(id) {
-            Some(pending) => {
+    /// As [`received`](Self::received), from `sender` (`None`: published here), calling
+    /// `announcer` with each peer that announced `id` (up to [`MAX_ANNOUNCERS`]): those
+    /// have it already.
+    pub fn received_from(
+        &mut self,
+        id: &ShortId,
+        sender: Option<PeerId>,
+        mut announcer: impl FnMut(PeerId),
+    ) -> Arrival {
+        // Given up, then announced again: waited for twice.
+        let doubtful = match self.doubtful_ids.is_empty() {
+            true => None,
+            false => self.doubtful_ids.remove(id),
+        };
+        let (pending, given_up) = match (self.by_id.remove(id), doubtful) {
+            (Some(pending), _) => {
                 self.deadlines.remove(&(pending.deadline, *id));
-                for &(peer, _) in &pending.announcers {
-                    announcer(peer);
-                }
-                pending.grafted > 0
+                (pending, false)
             }
-            None => false,
+            (None, Some(pending)) => (pending, true),
+            (None, None) => return Arrival::default(),
+        };
+        for &(peer, _) in &pending.announcers {
+            announcer(peer);
+        }
+        let asked = &pending.announcers[..pending.grafted.min(pending.announcers.len())];
+        let answered = asked.iter().any(|&(peer, _)| Some(peer) == sender);
+        Arrival {
+            grafted: pending.grafted > 0 && !given_up,
+            announced_at: (!answered).then_some(pending.announced_at),
         }
     }
 
@@ -173,13 +202,36 @@ impl Missing {
                     self.deadlines.insert((next, id));
                 }
                 None => {
-                    self.by_id.remove(&id);
-                    self.given_up += 1;
-                    self.doubt(now, id);
+                    if let Some(pending) = self.by_id.remove(&id) {
+                        self.given_up += 1;
+                        self.doubt(now, id, pending);
+                    }
                 }
             }
         }
         grafts
+    }
+
+    /// `peer` went: it is asked for nothing more, and an id whose last graft went to it
+    /// is grafted from its next announcer at once (or given up, if none is left), since
+    /// that answer will not come. A pass over the ids waited for (at most
+    /// `max_missing`), once per connection that ends.
+    pub fn peer_gone(&mut self, now: Instant, peer: PeerId) {
+        for (id, pending) in &mut self.by_id {
+            let asked = pending.grafted.min(pending.announcers.len());
+            let unasked = pending.announcers[asked..]
+                .iter()
+                .position(|&(p, _)| p == peer);
+            if let Some(at) = unasked {
+                pending.announcers.remove(asked + at);
+            }
+            let last_asked = asked.checked_sub(1).map(|last| pending.announcers[last].0);
+            if last_asked == Some(peer) && pending.deadline > now {
+                self.deadlines.remove(&(pending.deadline, *id));
+                pending.deadline = now;
+                self.deadlines.insert((now, *id));
+            }
+        }
     }
 
     /// `graft`, just given by [`due`](Self::due), could not be sent (its peer's queue
@@ -207,12 +259,12 @@ impl Missing {
 
     /// Waits up to the horizon for given-up `id`, settling the oldest given-up id first
     /// if `max_missing` are waited for already.
-    fn doubt(&mut self, now: Instant, id: ShortId) {
+    fn doubt(&mut self, now: Instant, id: ShortId, pending: Pending) {
         if self.doubtful.len() >= self.max_missing {
             self.settle_oldest_doubtful();
         }
         if let Some(at) = now.checked_add(self.horizon) {
-            if self.doubtful_ids.insert(id) {
+            if self.doubtful_ids.insert(id, pending).is_none() {
                 self.doubtful.push_back((at, id));
             }
         }
@@ -221,7 +273,7 @@ impl Missing {
     /// Stops waiting for the oldest given-up id: missed, unless it came meanwhile.
     fn settle_oldest_doubtful(&mut self) {
         if let Some((_, id)) = self.doubtful.pop_front() {
-            if self.doubtful_ids.remove(&id) {
+            if self.doubtful_ids.remove(&id).is_some() {
                 self.missed += 1;
             }
         }
@@ -322,6 +374,40 @@ mod tests {
         assert!(!missing.received(&id), "not a repair: it was given up");
         missing.due(t0 + HORIZON * 2, RETRY, TIMEOUT);
         assert_eq!(missing.missed(), 0);
+    }
+
+    #[test]
+    fn an_arrival_tells_how_late_it_is_unless_it_came_from_a_peer_asked_for_it() {
+        let t0 = Instant::now();
+        let mut missing = Missing::new(10, HORIZON);
+        // Given up after asking peer 1; the tree brings it from peer 2.
+        let id = give_up(&mut missing, t0, b"late");
+        let arrival = missing.received_from(&id, Some(PeerId(2)), |_| {});
+        let told = Arrival {
+            grafted: false,
+            announced_at: Some(t0),
+        };
+        assert_eq!(arrival, told);
+        // Peer 1's answer: how late the tree is, it does not say.
+        let id = give_up(&mut missing, t0, b"answered");
+        let arrival = missing.received_from(&id, Some(PeerId(1)), |_| {});
+        assert_eq!(arrival, Arrival::default());
+        // Not asked yet: from its announcer too.
+        let id = short_id(&MessageId::of(b"early"));
+        missing.announce(t0, id, PeerId(1), 1, TIMEOUT);
+        let arrival = missing.received_from(&id, Some(PeerId(1)), |_| {});
+        assert_eq!(arrival, told);
+    }
+
+    #[test]
+    fn a_given_up_id_announced_again_then_come_is_not_missed() {
+        let t0 = Instant::now();
+        let mut missing = Missing::new(10, HORIZON);
+        let id = give_up(&mut missing, t0, b"again");
+        missing.announce(t0 + HORIZON / 2, id, PeerId(2), 1, TIMEOUT);
+        missing.received(&id);
+        missing.due(t0 + HORIZON * 2, RETRY, TIMEOUT);
+        assert_eq!((missing.given_up(), missing.missed()), (1, 0));
     }
 
     #[test]

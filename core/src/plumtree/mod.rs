@@ -32,6 +32,7 @@
 //! ([`PlumtreeConfig::optimization_threshold`]; off by default, see there why).
 
 mod cache;
+mod lateness;
 mod missing;
 mod promises;
 pub mod wire;
@@ -39,7 +40,8 @@ pub mod wire;
 use std::time::Duration;
 
 pub use cache::{LetGo, MessageCache, CACHED_MESSAGE_OVERHEAD};
-pub use missing::{Graft, Missing, MAX_ANNOUNCERS};
+pub use lateness::Lateness;
+pub use missing::{Arrival, Graft, Missing, MAX_ANNOUNCERS};
 pub use promises::{Promises, PROMISE_SLOTS};
 
 /// Grafts remembered per peer while its queue is full, answered as it drains (16 bytes
@@ -66,8 +68,18 @@ pub struct PlumtreeConfig {
     /// messages of 1 KiB at once) 80 ms (iroh-gossip's value) gave 0.24 redundant data
     /// frames per delivery and 18,582 grafts, 120 ms 0.016 and 753, 150 ms 0.001 and 30,
     /// with the last delivery sooner than at 80 ms (349 against 392 ms).
+    ///
+    /// It is the floor: under load the timers stretch with how late announced messages
+    /// come through the tree ([`Lateness`]), up to [`graft_timeout_max`](Self::graft_timeout_max).
     pub graft_timeout: Duration,
-    /// After a graft, how long before the next announcer is asked. Default 40 ms.
+    /// The most the graft timeout stretches to under load, where the tree's copies come
+    /// seconds after their announcements. Default 5 s: a message lost with a link under
+    /// load is grafted within it (sooner if its announcer's connection goes, see
+    /// [`Missing::peer_gone`]), and announcements later than that are rare enough to be
+    /// grafted.
+    pub graft_timeout_max: Duration,
+    /// After a graft, how long before the next announcer is asked. Default 40 ms,
+    /// stretched in the same proportion as the graft timeout.
     pub graft_retry: Duration,
     /// How long announcements for lazy peers are gathered before they go out as one
     /// IHave frame per peer (at most [`wire::MAX_IHAVE`] ids each). Default 5 ms.
@@ -97,6 +109,7 @@ impl Default for PlumtreeConfig {
         PlumtreeConfig {
             node_id: 0,
             graft_timeout: Duration::from_millis(150),
+            graft_timeout_max: Duration::from_secs(5),
             graft_retry: Duration::from_millis(40),
             ihave_interval: Duration::from_millis(5),
             cache_bytes: 32 << 20,
