@@ -88,6 +88,13 @@ MUTANTS = {
         "if false && last_asked == Some(peer) && pending.deadline > now {",
         "a_graft_whose_announcer_goes_is_sent_to_the_next_announcer_at_once",
     ),
+    # A peer that connects is announced the whole cache, past its queue's budget.
+    "repair-announces-whole-cache": (
+        "core/src/node/plumtree.rs",
+        "let older = plumtree.cache.len().saturating_sub(announced);",
+        "let older = plumtree.cache.len().saturating_sub(announced) * 0;",
+        "a_peer_that_connects_is_announced_the_newest_cached_ids_that_fit_half_its_queue",
+    ),
     # Announcing promises nothing: a cache lets announced messages go unsent.
     "no-promises": (
         "core/src/node/gossip_batch.rs",

@@ -11,7 +11,7 @@
 //!   new (delivered, forwarded to 7) and 7 times as a duplicate. BLAKE3 alone then hashes
 //!   all 8 copies too.
 //! - **plumtree**: a plumtree node on the tree: every frame a new Gossip message from
-//!   its parent, delivered, cached (its 32 MiB cache full and forgetting), sent whole to
+//!   its parent, delivered, cached (its default cache full and forgetting), sent whole to
 //!   one child and announced to the 6 lazy peers (IHave frames of 1,024 ids).
 //!
 //! The node and BLAKE3 run interleaved, round after round, and the figure is the median

@@ -806,6 +806,52 @@ fn a_graft_whose_announcer_goes_is_sent_to_the_next_announcer_at_once() {
     );
 }
 
+/// The ids of every IHave frame in `wire` (whole frames, length-prefixed), in order.
+fn announced_ids(wire: &[u8]) -> Vec<wire::ShortId> {
+    let mut ids = Vec::new();
+    let mut rest = wire;
+    while rest.len() >= 4 {
+        let len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+        let payload = Bytes::copy_from_slice(&rest[4..4 + len]);
+        if let Ok(wire::Frame::IHave(entries)) = wire::Frame::parse(&payload) {
+            ids.extend(entries.iter().map(|(id, _)| id));
+        }
+        rest = &rest[4 + len..];
+    }
+    ids
+}
+
+/// A plumtree peer that connects is announced the newest cached messages whose ids
+/// fit half its queue's budget, however large the cache: the repair stays within the
+/// budget, and leaves room for what follows.
+#[test]
+fn a_peer_that_connects_is_announced_the_newest_cached_ids_that_fit_half_its_queue() {
+    let t0 = Instant::now();
+    // 19 bytes an id (18 and its share of the frame): a thousand ids.
+    let peer_queue_bytes = 2 * 1000 * 19;
+    let config = Config {
+        plumtree: Some(PlumtreeConfig::default()),
+        peer_queue_bytes,
+        max_frame_len: 1024,
+        ..Config::default()
+    };
+    let mut node = Node::new(config).unwrap();
+    let payloads: Vec<String> = (0..1500).map(|n| format!("m{n}")).collect();
+    for payload in &payloads {
+        node.publish(t0, payload.clone().into_bytes()).unwrap();
+    }
+    node.drain_actions().for_each(drop);
+    let peer = PeerId(1);
+    node.plumtree_peer_connected(t0, peer, Direction::Inbound, 7);
+    let (wire_to_peer, _) = sent_to(&node.drain_actions().collect::<Vec<_>>(), peer);
+    let newest: Vec<wire::ShortId> = payloads[500..]
+        .iter()
+        .map(|payload| wire::short_id(&MessageId::of(payload.as_bytes())))
+        .collect();
+    assert_eq!(announced_ids(&wire_to_peer), newest);
+    assert!(node.peer_stats(peer).unwrap().queued_bytes <= peer_queue_bytes / 2);
+}
+
 #[test]
 fn with_the_default_threshold_the_tree_never_changes_on_announcements() {
     // Off means off, even for a round no honest path reaches.

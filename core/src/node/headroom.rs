@@ -9,8 +9,9 @@
 //! *full* (see `flow`), so reading pauses until that queue has drained to half its
 //! budget. Plumtree's Graft frames wait for room the same way, and a Prune is not sent
 //! without it. Queues therefore never pass their budgets, but for peer queues while
-//! the node escapes a stall (only the total counts then, see `flow`) and the
-//! announcement of the whole cache to a plumtree peer that connects (see the README).
+//! the node escapes a stall (only the total counts then, see `flow`). The announcement
+//! of the cache to a plumtree peer that connects is queued at once, but holds only the
+//! newest ids that fit half the empty queue's budget.
 //!
 //! One exception keeps a message that can never fit from waiting forever: a queue at
 //! most half full takes one more message whatever its size. With the default budgets a

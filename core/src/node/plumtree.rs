@@ -118,8 +118,9 @@ impl Node {
     /// One connection per node: a connection to this node itself, or a second one to a
     /// node already connected, is closed with [`DisconnectReason::SameNode`] (of two,
     /// the one dialled by the lower node id is kept, so both ends keep the same one).
-    /// The new peer starts eager, and is sent an IHave for every message in the cache:
-    /// what it missed while it was away is grafted if it is still cached.
+    /// The new peer starts eager, and is sent an IHave for every message in the cache
+    /// (the newest whose ids fit half its queue's budget): what it
+    /// missed while it was away is grafted if it is still cached.
     pub fn plumtree_peer_connected(
         &mut self,
         now: Instant,
@@ -172,7 +173,9 @@ impl Node {
         };
         plumtree.peers += 1;
         let slot = plumtree.take_slot(peer);
-        let cached: Vec<(ShortId, u16)> = plumtree.cache.ids().collect();
+        let announced = repair_ids(self.config.peer_queue_bytes);
+        let older = plumtree.cache.len().saturating_sub(announced);
+        let cached: Vec<(ShortId, u16)> = plumtree.cache.ids().skip(older).collect();
         if let Some(state) = self.peers.get_mut(peer) {
             state.promise_slot = slot;
         }
@@ -651,6 +654,17 @@ impl Node {
             frames.clone()
         })
     }
+}
+
+/// The most cached ids announced to a plumtree peer that connects, with queues of
+/// `peer_queue_bytes`: what half the empty queue holds (18 bytes an IHave entry, plus
+/// its share of the frame), so the announcement stays within the budget and leaves
+/// room for the messages that follow. The newest go: they are the likeliest missed.
+/// With the default 4 MiB, 110,376 ids: all of a full default cache of messages of
+/// 1 KiB or more.
+pub(super) fn repair_ids(peer_queue_bytes: usize) -> usize {
+    let per_id = wire::MAX_IHAVE_FRAME / wire::MAX_IHAVE + 1;
+    peer_queue_bytes / 2 / per_id
 }
 
 /// An id with `short`'s first 16 bytes: enough for the seen set, which remembers no
