@@ -717,6 +717,11 @@ fn graft_timers_stretch_with_how_late_the_tree_brings_announced_messages() {
     }
     assert!(grafts[0] > 0, "at first the floor: {grafts:?}");
     assert_eq!(grafts[20..], [0; 10], "stretched: {grafts:?}");
+    let stretched = node.stats().graft_timeout;
+    assert!(
+        stretched > late && stretched <= config.graft_timeout_max,
+        "{stretched:?}"
+    );
     // Later than the ceiling: grafted by then.
     let payload = b"later than the ceiling";
     let came = now + config.graft_timeout_max + late;
@@ -729,6 +734,7 @@ fn graft_timers_stretch_with_how_late_the_tree_brings_announced_messages() {
         announce_then_send(&mut node, (announcer, tree), payload.as_bytes(), now, came);
         now = came;
     }
+    assert_eq!(node.stats().graft_timeout, config.graft_timeout);
     let payload = b"lost";
     let came = now + config.graft_timeout + config.graft_retry;
     assert_eq!(

@@ -16,7 +16,7 @@ mod shared_runs;
 
 use std::collections::VecDeque;
 use std::ops::Range;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use thiserror::Error;
@@ -1022,6 +1022,10 @@ impl Node {
             plumtree_cache_bytes: self.plumtree_cache_bytes(),
             grafts_given_up: self.plumtree.as_ref().map_or(0, |p| p.missing.given_up()),
             messages_missed: self.plumtree.as_ref().map_or(0, |p| p.missing.missed()),
+            graft_timeout: self
+                .plumtree
+                .as_ref()
+                .map_or(Duration::ZERO, |p| p.graft_timers().0),
             ..self.stats
         }
     }

@@ -160,6 +160,7 @@ async fn log_counters(node: &GossipNode, message: &str) {
         caught_up = stats.messages_caught_up,
         grafts_given_up = stats.grafts_given_up,
         missed = stats.messages_missed,
+        graft_timeout_ms = stats.graft_timeout.as_millis() as u64,
         stall_escapes = stats.stall_escapes,
         queued_bytes = stats.queued_bytes,
         congested = stats.congested,
