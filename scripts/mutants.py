@@ -66,6 +66,14 @@ MUTANTS = {
         "let timeout = config.graft_timeout;",
         "graft_timers_stretch_with_how_late_the_tree_brings_announced_messages",
     ),
+    # The stretch never decays: once the load is gone, a lost message waits the
+    # stretched timeout to be grafted.
+    "lateness-never-decays": (
+        "core/src/plumtree/lateness.rs",
+        "        if periods == 0 {\n            return;",
+        "        if periods >= 0 {\n            return;",
+        "stretched_graft_timers_come_back_once_no_message_is_late",
+    ),
     # A grafted peer's answer counts as the tree's lateness (Karn's rule broken).
     "lateness-from-graft-answers": (
         "core/src/plumtree/missing.rs",

@@ -104,9 +104,10 @@ pub struct Stats {
     /// [`Promises`](crate::plumtree::Promises)), so this takes an announcer whose
     /// connection went before it answered, with no other announcer left.
     pub messages_missed: u64,
-    /// The graft timeout now: `graft_timeout` until announced messages come late, then
-    /// stretched with how late the tree brings them, up to `graft_timeout_max` (see
-    /// [`Lateness`](crate::plumtree::Lateness)). Zero without plumtree.
+    /// The graft timeout as of the node's last announcement or timer: `graft_timeout`
+    /// until announced messages come late, then stretched with how late the tree brings
+    /// them, up to `graft_timeout_max`, and halved every `graft_timeout_max` without a
+    /// late message (see [`Lateness`](crate::plumtree::Lateness)). Zero without plumtree.
     pub graft_timeout: std::time::Duration,
     /// Prunes sent: an eager peer sent a duplicate and was made lazy.
     pub prunes_sent: u64,

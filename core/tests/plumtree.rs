@@ -743,6 +743,39 @@ fn graft_timers_stretch_with_how_late_the_tree_brings_announced_messages() {
     );
 }
 
+/// Once the load is gone the tree's copies come before their announcements and tell
+/// nothing: the stretch halves every `graft_timeout_max` without a late message, so a
+/// message lost a minute later is grafted at the floor again.
+#[test]
+fn stretched_graft_timers_come_back_once_no_message_is_late() {
+    let (mut node, t0, [announcer, tree]) = plumtree_node_with_two_peers();
+    let config = PlumtreeConfig::default();
+    let late = Duration::from_secs(3);
+    let mut now = t0;
+    for n in 0..30u32 {
+        let payload = format!("late {n}");
+        announce_then_send(
+            &mut node,
+            (announcer, tree),
+            payload.as_bytes(),
+            now,
+            now + late,
+        );
+        now += late;
+    }
+    assert!(node.stats().graft_timeout > late);
+    now += Duration::from_secs(60);
+    // Lost: grafted at the floor, and the graft answers it.
+    let payload = b"lost a minute later";
+    let came = now + config.graft_timeout + config.graft_retry;
+    let answered = (announcer, announcer);
+    assert_eq!(
+        announce_then_send(&mut node, answered, payload, now, came),
+        1
+    );
+    assert_eq!(node.stats().graft_timeout, config.graft_timeout);
+}
+
 /// As Karn's rule for TCP: a message that came from the peer it was grafted from says
 /// nothing of how late the tree is (its lateness includes the timer), so lost messages
 /// repaired by grafts do not stretch the timers.

@@ -170,7 +170,7 @@ impl Node {
                     });
                 if let Some(announced) = arrival.announced_at {
                     let late = now.saturating_duration_since(announced);
-                    plumtree.lateness.sample(late);
+                    plumtree.lateness.sample(now, late);
                 }
                 if arrival.grafted {
                     self.stats.repairs += 1;

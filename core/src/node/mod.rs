@@ -1025,7 +1025,7 @@ impl Node {
             graft_timeout: self
                 .plumtree
                 .as_ref()
-                .map_or(Duration::ZERO, |p| p.graft_timers().0),
+                .map_or(Duration::ZERO, |p| p.current_graft_timers().0),
             ..self.stats
         }
     }

@@ -50,9 +50,16 @@ impl Plumtree {
         }
     }
 
-    /// The graft timeout and retry now: the configured ones, stretched alike to how
-    /// late announced messages come (see [`Lateness`]).
-    pub(super) fn graft_timers(&self) -> (Duration, Duration) {
+    /// The graft timeout and retry at `now`: the configured ones, stretched alike to
+    /// how late announced messages come (see [`Lateness`]; the stretch halves every
+    /// `graft_timeout_max` without a late message).
+    pub(super) fn graft_timers(&mut self, now: Instant) -> (Duration, Duration) {
+        self.lateness.decay(now, self.config.graft_timeout_max);
+        self.current_graft_timers()
+    }
+
+    /// The graft timeout and retry as of the last [`graft_timers`](Self::graft_timers).
+    pub(super) fn current_graft_timers(&self) -> (Duration, Duration) {
         let config = &self.config;
         let timeout = (self.lateness).timeout(config.graft_timeout, config.graft_timeout_max);
         let floor = config.graft_timeout.as_nanos();
@@ -328,7 +335,7 @@ impl Node {
         debug_assert!(matches!(self.keying, Keying::Ids));
         match frame {
             Frame::IHave(entries) => {
-                let (timeout, _) = plumtree.graft_timers();
+                let (timeout, _) = plumtree.graft_timers(now);
                 let threshold = plumtree.config.optimization_threshold;
                 // `u16::MAX` turns it off (no round difference can reach it otherwise
                 // than through a hostile round): no cache lookup per announced id.
@@ -597,7 +604,7 @@ impl Node {
         let Some(plumtree) = self.plumtree.as_mut() else {
             return;
         };
-        let (patience, retry) = plumtree.graft_timers();
+        let (patience, retry) = plumtree.graft_timers(now);
         let grafts = plumtree.missing.due(now, retry, patience);
         let ihaves_due = plumtree.ihave_due.is_some_and(|at| at <= now);
         if ihaves_due {

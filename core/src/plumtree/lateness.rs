@@ -17,9 +17,11 @@
 //! `graft_timeout_max`. And as in Karn's algorithm, a message that came from a peer it
 //! was grafted from gives no sample: its lateness includes the timer itself, and
 //! counting it would stretch the timer after every loss. Messages the tree brings before
-//! any announcement give none either: they are not late.
+//! any announcement give none either: they are not late. So once the load is gone no
+//! samples come, and the estimate halves for every `graft_timeout_max` without one
+//! ([`Lateness::decay`]): a message lost later is grafted at the floor again.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Smoothed lateness of announced messages.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -28,11 +30,14 @@ pub struct Lateness {
     smoothed: Option<Duration>,
     /// Its smoothed mean deviation.
     deviation: Duration,
+    /// When the last sample came (or the estimate last decayed).
+    since: Option<Instant>,
 }
 
 impl Lateness {
-    /// A message came `late` after its first announcement.
-    pub fn sample(&mut self, late: Duration) {
+    /// A message came at `now`, `late` after its first announcement.
+    pub fn sample(&mut self, now: Instant, late: Duration) {
+        self.since = Some(now);
         match self.smoothed {
             None => {
                 self.smoothed = Some(late);
@@ -44,6 +49,34 @@ impl Lateness {
                 self.smoothed = Some(smoothed * 7 / 8 + late / 8);
             }
         }
+    }
+
+    /// Halves the estimate for every `period` without a sample by `now`. Once the load
+    /// is gone the tree's copies come before their announcements and give no samples:
+    /// without this the timers would stay stretched, and a message lost later would
+    /// wait that long to be grafted.
+    pub fn decay(&mut self, now: Instant, period: Duration) {
+        let (Some(since), Some(smoothed)) = (self.since, self.smoothed) else {
+            return;
+        };
+        let periods = match period.as_nanos() {
+            0 => return,
+            nanos => now.saturating_duration_since(since).as_nanos() / nanos,
+        };
+        if periods == 0 {
+            return;
+        }
+        // After 64 halvings nothing is left of a `Duration`'s nanoseconds.
+        let halvings = periods.min(64) as u32;
+        let halve = |d: Duration| {
+            let nanos = d.as_nanos().checked_shr(halvings).unwrap_or(0);
+            Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+        };
+        self.smoothed = Some(halve(smoothed));
+        self.deviation = halve(self.deviation);
+        self.since = since
+            .checked_add(period.saturating_mul(halvings))
+            .or(Some(now));
     }
 
     /// How long to wait for an announced message: the smoothed lateness plus four
@@ -68,6 +101,13 @@ mod tests {
         Duration::from_millis(n)
     }
 
+    /// Samples `late` `times` at `now`.
+    fn samples(lateness: &mut Lateness, now: Instant, late: Duration, times: usize) {
+        for _ in 0..times {
+            lateness.sample(now, late);
+        }
+    }
+
     #[test]
     fn without_samples_the_floor() {
         assert_eq!(Lateness::default().timeout(FLOOR, CEILING), FLOOR);
@@ -75,32 +115,53 @@ mod tests {
 
     #[test]
     fn stretches_with_late_messages_and_comes_back() {
+        let now = Instant::now();
         let mut lateness = Lateness::default();
-        lateness.sample(ms(40));
+        lateness.sample(now, ms(40));
         // 40 + 4 × 20 = 120, below the floor.
         assert_eq!(lateness.timeout(FLOOR, CEILING), FLOOR);
-        for _ in 0..50 {
-            lateness.sample(ms(2_000));
-        }
+        samples(&mut lateness, now, ms(2_000), 50);
         let loaded = lateness.timeout(FLOOR, CEILING);
         assert!(loaded >= ms(2_000) && loaded < ms(2_100), "{loaded:?}");
-        for _ in 0..20 {
-            lateness.sample(ms(20_000));
-        }
+        samples(&mut lateness, now, ms(20_000), 20);
         assert_eq!(lateness.timeout(FLOOR, CEILING), CEILING);
-        for _ in 0..100 {
-            lateness.sample(ms(10));
-        }
+        samples(&mut lateness, now, ms(10), 100);
         assert_eq!(lateness.timeout(FLOOR, CEILING), FLOOR);
     }
 
     #[test]
     fn a_jittery_lateness_waits_past_most_of_it() {
+        let now = Instant::now();
         let mut lateness = Lateness::default();
         for n in 0..200 {
-            lateness.sample(ms(if n % 2 == 0 { 400 } else { 800 }));
+            lateness.sample(now, ms(if n % 2 == 0 { 400 } else { 800 }));
         }
         let timeout = lateness.timeout(FLOOR, CEILING);
         assert!(timeout > ms(1_000) && timeout < ms(1_500), "{timeout:?}");
+    }
+
+    #[test]
+    fn without_samples_it_halves_each_period_back_to_the_floor() {
+        let now = Instant::now();
+        let mut lateness = Lateness::default();
+        samples(&mut lateness, now, ms(4_000), 50);
+        let period = CEILING;
+        lateness.decay(now + period - ms(1), period);
+        let stretched = lateness.timeout(FLOOR, CEILING);
+        assert!(stretched > ms(4_000), "{stretched:?}");
+        lateness.decay(now + period, period);
+        let halved = lateness.timeout(FLOOR, CEILING);
+        assert!(halved > ms(1_900) && halved < ms(2_100), "{halved:?}");
+        // Idle for an hour: the floor, and no overflow.
+        lateness.decay(now + Duration::from_secs(3_600), period);
+        assert_eq!(lateness.timeout(FLOOR, CEILING), FLOOR);
+        // A sample starts over.
+        samples(
+            &mut lateness,
+            now + Duration::from_secs(3_600),
+            ms(3_000),
+            50,
+        );
+        assert!(lateness.timeout(FLOOR, CEILING) > ms(2_900));
     }
 }
