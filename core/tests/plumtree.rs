@@ -693,6 +693,44 @@ fn announce_then_send(
     node.stats().grafts_sent - before
 }
 
+/// Announces `count` messages (`name 0`, `name 1`, ...) from `peers.0` one after
+/// another from `now`, each coming whole from `peers.1` `late` after its announcement;
+/// returns the grafts each cost and when the last came.
+fn announce_many(
+    node: &mut Node,
+    peers: (PeerId, PeerId),
+    (name, count): (&str, u32),
+    late: Duration,
+    mut now: Instant,
+) -> (Vec<u64>, Instant) {
+    let mut grafts = Vec::new();
+    for n in 0..count {
+        let payload = format!("{name} {n}");
+        grafts.push(announce_then_send(
+            node,
+            peers,
+            payload.as_bytes(),
+            now,
+            now + late,
+        ));
+        now += late;
+    }
+    (grafts, now)
+}
+
+/// Announces `payload` from `peers.0` at `now`; it comes from `peers.1` only as late as
+/// a graft at the floor timeout would have it. Returns the grafts sent for it.
+fn announce_one_lost(
+    node: &mut Node,
+    peers: (PeerId, PeerId),
+    payload: &[u8],
+    now: Instant,
+) -> u64 {
+    let config = PlumtreeConfig::default();
+    let came = now + config.graft_timeout + config.graft_retry;
+    announce_then_send(node, peers, payload, now, came)
+}
+
 /// Under load the tree's copies come long after the announcements; the graft timers
 /// stretch with them (up to `graft_timeout_max`), so the node stops grafting what the
 /// tree brings anyway, and shrink back when the copies come on time again.
@@ -701,20 +739,8 @@ fn graft_timers_stretch_with_how_late_the_tree_brings_announced_messages() {
     let (mut node, t0, [announcer, tree]) = plumtree_node_with_two_peers();
     let config = PlumtreeConfig::default();
     let late = Duration::from_secs(2);
-    let mut now = t0;
-    let mut grafts = Vec::new();
-    for n in 0..30u32 {
-        let payload = format!("late {n}");
-        let came = now + late;
-        grafts.push(announce_then_send(
-            &mut node,
-            (announcer, tree),
-            payload.as_bytes(),
-            now,
-            came,
-        ));
-        now = came;
-    }
+    let peers = (announcer, tree);
+    let (grafts, now) = announce_many(&mut node, peers, ("late", 30), late, t0);
     assert!(grafts[0] > 0, "at first the floor: {grafts:?}");
     assert_eq!(grafts[20..], [0; 10], "stretched: {grafts:?}");
     let stretched = node.stats().graft_timeout;
@@ -723,24 +749,13 @@ fn graft_timers_stretch_with_how_late_the_tree_brings_announced_messages() {
         "{stretched:?}"
     );
     // Later than the ceiling: grafted by then.
-    let payload = b"later than the ceiling";
     let came = now + config.graft_timeout_max + late;
-    assert!(announce_then_send(&mut node, (announcer, tree), payload, now, came) > 0);
-    now = came;
+    assert!(announce_then_send(&mut node, peers, b"past the ceiling", now, came) > 0);
     // On time again: back to the floor.
-    for n in 0..60u32 {
-        let payload = format!("on time {n}");
-        let came = now + Duration::from_millis(10);
-        announce_then_send(&mut node, (announcer, tree), payload.as_bytes(), now, came);
-        now = came;
-    }
+    let on_time = Duration::from_millis(10);
+    let (_, now) = announce_many(&mut node, peers, ("on time", 60), on_time, came);
     assert_eq!(node.stats().graft_timeout, config.graft_timeout);
-    let payload = b"lost";
-    let came = now + config.graft_timeout + config.graft_retry;
-    assert_eq!(
-        announce_then_send(&mut node, (announcer, tree), payload, now, came),
-        1
-    );
+    assert_eq!(announce_one_lost(&mut node, peers, b"lost", now), 1);
 }
 
 /// Once the load is gone the tree's copies come before their announcements and tell
@@ -749,31 +764,15 @@ fn graft_timers_stretch_with_how_late_the_tree_brings_announced_messages() {
 #[test]
 fn stretched_graft_timers_come_back_once_no_message_is_late() {
     let (mut node, t0, [announcer, tree]) = plumtree_node_with_two_peers();
-    let config = PlumtreeConfig::default();
     let late = Duration::from_secs(3);
-    let mut now = t0;
-    for n in 0..30u32 {
-        let payload = format!("late {n}");
-        announce_then_send(
-            &mut node,
-            (announcer, tree),
-            payload.as_bytes(),
-            now,
-            now + late,
-        );
-        now += late;
-    }
+    let (_, now) = announce_many(&mut node, (announcer, tree), ("late", 30), late, t0);
     assert!(node.stats().graft_timeout > late);
-    now += Duration::from_secs(60);
-    // Lost: grafted at the floor, and the graft answers it.
-    let payload = b"lost a minute later";
-    let came = now + config.graft_timeout + config.graft_retry;
+    // Lost a minute later: grafted at the floor, and the graft answers it.
+    let later = now + Duration::from_secs(60);
     let answered = (announcer, announcer);
-    assert_eq!(
-        announce_then_send(&mut node, answered, payload, now, came),
-        1
-    );
-    assert_eq!(node.stats().graft_timeout, config.graft_timeout);
+    assert_eq!(announce_one_lost(&mut node, answered, b"lost", later), 1);
+    let floor = PlumtreeConfig::default().graft_timeout;
+    assert_eq!(node.stats().graft_timeout, floor);
 }
 
 /// As Karn's rule for TCP: a message that came from the peer it was grafted from says
@@ -782,27 +781,11 @@ fn stretched_graft_timers_come_back_once_no_message_is_late() {
 #[test]
 fn grafted_messages_do_not_stretch_the_graft_timers() {
     let (mut node, t0, [announcer, _]) = plumtree_node_with_two_peers();
-    let config = PlumtreeConfig::default();
-    let mut now = t0;
-    for n in 0..30u32 {
-        let payload = format!("lost {n}");
-        let came = now + Duration::from_secs(2);
-        let grafts = announce_then_send(
-            &mut node,
-            (announcer, announcer),
-            payload.as_bytes(),
-            now,
-            came,
-        );
-        assert_eq!(grafts, 1, "message {n}");
-        now = came;
-    }
-    let payload = b"one more";
-    let came = now + config.graft_timeout + config.graft_retry;
-    assert_eq!(
-        announce_then_send(&mut node, (announcer, announcer), payload, now, came),
-        1
-    );
+    let answered = (announcer, announcer);
+    let late = Duration::from_secs(2);
+    let (grafts, now) = announce_many(&mut node, answered, ("lost", 30), late, t0);
+    assert_eq!(grafts, [1; 30]);
+    assert_eq!(announce_one_lost(&mut node, answered, b"one more", now), 1);
 }
 
 /// A graft whose announcer's connection goes will not be answered: the next announcer
