@@ -62,7 +62,7 @@ MUTANTS = {
     # The graft timers stay at the floor however late the tree brings messages.
     "graft-timers-fixed": (
         "core/src/node/plumtree.rs",
-        "let timeout = (self.lateness).timeout(config.graft_timeout, config.graft_timeout_max);",
+        "let timeout = self.lateness.timeout(config.graft_timeout, config.graft_timeout_max);",
         "let timeout = config.graft_timeout;",
         "graft_timers_stretch_with_how_late_the_tree_brings_announced_messages",
     ),

@@ -61,7 +61,9 @@ impl Plumtree {
     /// The graft timeout and retry as of the last [`graft_timers`](Self::graft_timers).
     pub(super) fn current_graft_timers(&self) -> (Duration, Duration) {
         let config = &self.config;
-        let timeout = (self.lateness).timeout(config.graft_timeout, config.graft_timeout_max);
+        let timeout = self
+            .lateness
+            .timeout(config.graft_timeout, config.graft_timeout_max);
         let floor = config.graft_timeout.as_nanos();
         if floor == 0 {
             return (timeout, config.graft_retry);

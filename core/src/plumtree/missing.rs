@@ -3,9 +3,12 @@
 //!
 //! The first announcement of an id starts a timer of `graft_timeout`: if the message
 //! has not come by then (from an eager peer), the node grafts it from the first peer
-//! that announced it, and gives each further announcer `graft_retry` in turn; after the
-//! last, the answer is awaited one more `graft_timeout` before the id is given up (a
-//! repair that answers after it is delivered all the same, just not counted). Bounded:
+//! that announced it, and gives each further announcer `graft_retry` in turn (at once
+//! if the connection to the one asked goes, [`Missing::peer_gone`]); after the last,
+//! the answer is awaited one more `graft_timeout` before the id is given up (a repair
+//! that answers after it is delivered all the same, just not counted). The caller
+//! passes both timers, stretched to how late messages come (see
+//! [`Lateness`](super::Lateness)). Bounded:
 //! at most `max_missing` ids, each with at most [`MAX_ANNOUNCERS`] announcers; past
 //! that, new announcements are dropped (the eager path, or a later repair, brings the
 //! message).
@@ -213,8 +216,8 @@ impl Missing {
     }
 
     /// `peer` went: it is asked for nothing more, and an id whose last graft went to it
-    /// is grafted from its next announcer at once (or given up, if none is left), since
-    /// that answer will not come. A pass over the ids waited for (at most
+    /// is grafted from its next announcer at once (if none is left, the last wait
+    /// starts at once), since that answer will not come. A pass over the ids waited for (at most
     /// `max_missing`), once per connection that ends.
     pub fn peer_gone(&mut self, now: Instant, peer: PeerId) {
         for (id, pending) in &mut self.by_id {
