@@ -4,6 +4,7 @@ scratch copy of the repository and checks that the property meant to catch it fa
 
     python3 scripts/mutants.py            # all mutants
     python3 scripts/mutants.py seen-bound # one
+    python3 scripts/mutants.py --check    # each mutant still applies (no build; CI)
 
 Exit status 0 means every mutant was caught (by a property, or by a unit or node test
 where the bug is at an exact edge that the property leaves slack around). Takes a few minutes (one rebuild each).
@@ -62,8 +63,8 @@ MUTANTS = {
     # The graft timers stay at the floor however late the tree brings messages.
     "graft-timers-fixed": (
         "core/src/node/plumtree.rs",
-        "let timeout = self.lateness.timeout(config.graft_timeout, config.graft_timeout_max);",
-        "let timeout = config.graft_timeout;",
+        ".timeout(config.graft_timeout, config.graft_timeout_max);",
+        ".timeout(config.graft_timeout, config.graft_timeout);",
         "graft_timers_stretch_with_how_late_the_tree_brings_announced_messages",
     ),
     # The stretch never decays: once the load is gone, a lost message waits the
@@ -268,7 +269,7 @@ MUTANTS = {
     ),
     "keep-garbage-peer": (
         "core/src/node/mod.rs",
-        "self.disconnect(peer, DisconnectReason::Protocol(error));\n                break;",
+        "self.disconnect(now, peer, DisconnectReason::Protocol(error));\n                break;",
         "let _ = error;\n                break;",
         "garbage_peer_is_disconnected_and_the_rest_unaffected",
     ),
@@ -530,7 +531,20 @@ MUTANTS = {
 }
 
 
+def check():
+    """Fails unless each mutant's original text is in its file exactly once: a change
+    to the code must not leave a mutant that no longer applies (CI runs this)."""
+    stale = [name for name, (path, original, _, _) in MUTANTS.items()
+             if open(os.path.join(ROOT, path)).read().count(original) != 1]
+    for name in stale:
+        print(f"{name}: its original text is not in {MUTANTS[name][0]} exactly once")
+    print(f"{len(MUTANTS) - len(stale)} of {len(MUTANTS)} mutants apply")
+    sys.exit(1 if stale else 0)
+
+
 def main():
+    if sys.argv[1:] == ["--check"]:
+        check()
     chosen = sys.argv[1:] or list(MUTANTS)
     target = os.path.join(ROOT, "target", "mutants")
     survivors = []
