@@ -9,7 +9,7 @@ it (separate processes, default flags), under the load of #11's clique test.
     GOSSIP_NODE=/other/build/gossip-node python3 scripts/clique_binary.py  # another build
 
 Prints the time, how many frames never reached a client (or came twice), and each
-node's warning lines. A client that gets nothing for PATIENCE seconds (default 30) stops
+node's warning lines (LOG_DIR=dir keeps each node's whole stderr in dir/nodeN.log). A client that gets nothing for PATIENCE seconds (default 30) stops
 waiting; one whose node reads nothing of its frames that long stops writing (said, and
 its unwritten frames are not counted lost).
 """
@@ -69,16 +69,20 @@ def reader(me, sock, got, twice, last):
 def writer(origin, sock, written):
     """Writes the client's frames; gives up if its node reads nothing of them for
     PATIENCE seconds (it holds its input while its queues are full), leaving in
-    `written[origin]` how many frames went before the batch that did not."""
+    `written[origin]` how many frames went before the batch that did not. (Not
+    `sendall`: its timeout bounds the whole batch, so a node that reads slowly but
+    steadily would count as one that reads nothing.)"""
     batch = bytearray()
     for n in range(COUNT):
         batch += struct.pack(">I", SIZE) + bytes([origin]) + struct.pack(">Q", n)
         batch += b"Z" * (SIZE - 9)
         if len(batch) >= 65536 or n + 1 == COUNT:
-            try:
-                sock.sendall(batch)
-            except socket.timeout:
-                return
+            unsent = memoryview(batch)
+            while unsent:
+                try:
+                    unsent = unsent[sock.send(unsent):]
+                except socket.timeout:
+                    return
             written[origin] = n + 1
             batch = bytearray()
 
@@ -126,6 +130,9 @@ def main():
         if any(row):
             print(f"  frames of client {o} not received, by node: {row}")
     for i, text in enumerate(stderr):
+        if os.environ.get("LOG_DIR"):
+            with open(os.path.join(os.environ["LOG_DIR"], f"node{i}.log"), "w") as log:
+                log.write(text)
         warnings = [line for line in text.splitlines() if "WARN" in line]
         # A cut peer is logged by address: a node's listening port if this node dialled
         # it, else the port that dialled in (its client's is shown here).

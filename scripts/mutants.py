@@ -32,6 +32,21 @@ MUTANTS = {
         "if self.partial.len() + 1 < frame_len {",
         "framing_round_trips_under_any_chunking",
     ),
+    # A peer the node holds messages from but does not wait on is never taken from
+    # while the node stays full (it is cut as slow by the node behind it).
+    "held-peers-never-overdue": (
+        "core/src/node/mod.rs",
+        "Some((_, message)) if held_too_long(state) =>",
+        "Some((_, message)) if held_too_long(state) && false =>",
+        "a_plumtree_clique_with_a_client_at_every_node_cuts_no_one",
+    ),
+    # ... or only when the node stalls, not while its queues move slowly.
+    "overdue-only-when-stalled": (
+        "core/src/node/mod.rs",
+        "        (stalled, overdue)\n",
+        "        (stalled, overdue.filter(|_| false))\n",
+        "a_peer_held_for_a_quarter_of_the_slow_peer_timeout_gets_a_message_taken",
+    ),
     "escape-from-every-peer": (
         "core/src/node/flow.rs",
         "    !waits_on_a_held_peer || waits_on_this_one\n",

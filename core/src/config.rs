@@ -142,6 +142,11 @@ pub struct Config {
     /// absorbs some lets the queue towards it drain, and the ring turns (see the
     /// README). Default 200 ms: far longer than a queue that moves at all waits for
     /// a write, far shorter than [`slow_peer_timeout`](Self::slow_peer_timeout).
+    ///
+    /// Besides the rounds: a peer whose messages the node has held for a quarter of
+    /// `slow_peer_timeout` without taking one gets one taken, stalled or not (no
+    /// sooner than a `stall_escape` after the last round), so that a node waiting on
+    /// this one sees its queue move before it would cut it as slow.
     pub stall_escape: Duration,
 }
 

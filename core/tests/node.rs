@@ -1253,6 +1253,44 @@ fn a_stall_escape_goes_on_while_the_total_is_marked_full_but_has_room() {
 }
 
 #[test]
+fn a_peer_held_for_a_quarter_of_the_slow_peer_timeout_gets_a_message_taken() {
+    // B and C take nothing but a byte now and then: the node waits on them, never
+    // stalls (their queues move), and stays full. A reads everything, so the node does
+    // not wait on it, but A's third message is held, and so are B's and C's. A node
+    // behind A, seeing its queue to this one stand still, would cut it as slow: after
+    // a quarter of the slow-peer timeout (1.25 s of 5 s) the node takes one held
+    // message from each peer it has held that long, stalled or not.
+    let (mut node, t0) = node_with(escaping(100 * FRAME_CHARGE), &[A, B, C]);
+    for n in 1..=3 {
+        node.handle_received(t0, A, &encode(&[n; 10]));
+    }
+    node.handle_received(t0, B, &encode(&[11; 10]));
+    node.handle_received(t0, C, &encode(&[21; 10]));
+    assert_eq!(deliveries(&actions(&mut node)).len(), 2);
+    assert!(!node.is_reading(A) && !node.is_reading(B) && !node.is_reading(C));
+    let limit = Duration::from_millis(1250);
+    let mut t = t0;
+    while t + Duration::from_millis(100) < t0 + limit {
+        t += Duration::from_millis(100);
+        node.handle_flushed(t, B, 1);
+        node.handle_flushed(t, C, 1);
+        node.handle_timeout(t);
+        assert!(deliveries(&actions(&mut node)).is_empty());
+    }
+    assert_eq!(node.stats().stall_escapes, 0, "the queues moved");
+    assert_eq!(node.poll_timeout(), Some(t0 + limit));
+    node.handle_timeout(t0 + limit);
+    let out = actions(&mut node);
+    let taken: Vec<PeerId> = deliveries(&out).into_iter().map(|(_, from)| from).collect();
+    assert_eq!(taken, [A, B, C], "one message from each");
+    assert!(node.is_reading(A), "A sent nothing more");
+    // B's next message is held again, and its clock starts afresh.
+    node.handle_received(t0 + limit, B, &encode(&[12; 10]));
+    assert!(deliveries(&actions(&mut node)).is_empty());
+    assert!(!node.is_reading(B));
+}
+
+#[test]
 fn a_full_application_queue_holds_new_messages_until_it_takes_them() {
     // Room for two deliveries of 10 bytes.
     let config = Config {

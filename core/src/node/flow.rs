@@ -49,6 +49,14 @@
 //! it is queued for (`shared_runs`), which moved that point from cliques of eight to
 //! larger ones (the ignored `count_clique_failures`, and the README).
 //!
+//! A peer the node holds a message from but does not wait on is left out of the
+//! rounds, so while the node stays full it is never taken from. A client can wait so;
+//! a node cannot: if it waits on this one, it sees its queue stand still and cuts this
+//! node as slow after `slow_peer_timeout`, though both keep reading. So a peer held a
+//! quarter of that timeout ([`hold_limit`]) gets one held message taken, stalled or
+//! not (see `Node::escape_deadlines`): enough to show progress, too little to fill the
+//! queues around a cycle (full rounds for such peers cut more links over TCP).
+//!
 //! Why measured and not proved: the classic proof that a store-and-forward network
 //! cannot deadlock gives each hop count its own buffers (Merlin and Schweitzer, 1980),
 //! so that a message waiting for room only ever waits on buffers of a higher count and
@@ -59,7 +67,7 @@
 //! do. Plumtree frames carry a round, so a network of plumtree nodes only could be
 //! given such classes (not done).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::peer::Peer;
 use crate::Overload;
@@ -159,6 +167,17 @@ impl Flow {
 /// the one before), it takes from all of them.
 pub(crate) fn escapes_from(waits_on_a_held_peer: bool, waits_on_this_one: bool) -> bool {
     !waits_on_a_held_peer || waits_on_this_one
+}
+
+/// How long the node holds a peer's messages without taking one before a round of a
+/// stall escape takes one, whatever else the round takes and even if the node is not
+/// stalled: a quarter of `slow_peer_timeout`. A node whose queue towards this one does
+/// not move would otherwise cut it as slow (this node cannot tell it from a client:
+/// its queue to it moves, so the node does not wait on it). One message per peer and
+/// quarter timeout is what shows that node progress, and adds next to nothing to the
+/// queues around a cycle.
+pub(crate) fn hold_limit(slow_peer_timeout: Duration) -> Duration {
+    slow_peer_timeout / 4
 }
 
 /// What a node may take from each peer in one round of a stall escape: half a peer

@@ -642,8 +642,13 @@ impl Node {
         };
         // 0 for a plain peer: it is never set.
         let round = state.held_round;
-        self.take_or_hold(now, peer, (identified, payload), round)
-            .is_some()
+        let taken = self
+            .take_or_hold(now, peer, (identified, payload), round)
+            .is_some();
+        if let Some(state) = self.peers.get_mut(peer).filter(|_| taken) {
+            state.held_since = None;
+        }
+        taken
     }
 
     /// A message from `peer` (received at plumtree `round`, 0 from a plain peer), which
@@ -663,8 +668,7 @@ impl Node {
             if let Err(binding) = self.headroom(Some(peer)).take(payload.len()) {
                 self.mark_full(now, binding);
                 if let Some(state) = self.peers.get_mut(peer) {
-                    state.held = Some((identified, payload));
-                    state.held_round = round;
+                    state.hold(now, (identified, payload), round);
                 }
                 return None;
             }
@@ -712,7 +716,7 @@ impl Node {
                         self.stats.duplicates += 1;
                         state.counters.record(now, 0, 1);
                     } else {
-                        state.held = Some((identified, payload));
+                        state.hold(now, (identified, payload), 0);
                     }
                 }
                 Ok(None) => return,
@@ -838,25 +842,10 @@ impl Node {
             self.application.stalled = true;
             self.stats.application_stalls += 1;
         }
-        if self.escape_deadline().is_some_and(|at| at <= now) {
-            self.flow.escaping = true;
-            self.flow.escaped_at = Some(now);
-            let waits_on_a_held_peer = self
-                .peers
-                .iter()
-                .any(|(_, state)| state.held.is_some() && state.is_full());
-            let takes = |state: &Peer| flow::escapes_from(waits_on_a_held_peer, state.is_full());
-            let count = self.peers.iter().filter(|(_, state)| takes(state)).count();
-            let room = flow::escape_room(
-                self.config.peer_queue_bytes,
-                count,
-                headroom::plain_charge(self.config.max_frame_len),
-            );
-            for (_, state) in self.peers.iter_mut() {
-                state.escape_room = if takes(state) { room } else { 0 };
-            }
-            self.flow.dirty = true;
-            self.stats.stall_escapes += 1;
+        let (stall, overdue) = self.escape_deadlines();
+        let stalled = stall.is_some_and(|at| at <= now);
+        if stalled || overdue.is_some_and(|at| at <= now) {
+            self.escape_round(now, stalled);
         }
         for (peer, queued_bytes) in self.slow_peers(now) {
             self.stats.slow_peer_disconnects += 1;
@@ -889,13 +878,51 @@ impl Node {
         self.settle(now);
     }
 
+    /// Starts a round of a stall escape at `now`: what the node may take from each peer
+    /// past its budgets, within the total. A round of a stall (`stalled`) takes half a
+    /// peer budget, shared among the peers `flow::escapes_from` names; in any round, a
+    /// peer held too long (`flow::hold_limit`) gets its held message taken.
+    fn escape_round(&mut self, now: Instant, stalled: bool) {
+        self.flow.escaping = true;
+        self.flow.escaped_at = Some(now);
+        let waits_on_a_held_peer = self
+            .peers
+            .iter()
+            .any(|(_, state)| state.held.is_some() && state.is_full());
+        let takes =
+            |state: &Peer| stalled && flow::escapes_from(waits_on_a_held_peer, state.is_full());
+        let count = self.peers.iter().filter(|(_, state)| takes(state)).count();
+        let room = flow::escape_room(
+            self.config.peer_queue_bytes,
+            count,
+            headroom::plain_charge(self.config.max_frame_len),
+        );
+        let hold_limit = flow::hold_limit(self.config.slow_peer_timeout);
+        let held_too_long = |state: &Peer| {
+            state
+                .held_since
+                .is_some_and(|since| now.saturating_duration_since(since) >= hold_limit)
+        };
+        for (_, state) in self.peers.iter_mut() {
+            state.escape_room = match &state.held {
+                _ if takes(state) => room,
+                Some((_, message)) if held_too_long(state) => headroom::plain_charge(message.len()),
+                _ => 0,
+            };
+        }
+        self.flow.dirty = true;
+        self.stats.stall_escapes += u64::from(stalled);
+    }
+
     /// When [`handle_timeout`](Self::handle_timeout) next has work, if ever. Only peers
     /// the node waits on while full, peers in the middle of a frame and peers paused
     /// for their rate set a deadline; expired ids are also forgotten lazily, so an idle
     /// node is never woken.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        let (stall, overdue) = self.escape_deadlines();
         let node = [
-            self.escape_deadline(),
+            stall,
+            overdue,
             self.application_deadline(),
             self.plumtree_deadline(),
         ];
@@ -924,7 +951,10 @@ impl Node {
         since.checked_add(self.config.slow_peer_timeout)
     }
 
-    /// When the node escapes a stall (takes new messages again until the total is full)
+    /// When the next round of a stall escape comes, and when the next one for peers held
+    /// too long comes (see `flow::hold_limit`; that one takes only from them).
+    ///
+    /// The node escapes a stall (takes new messages again until the total is full)
     /// if nothing it waits on has moved: a `stall_escape` after it became full or after
     /// the last progress of a peer it waits on, whichever is later. Not while the total
     /// has no room at all; while it is full but has drained below its budget, an escape
@@ -937,25 +967,37 @@ impl Node {
     /// cached messages out), and so stay within that bound plus one round. They do not
     /// count in the total itself: two nodes whose totals were full of them could never
     /// escape a wait on each other (seen as a slow-peer cut in a clique of six).
-    fn escape_deadline(&self) -> Option<Instant> {
+    fn escape_deadlines(&self) -> (Option<Instant>, Option<Instant>) {
         let owed_cap = self.config.plumtree.as_ref().map_or(0, |p| p.cache_bytes)
             + self.config.total_queue_bytes;
         if self.config.overload == Overload::Shed
             || self.committed_bytes() >= self.config.total_queue_bytes
             || self.owed_bytes >= owed_cap
         {
-            return None;
+            return (None, None);
         }
-        let since = self.flow.congested_since?;
+        let Some(since) = self.flow.congested_since else {
+            return (None, None);
+        };
         let since = self.flow.escaped_at.map_or(since, |at| at.max(since));
         let waited_on = self
             .peers
             .iter()
             .filter(|(_, state)| state.queued_bytes > 0 && state.is_full());
         let progress = waited_on.map(|(_, state)| state.last_progress).max();
-        progress
+        let stalled = progress
             .map_or(since, |p| p.max(since))
-            .checked_add(self.config.stall_escape)
+            .checked_add(self.config.stall_escape);
+        // A peer held too long is taken from at once, a stall or not, but no sooner
+        // than a `stall_escape` after the last round.
+        let hold_limit = flow::hold_limit(self.config.slow_peer_timeout);
+        let held_since = self.peers.iter().filter_map(|(_, state)| state.held_since);
+        let overdue = held_since
+            .min()
+            .and_then(|held| held.checked_add(hold_limit))
+            .zip(since.checked_add(self.config.stall_escape))
+            .map(|(overdue, next_round)| overdue.max(next_round));
+        (stalled, overdue)
     }
 
     /// The peers to cut as slow at `now`, with what they have queued: those the node

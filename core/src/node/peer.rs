@@ -34,6 +34,9 @@ pub(crate) struct Peer {
     /// everything after it still in `decoder`: taken when the node can. The caller is
     /// told to stop reading the peer while there is one.
     pub(crate) held: Option<(Identified, Bytes)>,
+    /// Since when the node has held messages from this peer without taking one (a
+    /// message taken starts the clock afresh): see `flow::held_too_long`.
+    pub(crate) held_since: Option<Instant>,
     /// When a queued byte was last flushed, or the queue last went from empty to not
     /// empty: the slow-peer clock never starts before it.
     pub(crate) last_progress: Instant,
@@ -155,6 +158,7 @@ impl Peer {
             flushed_total: 0,
             full_since: None,
             held: None,
+            held_since: None,
             last_progress: now,
             direction,
             connected_at: now,
@@ -182,6 +186,14 @@ impl Peer {
 
     pub(crate) fn is_plumtree(&self) -> bool {
         matches!(self.wire, Wire::Plumtree { .. })
+    }
+
+    /// Holds `message` (received at plumtree `round`, 0 from a plain peer) until the
+    /// node can take it.
+    pub(crate) fn hold(&mut self, now: Instant, message: (Identified, Bytes), round: u16) {
+        self.held = Some(message);
+        self.held_round = round;
+        self.held_since.get_or_insert(now);
     }
 
     /// Whether the node wants bytes from this peer: it holds no message from it and the

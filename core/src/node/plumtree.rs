@@ -312,8 +312,7 @@ impl Node {
         let identified = self.keying.identify(&message);
         let takeable = self.flow.takes_from(overload, state);
         if !takeable && !self.seen.contains_key(identified.key) {
-            state.held = Some((identified, message));
-            state.held_round = round;
+            state.hold(now, (identified, message), round);
             return Ok(());
         }
         // Plumtree nodes key by id: this computes nothing.
