@@ -36,8 +36,8 @@ MUTANTS = {
     # while the node stays full (it is cut as slow by the node behind it).
     "held-peers-never-overdue": (
         "core/src/node/mod.rs",
-        "Some((_, message)) if held_too_long(state) =>",
-        "Some((_, message)) if held_too_long(state) && false =>",
+        "Some((_, message)) if overdue(state) =>",
+        "Some((_, message)) if overdue(state) && false =>",
         "a_plumtree_clique_with_a_client_at_every_node_cuts_no_one",
     ),
     # ... or only when the node stalls, not while its queues move slowly.

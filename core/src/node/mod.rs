@@ -898,15 +898,15 @@ impl Node {
             headroom::plain_charge(self.config.max_frame_len),
         );
         let hold_limit = flow::hold_limit(self.config.slow_peer_timeout);
-        let held_too_long = |state: &Peer| {
+        let overdue = |state: &Peer| {
             state
-                .held_since
-                .is_some_and(|since| now.saturating_duration_since(since) >= hold_limit)
+                .held_overdue_at(hold_limit)
+                .is_some_and(|at| at <= now)
         };
         for (_, state) in self.peers.iter_mut() {
             state.escape_room = match &state.held {
                 _ if takes(state) => room,
-                Some((_, message)) if held_too_long(state) => headroom::plain_charge(message.len()),
+                Some((_, message)) if overdue(state) => headroom::plain_charge(message.len()),
                 _ => 0,
             };
         }
@@ -991,10 +991,12 @@ impl Node {
         // A peer held too long is taken from at once, a stall or not, but no sooner
         // than a `stall_escape` after the last round.
         let hold_limit = flow::hold_limit(self.config.slow_peer_timeout);
-        let held_since = self.peers.iter().filter_map(|(_, state)| state.held_since);
-        let overdue = held_since
+        let overdue_at = self
+            .peers
+            .iter()
+            .filter_map(|(_, s)| s.held_overdue_at(hold_limit));
+        let overdue = overdue_at
             .min()
-            .and_then(|held| held.checked_add(hold_limit))
             .zip(since.checked_add(self.config.stall_escape))
             .map(|(overdue, next_round)| overdue.max(next_round));
         (stalled, overdue)

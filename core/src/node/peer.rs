@@ -35,7 +35,7 @@ pub(crate) struct Peer {
     /// told to stop reading the peer while there is one.
     pub(crate) held: Option<(Identified, Bytes)>,
     /// Since when the node has held messages from this peer without taking one (a
-    /// message taken starts the clock afresh): see `flow::held_too_long`.
+    /// message taken starts the clock afresh): see [`Peer::held_overdue_at`].
     pub(crate) held_since: Option<Instant>,
     /// When a queued byte was last flushed, or the queue last went from empty to not
     /// empty: the slow-peer clock never starts before it.
@@ -194,6 +194,12 @@ impl Peer {
         self.held = Some(message);
         self.held_round = round;
         self.held_since.get_or_insert(now);
+    }
+
+    /// When the node, if it still holds this peer's messages, has held them for
+    /// `hold_limit` (see `flow::hold_limit`): a round of a stall escape then takes one.
+    pub(crate) fn held_overdue_at(&self, hold_limit: Duration) -> Option<Instant> {
+        self.held_since?.checked_add(hold_limit)
     }
 
     /// Whether the node wants bytes from this peer: it holds no message from it and the
