@@ -40,6 +40,13 @@ MUTANTS = {
         "Some((_, message)) if overdue(state) && false =>",
         "a_plumtree_clique_with_a_client_at_every_node_cuts_no_one",
     ),
+    # The simulator ignores `redial_disconnects`: a link a node cut never comes back.
+    "sim-never-redials-cuts": (
+        "core/src/sim/mod.rs",
+        "self.break_link(link_of(peer).0, redial);",
+        "self.break_link(link_of(peer).0, redial && false);",
+        "a_cut_link_comes_back_only_with_redial_disconnects",
+    ),
     # ... or only when the node stalls, not while its queues move slowly.
     "overdue-only-when-stalled": (
         "core/src/node/mod.rs",

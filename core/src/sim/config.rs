@@ -24,6 +24,12 @@ pub struct SimConfig {
     pub link_failure: f64,
     /// Delay before a broken link reconnects.
     pub reconnect_after: Duration,
+    /// Whether a link that one of its nodes disconnected (a peer cut as slow, say)
+    /// reconnects after `reconnect_after`, as the runtimes redial the peers they dial.
+    /// Off by default: a node's own cut is then final, so a run with a node that never
+    /// reads again ([`Simulation::freeze`](super::Simulation::freeze)) falls quiet once
+    /// its peers cut it; with this on, its links would come back and be cut forever.
+    pub redial_disconnects: bool,
     /// Bytes per second each direction of a link carries, or `None` for no limit. With
     /// a limit, frames queue at the sender while earlier ones are on the wire, so a fast
     /// publisher overloads the network and flow control can be watched at work.
@@ -53,7 +59,8 @@ impl SimConfig {
 }
 
 impl Default for SimConfig {
-    /// Latency 1–50 ms, 5 ms jitter, whole reads, no bandwidth limit, no failures.
+    /// Latency 1–50 ms, 5 ms jitter, whole reads, no bandwidth limit, no failures, and
+    /// a link a node cuts stays down.
     fn default() -> Self {
         SimConfig {
             seed: 0,
@@ -63,6 +70,7 @@ impl Default for SimConfig {
             max_read: usize::MAX,
             link_failure: 0.0,
             reconnect_after: Duration::from_millis(100),
+            redial_disconnects: false,
             bandwidth: None,
             churn: None,
             plain_nodes: Vec::new(),

@@ -588,7 +588,8 @@ impl Simulation {
                         let raw = (peer.0 & !RAW_PEER) as usize;
                         self.raw_peers[raw].disconnected = Some(reason);
                     } else {
-                        self.break_link(link_of(peer).0, false);
+                        let redial = self.config.redial_disconnects;
+                        self.break_link(link_of(peer).0, redial);
                     }
                 }
                 // Raw peers are driven by the test, which sends when it likes.
