@@ -40,6 +40,41 @@ MUTANTS = {
         "Some((_, message)) if overdue(state) && false =>",
         "a_plumtree_clique_with_a_client_at_every_node_cuts_no_one",
     ),
+    # A copy kept back is never dropped, though the peer sent the message itself.
+    "copies-never-dropped": (
+        "core/src/node/mod.rs",
+        "let Some(dropped) = state.backlog.drop_copy(key) else {",
+        "let Some(dropped) = state.backlog.drop_copy(key).filter(|_| false) else {",
+        "a_copy_kept_back_is_dropped_when_the_peer_sends_the_message",
+    ),
+    # ... or is dropped from the count but sent all the same.
+    "dropped-copies-sent-anyway": (
+        "core/src/node/backlog.rs",
+        "if !frame.dropped {",
+        "if frame.dropped || true {",
+        "a_copy_kept_back_is_dropped_when_the_peer_sends_the_message",
+    ),
+    # A queue is handed over with `send_ahead_bytes` unwritten, one byte past the edge.
+    "send-ahead-edge": (
+        "core/src/node/peer.rs",
+        "        self.backlog.is_empty() && (unwritten == 0 || unwritten < send_ahead as u64)",
+        "        self.backlog.is_empty() && (unwritten == 0 || unwritten <= send_ahead as u64)",
+        "a_queue_is_handed_over_while_less_than_send_ahead_is_unwritten",
+    ),
+    # The first part of a copy sent round a dropped frame ends the copy.
+    "part-completes-copy": (
+        "core/src/node/peer.rs",
+        "complete: send.end <= to && send.completes_copy,",
+        "complete: send.end <= to,",
+        "a_copy_sent_in_parts_round_a_dropped_frame_keeps_its_run_until_the_last_part",
+    ),
+    # A dropped copy's charge stays in the total.
+    "dropped-charge-kept": (
+        "core/src/node/mod.rs",
+        "self.queued_bytes -= match dropped.run {",
+        "self.queued_bytes -= 0 * match dropped.run {",
+        "node_invariants_hold_under_any_events",
+    ),
     # The simulator ignores `redial_disconnects`: a link a node cut never comes back.
     "sim-never-redials-cuts": (
         "core/src/sim/mod.rs",
@@ -251,26 +286,22 @@ MUTANTS = {
         "core/src/node/mod.rs",
         """                if !is_new {
                     self.stats.duplicates += 1;
-                    continue;
-                }""",
+                    if keeps_copies {""",
         """                if !is_new {
                     self.stats.duplicates += 1;
                     let from = peer;
                     self.actions.push_back(Action::Deliver(Delivery::new(payload, from)));
-                    continue;
-                }""",
+                    if keeps_copies {""",
         "every_message_reaches_every_node_exactly_once",
     ),
     "send-twice": (
         "core/src/node/mod.rs",
-        """                frames: frames(stretch.bytes, stretch.count),
-            });""",
-        """                frames: frames(stretch.bytes.clone(), stretch.count),
-            });
-            self.actions.push_back(Action::Send {
-                peer,
-                frames: frames(stretch.bytes, stretch.count),
-            });""",
+        """                    self.stats.bytes_out += wire_len as u64;
+                    self.actions.push_back(Action::Send { peer, frames });""",
+        """                    self.stats.bytes_out += wire_len as u64;
+                    let again = frames.clone();
+                    self.actions.push_back(Action::Send { peer, frames });
+                    self.actions.push_back(Action::Send { peer, frames: again });""",
         "flooding_is_loop_free_and_falls_quiet",
     ),
     "run-across-a-gap": (
@@ -582,7 +613,8 @@ def main():
             env = dict(os.environ, CARGO_TARGET_DIR=target, PROPTEST_CASES="64")
             result = subprocess.run(
                 ["cargo", "test", "-q", "-p", "gossip-core", "--lib", "--test", "properties", "--test", "node",
-                 "--test", "flow_control", "--test", "hostile_peers", "--test", "plumtree", test],
+                 "--test", "flow_control", "--test", "hostile_peers", "--test", "plumtree",
+                 "--test", "backlog", test],
                 cwd=copy, env=env, capture_output=True, text=True, timeout=900,
             )
             # Caught means the test ran and failed, not that the mutant failed to build.

@@ -4,7 +4,7 @@
 //! cargo run --release -p gossip-core --example simulate -- \
 //!     [--protocol flood|plumtree] [--size BYTES] [--seed N] [--bandwidth BYTES_PER_S] \
 //!     [--cut-links PERCENT] [--graft-timeout-ms MS] [--optimization-threshold ROUNDS] \
-//!     [--json] NODES DEGREE MESSAGES
+//!     [--send-ahead BYTES] [--json] NODES DEGREE MESSAGES
 //! ```
 //! Every message is published at once, from nodes spread over the network. With
 //! `--protocol plumtree` the first message floods and builds the tree; the others follow
@@ -52,6 +52,10 @@ struct Args {
     /// Plumtree's tree optimisation threshold, in rounds (default: the library's, off)
     #[arg(long)]
     optimization_threshold: Option<u16>,
+    /// Bytes of a peer's queue a node hands to the link before it keeps the rest back
+    /// (default: the library's; see `Config::send_ahead_bytes`)
+    #[arg(long)]
+    send_ahead: Option<usize>,
     /// One JSON line instead of text
     #[arg(long)]
     json: bool,
@@ -83,6 +87,9 @@ fn main() {
             max_outbound_peers: args.nodes,
             max_inbound_peers: args.nodes,
             plumtree,
+            send_ahead_bytes: args
+                .send_ahead
+                .unwrap_or(Config::default().send_ahead_bytes),
             ..Config::default()
         },
         bandwidth: args.bandwidth,

@@ -148,6 +148,18 @@ pub struct Config {
     /// sooner than a `stall_escape` after the last round), so that a node waiting on
     /// this one sees its queue move before it would cut it as slow.
     pub stall_escape: Duration,
+    /// Bytes of a plain peer's queue handed to the caller (in [`Action::Send`](crate::Action::Send)s)
+    /// and not yet reported written, at most: what the node queues beyond it, it keeps
+    /// back and hands over as the caller writes. A copy kept back of a message the
+    /// peer then sends the node itself is dropped unsent (the peer has it), its
+    /// charge given back to the budgets at once, and counted in
+    /// [`Stats::copies_not_sent`](crate::Stats::copies_not_sent). Under load, when
+    /// queues are long, most queued copies in a mesh are such (every node floods
+    /// what it takes to every peer, and its peers take the same messages from
+    /// elsewhere): dropping them saves bandwidth and lets full queues drain by reading
+    /// duplicates. A `Send` always goes when nothing handed over is unwritten, so any
+    /// value works; a small one keeps more back for less in one write. Default 256 KiB.
+    pub send_ahead_bytes: usize,
 }
 
 /// How fast a node reads one peer, at most: bytes and new messages per second, with a
@@ -225,6 +237,7 @@ impl Default for Config {
             overload: Overload::PauseReading,
             delivery_queue_bytes: 16 << 20,
             stall_escape: Duration::from_millis(200),
+            send_ahead_bytes: 256 << 10,
         }
     }
 }

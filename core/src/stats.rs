@@ -24,6 +24,10 @@ pub struct Stats {
     /// Frames not sent to a peer because its queue (or the total queue) was full (only
     /// with [`Overload::Shed`](crate::Overload::Shed)).
     pub frames_shed: u64,
+    /// Copies of messages queued for a peer and dropped unsent because the peer sent
+    /// the node the message itself (they were kept back: see
+    /// [`Config::send_ahead_bytes`](crate::Config::send_ahead_bytes)).
+    pub copies_not_sent: u64,
     /// Frames that were queued for a peer and not completely written when it was
     /// disconnected: lost for that peer.
     pub frames_lost_on_disconnect: u64,

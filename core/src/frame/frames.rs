@@ -88,6 +88,17 @@ impl Frames {
         }
     }
 
+    /// `count` of these frames, lying at `bytes` (offsets from the first frame's
+    /// start): a slice of a run, or a single frame whole.
+    pub(crate) fn part(&self, bytes: std::ops::Range<usize>, count: usize) -> Self {
+        if self.head_len == 0 {
+            Self::run_skipping(self.body.slice(bytes), count, self.skip)
+        } else {
+            debug_assert_eq!((bytes.start, bytes.end, count), (0, self.wire_len(), 1));
+            self.clone()
+        }
+    }
+
     /// How many frames (messages) these are.
     pub fn count(&self) -> usize {
         self.count as usize

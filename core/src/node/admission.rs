@@ -34,10 +34,12 @@ impl Room {
 }
 
 /// Consecutive frames a peer takes: where they lie (byte offsets from the first frame
-/// of the run), how many, and what they are charged.
+/// of the run), which they are (the first's place in the run), how many, and what they
+/// are charged.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct Stretch {
     pub(crate) bytes: Range<usize>,
+    pub(crate) first: usize,
     pub(crate) count: usize,
     pub(crate) charge: usize,
 }
@@ -66,6 +68,7 @@ pub(crate) fn admit(frame_lens: &[usize], room: Room, mut take: impl FnMut(Stret
             let (count, charge) = (frame_lens.len(), all_charge);
             take(Stretch {
                 bytes: 0..all_wire,
+                first: 0,
                 count,
                 charge,
             });
@@ -77,13 +80,14 @@ pub(crate) fn admit(frame_lens: &[usize], room: Room, mut take: impl FnMut(Stret
     let mut used = 0;
     let mut stretch = Stretch::default();
     let mut at = 0;
-    for &wire_len in frame_lens {
+    for (place, &wire_len) in frame_lens.iter().enumerate() {
         let charge = queue_charge(wire_len, 1);
         let fits_peer = used + charge <= room.peer;
         let fits_total = used + charge <= room.total;
         if fits_peer && fits_total {
             if stretch.count == 0 {
                 stretch.bytes = at..at;
+                stretch.first = place;
             }
             stretch.bytes.end = at + wire_len;
             stretch.count += 1;
@@ -128,6 +132,7 @@ mod tests {
             stretches,
             [Stretch {
                 bytes: 0..60,
+                first: 0,
                 count: 3,
                 charge
             }]
@@ -145,6 +150,7 @@ mod tests {
             stretches,
             [Stretch {
                 bytes: 0..10,
+                first: 0,
                 count: 1,
                 charge: 10 + OVERHEAD
             }]
@@ -170,11 +176,13 @@ mod tests {
             [
                 Stretch {
                     bytes: 0..10,
+                    first: 0,
                     count: 1,
                     charge: one
                 },
                 Stretch {
                     bytes: 110..120,
+                    first: 2,
                     count: 1,
                     charge: one
                 },

@@ -47,7 +47,10 @@
 //! fill in dense meshes with such a client at every node, as every message taken is
 //! queued for every peer: the total counts a message's bytes once however many peers
 //! it is queued for (`shared_runs`), which moved that point from cliques of eight to
-//! larger ones (the ignored `count_clique_failures`, and the README).
+//! larger ones (the ignored `count_clique_failures`, and the README). Copies kept
+//! back from the socket that a peer turns out to have are dropped when it sends the
+//! message (`backlog`), which gives room back while the node reads duplicates; it
+//! thins what such a mesh carries, but its totals still fill.
 //!
 //! A peer the node holds a message from but does not wait on is left out of the
 //! rounds, so while the node stays full it is never taken from. A client can wait so;

@@ -182,7 +182,7 @@ impl Node {
                 Framing::Plain => framed.clone(),
                 Framing::Gossip => Framed::new(messages, Framing::Plain),
             };
-            self.forward(now, from, &plain.frame_lens, |bytes, count| {
+            self.forward(now, from, (&plain.frame_lens, None), |bytes, count| {
                 plain.frames(bytes, count)
             });
         }
@@ -194,7 +194,7 @@ impl Node {
                 let (peers, mut queues) = self.queues();
                 if let Some(state) = peers.get_mut(peer) {
                     let lens = (&framed.frame_lens[..], shared);
-                    let sent = queues.admit(now, (peer, state), lens, |bytes, count| {
+                    let sent = queues.admit(now, (peer, state), lens, None, |bytes, count| {
                         framed.frames(bytes, count)
                     });
                     took += usize::from(sent);

@@ -1,6 +1,7 @@
 //! The gossip state machine: [`Node`].
 
 mod admission;
+mod backlog;
 mod catch_up;
 pub mod eviction;
 mod flow;
@@ -21,7 +22,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use thiserror::Error;
 
-use crate::seen::{Identified, Keying};
+use crate::seen::{Identified, Keying, SeenKey};
 use crate::{
     Action, Config, ConfigError, Delivery, Direction, DisconnectReason, Frames, MessageId,
     Overload, PeerId, PeerStats, SeenSet, Stats, QUEUED_FRAME_OVERHEAD,
@@ -29,7 +30,7 @@ use crate::{
 use admission::Room;
 use flow::{Application, Flow};
 use gossip_batch::Received;
-use peer::{Peer, PeerTable, RunId, Wire};
+use peer::{CopyProgress, Peer, PeerTable, RunId, Wire};
 use promises::owed_charge;
 use read_buffer::Read;
 use run::Run;
@@ -78,7 +79,10 @@ use shared_runs::SharedRuns;
 /// - **Writing.** Write each `Send`'s [`Frames::parts`] to the peer's socket in order
 ///   and report the bytes written with [`handle_flushed`](Self::handle_flushed), in any
 ///   increments, as they go out: the node releases queue budget and judges slow peers
-///   from these reports. Reporting more than was queued is clamped.
+///   from these reports. Reporting more than was queued is clamped. A report can bring
+///   `Send`s: what the node kept back of the peer's queue while
+///   [`Config::send_ahead_bytes`] of it were unwritten (so drain the actions after it
+///   too).
 /// - **Delivering.** Report what the application took of the
 ///   [`Action::Deliver`]s with [`handle_delivered`](Self::handle_delivered) (how many,
 ///   and their payload bytes), at once if it takes them as they come. Deliveries not
@@ -501,9 +505,15 @@ impl Node {
             state
                 .counters
                 .record(now, first, batch.len() as u64 - first);
+            // Nothing is queued for `peer` while reading it (its messages go to the
+            // others), so this holds for the whole batch.
+            let keeps_copies = !state.backlog.is_empty();
             for (is_new, (identified, payload)) in new.into_iter().zip(batch.drain(..)) {
                 if !is_new {
                     self.stats.duplicates += 1;
+                    if keeps_copies {
+                        self.drop_kept_copy(now, peer, identified.key);
+                    }
                     continue;
                 }
                 let frame = read.frame_range(&payload);
@@ -527,7 +537,7 @@ impl Node {
                             payload,
                             from,
                         ));
-                        run.extend(frame);
+                        run.extend(frame, identified.key);
                     }
                     // Assembled across reads, or empty: forwarded on its own.
                     None => self.deliver_and_forward(now, peer, (identified, payload), 0),
@@ -693,8 +703,43 @@ impl Node {
             self.deliver_and_forward(now, peer, (identified, payload), round);
         } else {
             self.stats.duplicates += 1;
+            self.drop_kept_copy(now, peer, identified.key);
         }
         new
+    }
+
+    /// `peer` sent the message of `key`, so it has it: a copy of it kept back for the
+    /// peer (see `backlog`) is dropped unsent, and the budgets get its charge back.
+    fn drop_kept_copy(&mut self, now: Instant, peer: PeerId, key: SeenKey) {
+        let Some(state) = self.peers.get_mut(peer) else {
+            return;
+        };
+        let Some(dropped) = state.backlog.drop_copy(key) else {
+            return;
+        };
+        let charge = crate::config::queue_charge(dropped.wire_len, 1);
+        state.queued_bytes -= charge;
+        self.queued_bytes -= match dropped.run {
+            None => charge,
+            Some(run) => {
+                self.shared_runs.progress.push(CopyProgress {
+                    run,
+                    written: dropped.wire_len,
+                    complete: dropped.send_emptied,
+                });
+                QUEUED_FRAME_OVERHEAD + self.shared_runs.release()
+            }
+        };
+        self.stats.copies_not_sent += 1;
+        let budget = self.config.peer_queue_bytes;
+        refresh_full(
+            &mut self.flow,
+            self.config.overload,
+            state,
+            budget,
+            false,
+            now,
+        );
     }
 
     /// While the node cannot take new messages from `peer`: drops the duplicates at the
@@ -703,10 +748,13 @@ impl Node {
     /// the caller stops reading the peer meanwhile. In a network with cycles most of
     /// what a peer sends is duplicates, so this keeps rings of full nodes turning.
     fn take_duplicates(&mut self, now: Instant, peer: PeerId) {
-        let Some(state) = self.peers.get_mut(peer) else {
-            return;
-        };
-        while state.held.is_none() {
+        loop {
+            let Some(state) = self.peers.get_mut(peer) else {
+                return;
+            };
+            if state.held.is_some() {
+                break;
+            }
             match state.decoder.next_frame() {
                 Ok(Some(payload)) => {
                     self.stats.frames_in += 1;
@@ -715,6 +763,7 @@ impl Node {
                     if self.seen.contains_key(identified.key) {
                         self.stats.duplicates += 1;
                         state.counters.record(now, 0, 1);
+                        self.drop_kept_copy(now, peer, identified.key);
                     } else {
                         state.hold(now, (identified, payload), 0);
                     }
@@ -738,6 +787,22 @@ impl Node {
         let flushed = state.flushed(now, bytes, &mut self.shared_runs.progress);
         self.queued_bytes -= flushed.released_from_total + self.shared_runs.release();
         self.stats.bytes_flushed += flushed.wire_bytes as u64;
+        let send_ahead = self.config.send_ahead_bytes;
+        while state.hands_over_kept(send_ahead) {
+            let Some(kept) = state.backlog.pop() else {
+                break;
+            };
+            let stretches = kept.stretches();
+            let last = stretches.len().checked_sub(1);
+            for (place, (bytes, count)) in stretches.into_iter().enumerate() {
+                let wire_len = bytes.len();
+                state.hand_over(wire_len, count, kept.run, Some(place) == last);
+                self.stats.frames_out += count as u64;
+                self.stats.bytes_out += wire_len as u64;
+                let frames = kept.frames.part(bytes, count);
+                self.actions.push_back(Action::Send { peer, frames });
+            }
+        }
         let budget = self.config.peer_queue_bytes;
         refresh_full(
             &mut self.flow,
@@ -1100,7 +1165,8 @@ impl Node {
     /// Forwards `run` (new frames of `read` from `from`) and empties it.
     fn forward_run(&mut self, now: Instant, from: PeerId, read: &Read, run: &mut Run) {
         if !run.is_empty() {
-            self.forward(now, Some(from), run.frame_lens(), |bytes, count| {
+            let lens = (run.frame_lens(), Some(run.keys()));
+            self.forward(now, Some(from), lens, |bytes, count| {
                 run.frames(read, bytes, count)
             });
             run.clear();
@@ -1128,7 +1194,8 @@ impl Node {
         let Some(frames) = Frames::single(payload) else {
             return plumtree;
         };
-        plumtree + self.forward(now, except, &[frames.wire_len()], |_, _| frames.clone())
+        let lens = (&[frames.wire_len()][..], Some(&[identified.key][..]));
+        plumtree + self.forward(now, except, lens, |_, _| frames.clone())
     }
 
     /// Queues consecutive frames, of wire lengths `frame_lens`, for every peer but
@@ -1143,7 +1210,7 @@ impl Node {
         &mut self,
         now: Instant,
         except: Option<PeerId>,
-        frame_lens: &[usize],
+        (frame_lens, keys): (&[usize], Option<&[SeenKey]>),
         frames: impl Fn(Range<usize>, usize) -> Frames,
     ) -> usize {
         let mut took = 0;
@@ -1155,7 +1222,8 @@ impl Node {
                 continue;
             }
             let target = (peer, state);
-            took += usize::from(queues.admit(now, target, (frame_lens, shared), &frames));
+            let run = (frame_lens, shared);
+            took += usize::from(queues.admit(now, target, run, keys, &frames));
         }
         self.charge_shared(shared, took, frame_lens);
         took
@@ -1218,9 +1286,10 @@ impl Node {
     /// Removes `peer` and what is queued for it (counted as lost). Returns whether it
     /// was connected.
     fn forget(&mut self, now: Instant, peer: PeerId) -> bool {
-        let Some(state) = self.peers.remove(peer) else {
+        let Some(mut state) = self.peers.remove(peer) else {
             return false;
         };
+        let unwritten = state.unwritten_frames();
         self.queued_bytes -= state.released_when_gone(&mut self.shared_runs.progress);
         self.queued_bytes -= self.shared_runs.release();
         self.gathered_bytes -= state.gathered_charge();
@@ -1235,7 +1304,7 @@ impl Node {
         let held = usize::from(state.held.is_some());
         let owed = state.owed.len();
         self.owed_bytes -= owed_charge(&state.owed);
-        self.stats.frames_lost_on_disconnect += (state.unwritten_frames() + held + owed) as u64;
+        self.stats.frames_lost_on_disconnect += (unwritten + held + owed) as u64;
         if state.is_full() {
             self.flow.full_peers -= 1;
             self.flow.dirty = true;
@@ -1351,29 +1420,43 @@ impl Queues<'_> {
     /// [`Frames`] for `count` of them lying at `bytes`. With a `shared` run, they are a
     /// copy of it, taken whole, charged to the total without its bytes (the caller
     /// charges them once for every copy). Returns whether any was queued.
+    ///
+    /// With the frames' seen-set `keys`, what the peer's queue takes is kept back in its
+    /// backlog while the caller has `send_ahead_bytes` of it unwritten (see `backlog`).
     fn admit(
         &mut self,
         now: Instant,
         (peer, state): (PeerId, &mut Peer),
         (frame_lens, shared): (&[usize], Option<RunId>),
+        keys: Option<&[SeenKey]>,
         frames: impl Fn(Range<usize>, usize) -> Frames,
     ) -> bool {
         let budget = self.config.peer_queue_bytes;
+        let send_ahead = self.config.send_ahead_bytes;
         let room = Room::for_peer(self.config, state.queued_bytes, *self.queued_bytes);
         let mut sent = false;
         let shed = admission::admit(frame_lens, room, |stretch| {
             let wire_len = stretch.bytes.len();
-            let charge = state.queue(now, wire_len, stretch.count, shared);
+            let charge = state.charge(now, wire_len, stretch.count);
             *self.queued_bytes += match shared {
                 Some(_) => stretch.count * QUEUED_FRAME_OVERHEAD,
                 None => charge,
             };
-            self.stats.frames_out += stretch.count as u64;
-            self.stats.bytes_out += wire_len as u64;
-            self.actions.push_back(Action::Send {
-                peer,
-                frames: frames(stretch.bytes, stretch.count),
-            });
+            let taken = stretch.first..stretch.first + stretch.count;
+            let frames = frames(stretch.bytes, stretch.count);
+            match keys {
+                Some(keys) if !state.hands_over(send_ahead) => {
+                    state
+                        .backlog
+                        .push(frames, shared, &keys[taken.clone()], &frame_lens[taken]);
+                }
+                _ => {
+                    state.hand_over(wire_len, stretch.count, shared, true);
+                    self.stats.frames_out += stretch.count as u64;
+                    self.stats.bytes_out += wire_len as u64;
+                    self.actions.push_back(Action::Send { peer, frames });
+                }
+            }
             sent = true;
         });
         self.stats.frames_shed += shed.frames as u64;

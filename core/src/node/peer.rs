@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use crate::config::queue_charge;
 use bytes::Bytes;
 
+use super::backlog::Backlog;
 use super::pacer::Pacer;
 use crate::seen::Identified;
 use crate::{Direction, FrameDecoder, PeerId, PeerStats, QUEUED_FRAME_OVERHEAD};
@@ -18,9 +19,11 @@ pub(crate) struct Peer {
     /// their unwritten wire bytes, plus [`QUEUED_FRAME_OVERHEAD`] for each frame of a
     /// `Send` not completely written.
     pub(crate) queued_bytes: usize,
-    /// Each queued `Send`, oldest first, so that a flush of so many bytes tells how many
-    /// frames it completed.
+    /// Each `Send` handed to the caller and not completely written, oldest first, so
+    /// that a flush of so many bytes tells how many frames it completed.
     send_ends: VecDeque<SendEnd>,
+    /// What is queued and kept back from the caller (plain peers; see `backlog`).
+    pub(crate) backlog: Backlog,
     /// Where the oldest queued `Send` begins in the peer's byte stream.
     completed_total: u64,
     /// Wire bytes queued for this peer since it connected.
@@ -123,13 +126,16 @@ pub(crate) struct CopyProgress {
     pub(crate) complete: bool,
 }
 
-/// A queued `Send`: where it ends in the peer's byte stream, how many frames it
-/// carries, and the shared run it is a copy of, if it is one.
+/// A `Send` handed to the caller: where it ends in the peer's byte stream, how many
+/// frames it carries, and the shared run it is (part of) a copy of, if it is one.
 #[derive(Debug, Clone, Copy)]
 struct SendEnd {
     end: u64,
     frames: usize,
     run: Option<RunId>,
+    /// Whether it ends its copy of `run` (a copy kept back and then handed over in
+    /// stretches, round the frames dropped from it, is several `Send`s).
+    completes_copy: bool,
 }
 
 /// What a flush accounted for.
@@ -153,6 +159,7 @@ impl Peer {
             decoder: FrameDecoder::new(max_frame_len),
             queued_bytes: 0,
             send_ends: VecDeque::new(),
+            backlog: Backlog::default(),
             completed_total: 0,
             queued_total: 0,
             flushed_total: 0,
@@ -253,28 +260,48 @@ impl Peer {
         self.queued_bytes + self.gathered_charge()
     }
 
-    /// Accounts a `Send` of `frames` frames, `wire_len` bytes in all (a copy of the
-    /// shared `run`, if it is one), as queued for this peer at `now`; returns what it is
-    /// charged in the peer's budget.
-    pub(crate) fn queue(
-        &mut self,
-        now: Instant,
-        wire_len: usize,
-        frames: usize,
-        run: Option<RunId>,
-    ) -> usize {
+    /// Charges `frames` frames, `wire_len` bytes in all, queued for this peer at `now`
+    /// (handed to the caller or kept back) to its budget; returns the charge.
+    pub(crate) fn charge(&mut self, now: Instant, wire_len: usize, frames: usize) -> usize {
         if self.queued_bytes == 0 {
             self.last_progress = now;
         }
+        let charge = queue_charge(wire_len, frames);
+        self.queued_bytes += charge;
+        charge
+    }
+
+    /// Accounts a `Send` of `frames` charged frames, `wire_len` bytes in all (part of a
+    /// copy of the shared `run`, if it is one, and its last part if `completes_copy`),
+    /// as handed to the caller.
+    pub(crate) fn hand_over(
+        &mut self,
+        wire_len: usize,
+        frames: usize,
+        run: Option<RunId>,
+        completes_copy: bool,
+    ) {
         self.queued_total += wire_len as u64;
         self.send_ends.push_back(SendEnd {
             end: self.queued_total,
             frames,
             run,
+            completes_copy,
         });
-        let charge = queue_charge(wire_len, frames);
-        self.queued_bytes += charge;
-        charge
+    }
+
+    /// Whether a `Send` queued now goes to the caller rather than into the backlog:
+    /// nothing is kept back, and less than `send_ahead` bytes handed over are unwritten
+    /// (or none is, whatever `send_ahead`, so that a queue always moves).
+    pub(crate) fn hands_over(&self, send_ahead: usize) -> bool {
+        let unwritten = self.queued_total - self.flushed_total;
+        self.backlog.is_empty() && (unwritten == 0 || unwritten < send_ahead as u64)
+    }
+
+    /// Whether the oldest kept `Send` may be handed over now.
+    pub(crate) fn hands_over_kept(&self, send_ahead: usize) -> bool {
+        let unwritten = self.queued_total - self.flushed_total;
+        !self.backlog.is_empty() && (unwritten == 0 || unwritten < send_ahead as u64)
     }
 
     /// When this peer must be disconnected if it takes none of its queued bytes, given
@@ -292,9 +319,10 @@ impl Peer {
     }
 
     /// Frames queued and not completely written (counted by `Send`: a partly written
-    /// run counts whole).
+    /// run counts whole), kept back or not.
     pub(crate) fn unwritten_frames(&self) -> usize {
-        self.send_ends.iter().map(|send| send.frames).sum()
+        let handed: usize = self.send_ends.iter().map(|send| send.frames).sum();
+        handed + self.backlog.frames()
     }
 
     /// Accounts `bytes` more wire bytes as written at `now` (clamped to what was
@@ -323,7 +351,7 @@ impl Peer {
                     run,
                     // At most the run's length, a usize.
                     written: written as usize,
-                    complete: send.end <= to,
+                    complete: send.end <= to && send.completes_copy,
                 }),
             }
             start = send.end;
@@ -350,9 +378,10 @@ impl Peer {
         }
     }
 
-    /// What the total gets back when this peer goes with its queue: everything but the
-    /// wire bytes of shared runs, whose copies here are pushed onto `copies` as done.
-    pub(crate) fn released_when_gone(&self, copies: &mut Vec<CopyProgress>) -> usize {
+    /// What the total gets back when this peer goes with its queue (handed over or
+    /// kept back): everything but the wire bytes of shared runs, whose copies here are
+    /// pushed onto `copies` as done.
+    pub(crate) fn released_when_gone(&mut self, copies: &mut Vec<CopyProgress>) -> usize {
         let mut released = 0;
         let mut start = self.completed_total;
         for send in &self.send_ends {
@@ -362,10 +391,25 @@ impl Peer {
                 Some(run) => copies.push(CopyProgress {
                     run,
                     written: 0,
-                    complete: true,
+                    complete: send.completes_copy,
                 }),
             }
             start = send.end;
+        }
+        for kept in self.backlog.drain() {
+            // A copy whose every frame was dropped is done with already.
+            if kept.left() == 0 {
+                continue;
+            }
+            released += kept.left() * QUEUED_FRAME_OVERHEAD;
+            match kept.run {
+                None => released += kept.left_wire_len(),
+                Some(run) => copies.push(CopyProgress {
+                    run,
+                    written: 0,
+                    complete: true,
+                }),
+            }
         }
         released
     }

@@ -658,7 +658,7 @@ impl Node {
         let Some(state) = peers.get_mut(peer) else {
             return false;
         };
-        queues.admit(now, (peer, state), (&[wire_len], None), |_, _| {
+        queues.admit(now, (peer, state), (&[wire_len], None), None, |_, _| {
             frames.clone()
         })
     }

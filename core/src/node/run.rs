@@ -4,6 +4,7 @@
 use std::ops::Range;
 
 use super::read_buffer::Read;
+use crate::seen::SeenKey;
 use crate::Frames;
 
 /// The new frames of the read being decoded that are not forwarded yet: consecutive in
@@ -16,6 +17,8 @@ pub(crate) struct Run {
     end: usize,
     /// Each frame's wire length, in order. Kept to reuse its allocation.
     frame_lens: Vec<usize>,
+    /// Each frame's seen-set key, in order.
+    keys: Vec<SeenKey>,
 }
 
 impl Run {
@@ -29,19 +32,26 @@ impl Run {
         self.is_empty() || range.start == self.end
     }
 
-    /// Adds the frame at `range` of the read, which the run [`accepts`](Self::accepts).
-    pub(crate) fn extend(&mut self, range: Range<usize>) {
+    /// Adds the frame at `range` of the read, of seen-set `key`, which the run
+    /// [`accepts`](Self::accepts).
+    pub(crate) fn extend(&mut self, range: Range<usize>, key: SeenKey) {
         debug_assert!(self.accepts(&range));
         if self.is_empty() {
             self.start = range.start;
         }
         self.end = range.end;
         self.frame_lens.push(range.len());
+        self.keys.push(key);
     }
 
     /// Each frame's wire length, in order.
     pub(crate) fn frame_lens(&self) -> &[usize] {
         &self.frame_lens
+    }
+
+    /// Each frame's seen-set key, in order.
+    pub(crate) fn keys(&self) -> &[SeenKey] {
+        &self.keys
     }
 
     /// The `count` frames at `bytes` (offsets from the start of the run), shared with the
@@ -55,5 +65,6 @@ impl Run {
 
     pub(crate) fn clear(&mut self) {
         self.frame_lens.clear();
+        self.keys.clear();
     }
 }

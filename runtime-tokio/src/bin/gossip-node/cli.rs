@@ -169,6 +169,11 @@ pub struct Limits {
     /// it takes new messages anyway, up to the total queue
     #[arg(long, value_name = "DURATION", default_value_t = Config::default().stall_escape.into())]
     pub stall_escape: humantime::Duration,
+
+    /// Bytes of a peer's queue handed to its socket writer at most; the rest waits in
+    /// the node, where a copy of a message the peer sends us itself is dropped unsent
+    #[arg(long, value_name = "BYTES", default_value_t = Config::default().send_ahead_bytes)]
+    pub send_ahead: usize,
 }
 
 /// `--protocol`.
@@ -259,6 +264,7 @@ impl Limits {
             overload: self.overload.into(),
             stall_escape: self.stall_escape.into(),
             delivery_queue_bytes: self.delivery_queue,
+            send_ahead_bytes: self.send_ahead,
         }
     }
 }
@@ -398,6 +404,7 @@ mod tests {
             "--overload=shed",
             "--stall-escape=3s",
             "--delivery-queue=7000",
+            "--send-ahead=8000",
             "127.0.0.1:7000",
         ])
         .expect("parses");
@@ -421,6 +428,7 @@ mod tests {
             overload: Overload::Shed,
             stall_escape: Duration::from_secs(3),
             delivery_queue_bytes: 7000,
+            send_ahead_bytes: 8000,
         };
         assert_eq!(cli.limits.core_config(), expected);
     }
