@@ -13,8 +13,10 @@ const MESSAGES: [&str; 3] = [
 ];
 
 /// Starts `count` nodes in a ring, publishes a few messages from different nodes, waits
-/// until each node has every message, and prints per-node counters.
-pub async fn run(count: usize) -> io::Result<()> {
+/// until each node has every message, and returns the per-node counters and the verdict
+/// to print once the log lines are written (they go through a thread of their own, so
+/// printed now they could come out after lines logged before them).
+pub async fn run(count: usize) -> io::Result<String> {
     let mut nodes: Vec<GossipNode> = Vec::with_capacity(count);
     for i in 0..count {
         let mut config = NetConfig::new("127.0.0.1:0".parse().expect("valid address"));
@@ -104,11 +106,10 @@ pub async fn run(count: usize) -> io::Result<()> {
     }
     while stopping.join_next().await.is_some() {}
 
-    println!();
-    println!("node  delivered  duplicates  frames in  frames out  peers");
+    let mut summary = String::from("\nnode  delivered  duplicates  frames in  frames out  peers\n");
     for (i, stats) in counters.iter().enumerate() {
-        println!(
-            "{i:>4}  {:>9}  {:>10}  {:>9}  {:>10}  {:>5}",
+        summary += &format!(
+            "{i:>4}  {:>9}  {:>10}  {:>9}  {:>10}  {:>5}\n",
             stats.messages_delivered,
             stats.duplicates,
             stats.frames_in,
@@ -116,8 +117,7 @@ pub async fn run(count: usize) -> io::Result<()> {
             stats.peers_current
         );
     }
-    println!(
-        "\nevery node got every message exactly once (duplicates were dropped, not delivered)."
-    );
-    Ok(())
+    summary +=
+        "\nevery node got every message exactly once (duplicates were dropped, not delivered).\n";
+    Ok(summary)
 }

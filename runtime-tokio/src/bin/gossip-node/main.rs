@@ -34,11 +34,15 @@ fn main() -> ExitCode {
     let (result, logger) = match (&cli.command, cli.listen) {
         (Some(Command::Demo { nodes, logging }), _) => {
             let logger = logging.init();
-            (runtime.block_on(demo::run(usize::from(*nodes))), logger)
+            let summary = runtime.block_on(demo::run(usize::from(*nodes)));
+            (summary.map(Some), logger)
         }
         (None, Some(listen)) => {
             let logger = cli.logging.init();
-            (runtime.block_on(run_node(&cli, listen)), logger)
+            (
+                runtime.block_on(run_node(&cli, listen)).map(|()| None),
+                logger,
+            )
         }
         (None, None) => unreachable!("clap requires LISTEN without a subcommand"),
     };
@@ -47,7 +51,13 @@ fn main() -> ExitCode {
     // runtime waits for those: an interactive terminal would hang the exit until Enter.
     runtime.shutdown_background();
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(summary) => {
+            // The demo's verdict, after every log line.
+            if let Some(summary) = summary {
+                print!("{summary}");
+            }
+            ExitCode::SUCCESS
+        }
         Err(error) => {
             eprintln!("gossip-node: {error}");
             ExitCode::FAILURE
@@ -147,6 +157,7 @@ async fn log_counters(node: &GossipNode, message: &str) {
         published = stats.messages_published,
         duplicates = stats.duplicates,
         frames_out = stats.frames_out,
+        copies_not_sent = stats.copies_not_sent,
         peers = stats.peers_current,
         slow_peers_cut = stats.slow_peer_disconnects,
         lost_with_disconnected_peers = stats.frames_lost_on_disconnect,
