@@ -731,15 +731,7 @@ impl Node {
             }
         };
         self.stats.copies_not_sent += 1;
-        let budget = self.config.peer_queue_bytes;
-        refresh_full(
-            &mut self.flow,
-            self.config.overload,
-            state,
-            budget,
-            false,
-            now,
-        );
+        refresh_full(&mut self.flow, &self.config, state, false, now);
     }
 
     /// While the node cannot take new messages from `peer`: drops the duplicates at the
@@ -803,15 +795,7 @@ impl Node {
                 self.actions.push_back(Action::Send { peer, frames });
             }
         }
-        let budget = self.config.peer_queue_bytes;
-        refresh_full(
-            &mut self.flow,
-            self.config.overload,
-            state,
-            budget,
-            false,
-            now,
-        );
+        refresh_full(&mut self.flow, &self.config, state, false, now);
         if !state.is_full() && state.has_waiting_sends() {
             self.send_waiting(now, peer);
         }
@@ -1431,7 +1415,6 @@ impl Queues<'_> {
         keys: Option<&[SeenKey]>,
         frames: impl Fn(Range<usize>, usize) -> Frames,
     ) -> bool {
-        let budget = self.config.peer_queue_bytes;
         let send_ahead = self.config.send_ahead_bytes;
         let room = Room::for_peer(self.config, state.queued_bytes, *self.queued_bytes);
         let mut sent = false;
@@ -1462,8 +1445,7 @@ impl Queues<'_> {
         self.stats.frames_shed += shed.frames as u64;
         // With shedding, only a peer's own backlog counts against it; a full total
         // queue is resolved by disconnecting the peers that filled it.
-        let overload = self.config.overload;
-        refresh_full(self.flow, overload, state, budget, shed.own_budget, now);
+        refresh_full(self.flow, self.config, state, shed.own_budget, now);
         sent
     }
 }
@@ -1472,14 +1454,14 @@ impl Queues<'_> {
 /// was just shed for lack of room in its own queue).
 fn refresh_full(
     flow: &mut Flow,
-    overload: Overload,
+    config: &Config,
     state: &mut Peer,
-    budget: usize,
     shed_for_it: bool,
     now: Instant,
 ) {
+    let budget = config.peer_queue_bytes;
     let was_full = state.is_full();
-    state.full_since = match overload {
+    state.full_since = match config.overload {
         Overload::PauseReading => {
             flow::fullness(state.full_since, state.committed_bytes(), budget, now)
         }
