@@ -68,6 +68,13 @@ MUTANTS = {
         "complete: send.end <= to,",
         "a_copy_sent_in_parts_round_a_dropped_frame_keeps_its_run_until_the_last_part",
     ),
+    # A plumtree node hands its plain peers everything at once (nothing kept back).
+    "plumtree-plain-peers-not-kept": (
+        "core/src/node/gossip_batch.rs",
+        "(&plain.frame_lens, Some(&keys))",
+        "(&plain.frame_lens, None)",
+        "a_plumtree_node_keeps_back_for_its_plain_peers_too",
+    ),
     # A dropped copy's charge stays in the total.
     "dropped-charge-kept": (
         "core/src/node/mod.rs",

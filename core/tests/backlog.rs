@@ -185,3 +185,38 @@ fn a_copy_sent_in_parts_round_a_dropped_frame_keeps_its_run_until_the_last_part(
     node.handle_flushed(now, B, WIRE);
     assert_eq!(total(&node), 0);
 }
+
+#[test]
+fn a_plumtree_node_keeps_back_for_its_plain_peers_too() {
+    use gossip_core::plumtree::{wire, PlumtreeConfig};
+    let now = Instant::now();
+    let config = Config {
+        plumtree: Some(PlumtreeConfig::default()),
+        send_ahead_bytes: 1,
+        ..Config::default()
+    };
+    let mut node = Node::new(config).unwrap();
+    let tree = PeerId(9);
+    node.plumtree_peer_connected(now, tree, Direction::Inbound, 7);
+    node.peer_connected(now, B, Direction::Inbound);
+    node.drain_actions().for_each(drop);
+    for n in 1..=2 {
+        let mut frame = wire::gossip_head(WIRE - 4, 1).unwrap().to_vec();
+        frame.extend_from_slice(&message(n));
+        node.handle_received(now, tree, &frame);
+    }
+    let to_b: Vec<_> = sent(&mut node)
+        .into_iter()
+        .filter(|(peer, _)| *peer == B)
+        .collect();
+    assert_eq!(
+        to_b,
+        [(B, vec![Bytes::from(message(1))])],
+        "message 2 kept back"
+    );
+    // B, a plain peer, has message 2: its copy is not sent.
+    node.handle_received(now, B, &encode(&message(2)));
+    assert_eq!(node.stats().copies_not_sent, 1);
+    node.handle_flushed(now, B, WIRE);
+    assert_eq!(sent(&mut node), []);
+}

@@ -18,7 +18,7 @@ use super::{Node, BATCH};
 use crate::frame::HEADER_LEN;
 use crate::plumtree::wire::{self, short_id, GOSSIP_OVERHEAD};
 use crate::plumtree::Promises;
-use crate::seen::Keying;
+use crate::seen::{Keying, SeenKey};
 use crate::{Delivery, Frames, MessageId, PeerId};
 
 /// A Gossip frame received and not handled yet.
@@ -182,9 +182,13 @@ impl Node {
                 Framing::Plain => framed.clone(),
                 Framing::Gossip => Framed::new(messages, Framing::Plain),
             };
-            self.forward(now, from, (&plain.frame_lens, None), |bytes, count| {
-                plain.frames(bytes, count)
-            });
+            let keys: Vec<SeenKey> = plain.messages.iter().map(|(id, _)| id.into()).collect();
+            self.forward(
+                now,
+                from,
+                (&plain.frame_lens, Some(&keys)),
+                |bytes, count| plain.frames(bytes, count),
+            );
         }
         let mut took = 0;
         // The eager peers get one framed copy.
