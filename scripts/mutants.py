@@ -57,8 +57,8 @@ MUTANTS = {
     # A queue is handed over with `send_ahead_bytes` unwritten, one byte past the edge.
     "send-ahead-edge": (
         "core/src/node/peer.rs",
-        "        self.backlog.is_empty() && (unwritten == 0 || unwritten < send_ahead as u64)",
-        "        self.backlog.is_empty() && (unwritten == 0 || unwritten <= send_ahead as u64)",
+        "unwritten < send_ahead.max(1) as u64",
+        "unwritten <= send_ahead.max(1) as u64",
         "a_queue_is_handed_over_while_less_than_send_ahead_is_unwritten",
     ),
     # The first part of a copy sent round a dropped frame ends the copy.

@@ -93,8 +93,6 @@ pub(crate) struct Backlog {
     front: u64,
     /// Where each kept frame is: its entry's number and its place in it.
     index: HashMap<SeenKey, (u64, usize), SeenHasher>,
-    /// Wire bytes of the frames kept and not dropped.
-    wire_len: usize,
 }
 
 impl Backlog {
@@ -104,8 +102,8 @@ impl Backlog {
 
     /// Wire bytes kept and not dropped.
     #[cfg(test)]
-    pub(crate) fn wire_len(&self) -> usize {
-        self.wire_len
+    fn wire_len(&self) -> usize {
+        self.kept.iter().map(Kept::left_wire_len).sum()
     }
 
     /// Frames kept and not dropped.
@@ -130,7 +128,6 @@ impl Backlog {
             // the one a duplicate drops; the older one goes out.
             self.index.insert(key, (number, place));
         }
-        self.wire_len += frames.wire_len();
         let each = (keys.iter().zip(lens))
             .map(|(&key, &wire_len)| KeptFrame {
                 key,
@@ -149,12 +146,13 @@ impl Backlog {
     /// The peer has the message of `key`: drops its copy if one is kept.
     pub(crate) fn drop_copy(&mut self, key: SeenKey) -> Option<Dropped> {
         let (number, place) = self.index.remove(&key)?;
-        let kept = &mut self.kept[usize::try_from(number - self.front).ok()?];
-        let frame = &mut kept.each[place];
+        let kept = self
+            .kept
+            .get_mut(usize::try_from(number - self.front).ok()?)?;
+        let frame = kept.each.get_mut(place)?;
         frame.dropped = true;
         let wire_len = frame.wire_len;
         kept.left -= 1;
-        self.wire_len -= wire_len;
         Some(Dropped {
             wire_len,
             run: kept.run,
@@ -172,14 +170,12 @@ impl Backlog {
                 self.index.remove(&frame.key);
             }
         }
-        self.wire_len -= kept.left_wire_len();
         Some(kept)
     }
 
     /// Everything kept, oldest first, for a peer that is gone.
     pub(crate) fn drain(&mut self) -> impl Iterator<Item = Kept> + '_ {
         self.index.clear();
-        self.wire_len = 0;
         self.front += self.kept.len() as u64;
         self.kept.drain(..)
     }

@@ -780,7 +780,7 @@ impl Node {
         self.queued_bytes -= flushed.released_from_total + self.shared_runs.release();
         self.stats.bytes_flushed += flushed.wire_bytes as u64;
         let send_ahead = self.config.send_ahead_bytes;
-        while state.hands_over_kept(send_ahead) {
+        while state.has_send_room(send_ahead) {
             let Some(kept) = state.backlog.pop() else {
                 break;
             };
@@ -1427,8 +1427,10 @@ impl Queues<'_> {
             };
             let taken = stretch.first..stretch.first + stretch.count;
             let frames = frames(stretch.bytes, stretch.count);
+            // Behind what is kept back already, or past `send_ahead_bytes` unwritten.
+            let keep = !state.backlog.is_empty() || !state.has_send_room(send_ahead);
             match keys {
-                Some(keys) if !state.hands_over(send_ahead) => {
+                Some(keys) if keep => {
                     state
                         .backlog
                         .push(frames, shared, &keys[taken.clone()], &frame_lens[taken]);

@@ -290,18 +290,12 @@ impl Peer {
         });
     }
 
-    /// Whether a `Send` queued now goes to the caller rather than into the backlog:
-    /// nothing is kept back, and less than `send_ahead` bytes handed over are unwritten
-    /// (or none is, whatever `send_ahead`, so that a queue always moves).
-    pub(crate) fn hands_over(&self, send_ahead: usize) -> bool {
+    /// Whether the caller may be handed another `Send`: less than `send_ahead` bytes
+    /// handed over are unwritten (or none is, whatever `send_ahead`, so that a queue
+    /// always moves). Kept `Send`s go first, in order.
+    pub(crate) fn has_send_room(&self, send_ahead: usize) -> bool {
         let unwritten = self.queued_total - self.flushed_total;
-        self.backlog.is_empty() && (unwritten == 0 || unwritten < send_ahead as u64)
-    }
-
-    /// Whether the oldest kept `Send` may be handed over now.
-    pub(crate) fn hands_over_kept(&self, send_ahead: usize) -> bool {
-        let unwritten = self.queued_total - self.flushed_total;
-        !self.backlog.is_empty() && (unwritten == 0 || unwritten < send_ahead as u64)
+        unwritten < send_ahead.max(1) as u64
     }
 
     /// When this peer must be disconnected if it takes none of its queued bytes, given
