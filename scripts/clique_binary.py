@@ -8,13 +8,15 @@ it (separate processes, default flags), under the load of #11's clique test.
     GOSSIP_FLAGS="--protocol plumtree" python3 scripts/clique_binary.py 6 20000
     GOSSIP_NODE=/other/build/gossip-node python3 scripts/clique_binary.py  # another build
 
-Prints the time, how many frames never reached a client (or came twice), and each
+Prints the time, how many frames never reached a client (or came twice), the nodes'
+counters summed (slow peers cut, stall escapes, frames sent, copies not sent), and each
 node's warning lines (LOG_DIR=dir keeps each node's whole stderr in dir/nodeN.log). A client that gets nothing for PATIENCE seconds (default 30) stops
 waiting; one whose node reads nothing of its frames that long stops writing (said, and
 its unwritten frames are not counted lost).
 """
 
 import os
+import re
 import socket
 import struct
 import sys
@@ -119,6 +121,7 @@ def main():
     print(f"{K} nodes, {COUNT} frames each: {elapsed:.1f} s, lost {lost} of "
           f"{(K - 1) * sum(written)} written, came twice {sum(twice)}, last frame at "
           f"{max(last) - started:.1f} s")
+    print("  " + counters_summed(stderr))
     for o in range(K):
         if written[o] < COUNT:
             print(f"  client {o} gave up writing after {written[o]} frames: its node "
@@ -144,6 +147,21 @@ def main():
             for line in text.splitlines():
                 if "delivered=" in line:
                     print("    " + line[line.index("delivered="):])
+
+
+def counters_summed(stderr):
+    """The counters the nodes print as they stop (their last counters line), summed
+    over the nodes: how the clique fared at a glance, to compare runs and builds."""
+    totals = {}
+    for text in stderr:
+        lines = [line for line in text.splitlines() if "delivered=" in line]
+        if not lines:
+            continue
+        counters = lines[-1][lines[-1].index("delivered="):]
+        for name, value in re.findall(r"(\w+)=(\d+)", counters):
+            totals[name] = totals.get(name, 0) + int(value)
+    names = ["slow_peers_cut", "stall_escapes", "frames_out", "copies_not_sent"]
+    return "all nodes: " + " ".join(f"{name}={totals.get(name, 0)}" for name in names)
 
 
 if __name__ == "__main__":
