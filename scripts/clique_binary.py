@@ -144,9 +144,14 @@ def main():
         for line in warnings[:WARNINGS_SHOWN]:
             print("    " + line[:300])
         if os.environ.get("SHOW_STATS"):
-            for line in text.splitlines():
-                if "delivered=" in line:
-                    print("    " + line[line.index("delivered="):])
+            for counters in counter_lines(text):
+                print("    " + counters)
+
+
+def counter_lines(text):
+    """The counters lines in a node's stderr, from `delivered=` on."""
+    return [line[line.index("delivered="):] for line in text.splitlines()
+            if "delivered=" in line]
 
 
 def counters_summed(stderr):
@@ -154,11 +159,10 @@ def counters_summed(stderr):
     over the nodes: how the clique fared at a glance, to compare runs and builds."""
     totals = {}
     for text in stderr:
-        lines = [line for line in text.splitlines() if "delivered=" in line]
+        lines = counter_lines(text)
         if not lines:
             continue
-        counters = lines[-1][lines[-1].index("delivered="):]
-        for name, value in re.findall(r"(\w+)=(\d+)", counters):
+        for name, value in re.findall(r"(\w+)=(\d+)", lines[-1]):
             totals[name] = totals.get(name, 0) + int(value)
     names = ["slow_peers_cut", "stall_escapes", "frames_out", "copies_not_sent"]
     return "all nodes: " + " ".join(f"{name}={totals.get(name, 0)}" for name in names)
