@@ -36,8 +36,9 @@ impl<R: Runtime> std::fmt::Debug for GossipNode<R> {
 }
 
 impl<R: Runtime> GossipNode<R> {
-    /// Binds the listener, starts dialling the configured peers, and runs the node in
-    /// tasks of runtime `R`.
+    /// Binds the listener, logs `listening` (at info, with the bound address and the
+    /// configured peers) before any dial, starts dialling the configured peers, and runs
+    /// the node in tasks of runtime `R`.
     pub async fn start(mut config: NetConfig) -> Result<Self, StartError> {
         if let Some(plumtree) = config.core.plumtree.as_mut() {
             if plumtree.node_id == 0 {
@@ -51,6 +52,10 @@ impl<R: Runtime> GossipNode<R> {
             .await
             .map_err(bind_error)?;
         let local_addr = R::local_addr(&listener).map_err(bind_error)?;
+        // Logged before any dialler starts, so it is the node's first lifecycle line.
+        let peers: Vec<String> = config.peers.iter().map(ToString::to_string).collect();
+        let peers = format!("[{}]", peers.join(", "));
+        tracing::info!(addr = %local_addr, %peers, "listening");
         // Unbounded in messages; the core bounds it in bytes (`delivery_queue_bytes`).
         let (deliver_tx, deliveries) = async_channel::unbounded();
         let (taken, woken) = Taken::new();

@@ -70,9 +70,6 @@ async fn run_node(cli: &Cli, listen: SocketAddr) -> std::io::Result<()> {
     let mut node = GossipNode::start(cli.net_config(listen))
         .await
         .map_err(std::io::Error::other)?;
-    let peers: Vec<String> = cli.peers.iter().map(ToString::to_string).collect();
-    let peers = format!("[{}]", peers.join(", "));
-    tracing::info!(addr = %node.local_addr(), %peers, "listening");
 
     let publisher = node.publisher();
     let max = cli.limits.max_frame;
