@@ -347,6 +347,8 @@ struct ClientsRun {
     disconnects: u64,
     /// Nodes that did not deliver every frame written.
     nodes_short: usize,
+    /// Plumtree: grafts and prunes sent, summed over the nodes.
+    grafts_and_prunes: (u64, u64),
 }
 
 impl ClientsRun {
@@ -379,6 +381,9 @@ fn run_clients_in(mut sim: Simulation, at: &[usize], messages: usize) -> Clients
         nodes_short: (0..sim.len())
             .filter(|&i| delivered(i) != written as u64)
             .count(),
+        grafts_and_prunes: (0..sim.len())
+            .map(|i| sim.node(i).unwrap().stats())
+            .fold((0, 0), |(g, p), s| (g + s.grafts_sent, p + s.prunes_sent)),
     }
 }
 
@@ -725,7 +730,16 @@ proptest! {
 /// 32 cut 3 links where 16 cut 469; at 16, 16 cut 902, 32 cut 860, 64 none (every
 /// run still failing). At 12 with 64, seed 0 cut nothing but its clients wrote only
 /// 1,051 of 7,200 frames in the 60 s: the escapes turn the clique, they do not get it
-/// flowing.
+/// flowing. The last line also sums the grafts and prunes the nodes sent; `GRAFT_MS`
+/// sets plumtree's `graft_timeout`. Session 20, plumtree at 12, 40 seeds: 15 runs, 150
+/// links, 1,282,180 grafts and 341,116 prunes (a graft for more than a third of the
+/// 3,456,000 deliveries); with
+/// `GRAFT_MS=2000`, 4 runs and 30 links. A node that grafted nothing while it was not
+/// reading an eager peer (a message held from it, or over its rate) failed none of the
+/// 40 (224,262 grafts), but over TCP (`clique_binary.py 12 5000`, plumtree, alternated)
+/// it cut 61, 49 and 83 links where the build before cut 7, 3 and 4: there grafts route
+/// messages round congested tree links, and the simulator's links are too small and slow
+/// to show it. Not kept.
 #[test]
 #[ignore = "a measurement, not a test"]
 fn count_clique_failures() {
@@ -735,7 +749,7 @@ fn count_clique_failures() {
     let (k, messages, seeds) = (var("K", 6), var("MESSAGES", 600), var("SEEDS", 100));
     let plumtree = std::env::var_os("PLUMTREE").is_some();
     let redial = std::env::var_os("REDIAL").is_some();
-    let (mut failed, mut cut, mut short) = (0, 0, 0);
+    let (mut failed, mut cut, mut short, mut grafts, mut prunes) = (0, 0, 0, 0, 0);
     for seed in 0..seeds as u64 {
         let max_read = 1 + (seed as usize * 7919) % 600;
         let mut config = match plumtree {
@@ -755,10 +769,16 @@ fn count_clique_failures() {
         if let Ok(ms) = std::env::var("STALL_MS") {
             config.node.stall_escape = Duration::from_millis(ms.parse().expect("a count"));
         }
+        if let (Ok(ms), Some(plumtree)) = (std::env::var("GRAFT_MS"), &mut config.node.plumtree) {
+            plumtree.graft_timeout = Duration::from_millis(ms.parse().expect("a count"));
+            plumtree.graft_timeout_max = plumtree.graft_timeout_max.max(plumtree.graft_timeout);
+        }
         let sim = Simulation::new(Topology::clique(k), config);
         let clients: Vec<usize> = (0..k).collect();
         let run = run_clients_in(sim, &clients, messages);
         cut += run.disconnects;
+        grafts += run.grafts_and_prunes.0;
+        prunes += run.grafts_and_prunes.1;
         short += usize::from(run.nodes_short > 0);
         if !run.lost_nothing() {
             failed += 1;
@@ -768,6 +788,7 @@ fn count_clique_failures() {
                 disconnects,
                 nodes_short,
                 quiet,
+                ..
             } = run;
             println!(
                 "seed {seed} (reads of up to {max_read} bytes): {written} of {wanted} \
@@ -775,5 +796,8 @@ fn count_clique_failures() {
             );
         }
     }
-    println!("{failed} of {seeds} runs failed, {short} with nodes short; {cut} links cut in all");
+    println!(
+        "{failed} of {seeds} runs failed, {short} with nodes short; {cut} links cut in all; \
+         {grafts} grafts and {prunes} prunes sent"
+    );
 }
