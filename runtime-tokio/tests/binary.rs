@@ -642,7 +642,7 @@ fn default_flags_log_the_lifecycle() {
 }
 
 /// The tutorial's second terminal: the peer is up, so the dial connects at once; still
-/// "listening" is the node's first line, and the address in it is the one dialled from.
+/// "listening" is the node's first line, and it names the configured peer.
 /// (Until the twentieth session the binary logged it once the diallers were running: 3
 /// starts in 200 logged ": connected" first, and the line benchmark, which waits for
 /// "listening" and then two connections, timed out. This test failed in each of four
