@@ -50,6 +50,19 @@ pub struct NetConfig {
     /// (and the probes keep NAT mappings alive). Default 30 s; `None` leaves the
     /// system's setting (off, on most).
     pub keepalive: Option<Duration>,
+    /// The most bytes the kernel holds unsent for a connection before the node's writer
+    /// waits (`TCP_NOTSENT_LOWAT`, on Linux; elsewhere the system's send buffer alone
+    /// bounds it). Bytes in flight (sent, not yet acknowledged) do not count, so it caps
+    /// no link's throughput, however far away the peer. It sets how soon the node sees a
+    /// slow peer take bytes: Linux wakes a blocked writer once the unsent bytes fall
+    /// below half of this (256 KiB), where without it, it waits until a third of the
+    /// send buffer (autotuned up to 4 MiB) has drained; a peer that reads a little at a
+    /// time then looks stalled for long stretches, and the node's waits on it (stall
+    /// escapes, [`Config::slow_peer_timeout`]) start where nothing is stuck. Default
+    /// 512 KiB, the largest measured to cost the TCP line benchmark nothing (128 KiB cost
+    /// it up to a tenth at 256-byte messages); `None` leaves the system's setting (no
+    /// limit but the send buffer).
+    pub kernel_unsent_bytes: Option<u32>,
     /// Connections the kernel completes and holds for the listener before the node
     /// accepts them (the system's `somaxconn` caps it); beyond, a new connection's SYN is
     /// dropped and retried a second later, or more. Default 1024: the standard
@@ -75,6 +88,7 @@ impl NetConfig {
             event_queue: 256,
             preamble_timeout: Duration::from_secs(1),
             keepalive: Some(Duration::from_secs(30)),
+            kernel_unsent_bytes: Some(512 * 1024),
             listen_backlog: 1024,
         }
     }

@@ -274,6 +274,11 @@ impl<R: Runtime> Driver<R> {
                 tracing::debug!(%addr, %error, "cannot turn TCP keepalive on");
             }
         }
+        if let Some(bytes) = self.config.kernel_unsent_bytes {
+            if let Err(error) = R::set_kernel_unsent_bytes(&stream, bytes) {
+                tracing::debug!(%addr, %error, "cannot limit the kernel's unsent bytes");
+            }
+        }
         let socket = match R::split(stream) {
             Ok(socket) => socket,
             Err(error) => {

@@ -58,7 +58,7 @@ pub use handle::{GossipNode, PeerInfo, Publisher};
 pub use peer_address::{PeerAddress, PeerAddressError};
 pub use runtime::{Runtime, SocketRead, SocketWrite};
 #[doc(hidden)]
-pub use socket_options::{listener, set_keepalive};
+pub use socket_options::{listener, set_keepalive, set_kernel_unsent_bytes};
 
 /// Declares, in a runtime crate, the names applications use, so that every runtime
 /// offers the same API and switching runtime is a `use` line: re-exports of
@@ -86,8 +86,9 @@ macro_rules! runtime_api {
 /// listener and a stream with the usual async API, `Listener::try_from(std_listener)`,
 /// `listener.local_addr()`, `listener.accept().await`, `Stream::connect(addr).await`,
 /// `stream.local_addr()`, as tokio's and async-net's have; the stream's read and write
-/// halves, which `split` makes) and the six methods that delegate to that API (the
-/// listener is made here, with a larger backlog, and keepalive is set through
+/// halves, which `split` makes) and the seven methods that delegate to that API (the
+/// listener is made here, with a larger backlog, and keepalive and the kernel's unsent
+/// bytes are set through
 /// `socket2`), so that a runtime only says which types.
 ///
 /// ```ignore
@@ -128,6 +129,10 @@ macro_rules! tcp_items {
 
         fn set_keepalive(stream: &$stream, idle: ::std::time::Duration) -> ::std::io::Result<()> {
             $crate::set_keepalive(stream, idle)
+        }
+
+        fn set_kernel_unsent_bytes(stream: &$stream, bytes: u32) -> ::std::io::Result<()> {
+            $crate::set_kernel_unsent_bytes(stream, bytes)
         }
     };
 }

@@ -70,6 +70,9 @@ use bytes::{Bytes, BytesMut};
 ///     fn set_keepalive(_: &NoSocket, _: Duration) -> io::Result<()> {
 ///         Err(io::ErrorKind::Unsupported.into())
 ///     }
+///     fn set_kernel_unsent_bytes(_: &NoSocket, _: u32) -> io::Result<()> {
+///         Err(io::ErrorKind::Unsupported.into())
+///     }
 ///     fn split(_: NoSocket) -> io::Result<(NoSocket, NoSocket)> {
 ///         Ok((NoSocket, NoSocket))
 ///     }
@@ -119,6 +122,10 @@ pub trait Runtime: Send + Sync + Sized + 'static {
     /// Turns TCP keepalive on for a connected socket, probing after `idle` without
     /// traffic ([`NetConfig::keepalive`](crate::NetConfig::keepalive)).
     fn set_keepalive(stream: &Self::Stream, idle: Duration) -> io::Result<()>;
+
+    /// Limits the bytes the kernel holds unsent for a connected socket to about `bytes`
+    /// ([`NetConfig::kernel_unsent_bytes`](crate::NetConfig::kernel_unsent_bytes)).
+    fn set_kernel_unsent_bytes(stream: &Self::Stream, bytes: u32) -> io::Result<()>;
 
     /// Turns Nagle's algorithm off (the driver writes whole batches; Nagle would only
     /// delay them) and splits `stream` into halves that a reader and a writer task can

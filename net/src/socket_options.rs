@@ -1,5 +1,6 @@
 //! What gossip-net asks of the operating system's sockets, whatever the runtime: TCP
-//! keepalive on every connection, and a listen backlog for bursts of connections.
+//! keepalive and a small unsent part of the send buffer on every connection, and a
+//! listen backlog for bursts of connections.
 //!
 //! Keepalive: a flood connection carries nothing but messages, so without it a peer
 //! that vanished without a word (its host gone, a NAT that forgot the connection) would
@@ -39,6 +40,25 @@ where
     SockRef::from(stream).set_tcp_keepalive(&keepalive)
 }
 
+/// Limits what the kernel holds unsent for `stream` to about `bytes`
+/// (`TCP_NOTSENT_LOWAT`): the socket takes no more writes while more than that waits to
+/// be sent, and is writable again as soon as less does. Linux and Android only;
+/// elsewhere it returns an `Unsupported` error. A runtime calls it through
+/// [`tcp_items!`](crate::tcp_items).
+#[doc(hidden)]
+pub fn set_kernel_unsent_bytes<'a, S>(stream: &'a S, bytes: u32) -> io::Result<()>
+where
+    SockRef<'a>: From<&'a S>,
+{
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    return SockRef::from(stream).set_tcp_notsent_lowat(bytes);
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let _ = (stream, bytes);
+        Err(io::ErrorKind::Unsupported.into())
+    }
+}
+
 /// A listener on `addr` holding up to `backlog` connections not accepted yet (capped by
 /// the system's `somaxconn`), non-blocking, for a runtime to take over
 /// (`TryFrom<std::net::TcpListener>`, as tokio's and async-net's have). A runtime calls
@@ -70,6 +90,18 @@ mod tests {
         drop((first, accepted, client));
         // The accepted connection lingers in TIME_WAIT; the port is free to listen on.
         listener(addr, 8).expect("listening again on the same port");
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn the_kernel_unsent_bytes_are_limited_to_what_was_asked() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let stream = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        set_kernel_unsent_bytes(&stream, 128 * 1024).unwrap();
+        assert_eq!(
+            SockRef::from(&stream).tcp_notsent_lowat().unwrap(),
+            128 * 1024
+        );
     }
 
     #[test]

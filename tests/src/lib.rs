@@ -134,6 +134,22 @@ impl RawPeer {
 /// (the `tr` column of `/proc/net/tcp` is 2 for it); `None` where that file is not
 /// there or has no such socket.
 pub fn keepalive_timer_running(local: SocketAddr, remote: SocketAddr) -> Option<bool> {
+    let row = proc_net_tcp_row(local, remote)?;
+    let timer = row.get(5)?.split(':').next()?;
+    Some(timer == "02")
+}
+
+/// The bytes Linux holds in the send buffer of the IPv4 TCP socket from `local` to
+/// `remote`, unsent or unacknowledged (the `tx_queue` column of `/proc/net/tcp`); `None`
+/// where that file is not there or has no such socket.
+pub fn send_queue_bytes(local: SocketAddr, remote: SocketAddr) -> Option<u32> {
+    let row = proc_net_tcp_row(local, remote)?;
+    let tx_queue = row.get(4)?.split(':').next()?;
+    u32::from_str_radix(tx_queue, 16).ok()
+}
+
+/// The fields of the line of `/proc/net/tcp` for the socket from `local` to `remote`.
+fn proc_net_tcp_row(local: SocketAddr, remote: SocketAddr) -> Option<Vec<String>> {
     let hex = |addr: SocketAddr| match addr {
         SocketAddr::V4(v4) => {
             let ip = u32::from_le_bytes(v4.ip().octets());
@@ -145,8 +161,7 @@ pub fn keepalive_timer_running(local: SocketAddr, remote: SocketAddr) -> Option<
     let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
     table.lines().skip(1).find_map(|line| {
         let fields: Vec<&str> = line.split_whitespace().collect();
-        let timer = fields.get(5)?.split(':').next()?;
         (fields.get(1) == Some(&local.as_str()) && fields.get(2) == Some(&remote.as_str()))
-            .then(|| timer == "02")
+            .then(|| fields.iter().map(|field| field.to_string()).collect())
     })
 }

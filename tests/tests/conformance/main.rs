@@ -10,7 +10,9 @@ use gossip_core::Config;
 use gossip_smol::Smol;
 use gossip_tests::adapters::start as start_on;
 use gossip_tests::tutorial::TutorialNode;
-use gossip_tests::{config, eventually, keepalive_timer_running, RawPeer, Starter, TestNode, WAIT};
+use gossip_tests::{
+    config, eventually, keepalive_timer_running, send_queue_bytes, RawPeer, Starter, TestNode, WAIT,
+};
 use gossip_tokio::Tokio;
 
 mod hostile;
@@ -33,6 +35,7 @@ macro_rules! conformance {
             #[test] fn a_peer_named_by_host_is_resolved_and_redialled() { super::late_peer_is_reached_by_redial(STARTERS, true) }
             #[test] fn a_node_that_dials_itself_drops_that_connection() { super::a_node_that_dials_itself_drops_that_connection(STARTERS) }
             #[test] fn connections_have_tcp_keepalive() { super::connections_have_tcp_keepalive(STARTERS) }
+            #[test] fn the_kernel_holds_little_unsent_for_a_peer_that_does_not_read() { super::the_kernel_holds_little_unsent_for_a_peer_that_does_not_read(STARTERS) }
             #[test] fn the_listener_holds_the_configured_backlog() { super::the_listener_holds_the_configured_backlog(STARTERS) }
             #[test] fn dropped_connection_is_redialled() { super::dropped_connection_is_redialled(STARTERS) }
             #[test] fn peers_added_at_run_time_are_dialled_once() { super::peers_added_at_run_time_are_dialled_once(STARTERS) }
@@ -324,6 +327,59 @@ fn connections_have_tcp_keepalive(starters: &[Starter]) {
     } else {
         assert_eq!(running, [Some(true), Some(true)], "accepted, dialled");
     }
+    shutdown(vec![node]);
+}
+
+/// `NetConfig::kernel_unsent_bytes` reaches the sockets, default settings: a peer that
+/// reads nothing is published 3 MiB (within its 4 MiB queue), and the kernel's send
+/// buffer towards it comes to rest holding about 512 KiB (and a segment), while the node
+/// holds the rest (`tx_queue` of Linux's `/proc/net/tcp`, sampled until nothing moves;
+/// elsewhere the case is skipped). Seen: 532 KiB at rest, 625 KiB at most on the way,
+/// 2.4 MiB in the node. Without the limit the kernel took 2.9 MiB of the 3
+/// (its send buffer grows to 4 MiB), and a peer that read a little at a time showed the
+/// node no progress until a third of that had drained.
+fn the_kernel_holds_little_unsent_for_a_peer_that_does_not_read(starters: &[Starter]) {
+    let node = start(starters, 0, config([]));
+    let sink = RawPeer::connect(node.addr());
+    assert!(node.wait_for_peers(1, WAIT));
+    let from = node.addr();
+    let to = sink.local_addr();
+    if send_queue_bytes(from, to).is_none() {
+        eprintln!("skipped: no /proc/net/tcp to read send queues from");
+        return shutdown(vec![node]);
+    }
+    for n in 0..48u32 {
+        let mut payload = vec![0u8; 64 * 1024];
+        payload[..4].copy_from_slice(&n.to_be_bytes());
+        node.publish(&payload);
+    }
+    let deadline = std::time::Instant::now() + WAIT;
+    let (mut most, mut last, mut unchanged) = (0, None, 0);
+    while unchanged < 100 && std::time::Instant::now() < deadline {
+        let queued = node.peers().first().map(|peer| peer.stats.queued_bytes);
+        let sample = (send_queue_bytes(from, to).expect("the socket"), queued);
+        most = most.max(sample.0);
+        unchanged = if last == Some(sample) {
+            unchanged + 1
+        } else {
+            0
+        };
+        last = Some(sample);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(unchanged, 100, "the node's writer came to rest");
+    let (in_kernel, in_node) = last.expect("sampled");
+    assert!(
+        in_kernel <= (512 + 64) * 1024,
+        "at rest, 512 KiB unsent and at most a 64 KiB segment: {in_kernel}"
+    );
+    assert!(most <= 1 << 20, "never much more: {most}");
+    assert!(in_kernel > 0, "the kernel holds some");
+    assert!(
+        in_node.is_some_and(|bytes| bytes > 1 << 20),
+        "the node holds the rest: {in_node:?}"
+    );
+    drop(sink);
     shutdown(vec![node]);
 }
 
