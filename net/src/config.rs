@@ -55,9 +55,9 @@ pub struct NetConfig {
     /// bounds it). Bytes in flight (sent, not yet acknowledged) do not count, so it caps
     /// no link's throughput, however far away the peer. It sets how soon the node sees a
     /// slow peer take bytes: Linux wakes a blocked writer once the unsent bytes fall
-    /// below half of this (256 KiB), where without it, it waits until a third of the
-    /// send buffer (autotuned up to 4 MiB) has drained; a peer that reads a little at a
-    /// time then looks stalled for long stretches, and the node's waits on it (stall
+    /// below half of this (256 KiB), where without it, it waits until much of the send
+    /// buffer (autotuned up to 4 MiB) has drained; a peer that reads a little at a time
+    /// then looks stalled for long stretches, and the node's waits on it (stall
     /// escapes, [`Config::slow_peer_timeout`]) start where nothing is stuck. Default
     /// 512 KiB, the largest measured to cost the TCP line benchmark nothing (128 KiB cost
     /// it up to a tenth at 256-byte messages); `None` leaves the system's setting (no

@@ -88,8 +88,7 @@ macro_rules! runtime_api {
 /// `stream.local_addr()`, as tokio's and async-net's have; the stream's read and write
 /// halves, which `split` makes) and the seven methods that delegate to that API (the
 /// listener is made here, with a larger backlog, and keepalive and the kernel's unsent
-/// bytes are set through
-/// `socket2`), so that a runtime only says which types.
+/// bytes are set through `socket2`), so that a runtime only says which types.
 ///
 /// ```ignore
 /// impl Runtime for Tokio {

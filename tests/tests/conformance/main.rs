@@ -335,9 +335,9 @@ fn connections_have_tcp_keepalive(starters: &[Starter]) {
 /// buffer towards it comes to rest holding about 512 KiB (and a segment), while the node
 /// holds the rest (`tx_queue` of Linux's `/proc/net/tcp`, sampled until nothing moves;
 /// elsewhere the case is skipped). Seen: 532 KiB at rest, 625 KiB at most on the way,
-/// 2.4 MiB in the node. Without the limit the kernel took 2.9 MiB of the 3
-/// (its send buffer grows to 4 MiB), and a peer that read a little at a time showed the
-/// node no progress until a third of that had drained.
+/// 2.4 MiB in the node. Without the limit the kernel took 2.9 MiB of the 3 (its send
+/// buffer grows to 4 MiB), and a peer that read a little at a time showed the node no
+/// progress until much of that had drained.
 fn the_kernel_holds_little_unsent_for_a_peer_that_does_not_read(starters: &[Starter]) {
     let node = start(starters, 0, config([]));
     let sink = RawPeer::connect(node.addr());
