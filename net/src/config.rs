@@ -19,7 +19,7 @@ use crate::PeerAddress;
 /// assert_eq!(config.dial_targets(), [peer, named]);
 /// # Ok::<(), gossip_net::PeerAddressError>(())
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetConfig {
     /// Address to listen on (port 0 picks a free one).
     pub listen: SocketAddr,

@@ -592,6 +592,13 @@ fn settings_that_cannot_work_are_refused_at_start_with_the_reason() {
             &["--peer-byte-rate=0"][..],
             "peer_rate_limit.bytes_per_second must be more than zero",
         ),
+        // A redial delay of zero would dial a peer that is down in a busy loop.
+        (&["--redial-initial=0s"][..], "must be more than zero"),
+        // A flood node has no cache: refused, not ignored.
+        (
+            &["--cache-budget=1000000"][..],
+            "--cache-budget is a plumtree setting: add --protocol plumtree",
+        ),
     ] {
         let output = Command::new(env!("CARGO_BIN_EXE_gossip-node"))
             .arg("127.0.0.1:0")

@@ -11,7 +11,6 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
 use gossip_tokio::{Deliveries, GossipNode};
 use tokio::io::BufReader;
 
@@ -23,7 +22,7 @@ use output::Output;
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(2);
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = cli::parse_args(std::env::args_os()).unwrap_or_else(|error| error.exit());
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
