@@ -12,7 +12,11 @@
 //!   all 8 copies too.
 //! - **plumtree**: a plumtree node on the tree: every frame a new Gossip message from
 //!   its parent, delivered, cached (its default cache full and forgetting), sent whole to
-//!   one child and announced to the 6 lazy peers (IHave frames of 1,024 ids).
+//!   one child and announced to the 6 lazy peers (IHave frames of 1,024 ids); and, as
+//!   in a network where every node gets each message through the tree, each lazy peer
+//!   announces the read's messages back (one IHave frame each), which releases what
+//!   the node promised it. (Lazy peers that never announce anything make the node push
+//!   every message whole to them as its cache lets it go, as to a flood peer.)
 //!
 //! The node and BLAKE3 run interleaved, round after round, and the figure is the median
 //! of the per-round ratios, so machine noise mostly cancels.
@@ -28,13 +32,19 @@ use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use gossip_core::plumtree::{wire, PlumtreeConfig};
-use gossip_core::{Action, Config, Direction, Node, PeerId};
+use gossip_core::{Action, Config, Direction, MessageId, Node, PeerId};
 
 const PEERS: u64 = 8;
 const ROUNDS: usize = 15;
 const ROUND_TIME: Duration = Duration::from_millis(200);
 /// Frames per read: what fits a 64 KiB read at 256 B.
 const BATCH: usize = 256;
+
+/// A batch of frames, and with plumtree the IHave frame a lazy peer sends for them.
+struct Read {
+    frames: Bytes,
+    announced: Option<Bytes>,
+}
 
 /// Batches of frames whose payloads start with a counter, so every message is new.
 struct Reads {
@@ -62,18 +72,28 @@ impl Reads {
         }
     }
 
-    fn next(&mut self) -> Bytes {
+    fn next(&mut self) -> Read {
         let mut read = BytesMut::with_capacity(BATCH * (self.head_len() + self.size));
+        let mut entries = Vec::new();
         for _ in 0..BATCH {
             self.counter += 1;
             match self.gossip {
                 true => read.put_slice(&wire::gossip_head(self.size, 3).expect("small")),
                 false => read.put_u32(self.size as u32),
             }
+            let payload_start = read.len();
             read.put_u64_le(self.counter);
             read.put_bytes(0xab, self.size - 8);
+            if self.gossip {
+                let id = MessageId::of(&read[payload_start..]);
+                // A lazy peer got it at round 4 too, from its own parent.
+                entries.push((wire::short_id(&id), 4));
+            }
         }
-        read.freeze()
+        Read {
+            frames: read.freeze(),
+            announced: self.gossip.then(|| wire::ihave(&entries)),
+        }
     }
 }
 
@@ -99,7 +119,7 @@ impl Workload {
 }
 
 /// Seconds per message of `op` over `batches` fresh reads; making the reads is not timed.
-fn time_per_message(batches: u64, reads: &mut Reads, mut op: impl FnMut(Bytes)) -> f64 {
+fn time_per_message(batches: u64, reads: &mut Reads, mut op: impl FnMut(Read)) -> f64 {
     let mut elapsed = Duration::ZERO;
     for _ in 0..batches {
         let read = reads.next();
@@ -140,9 +160,14 @@ fn measure(config: &Config, size: usize, workload: Workload) -> (f64, f64, f64) 
     let mut unflushed = [0usize; PEERS as usize];
     // The application takes every delivery; reported once per batch, like the flushes.
     let (mut taken, mut taken_bytes) = (0, 0);
-    let mut node_op = |read: Bytes| {
-        for from in 0..copies {
-            node.handle_received_bytes(now, PeerId(from as u64), read.clone());
+    let mut node_op = |read: Read| {
+        let lazy = read
+            .announced
+            .iter()
+            .flat_map(|ihave| (2..PEERS).map(move |peer| (PeerId(peer), ihave.clone())));
+        let copies = (0..copies).map(|from| (PeerId(from as u64), read.frames.clone()));
+        for (from, bytes) in copies.chain(lazy) {
+            node.handle_received_bytes(now, from, bytes);
             while let Some(action) = node.poll_action() {
                 match action {
                     Action::Send { peer, frames } => {
@@ -170,9 +195,9 @@ fn measure(config: &Config, size: usize, workload: Workload) -> (f64, f64, f64) 
     };
     let mut hashed = Reads::new(size, workload);
     let head_len = hashed.head_len();
-    let hash_op = |read: Bytes| {
+    let hash_op = |read: Read| {
         for _ in 0..copies {
-            for frame in read.chunks_exact(head_len + size) {
+            for frame in read.frames.chunks_exact(head_len + size) {
                 black_box(blake3::hash(&frame[head_len..]));
             }
         }
