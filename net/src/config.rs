@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use gossip_core::Config;
 
-use crate::PeerAddress;
+use crate::{NetConfigError, PeerAddress};
 
 /// How a node runs over TCP: where it listens, whom it dials, and its limits. The same
 /// for every runtime, so switching runtime does not change configuration.
@@ -113,5 +113,96 @@ impl NetConfig {
     pub fn with_core(mut self, core: Config) -> Self {
         self.core = core;
         self
+    }
+
+    /// Checks that every connection setting can work (the core's limits are checked by
+    /// [`Config::validate`]); [`GossipNode::start`](crate::GossipNode::start) calls it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use gossip_net::{NetConfig, NetConfigError};
+    ///
+    /// let mut config = NetConfig::new("127.0.0.1:0".parse().unwrap());
+    /// assert_eq!(config.validate(), Ok(()));
+    /// config.redial_initial = Duration::ZERO;
+    /// assert_eq!(config.validate(), Err(NetConfigError::Zero("redial_initial")));
+    /// ```
+    pub fn validate(&self) -> Result<(), NetConfigError> {
+        let zero = [
+            ("redial_initial", self.redial_initial.is_zero()),
+            ("redial_max", self.redial_max.is_zero()),
+            ("read_chunk", self.read_chunk == 0),
+            ("event_queue", self.event_queue == 0),
+            ("preamble_timeout", self.preamble_timeout.is_zero()),
+            (
+                "keepalive",
+                self.keepalive.is_some_and(|idle| idle.is_zero()),
+            ),
+            ("kernel_unsent_bytes", self.kernel_unsent_bytes == Some(0)),
+        ];
+        match zero.into_iter().find(|&(_, is_zero)| is_zero) {
+            Some((name, _)) => Err(NetConfigError::Zero(name)),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_setting_that_must_be_positive_is_refused_at_zero_and_taken_at_one() {
+        type Set = fn(&mut NetConfig, bool);
+        let settings: [(&str, Set); 7] = [
+            ("redial_initial", |c, zero| {
+                c.redial_initial = if zero {
+                    Duration::ZERO
+                } else {
+                    Duration::from_nanos(1)
+                }
+            }),
+            ("redial_max", |c, zero| {
+                c.redial_max = if zero {
+                    Duration::ZERO
+                } else {
+                    Duration::from_nanos(1)
+                }
+            }),
+            ("read_chunk", |c, zero| c.read_chunk = usize::from(!zero)),
+            ("event_queue", |c, zero| c.event_queue = usize::from(!zero)),
+            ("preamble_timeout", |c, zero| {
+                c.preamble_timeout = if zero {
+                    Duration::ZERO
+                } else {
+                    Duration::from_nanos(1)
+                }
+            }),
+            ("keepalive", |c, zero| {
+                c.keepalive = Some(if zero {
+                    Duration::ZERO
+                } else {
+                    Duration::from_nanos(1)
+                })
+            }),
+            ("kernel_unsent_bytes", |c, zero| {
+                c.kernel_unsent_bytes = Some(u32::from(!zero))
+            }),
+        ];
+        let defaults = NetConfig::new("127.0.0.1:0".parse().expect("an address"));
+        assert_eq!(defaults.validate(), Ok(()));
+        for (name, set) in settings {
+            let mut config = defaults.clone();
+            set(&mut config, true);
+            assert_eq!(config.validate(), Err(NetConfigError::Zero(name)));
+            set(&mut config, false);
+            assert_eq!(config.validate(), Ok(()), "{name} at its smallest");
+        }
+        let off = NetConfig {
+            keepalive: None,
+            kernel_unsent_bytes: None,
+            ..defaults
+        };
+        assert_eq!(off.validate(), Ok(()), "None leaves the system's setting");
     }
 }

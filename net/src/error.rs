@@ -11,6 +11,9 @@ pub enum StartError {
     /// The core's limits are inconsistent.
     #[error("invalid configuration: {0}")]
     Config(#[from] ConfigError),
+    /// A connection setting cannot work.
+    #[error("invalid configuration: {0}")]
+    NetConfig(#[from] NetConfigError),
     /// The listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -19,6 +22,19 @@ pub enum StartError {
         /// Why.
         source: io::Error,
     },
+}
+
+/// A [`NetConfig`](crate::NetConfig) setting that cannot work
+/// ([`NetConfig::validate`](crate::NetConfig::validate)).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NetConfigError {
+    /// A setting that must be more than zero is zero: `redial_initial` or `redial_max`
+    /// (a peer that is down would be dialled in a busy loop), `read_chunk` or
+    /// `event_queue` (nothing could be read), `preamble_timeout` (no plumtree peer could
+    /// answer in time), or `Some` zero for `keepalive` or `kernel_unsent_bytes` (`None`
+    /// leaves the system's setting).
+    #[error("{0} must be more than zero")]
+    Zero(&'static str),
 }
 
 /// A call on a running node failed.

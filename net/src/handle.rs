@@ -40,6 +40,7 @@ impl<R: Runtime> GossipNode<R> {
     /// configured peers) before any dial, starts dialling the configured peers, and runs
     /// the node in tasks of runtime `R`.
     pub async fn start(mut config: NetConfig) -> Result<Self, StartError> {
+        config.validate()?;
         if let Some(plumtree) = config.core.plumtree.as_mut() {
             if plumtree.node_id == 0 {
                 plumtree.node_id = random_node_id();

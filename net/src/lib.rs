@@ -53,7 +53,7 @@ mod write_queue;
 
 pub use config::NetConfig;
 pub use deliveries::Deliveries;
-pub use error::{NodeError, StartError};
+pub use error::{NetConfigError, NodeError, StartError};
 pub use handle::{GossipNode, PeerInfo, Publisher};
 pub use peer_address::{PeerAddress, PeerAddressError};
 pub use runtime::{Runtime, SocketRead, SocketWrite};
@@ -62,9 +62,9 @@ pub use socket_options::{listener, set_keepalive, set_kernel_unsent_bytes};
 
 /// Declares, in a runtime crate, the names applications use, so that every runtime
 /// offers the same API and switching runtime is a `use` line: re-exports of
-/// [`Deliveries`], [`NetConfig`], [`NodeError`], [`PeerAddress`], [`PeerInfo`], [`Runtime`] and
-/// [`StartError`], and `GossipNode` and
-/// `Publisher` as type aliases on `$runtime`.
+/// [`Deliveries`], [`NetConfig`], [`NetConfigError`], [`NodeError`], [`PeerAddress`],
+/// [`PeerInfo`], [`Runtime`] and [`StartError`], and `GossipNode` and `Publisher` as type
+/// aliases on `$runtime`.
 ///
 /// ```ignore
 /// gossip_net::runtime_api!(Tokio); // in gossip-tokio: gossip_tokio::GossipNode, ...
@@ -73,7 +73,8 @@ pub use socket_options::{listener, set_keepalive, set_kernel_unsent_bytes};
 macro_rules! runtime_api {
     ($runtime:ty) => {
         pub use $crate::{
-            Deliveries, NetConfig, NodeError, PeerAddress, PeerInfo, Runtime, StartError,
+            Deliveries, NetConfig, NetConfigError, NodeError, PeerAddress, PeerInfo, Runtime,
+            StartError,
         };
         /// A gossip node on this crate's runtime.
         pub type GossipNode = $crate::GossipNode<$runtime>;

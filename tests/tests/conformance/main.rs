@@ -776,3 +776,23 @@ fn a_stopped_peer_at_the_end_of_a_line_is_cut_alone(starters: &[Starter]) {
     }
     shutdown(nodes);
 }
+
+/// A connection setting that cannot work is refused by `GossipNode::start` with its name,
+/// on every runtime, before anything is bound or dialled.
+#[test]
+fn connection_settings_that_cannot_work_are_refused_at_start() {
+    use gossip_net::{GossipNode, NetConfig, NetConfigError, StartError};
+    use gossip_tests::adapters::Executor;
+
+    fn refused<R: Executor>(config: NetConfig) -> Option<StartError> {
+        R::block_on(GossipNode::<R>::start(config)).err()
+    }
+    let mut config = NetConfig::new("127.0.0.1:0".parse().expect("an address"));
+    config.redial_initial = Duration::ZERO;
+    for error in [refused::<Tokio>(config.clone()), refused::<Smol>(config)] {
+        match error {
+            Some(StartError::NetConfig(NetConfigError::Zero("redial_initial"))) => {}
+            other => panic!("a zero redial delay was not refused: {other:?}"),
+        }
+    }
+}
