@@ -154,37 +154,21 @@ mod tests {
     #[test]
     fn every_setting_that_must_be_positive_is_refused_at_zero_and_taken_at_one() {
         type Set = fn(&mut NetConfig, bool);
+        // Zero, or the smallest duration above it.
+        fn duration(zero: bool) -> Duration {
+            Duration::from_nanos(u64::from(!zero))
+        }
         let settings: [(&str, Set); 7] = [
             ("redial_initial", |c, zero| {
-                c.redial_initial = if zero {
-                    Duration::ZERO
-                } else {
-                    Duration::from_nanos(1)
-                }
+                c.redial_initial = duration(zero)
             }),
-            ("redial_max", |c, zero| {
-                c.redial_max = if zero {
-                    Duration::ZERO
-                } else {
-                    Duration::from_nanos(1)
-                }
-            }),
+            ("redial_max", |c, zero| c.redial_max = duration(zero)),
             ("read_chunk", |c, zero| c.read_chunk = usize::from(!zero)),
             ("event_queue", |c, zero| c.event_queue = usize::from(!zero)),
             ("preamble_timeout", |c, zero| {
-                c.preamble_timeout = if zero {
-                    Duration::ZERO
-                } else {
-                    Duration::from_nanos(1)
-                }
+                c.preamble_timeout = duration(zero)
             }),
-            ("keepalive", |c, zero| {
-                c.keepalive = Some(if zero {
-                    Duration::ZERO
-                } else {
-                    Duration::from_nanos(1)
-                })
-            }),
+            ("keepalive", |c, zero| c.keepalive = Some(duration(zero))),
             ("kernel_unsent_bytes", |c, zero| {
                 c.kernel_unsent_bytes = Some(u32::from(!zero))
             }),

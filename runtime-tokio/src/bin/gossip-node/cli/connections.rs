@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use clap::Args;
 use gossip_tokio::NetConfig;
 
-use super::values::{number, or_off, positive_count, positive_humantime, OrOff};
+use super::values::{number, or_off, OrOff};
 
 /// The library's defaults, whatever the address.
 fn defaults() -> NetConfig {
@@ -13,7 +13,8 @@ fn defaults() -> NetConfig {
 }
 
 /// Sockets, redials and the reads' memory (the plumtree preamble's timeout is with
-/// the plumtree flags). Each default is read from
+/// the plumtree flags). Values that cannot work (zeros) are refused at start by
+/// `NetConfig::validate`, as the core's limits are by `Config::validate`. Each default is read from
 /// `gossip_net::NetConfig::new`, so the help shows the library's own defaults.
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Connections")]
@@ -21,7 +22,7 @@ pub struct Connections {
     /// TCP keepalive: probe a connection quiet this long, then every third of it, and
     /// close it after three unanswered probes (a peer gone without closing is then
     /// redialled); `off` leaves the system's setting
-    #[arg(long, value_name = "DURATION", value_parser = or_off(positive_humantime),
+    #[arg(long, value_name = "DURATION", value_parser = or_off(number::<humantime::Duration>),
         default_value_t = OrOff(defaults().keepalive.map(Into::into)))]
     pub keepalive: OrOff<humantime::Duration>,
 
@@ -37,24 +38,20 @@ pub struct Connections {
     pub listen_backlog: u32,
 
     /// Bytes read from a socket at most per read
-    #[arg(long, value_name = "BYTES", value_parser = positive_count,
-        default_value_t = defaults().read_chunk)]
+    #[arg(long, value_name = "BYTES", default_value_t = defaults().read_chunk)]
     pub read_chunk: usize,
 
     /// Socket events (reads, write reports) waiting for the node before the readers wait;
     /// reads held there take up to this many times --read-chunk bytes
-    #[arg(long, value_name = "N", value_parser = positive_count,
-        default_value_t = defaults().event_queue)]
+    #[arg(long, value_name = "N", default_value_t = defaults().event_queue)]
     pub event_queue: usize,
 
     /// First delay before a peer that did not answer, or went away, is dialled again
-    #[arg(long, value_name = "DURATION", value_parser = positive_humantime,
-        default_value_t = defaults().redial_initial.into())]
+    #[arg(long, value_name = "DURATION", default_value_t = defaults().redial_initial.into())]
     pub redial_initial: humantime::Duration,
 
     /// Longest redial delay (the delay doubles from --redial-initial up to it)
-    #[arg(long, value_name = "DURATION", value_parser = positive_humantime,
-        default_value_t = defaults().redial_max.into())]
+    #[arg(long, value_name = "DURATION", default_value_t = defaults().redial_max.into())]
     pub redial_max: humantime::Duration,
 }
 
@@ -78,9 +75,9 @@ impl Connections {
 mod tests {
     use std::time::Duration;
 
-    use clap::Parser;
+    use gossip_tokio::NetConfigError;
 
-    use crate::cli::{net_config_for as net_config, Cli};
+    use crate::cli::net_config_for as net_config;
 
     #[test]
     fn each_connection_flag_reaches_the_net_config() {
@@ -114,17 +111,17 @@ mod tests {
     }
 
     #[test]
-    fn settings_that_would_spin_or_read_nothing_are_refused() {
-        for flag in [
-            "--redial-initial=0s",
-            "--redial-max=0s",
-            "--keepalive=0s",
-            "--read-chunk=0",
-            "--event-queue=0",
+    fn settings_that_would_spin_or_read_nothing_are_refused_at_start() {
+        for (flag, field) in [
+            ("--redial-initial=0s", "redial_initial"),
+            ("--redial-max=0s", "redial_max"),
+            ("--keepalive=0s", "keepalive"),
+            ("--kernel-unsent=0", "kernel_unsent_bytes"),
+            ("--read-chunk=0", "read_chunk"),
+            ("--event-queue=0", "event_queue"),
         ] {
-            let refused = Cli::try_parse_from(["gossip-node", flag, "127.0.0.1:7000"]);
-            let error = refused.expect_err(flag).to_string();
-            assert!(error.contains("must be more than zero"), "{flag}: {error}");
+            let refused = net_config(&[flag]).validate();
+            assert_eq!(refused, Err(NetConfigError::Zero(field)), "{flag}");
         }
     }
 }
