@@ -8,7 +8,7 @@ use gossip_tokio::NetConfig;
 use super::values::{number, or_off, OrOff};
 
 /// The library's defaults, whatever the address.
-fn defaults() -> NetConfig {
+pub(super) fn defaults() -> NetConfig {
     NetConfig::new(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)))
 }
 

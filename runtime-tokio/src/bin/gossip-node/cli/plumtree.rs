@@ -1,13 +1,11 @@
 //! Plumtree's settings on the command line (`gossip_core::plumtree::PlumtreeConfig`),
 //! taken only with `--protocol plumtree`.
 
-use std::net::{Ipv4Addr, SocketAddr};
-use std::time::Duration;
-
 use clap::{ArgMatches, Args};
 use gossip_core::plumtree::PlumtreeConfig;
 use gossip_tokio::NetConfig;
 
+use super::connections::defaults as net_defaults;
 use super::values::{number, or_off, positive_count, positive_humantime, OrOff};
 
 /// The tree's timers and the cache that repairs it. Each default is read from
@@ -62,14 +60,9 @@ pub struct PlumtreeFlags {
     /// How long a dialled peer has to answer the plumtree preamble before it is dialled
     /// again as a plain (flood) peer, and how long an accepted one may stay silent
     /// before it is taken for one
-    #[arg(long, value_name = "DURATION", value_parser = positive_humantime,
-        default_value_t = preamble_default().into())]
+    #[arg(long, value_name = "DURATION",
+        default_value_t = net_defaults().preamble_timeout.into())]
     pub preamble_timeout: humantime::Duration,
-}
-
-/// `gossip_net::NetConfig::preamble_timeout`'s default.
-fn preamble_default() -> Duration {
-    NetConfig::new(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))).preamble_timeout
 }
 
 /// `PlumtreeConfig::optimization_threshold` is off at `u16::MAX`.
@@ -115,6 +108,8 @@ impl PlumtreeFlags {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::cli::{net_config_for, parse_args};
 
@@ -151,6 +146,10 @@ mod tests {
         assert_eq!(off, Some(PlumtreeConfig::default()));
         let preamble = net_config_for(&["--protocol=plumtree", "--preamble-timeout=300ms"]);
         assert_eq!(preamble.preamble_timeout, Duration::from_millis(300));
+        // A zero timeout is NetConfig's to refuse, at start.
+        let zero = net_config_for(&["--protocol=plumtree", "--preamble-timeout=0s"]);
+        let refused = Err(gossip_tokio::NetConfigError::Zero("preamble_timeout"));
+        assert_eq!(zero.validate(), refused);
     }
 
     #[test]
