@@ -161,6 +161,34 @@ MUTANTS = {
         "if false && last_asked == Some(peer) && pending.deadline > now {",
         "a_graft_whose_announcer_goes_is_sent_to_the_next_announcer_at_once",
     ),
+    # No duplicate is ever taken as a shortcut: the first message's tree stays as it is.
+    "no-shortcuts": (
+        "core/src/node/plumtree.rs",
+        "let shorter = first.round.saturating_sub(round) >= SHORTCUT_ROUNDS;",
+        "let shorter = first.round.saturating_sub(round) >= u16::MAX;",
+        "shortcuts_shorten_the_trees_paths",
+    ),
+    # One round shorter is taken as a shortcut too.
+    "shortcut-rounds-edge": (
+        "core/src/node/plumtree.rs",
+        "let shorter = first.round.saturating_sub(round) >= SHORTCUT_ROUNDS;",
+        "let shorter = first.round.saturating_sub(round) >= SHORTCUT_ROUNDS - 1;",
+        "a_duplicate_one_round_shorter_or_after_the_window_is_pruned",
+    ),
+    # A duplicate just after the window is taken as a shortcut.
+    "shortcut-window-edge": (
+        "core/src/node/plumtree.rs",
+        "let soon = now.saturating_duration_since(first.at) <= window;",
+        "let soon = now.saturating_duration_since(first.at) <= window * 2;",
+        "a_duplicate_one_round_shorter_or_after_the_window_is_pruned",
+    ),
+    # The shortcut's peer's stale Prune is obeyed: the link goes lazy both ways.
+    "shortcut-stale-prune-obeyed": (
+        "core/src/node/plumtree.rs",
+        "                        *stale = false;\n                        return;",
+        "                        *stale = false;",
+        "a_duplicate_two_rounds_shorter_soon_after_the_first_copy_is_taken_as_a_shortcut",
+    ),
     # A peer that connects is announced the whole cache, past its queue's budget.
     "repair-announces-whole-cache": (
         "core/src/node/plumtree.rs",
@@ -183,8 +211,8 @@ MUTANTS = {
     ),
     "sent-back-still-owed": (
         "core/src/node/gossip_batch.rs",
-        "self.release(peer, &short_id(&received.id));",
-        "let _ = received;",
+        "                self.release(peer, &id);",
+        "                let _ = &id;",
         "a_message_announced_to_a_lazy_peer_is_sent_whole_when_the_cache_lets_it_go_unless_it_has_it",
     ),
     "gone-peers-slot-reused-at-once": (

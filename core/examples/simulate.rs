@@ -4,6 +4,7 @@
 //! cargo run --release -p gossip-core --example simulate -- \
 //!     [--protocol flood|plumtree] [--size BYTES] [--seed N] [--bandwidth BYTES_PER_S] \
 //!     [--cut-links PERCENT] [--graft-timeout-ms MS] [--optimization-threshold ROUNDS] \
+//!     [--shortcut-window-ms MS] \
 //!     [--send-ahead BYTES] [--json] NODES DEGREE MESSAGES
 //! ```
 //! Every message is published at once, from nodes spread over the network. With
@@ -52,6 +53,10 @@ struct Args {
     /// Plumtree's tree optimisation threshold, in rounds (default: the library's, off)
     #[arg(long)]
     optimization_threshold: Option<u16>,
+    /// Plumtree's shortcut window, in milliseconds; 0 turns shortcuts off (default: the
+    /// library's)
+    #[arg(long)]
+    shortcut_window_ms: Option<u64>,
     /// Bytes of a peer's queue a node hands to the link before it keeps the rest back
     /// (default: the library's; see `Config::send_ahead_bytes`)
     #[arg(long)]
@@ -79,6 +84,9 @@ fn main() {
         optimization_threshold: args
             .optimization_threshold
             .unwrap_or(defaults.optimization_threshold),
+        shortcut_window: args
+            .shortcut_window_ms
+            .map_or(defaults.shortcut_window, Duration::from_millis),
         ..defaults
     });
     let config = SimConfig {

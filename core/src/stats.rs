@@ -128,6 +128,10 @@ pub struct Stats {
     /// Tree optimisations: a lazy link that announced messages in far fewer rounds
     /// replaced an eager one.
     pub tree_swaps: u64,
+    /// Shortcuts taken while the tree formed: a duplicate that came far fewer rounds
+    /// from its origin made its sender this node's link towards the tree (see
+    /// [`PlumtreeConfig::shortcut_window`](crate::plumtree::PlumtreeConfig::shortcut_window)).
+    pub shortcuts: u64,
     /// Times a peer went over [`Config::peer_rate_limit`](crate::Config::peer_rate_limit)
     /// and was paused.
     pub rate_limit_pauses: u64,

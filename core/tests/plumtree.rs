@@ -1032,3 +1032,130 @@ proptest! {
         prop_assert_eq!(let_go.len(), promised);
     }
 }
+
+/// The mean over messages of the hops of each one's last delivery, and the deepest, on
+/// `topology`: one message builds the tree, then `messages` more from nodes spread over
+/// the network.
+fn tree_depths(topology: Topology, shortcut_window: Duration, messages: usize) -> (f64, u32, f64) {
+    let nodes = topology.nodes();
+    let mut config = plumtree(SimConfig::default());
+    if let Some(plumtree) = config.node.plumtree.as_mut() {
+        plumtree.shortcut_window = shortcut_window;
+    }
+    let mut sim = Simulation::new(topology, config);
+    sim.publish(0, &b"builds the tree"[..]).unwrap();
+    assert!(sim.run_until_quiet());
+    for n in 1..=messages {
+        sim.publish(n * 7919 % nodes, format!("message {n}").into_bytes())
+            .unwrap();
+    }
+    assert!(sim.run_until_quiet());
+    let report = sim.report();
+    assert!(report.all_delivered_exactly_once());
+    let rest = &report.messages[1..];
+    let hops: u32 = rest.iter().map(|m| m.last_delivery_hops).sum();
+    let deepest = rest.iter().map(|m| m.last_delivery_hops).max().unwrap_or(0);
+    (
+        hops as f64 / rest.len() as f64,
+        deepest,
+        rmr(&sim, 1..messages + 1),
+    )
+}
+
+/// Over random graphs, shortcuts shorten the paths of the tree the first message builds,
+/// for the messages from everywhere else, and the tree stays a tree.
+#[test]
+fn shortcuts_shorten_the_trees_paths() {
+    let (mut off, mut on) = (0.0, 0.0);
+    for seed in 1..=6 {
+        let topology = || Topology::random_connected(400, 6, seed);
+        let (mean, _, rmr) = tree_depths(topology(), Duration::ZERO, 30);
+        off += mean;
+        assert!(rmr <= 0.05, "seed {seed}: rmr {rmr} without shortcuts");
+        let window = PlumtreeConfig::default().shortcut_window;
+        let (mean, _, rmr) = tree_depths(topology(), window, 30);
+        on += mean;
+        assert!(rmr <= 0.05, "seed {seed}: rmr {rmr} with shortcuts");
+    }
+    // Measured: 53.7 against 64.1 hops over the six graphs.
+    assert!(on < 0.92 * off, "{on} hops with shortcuts, {off} without");
+}
+
+/// A plumtree node with plumtree peers `first`, `short` and `other` (all eager), that
+/// got message `m` from `first` at round 5 at `t0`; with shortcuts taken within
+/// `window`.
+fn node_that_got_m_from_first(window: Duration) -> (Node, Instant, [PeerId; 3]) {
+    let t0 = Instant::now();
+    let config = Config {
+        plumtree: Some(PlumtreeConfig {
+            shortcut_window: window,
+            ..PlumtreeConfig::default()
+        }),
+        ..Config::default()
+    };
+    let mut node = Node::new(config).unwrap();
+    let peers = [PeerId(1), PeerId(2), PeerId(3)];
+    for (peer, node_id) in peers.into_iter().zip([7, 8, 9]) {
+        node.plumtree_peer_connected(t0, peer, Direction::Inbound, node_id);
+    }
+    node.handle_received(t0, peers[0], &gossip_frames(&[b"m"], 5));
+    let actions: Vec<Action> = node.drain_actions().collect();
+    assert_eq!(sent_to(&actions, peers[1]), (gossip_frames(&[b"m"], 6), 1));
+    (node, t0, peers)
+}
+
+#[test]
+fn a_duplicate_two_rounds_shorter_soon_after_the_first_copy_is_taken_as_a_shortcut() {
+    let window = PlumtreeConfig::default().shortcut_window;
+    let (mut node, t0, [first, short, other]) = node_that_got_m_from_first(window);
+
+    // `short` sends `m` two rounds closer to its origin, at the end of the window: it
+    // becomes this node's link (told by an empty Graft, as it prunes this node on the
+    // copy it was sent), and `first` is pruned.
+    node.handle_received(t0 + window, short, &gossip_frames(&[b"m"], 3));
+    let actions: Vec<Action> = node.drain_actions().collect();
+    assert_eq!(sent_to(&actions, short), (wire::graft(None).to_vec(), 1));
+    assert_eq!(sent_to(&actions, first), (wire::prune().to_vec(), 1));
+    let stats = node.stats();
+    assert_eq!((stats.shortcuts, stats.prunes_sent), (1, 1));
+
+    // The Prune `short` sent for that copy is stale: it stays eager.
+    node.handle_received(t0 + window, short, &wire::prune());
+    node.handle_received(t0 + window, other, &gossip_frames(&[b"n"], 2));
+    let actions: Vec<Action> = node.drain_actions().collect();
+    assert_eq!(sent_to(&actions, short), (gossip_frames(&[b"n"], 3), 1));
+    assert_eq!(sent_to(&actions, first).1, 0, "first is lazy");
+
+    // A later Prune counts.
+    node.handle_received(t0 + window, short, &wire::prune());
+    node.handle_received(t0 + window, other, &gossip_frames(&[b"o"], 2));
+    let actions: Vec<Action> = node.drain_actions().collect();
+    assert_eq!(sent_to(&actions, short).1, 0, "short is lazy now");
+}
+
+#[test]
+fn a_duplicate_one_round_shorter_or_after_the_window_is_pruned() {
+    let window = PlumtreeConfig::default().shortcut_window;
+    let cases = [
+        ("one round shorter", window, 4, Duration::ZERO),
+        (
+            "after the window",
+            window,
+            3,
+            window + Duration::from_nanos(1),
+        ),
+        ("shortcuts off", Duration::ZERO, 3, Duration::ZERO),
+    ];
+    for (case, window, round, after) in cases {
+        let (mut node, t0, [first, short, _]) = node_that_got_m_from_first(window);
+        node.handle_received(t0 + after, short, &gossip_frames(&[b"m"], round));
+        let actions: Vec<Action> = node.drain_actions().collect();
+        assert_eq!(
+            sent_to(&actions, short),
+            (wire::prune().to_vec(), 1),
+            "{case}"
+        );
+        assert_eq!(sent_to(&actions, first).1, 0, "{case}");
+        assert_eq!(node.stats().shortcuts, 0, "{case}");
+    }
+}

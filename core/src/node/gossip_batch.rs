@@ -13,7 +13,7 @@ use std::time::Instant;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::peer::Wire;
-use super::plumtree::{set_eager, Target};
+use super::plumtree::{set_eager, Duplicate, Target};
 use super::{Node, BATCH};
 use crate::frame::HEADER_LEN;
 use crate::plumtree::wire::{self, short_id, GOSSIP_OVERHEAD};
@@ -58,13 +58,26 @@ impl Node {
         state
             .counters
             .record(now, fresh as u64, (count - fresh) as u64);
+        let mut stays = new;
+        let mut old_parents = Vec::new();
         if fresh < count {
-            // It has these: what this node announced to it is no longer owed.
-            for (received, _) in batch.iter().zip(&new).filter(|(_, &is_new)| !is_new) {
-                self.release(peer, &short_id(&received.id));
+            // It has these: what this node announced to it is no longer owed. And a
+            // duplicate may be a shortcut, which keeps it on the tree.
+            for (received, stays) in batch.iter().zip(&mut stays).filter(|(_, s)| !**s) {
+                let id = short_id(&received.id);
+                self.release(peer, &id);
+                if let Duplicate::Shortcut { old } =
+                    self.judge_duplicate(now, peer, &id, received.round)
+                {
+                    *stays = true;
+                    old_parents.push(old);
+                }
             }
         }
-        self.place_sender_in_tree(now, peer, &new[..count]);
+        self.place_sender_in_tree(now, peer, &stays[..count]);
+        for old in old_parents {
+            self.place_sender_in_tree(now, old, &[false]);
+        }
         if fresh > 0 {
             let mut is_new = new.iter();
             batch.retain(|_| is_new.next().copied().unwrap_or(false));

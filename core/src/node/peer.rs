@@ -87,7 +87,13 @@ pub(crate) enum Wire {
     Plain,
     /// `plumtree`, with the peer's node id; `eager` peers get messages whole, lazy
     /// ones announcements.
-    Plumtree { node_id: u64, eager: bool },
+    Plumtree {
+        node_id: u64,
+        eager: bool,
+        /// This node took the peer as its way to a message after the peer had been
+        /// sent that message too: the Prune the peer sends for it is stale.
+        stale_prune: bool,
+    },
 }
 
 /// What a peer has sent, for its [`PeerStats`](crate::PeerStats).

@@ -11,6 +11,7 @@ use super::{Node, BATCH};
 use crate::plumtree::wire::{self, Frame, ShortId, WireError};
 use crate::plumtree::{
     Lateness, MessageCache, Missing, NodeId, PlumtreeConfig, MAX_DEFERRED_GRAFTS, PROMISE_SLOTS,
+    SHORTCUT_ROUNDS,
 };
 use crate::seen::Keying;
 use crate::{Action, Direction, DisconnectReason, Frames, MessageId, PeerId};
@@ -173,6 +174,7 @@ impl Node {
         let wire = Wire::Plumtree {
             node_id,
             eager: true,
+            stale_prune: false,
         };
         if !self.connect(now, peer, direction, wire) {
             return;
@@ -318,12 +320,66 @@ impl Node {
         // Plumtree nodes key by id: this computes nothing.
         let id = identified.id(&message);
         if let Some(new) = self.take_or_hold(now, peer, (identified, message), round) {
+            let mut judged = Duplicate::Prune;
             if !new {
-                self.release(peer, &wire::short_id(&id));
+                let id = wire::short_id(&id);
+                self.release(peer, &id);
+                judged = self.judge_duplicate(now, peer, &id, round);
             }
-            self.place_sender_in_tree(now, peer, &[new]);
+            let stays = new || judged != Duplicate::Prune;
+            self.place_sender_in_tree(now, peer, &[stays]);
+            if let Duplicate::Shortcut { old } = judged {
+                self.place_sender_in_tree(now, old, &[false]);
+            }
         }
         Ok(())
+    }
+
+    /// What a duplicate Gossip frame (short id `id`, at `round`) from `peer` does to the
+    /// tree: usually the sender goes lazy (a Prune). But if it is eager and came
+    /// [`SHORTCUT_ROUNDS`] or more rounds closer to the origin than the copy the node
+    /// took, within `shortcut_window` of it, it becomes the node's way to the message
+    /// instead (see [`PlumtreeConfig::shortcut_window`]): it stays eager and is sent an
+    /// empty Graft, as it prunes this node on the copy this node sent it (that Prune,
+    /// already on its way, is ignored), and the peer the first copy came from goes
+    /// lazy. Without room for the Graft nothing changes but the usual Prune.
+    pub(super) fn judge_duplicate(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        id: &ShortId,
+        round: u16,
+    ) -> Duplicate {
+        let eager = self.peers.get(peer).is_some_and(|state| {
+            matches!(state.wire, Wire::Plumtree { eager: true, .. }) && state.promise_slot.is_some()
+        });
+        let Some(plumtree) = self.plumtree.as_ref().filter(|_| eager) else {
+            return Duplicate::Prune;
+        };
+        let window = plumtree.config.shortcut_window;
+        let first = plumtree.cache.received(id).filter(|_| !window.is_zero());
+        let Some(first) = first else {
+            return Duplicate::Prune;
+        };
+        let shorter = first.round.saturating_sub(round) >= SHORTCUT_ROUNDS;
+        let soon = now.saturating_duration_since(first.at) <= window;
+        let Some(from) = first.from.filter(|&from| from != peer && shorter && soon) else {
+            return Duplicate::Prune;
+        };
+        if self.control_fits(peer, wire::graft(None).len()).is_err() {
+            return Duplicate::Prune;
+        }
+        if let Some(plumtree) = self.plumtree.as_mut() {
+            plumtree.cache.set_received(id, round, peer);
+        }
+        self.stats.shortcuts += 1;
+        if let Some(state) = self.peers.get_mut(peer) {
+            if let Wire::Plumtree { stale_prune, .. } = &mut state.wire {
+                *stale_prune = true;
+            }
+        }
+        self.queue_control(now, peer, wire::graft(None));
+        Duplicate::Shortcut { old: from }
     }
 
     /// An IHave, Graft or Prune frame from `peer`.
@@ -355,10 +411,11 @@ impl Node {
                         continue;
                     }
                     // Already here: a much shorter path through `peer` improves the tree.
-                    let Some((came_at, from)) = plumtree.cache.received(&id) else {
+                    let Some(first) = plumtree.cache.received(&id) else {
                         continue;
                     };
-                    if came_at.saturating_sub(round) >= threshold && from != Some(peer) {
+                    let from = first.from;
+                    if first.round.saturating_sub(round) >= threshold && from != Some(peer) {
                         plumtree.cache.set_received(&id, round, peer);
                         swaps.push(from);
                     }
@@ -398,6 +455,15 @@ impl Node {
             }
             Frame::Prune => {
                 if let Some(state) = self.peers.get_mut(peer) {
+                    // Sent before it got the Graft of a shortcut through it.
+                    if let Wire::Plumtree {
+                        stale_prune: stale @ true,
+                        ..
+                    } = &mut state.wire
+                    {
+                        *stale = false;
+                        return;
+                    }
                     set_eager(state, false);
                 }
             }
@@ -691,6 +757,16 @@ pub(super) struct Target {
     pub(super) eager: bool,
     /// Its promise slot.
     pub(super) slot: Option<u8>,
+}
+
+/// What a duplicate Gossip frame does to the tree (see `Node::judge_duplicate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Duplicate {
+    /// The usual: the sender goes lazy, told by a Prune.
+    Prune,
+    /// The sender brought the message in far fewer rounds: it stays eager, and `old`,
+    /// the peer the first copy came from, goes lazy.
+    Shortcut { old: PeerId },
 }
 
 /// Makes a plumtree peer eager or lazy (plain peers are always sent everything); one

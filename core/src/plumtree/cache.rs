@@ -38,6 +38,19 @@ struct Cached {
     promised: Promises,
 }
 
+/// How a cached message came (see [`MessageCache::received`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Receipt {
+    /// The round it was received at (0 if published here), or the shorter one of a
+    /// path the tree switched to since.
+    pub round: u16,
+    /// The peer it came from (`None` if published here), or the one the tree switched
+    /// to since.
+    pub from: Option<PeerId>,
+    /// When it was cached: its first copy came.
+    pub at: Instant,
+}
+
 /// A message the cache let go while it was still promised (see [`Promises`]): the
 /// caller sends it to those peers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -244,11 +257,14 @@ impl MessageCache {
         Some((message, cached.round))
     }
 
-    /// The round message `id` was received at and the peer it came from (`None` if
-    /// published here), if it is still kept.
-    pub fn received(&self, id: &ShortId) -> Option<(u16, Option<PeerId>)> {
+    /// How message `id` came, if it is still kept.
+    pub fn received(&self, id: &ShortId) -> Option<Receipt> {
         let cached = self.find(id)?;
-        Some((cached.round, cached.from))
+        Some(Receipt {
+            round: cached.round,
+            from: cached.from,
+            at: cached.at,
+        })
     }
 
     /// Records that message `id` is now reached from `from` at `round` (the tree
@@ -468,7 +484,12 @@ mod tests {
         cache.insert(t1, (id, Bytes::from_static(b"again")), 2, Some(PeerId(3)));
         assert_eq!(cache.len(), 2);
         assert_eq!(cache.bytes(), 2 * (5 + CACHED_MESSAGE_OVERHEAD));
-        assert_eq!(cache.received(&short_id(&id)), Some((2, Some(PeerId(3)))));
+        let newer = Receipt {
+            round: 2,
+            from: Some(PeerId(3)),
+            at: t1,
+        };
+        assert_eq!(cache.received(&short_id(&id)), Some(newer));
         // The first copy goes, the newer one is still found.
         cache.expire(t0 + Duration::from_secs(30));
         assert_eq!(

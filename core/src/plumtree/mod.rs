@@ -39,7 +39,7 @@ pub mod wire;
 
 use std::time::Duration;
 
-pub use cache::{LetGo, MessageCache, CACHED_MESSAGE_OVERHEAD};
+pub use cache::{LetGo, MessageCache, Receipt, CACHED_MESSAGE_OVERHEAD};
 pub use lateness::Lateness;
 pub use missing::{Arrival, Graft, Missing, MAX_ANNOUNCERS};
 pub use promises::{Promises, PROMISE_SLOTS};
@@ -109,11 +109,36 @@ pub struct PlumtreeConfig {
     /// lazy link replaces the eager one it came over (Graft to the announcer, Prune to
     /// the old sender). Default `u16::MAX`: off. With messages from many origins over
     /// one shared tree, a swap that shortens one origin's paths lengthens another's,
-    /// and the tree keeps changing: in the simulator (as for `graft_timeout`) 7, the
-    /// paper's and iroh-gossip's value, cut the deepest path from 19 to 16 hops but
+    /// and the tree keeps changing: in the simulator (as for `graft_timeout`, without
+    /// [shortcuts](Self::shortcut_window)) 7, the paper's and iroh-gossip's value, cut
+    /// the deepest path from 19 to 16 hops but
     /// raised the redundancy from 0.001 to 0.13, and to 0.42 with messages 50 ms apart.
     pub optimization_threshold: u16,
+    /// Shortcuts while the tree forms: a duplicate Gossip frame from an eager peer that
+    /// comes at most this long after the node's first copy of the message, and at
+    /// least [`SHORTCUT_ROUNDS`] rounds closer to its origin, makes that peer the
+    /// node's link towards the tree instead of the peer the first copy came from (which
+    /// is pruned; the other is sent an empty Graft, since it prunes this node on the
+    /// copy this node sent it). Default 10 ms; `Duration::ZERO` turns it off.
+    ///
+    /// The first message floods, and each node keeps the peer whose copy came first:
+    /// the quickest paths from that message's origin, which are long ones (a random
+    /// graph's fastest path often takes more hops than its shortest). Every later
+    /// message, from any origin, follows that tree, and its paths from elsewhere are
+    /// longer still. A copy that came a little later over far fewer hops is the better
+    /// link for the other origins, at most this long slower for the first one. Only
+    /// duplicates from eager peers count, which a formed tree sends none of, so it
+    /// stays as it is; the rounds are the sender's word (as for
+    /// `optimization_threshold`), so a peer that lies about them can only make itself
+    /// a node's link, which a peer can always be by sending new messages first, and
+    /// what it then withholds is grafted from the peers that announce it.
+    pub shortcut_window: Duration,
 }
+
+/// How many rounds closer to its origin a duplicate must come to be taken as a shortcut
+/// (see [`PlumtreeConfig::shortcut_window`]). One round is often no shorter a path:
+/// the copies of two neighbours on the tree's frontier differ by one.
+pub const SHORTCUT_ROUNDS: u16 = 2;
 
 impl Default for PlumtreeConfig {
     fn default() -> Self {
@@ -127,6 +152,7 @@ impl Default for PlumtreeConfig {
             cache_retention: Duration::from_secs(30),
             max_missing: 16_384,
             optimization_threshold: u16::MAX,
+            shortcut_window: Duration::from_millis(10),
         }
     }
 }

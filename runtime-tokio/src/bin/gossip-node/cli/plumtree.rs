@@ -1,6 +1,8 @@
 //! Plumtree's settings on the command line (`gossip_core::plumtree::PlumtreeConfig`),
 //! taken only with `--protocol plumtree`.
 
+use std::time::Duration;
+
 use clap::{ArgMatches, Args};
 use gossip_core::plumtree::PlumtreeConfig;
 use gossip_tokio::NetConfig;
@@ -57,6 +59,13 @@ pub struct PlumtreeFlags {
         default_value_t = optimization_flag(PlumtreeConfig::default().optimization_threshold))]
     pub optimization_threshold: OrOff<u16>,
 
+    /// Shortcuts while the tree forms: a copy of a message that comes this soon after
+    /// the first, at least 2 hops closer to its origin, makes its sender the node's
+    /// link towards the tree instead; `off` keeps the links of the first copies
+    #[arg(long, value_name = "DURATION", value_parser = or_off(positive_humantime),
+        default_value_t = shortcut_flag(PlumtreeConfig::default().shortcut_window))]
+    pub shortcut_window: OrOff<humantime::Duration>,
+
     /// How long a dialled peer has to answer the plumtree preamble before it is dialled
     /// again as a plain (flood) peer, and how long an accepted one may stay silent
     /// before it is taken for one
@@ -68,6 +77,11 @@ pub struct PlumtreeFlags {
 /// `PlumtreeConfig::optimization_threshold` is off at `u16::MAX`.
 fn optimization_flag(threshold: u16) -> OrOff<u16> {
     OrOff((threshold != u16::MAX).then_some(threshold))
+}
+
+/// `PlumtreeConfig::shortcut_window` is off at zero.
+fn shortcut_flag(window: Duration) -> OrOff<humantime::Duration> {
+    OrOff((!window.is_zero()).then_some(window.into()))
 }
 
 impl PlumtreeFlags {
@@ -89,6 +103,7 @@ impl PlumtreeFlags {
             cache_retention: self.cache_retention.into(),
             max_missing: self.max_missing,
             optimization_threshold: self.optimization_threshold.0.unwrap_or(u16::MAX),
+            shortcut_window: self.shortcut_window.0.map_or(Duration::ZERO, Into::into),
             ..PlumtreeConfig::default()
         }
     }
@@ -129,6 +144,7 @@ mod tests {
             "--cache-retention=10s",
             "--max-missing=100",
             "--optimization-threshold=7",
+            "--shortcut-window=25ms",
         ]);
         let expected = PlumtreeConfig {
             graft_timeout: Duration::from_millis(90),
@@ -139,11 +155,18 @@ mod tests {
             cache_retention: Duration::from_secs(10),
             max_missing: 100,
             optimization_threshold: 7,
+            shortcut_window: Duration::from_millis(25),
             node_id: 0,
         };
         assert_eq!(config, Some(expected));
         let off = plumtree(&["--protocol=plumtree", "--optimization-threshold=off"]);
         assert_eq!(off, Some(PlumtreeConfig::default()));
+        let no_shortcuts = plumtree(&["--protocol=plumtree", "--shortcut-window=off"]);
+        let expected = PlumtreeConfig {
+            shortcut_window: Duration::ZERO,
+            ..PlumtreeConfig::default()
+        };
+        assert_eq!(no_shortcuts, Some(expected));
         let preamble = net_config_for(&["--protocol=plumtree", "--preamble-timeout=300ms"]);
         assert_eq!(preamble.preamble_timeout, Duration::from_millis(300));
         // A zero timeout is NetConfig's to refuse, at start.
