@@ -185,8 +185,16 @@ MUTANTS = {
     # The shortcut's peer's stale Prune is obeyed: the link goes lazy both ways.
     "shortcut-stale-prune-obeyed": (
         "core/src/node/plumtree.rs",
-        "                        *stale = false;\n                        return;",
-        "                        *stale = false;",
+        "if *shortcut == Shortcut::StalePruneDue {",
+        "if *shortcut == Shortcut::StalePruneDue && false {",
+        "a_duplicate_two_rounds_shorter_soon_after_the_first_copy_is_taken_as_a_shortcut",
+    ),
+    # A connection is taken as a shortcut again and again (an echoing peer prunes the
+    # node's links at will).
+    "shortcut-taken-again": (
+        "core/src/node/plumtree.rs",
+        "*shortcut = Shortcut::Taken;",
+        "*shortcut = Shortcut::Never;",
         "a_duplicate_two_rounds_shorter_soon_after_the_first_copy_is_taken_as_a_shortcut",
     ),
     # A peer that connects is announced the whole cache, past its queue's budget.

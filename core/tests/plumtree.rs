@@ -1131,6 +1131,18 @@ fn a_duplicate_two_rounds_shorter_soon_after_the_first_copy_is_taken_as_a_shortc
     node.handle_received(t0 + window, other, &gossip_frames(&[b"o"], 2));
     let actions: Vec<Action> = node.drain_actions().collect();
     assert_eq!(sent_to(&actions, short).1, 0, "short is lazy now");
+
+    // A connection is taken as a shortcut once: a peer echoing every message back as
+    // if from its origin would otherwise have the node prune its links again and again.
+    node.handle_received(t0 + window, short, &wire::graft(None));
+    node.handle_received(t0 + window, other, &gossip_frames(&[b"p"], 5));
+    let actions: Vec<Action> = node.drain_actions().collect();
+    assert_eq!(sent_to(&actions, short), (gossip_frames(&[b"p"], 6), 1));
+    node.handle_received(t0 + window, short, &gossip_frames(&[b"p"], 0));
+    let actions: Vec<Action> = node.drain_actions().collect();
+    assert_eq!(sent_to(&actions, short), (wire::prune().to_vec(), 1));
+    assert_eq!(sent_to(&actions, other).1, 0, "other stays the link");
+    assert_eq!(node.stats().shortcuts, 1);
 }
 
 #[test]

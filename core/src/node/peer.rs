@@ -90,10 +90,25 @@ pub(crate) enum Wire {
     Plumtree {
         node_id: u64,
         eager: bool,
-        /// This node took the peer as its way to a message after the peer had been
-        /// sent that message too: the Prune the peer sends for it is stale.
-        stale_prune: bool,
+        /// Whether this node took the peer as a shortcut on this connection.
+        shortcut: Shortcut,
     },
+}
+
+/// A plumtree peer as a shortcut towards the tree (see `Node::judge_duplicate`). Each
+/// connection is taken as one once at most: the rounds that make a shortcut are the
+/// peer's word, and a peer that echoed every message back as if from its origin would
+/// otherwise have the node prune its link to the tree again and again, and graft each
+/// message it then withholds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shortcut {
+    /// Not taken as a shortcut.
+    Never,
+    /// Just taken: it had the message first, so it prunes this node on the copy it was
+    /// sent, and that Prune, already under way, is ignored.
+    StalePruneDue,
+    /// Taken (its stale Prune came).
+    Taken,
 }
 
 /// What a peer has sent, for its [`PeerStats`](crate::PeerStats).

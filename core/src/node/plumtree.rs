@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::gossip_batch::Received;
-use super::peer::{Peer, Wire};
+use super::peer::{Peer, Shortcut, Wire};
 use super::{Node, BATCH};
 use crate::plumtree::wire::{self, Frame, ShortId, WireError};
 use crate::plumtree::{
@@ -174,7 +174,7 @@ impl Node {
         let wire = Wire::Plumtree {
             node_id,
             eager: true,
-            stale_prune: false,
+            shortcut: Shortcut::Never,
         };
         if !self.connect(now, peer, direction, wire) {
             return;
@@ -350,8 +350,17 @@ impl Node {
         id: &ShortId,
         round: u16,
     ) -> Duplicate {
+        // Eager, able to be lazy (it has a promise slot), not taken as one before.
         let eager = self.peers.get(peer).is_some_and(|state| {
-            matches!(state.wire, Wire::Plumtree { eager: true, .. }) && state.promise_slot.is_some()
+            let never = matches!(
+                state.wire,
+                Wire::Plumtree {
+                    eager: true,
+                    shortcut: Shortcut::Never,
+                    ..
+                }
+            );
+            never && state.promise_slot.is_some()
         });
         let Some(plumtree) = self.plumtree.as_ref().filter(|_| eager) else {
             return Duplicate::Prune;
@@ -374,8 +383,8 @@ impl Node {
         }
         self.stats.shortcuts += 1;
         if let Some(state) = self.peers.get_mut(peer) {
-            if let Wire::Plumtree { stale_prune, .. } = &mut state.wire {
-                *stale_prune = true;
+            if let Wire::Plumtree { shortcut, .. } = &mut state.wire {
+                *shortcut = Shortcut::StalePruneDue;
             }
         }
         self.queue_control(now, peer, wire::graft(None));
@@ -456,13 +465,11 @@ impl Node {
             Frame::Prune => {
                 if let Some(state) = self.peers.get_mut(peer) {
                     // Sent before it got the Graft of a shortcut through it.
-                    if let Wire::Plumtree {
-                        stale_prune: stale @ true,
-                        ..
-                    } = &mut state.wire
-                    {
-                        *stale = false;
-                        return;
+                    if let Wire::Plumtree { shortcut, .. } = &mut state.wire {
+                        if *shortcut == Shortcut::StalePruneDue {
+                            *shortcut = Shortcut::Taken;
+                            return;
+                        }
                     }
                     set_eager(state, false);
                 }

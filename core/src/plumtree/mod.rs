@@ -128,10 +128,12 @@ pub struct PlumtreeConfig {
     /// longer still. A copy that came a little later over far fewer hops is the better
     /// link for the other origins, at most this long slower for the first one. Only
     /// duplicates from eager peers count, which a formed tree sends none of, so it
-    /// stays as it is; the rounds are the sender's word (as for
-    /// `optimization_threshold`), so a peer that lies about them can only make itself
-    /// a node's link, which a peer can always be by sending new messages first, and
-    /// what it then withholds is grafted from the peers that announce it.
+    /// stays as it is. The rounds are the sender's word (as for
+    /// `optimization_threshold`), so a peer that lies about them can make itself a
+    /// node's link, which a peer can always be by sending new messages first, and what
+    /// it then withholds is grafted from the peers that announce it; and a connection
+    /// is taken as a shortcut once at most, so a peer that echoes every message back as
+    /// if from its origin cannot have the node prune its other links again and again.
     pub shortcut_window: Duration,
 }
 
