@@ -218,9 +218,9 @@ MUTANTS = {
         "a_message_announced_to_a_lazy_peer_is_sent_whole_when_the_cache_lets_it_go_unless_it_has_it",
     ),
     "sent-back-still-owed": (
-        "core/src/node/gossip_batch.rs",
-        "                self.release(peer, &id);",
-        "                let _ = &id;",
+        "core/src/node/plumtree.rs",
+        "    ) -> Duplicate {\n        self.release(peer, id);",
+        "    ) -> Duplicate {\n        let _ = id;",
         "a_message_announced_to_a_lazy_peer_is_sent_whole_when_the_cache_lets_it_go_unless_it_has_it",
     ),
     "gone-peers-slot-reused-at-once": (

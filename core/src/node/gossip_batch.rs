@@ -61,13 +61,11 @@ impl Node {
         let mut stays = new;
         let mut old_parents = Vec::new();
         if fresh < count {
-            // It has these: what this node announced to it is no longer owed. And a
-            // duplicate may be a shortcut, which keeps it on the tree.
+            // A duplicate may be a shortcut, which keeps its sender on the tree.
             for (received, stays) in batch.iter().zip(&mut stays).filter(|(_, s)| !**s) {
                 let id = short_id(&received.id);
-                self.release(peer, &id);
                 if let Duplicate::Shortcut { old } =
-                    self.judge_duplicate(now, peer, &id, received.round)
+                    self.on_duplicate(now, peer, &id, received.round)
                 {
                     *stays = true;
                     old_parents.push(old);

@@ -95,7 +95,7 @@ pub(crate) enum Wire {
     },
 }
 
-/// A plumtree peer as a shortcut towards the tree (see `Node::judge_duplicate`). Each
+/// A plumtree peer as a shortcut towards the tree (see `Node::on_duplicate`). Each
 /// connection is taken as one once at most: the rounds that make a shortcut are the
 /// peer's word, and a peer that echoed every message back as if from its origin would
 /// otherwise have the node prune its link to the tree again and again, and graft each

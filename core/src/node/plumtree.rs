@@ -320,12 +320,10 @@ impl Node {
         // Plumtree nodes key by id: this computes nothing.
         let id = identified.id(&message);
         if let Some(new) = self.take_or_hold(now, peer, (identified, message), round) {
-            let mut judged = Duplicate::Prune;
-            if !new {
-                let id = wire::short_id(&id);
-                self.release(peer, &id);
-                judged = self.judge_duplicate(now, peer, &id, round);
-            }
+            let judged = match new {
+                true => Duplicate::Prune,
+                false => self.on_duplicate(now, peer, &wire::short_id(&id), round),
+            };
             let stays = new || judged != Duplicate::Prune;
             self.place_sender_in_tree(now, peer, &[stays]);
             if let Duplicate::Shortcut { old } = judged {
@@ -335,21 +333,23 @@ impl Node {
         Ok(())
     }
 
-    /// What a duplicate Gossip frame (short id `id`, at `round`) from `peer` does to the
-    /// tree: usually the sender goes lazy (a Prune). But if it is eager and came
+    /// A duplicate Gossip frame (short id `id`, at `round`) from `peer`: the peer has the
+    /// message, so it is no longer owed it. And what it does to the tree: usually the
+    /// sender goes lazy (a Prune, which the caller sends). But if it is eager and came
     /// [`SHORTCUT_ROUNDS`] or more rounds closer to the origin than the copy the node
     /// took, within `shortcut_window` of it, it becomes the node's way to the message
     /// instead (see [`PlumtreeConfig::shortcut_window`]): it stays eager and is sent an
     /// empty Graft, as it prunes this node on the copy this node sent it (that Prune,
     /// already on its way, is ignored), and the peer the first copy came from goes
     /// lazy. Without room for the Graft nothing changes but the usual Prune.
-    pub(super) fn judge_duplicate(
+    pub(super) fn on_duplicate(
         &mut self,
         now: Instant,
         peer: PeerId,
         id: &ShortId,
         round: u16,
     ) -> Duplicate {
+        self.release(peer, id);
         // Eager, able to be lazy (it has a promise slot), not taken as one before.
         let eager = self.peers.get(peer).is_some_and(|state| {
             let never = matches!(
@@ -766,7 +766,7 @@ pub(super) struct Target {
     pub(super) slot: Option<u8>,
 }
 
-/// What a duplicate Gossip frame does to the tree (see `Node::judge_duplicate`).
+/// What a duplicate Gossip frame does to the tree (see `Node::on_duplicate`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Duplicate {
     /// The usual: the sender goes lazy, told by a Prune.

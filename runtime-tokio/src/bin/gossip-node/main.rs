@@ -162,6 +162,7 @@ async fn log_counters(node: &GossipNode, message: &str) {
         control_frames_out = stats.control_frames_out,
         grafts = stats.grafts_sent,
         prunes = stats.prunes_sent,
+        shortcuts = stats.shortcuts,
         repairs = stats.repairs,
         promises_kept = stats.promises_kept,
         caught_up = stats.messages_caught_up,
