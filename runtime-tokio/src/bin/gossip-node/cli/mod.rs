@@ -33,6 +33,7 @@ Three terminals make a line that relays end to end:
 /// is written to stdout, one line each (--output sets the format). Logs go to stderr.
 #[derive(Debug, Parser)]
 #[command(
+    name = "gossip-node",
     version,
     verbatim_doc_comment,
     after_help = EXAMPLE,
@@ -210,6 +211,15 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn usage_and_version_name_the_binary_as_people_run_it() {
+        // Not the package's name (gossip-tokio), which clap takes by default.
+        let usage = Cli::command().render_usage().to_string();
+        assert!(usage.starts_with("Usage: gossip-node "), "{usage}");
+        let version = Cli::command().render_version();
+        assert!(version.starts_with("gossip-node "), "{version}");
     }
 
     #[test]
