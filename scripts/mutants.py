@@ -219,8 +219,8 @@ MUTANTS = {
     ),
     "sent-back-still-owed": (
         "core/src/node/plumtree.rs",
-        "    ) -> Duplicate {\n        self.release(peer, id);",
-        "    ) -> Duplicate {\n        let _ = id;",
+        "    ) -> bool {\n        self.release(peer, id);",
+        "    ) -> bool {\n        let _ = id;",
         "a_message_announced_to_a_lazy_peer_is_sent_whole_when_the_cache_lets_it_go_unless_it_has_it",
     ),
     "gone-peers-slot-reused-at-once": (

@@ -13,7 +13,7 @@ use std::time::Instant;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::peer::Wire;
-use super::plumtree::{set_eager, Duplicate, Target};
+use super::plumtree::{set_eager, Target};
 use super::{Node, BATCH};
 use crate::frame::HEADER_LEN;
 use crate::plumtree::wire::{self, short_id, GOSSIP_OVERHEAD};
@@ -59,23 +59,14 @@ impl Node {
             .counters
             .record(now, fresh as u64, (count - fresh) as u64);
         let mut stays = new;
-        let mut old_parents = Vec::new();
         if fresh < count {
             // A duplicate may be a shortcut, which keeps its sender on the tree.
             for (received, stays) in batch.iter().zip(&mut stays).filter(|(_, s)| !**s) {
                 let id = short_id(&received.id);
-                if let Duplicate::Shortcut { old } =
-                    self.on_duplicate(now, peer, &id, received.round)
-                {
-                    *stays = true;
-                    old_parents.push(old);
-                }
+                *stays = self.on_duplicate(now, peer, &id, received.round);
             }
         }
         self.place_sender_in_tree(now, peer, &stays[..count]);
-        for old in old_parents {
-            self.place_sender_in_tree(now, old, &[false]);
-        }
         if fresh > 0 {
             let mut is_new = new.iter();
             batch.retain(|_| is_new.next().copied().unwrap_or(false));

@@ -320,35 +320,29 @@ impl Node {
         // Plumtree nodes key by id: this computes nothing.
         let id = identified.id(&message);
         if let Some(new) = self.take_or_hold(now, peer, (identified, message), round) {
-            let judged = match new {
-                true => Duplicate::Prune,
-                false => self.on_duplicate(now, peer, &wire::short_id(&id), round),
-            };
-            let stays = new || judged != Duplicate::Prune;
+            let stays = new || self.on_duplicate(now, peer, &wire::short_id(&id), round);
             self.place_sender_in_tree(now, peer, &[stays]);
-            if let Duplicate::Shortcut { old } = judged {
-                self.place_sender_in_tree(now, old, &[false]);
-            }
         }
         Ok(())
     }
 
     /// A duplicate Gossip frame (short id `id`, at `round`) from `peer`: the peer has the
-    /// message, so it is no longer owed it. And what it does to the tree: usually the
-    /// sender goes lazy (a Prune, which the caller sends). But if it is eager and came
+    /// message, so it is no longer owed it. Returns whether it was taken as a shortcut,
+    /// which keeps the sender on the tree; otherwise the caller makes it lazy (a Prune),
+    /// as usual. A shortcut is a duplicate from an eager peer that came
     /// [`SHORTCUT_ROUNDS`] or more rounds closer to the origin than the copy the node
-    /// took, within `shortcut_window` of it, it becomes the node's way to the message
-    /// instead (see [`PlumtreeConfig::shortcut_window`]): it stays eager and is sent an
-    /// empty Graft, as it prunes this node on the copy this node sent it (that Prune,
-    /// already on its way, is ignored), and the peer the first copy came from goes
-    /// lazy. Without room for the Graft nothing changes but the usual Prune.
+    /// took, within `shortcut_window` of it (see [`PlumtreeConfig::shortcut_window`]):
+    /// the sender becomes the node's way to the tree and is sent an empty Graft, as it
+    /// prunes this node on the copy this node sent it (that Prune, already on its way,
+    /// is ignored), and the peer the first copy came from goes lazy, told by a Prune.
+    /// Without room for the Graft it is no shortcut.
     pub(super) fn on_duplicate(
         &mut self,
         now: Instant,
         peer: PeerId,
         id: &ShortId,
         round: u16,
-    ) -> Duplicate {
+    ) -> bool {
         self.release(peer, id);
         // Eager, able to be lazy (it has a promise slot), not taken as one before.
         let eager = self.peers.get(peer).is_some_and(|state| {
@@ -362,21 +356,21 @@ impl Node {
             );
             never && state.promise_slot.is_some()
         });
-        let Some(plumtree) = self.plumtree.as_ref().filter(|_| eager) else {
-            return Duplicate::Prune;
-        };
-        let window = plumtree.config.shortcut_window;
-        let first = plumtree.cache.received(id).filter(|_| !window.is_zero());
-        let Some(first) = first else {
-            return Duplicate::Prune;
+        let plumtree = self.plumtree.as_ref().filter(|_| eager);
+        let window = plumtree.map_or(Duration::ZERO, |p| p.config.shortcut_window);
+        let Some(first) = plumtree
+            .filter(|_| !window.is_zero())
+            .and_then(|p| p.cache.received(id))
+        else {
+            return false;
         };
         let shorter = first.round.saturating_sub(round) >= SHORTCUT_ROUNDS;
         let soon = now.saturating_duration_since(first.at) <= window;
         let Some(from) = first.from.filter(|&from| from != peer && shorter && soon) else {
-            return Duplicate::Prune;
+            return false;
         };
         if self.control_fits(peer, wire::graft(None).len()).is_err() {
-            return Duplicate::Prune;
+            return false;
         }
         if let Some(plumtree) = self.plumtree.as_mut() {
             plumtree.cache.set_received(id, round, peer);
@@ -388,7 +382,9 @@ impl Node {
             }
         }
         self.queue_control(now, peer, wire::graft(None));
-        Duplicate::Shortcut { old: from }
+        // Off the tree as if it had sent a duplicate: lazy, and told.
+        self.place_sender_in_tree(now, from, &[false]);
+        true
     }
 
     /// An IHave, Graft or Prune frame from `peer`.
@@ -764,16 +760,6 @@ pub(super) struct Target {
     pub(super) eager: bool,
     /// Its promise slot.
     pub(super) slot: Option<u8>,
-}
-
-/// What a duplicate Gossip frame does to the tree (see `Node::on_duplicate`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Duplicate {
-    /// The usual: the sender goes lazy, told by a Prune.
-    Prune,
-    /// The sender brought the message in far fewer rounds: it stays eager, and `old`,
-    /// the peer the first copy came from, goes lazy.
-    Shortcut { old: PeerId },
 }
 
 /// Makes a plumtree peer eager or lazy (plain peers are always sent everything); one
