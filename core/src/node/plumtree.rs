@@ -345,7 +345,7 @@ impl Node {
     ) -> bool {
         self.release(peer, id);
         // Eager, able to be lazy (it has a promise slot), not taken as one before.
-        let eager = self.peers.get(peer).is_some_and(|state| {
+        let candidate = self.peers.get(peer).is_some_and(|state| {
             let never = matches!(
                 state.wire,
                 Wire::Plumtree {
@@ -356,7 +356,7 @@ impl Node {
             );
             never && state.promise_slot.is_some()
         });
-        let plumtree = self.plumtree.as_ref().filter(|_| eager);
+        let plumtree = self.plumtree.as_ref().filter(|_| candidate);
         let window = plumtree.map_or(Duration::ZERO, |p| p.config.shortcut_window);
         let Some(first) = plumtree
             .filter(|_| !window.is_zero())
