@@ -4,20 +4,24 @@
 //! cargo run --release -p gossip-core --example simulate -- \
 //!     [--protocol flood|plumtree] [--size BYTES] [--seed N] [--bandwidth BYTES_PER_S] \
 //!     [--cut-links PERCENT] [--graft-timeout-ms MS] [--optimization-threshold ROUNDS] \
-//!     [--shortcut-window-ms MS] \
+//!     [--shortcut-window-ms MS] [--restart-nodes PERCENT] \
 //!     [--send-ahead BYTES] [--json] NODES DEGREE MESSAGES
 //! ```
 //! Every message is published at once, from nodes spread over the network. With
 //! `--protocol plumtree` the first message floods and builds the tree; the others follow
 //! it: the figures for the first message and for the rest are given apart. With
 //! `--cut-links`, that share of the links is cut after the first message and restored
-//! 200 ms later, while the rest are in flight. `--json` prints one line for scripts.
+//! 200 ms later, while the rest are in flight. With `--restart-nodes`, that share of the
+//! nodes crash after the first message and restart empty 200 ms later (the rest are
+//! published at nodes that are up); a restarted node remembers nothing, so it may get a
+//! message it had again, and `exactly_once` is then false by design. `--json` prints
+//! one line for scripts.
 
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 use gossip_core::plumtree::PlumtreeConfig;
-use gossip_core::sim::{MessageReport, SimConfig, Simulation, Topology};
+use gossip_core::sim::{SimConfig, Simulation, Topology};
 use gossip_core::Config;
 
 #[derive(Debug, Parser)]
@@ -43,6 +47,10 @@ struct Args {
     /// Percent of links cut after the first message and restored 200 ms later
     #[arg(long, default_value_t = 0.0)]
     cut_links: f64,
+    /// Percent of nodes that crash after the first message and restart empty 200 ms
+    /// later
+    #[arg(long, default_value_t = 0.0)]
+    restart_nodes: f64,
     /// Virtual milliseconds between two publications after the first (default: all at
     /// once)
     #[arg(long, default_value_t = 0)]
@@ -114,10 +122,16 @@ fn main() {
         // The first message alone builds the tree.
         sim.run_until_quiet();
     }
+    let first = sim.report();
     let cut = sim.cut_links(args.cut_links / 100.0, Duration::from_millis(200));
+    let restarted = sim.restart_nodes(args.restart_nodes / 100.0, Duration::from_millis(200));
     for n in 1..args.messages {
-        sim.publish(n * 7919 % args.nodes, payload(n))
-            .expect("payload fits");
+        // The first node up from a spread-out start (a crashed node publishes nothing).
+        let origin = (0..args.nodes)
+            .map(|k| (n * 7919 + k) % args.nodes)
+            .find(|&i| sim.node(i).is_some())
+            .expect("a node is up");
+        sim.publish(origin, payload(n)).expect("payload fits");
         if args.interval_ms > 0 {
             sim.run_for(Duration::from_millis(args.interval_ms));
         }
@@ -125,20 +139,18 @@ fn main() {
     let quiet = sim.run_until_quiet();
     let wall = started.elapsed();
     let report = sim.report();
-    let (first, rest) = report
-        .messages
-        .split_first()
-        .map_or((None, &[][..]), |(f, r)| (Some(f), r));
-    let rmr = |messages: &[MessageReport]| {
-        let sent: u64 = messages.iter().map(|m| m.frames_sent).sum();
-        let useful: usize = messages.iter().map(|m| m.reached.saturating_sub(1)).sum();
-        sent as f64 / useful.max(1) as f64 - 1.0
-    };
+    // Data frames received per delivery, minus one: over the first message's run, and
+    // over the rest of the run (repairs and re-deliveries to restarted nodes included).
+    let rmr_first = first.rmr();
+    let rmr_rest = (report.frames_received - first.frames_received) as f64
+        / (report.deliveries - first.deliveries).max(1) as f64
+        - 1.0;
     let last_delivery_ms = report.max_delivery_time().as_secs_f64() * 1e3;
+    let delivered_again: usize = report.messages.iter().map(|m| m.delivered_again).sum();
     if args.json {
         println!(
             "{{\"protocol\":\"{}\",\"nodes\":{},\"degree\":{},\"messages\":{},\"size\":{},\"seed\":{},\
-             \"cut_links\":{},\"coverage_min\":{},\"exactly_once\":{},\"rmr\":{:.4},\"rmr_first\":{:.4},\
+             \"cut_links\":{},\"restarted_nodes\":{},\"coverage_min\":{},\"exactly_once\":{},\"delivered_again\":{},\"rmr\":{:.4},\"rmr_first\":{:.4},\
              \"rmr_rest\":{:.4},\"wire_bytes_per_payload_byte\":{:.4},\"last_hop_max\":{},\
              \"last_delivery_ms\":{:.1},\"repairs\":{},\"control_frames\":{},\"fell_quiet\":{},\"wall_s\":{:.2}}}",
             format!("{:?}", args.protocol).to_lowercase(),
@@ -148,11 +160,13 @@ fn main() {
             args.size,
             args.seed,
             cut,
+            restarted,
             report.min_coverage(),
             report.all_delivered_exactly_once(),
+            delivered_again,
             report.rmr(),
-            first.map_or(0.0, |m| rmr(std::slice::from_ref(m))),
-            rmr(rest),
+            rmr_first,
+            rmr_rest,
             report.wire_bytes_per_payload_byte(),
             report.max_hops(),
             last_delivery_ms,
@@ -167,7 +181,7 @@ fn main() {
         .bandwidth
         .map_or("unlimited".to_string(), |b| format!("{b} B/s"));
     println!(
-        "{} nodes, average degree {}, {} messages of {} B, {:?}, seed {}, links {links}, {cut} links cut",
+        "{} nodes, average degree {}, {} messages of {} B, {:?}, seed {}, links {links}, {cut} links cut, {restarted} nodes restarted",
         args.nodes, args.degree, args.messages, args.size, args.protocol, args.seed
     );
     println!("wall time            {:.2} s", wall.as_secs_f64());
@@ -176,16 +190,17 @@ fn main() {
         report.frames_sent, report.control_frames, report.frames_received
     );
     println!(
-        "coverage             min {} of {} nodes; every message exactly once: {}",
+        "coverage             min {} of {} nodes; every message exactly once: {} ({} delivered again)",
         report.min_coverage(),
         args.nodes,
-        report.all_delivered_exactly_once()
+        report.all_delivered_exactly_once(),
+        delivered_again
     );
     println!(
         "redundancy (rmr)     {:.3} overall; first message {:.3}, the rest {:.3}",
         report.rmr(),
-        first.map_or(0.0, |m| rmr(std::slice::from_ref(m))),
-        rmr(rest)
+        rmr_first,
+        rmr_rest
     );
     println!(
         "wire bytes           {:.3} per payload byte delivered",

@@ -284,6 +284,34 @@ impl Simulation {
         cut
     }
 
+    /// Crashes `fraction` (0 to 1) of the nodes that are up, chosen at random, now: their
+    /// links break (what was in flight on them is lost) and each restarts empty (a
+    /// fresh [`Node`], as a restarted process) after `downtime`, and reconnects. Returns
+    /// how many crashed; [`crashes`](Self::crashes) tells which.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use gossip_core::sim::{SimConfig, Simulation, Topology};
+    ///
+    /// let mut sim = Simulation::new(Topology::ring(10), SimConfig::default());
+    /// assert_eq!(sim.restart_nodes(1.0, Duration::from_millis(100)), 10);
+    /// assert!(sim.node(3).is_none());
+    /// sim.run_for(Duration::from_millis(100));
+    /// assert!(sim.node(3).is_some() && sim.crashes(3) == 1);
+    /// ```
+    pub fn restart_nodes(&mut self, fraction: f64, downtime: Duration) -> usize {
+        let mut crashed = 0;
+        for index in 0..self.nodes.len() {
+            if self.nodes[index].node.is_some()
+                && self.rng.chance(fraction)
+                && self.crash(index, downtime)
+            {
+                crashed += 1;
+            }
+        }
+        crashed
+    }
+
     /// Stops the random crashes of [`SimConfig::churn`]: nodes that are down come back
     /// as planned, and none crashes from now on, so the run can fall quiet.
     pub fn stop_churn(&mut self) {
@@ -371,17 +399,7 @@ impl Simulation {
                     return;
                 };
                 let victim = self.rng.below(self.nodes.len() as u64) as usize;
-                if let Some(node) = self.nodes[victim].node.take() {
-                    self.nodes[victim].frames_received_before += node.stats().frames_in;
-                    self.nodes[victim].crashes += 1;
-                    self.nodes[victim].timer = None;
-                    self.nodes[victim].outbox.clear();
-                    for link in self.nodes[victim].links.clone() {
-                        self.break_link(link, false);
-                    }
-                    let at = self.now.saturating_add(nanos(churn.downtime));
-                    self.schedule.push(at, Event::Restart { node: victim });
-                }
+                self.crash(victim, churn.downtime);
                 self.schedule_crash(churn);
             }
             Event::Restart { node } => {
@@ -392,6 +410,29 @@ impl Simulation {
                 }
             }
         }
+    }
+
+    /// Crashes node `index` now, if it is up: its links break (what was in flight on
+    /// them is lost), what waited in its outbox is gone, and it restarts empty after
+    /// `downtime`. Returns whether it was up.
+    fn crash(&mut self, index: usize, downtime: Duration) -> bool {
+        let Some(node) = self.nodes[index].node.take() else {
+            return false;
+        };
+        let crashed = &mut self.nodes[index];
+        crashed.frames_received_before += node.stats().frames_in;
+        crashed.crashes += 1;
+        crashed.timer = None;
+        crashed.outbox.clear();
+        for link in crashed.links.clone() {
+            self.break_link(link, false);
+            // The neighbour may act on losing the peer at once.
+            let [a, b] = self.links[link].ends;
+            self.process(if a == index { b } else { a });
+        }
+        let at = self.now.saturating_add(nanos(downtime));
+        self.schedule.push(at, Event::Restart { node: index });
+        true
     }
 
     fn schedule_crash(&mut self, churn: Churn) {
