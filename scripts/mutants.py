@@ -204,6 +204,28 @@ MUTANTS = {
         "let older = plumtree.cache.len().saturating_sub(announced) * 0;",
         "a_peer_that_connects_is_announced_the_newest_cached_ids_that_fit_half_its_queue",
     ),
+    # A peer that connects is announced nothing: a restarted node gets only what is
+    # published after it is back.
+    "repair-announces-nothing": (
+        "core/src/node/plumtree.rs",
+        "let cached: Vec<(ShortId, u16)> = plumtree.cache.ids().skip(older).collect();",
+        "let cached: Vec<(ShortId, u16)> = plumtree.cache.ids().skip(older).take(0).collect();",
+        "nodes_that_restart_get_what_they_missed_by_repair",
+    ),
+    # An eager peer that announced a read's messages is sent them whole all the same.
+    "announcers-sent-whole": (
+        "core/src/node/gossip_batch.rs",
+        "let has_all = |at: usize| announced.get(at) == Some(&cached.len());",
+        "let has_all = |at: usize| announced.get(at) == Some(&cached.len()) && false;",
+        "an_eager_peer_that_announced_the_messages_is_not_sent_them",
+    ),
+    # Only one of a read's messages announced is enough to leave a peer out.
+    "announcers-one-is-enough": (
+        "core/src/node/gossip_batch.rs",
+        "let has_all = |at: usize| announced.get(at) == Some(&cached.len());",
+        "let has_all = |at: usize| announced.get(at).is_some_and(|&n| n > 0);",
+        "an_eager_peer_that_announced_the_messages_is_not_sent_them",
+    ),
     # Announcing promises nothing: a cache lets announced messages go unsent.
     "no-promises": (
         "core/src/node/gossip_batch.rs",

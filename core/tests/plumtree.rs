@@ -576,6 +576,37 @@ fn a_message_announced_to_a_lazy_peer_is_sent_whole_when_the_cache_lets_it_go_un
     assert_eq!(node.stats().promises_kept, 1);
 }
 
+/// An eager peer that announced a message (it has it: a neighbour announcing its cache
+/// to a node back from a restart, or a peer that has this node as lazy) is not sent it
+/// whole when it comes, only announced it back; one that announced only some of a
+/// read's messages gets the read whole, as do the other eager peers.
+#[test]
+fn an_eager_peer_that_announced_the_messages_is_not_sent_them() {
+    let (mut node, t0, [source, holder]) = plumtree_node_with_two_peers();
+    let other = PeerId(3);
+    node.plumtree_peer_connected(t0, other, Direction::Inbound, 9);
+    node.drain_actions().for_each(drop);
+    let [m, n]: [&[u8]; 2] = [b"m", b"n"];
+    let [m_id, n_id] = [m, n].map(|message| wire::short_id(&MessageId::of(message)));
+    node.handle_received(t0, holder, &wire::ihave(&[(m_id, 4), (n_id, 4)]));
+    node.handle_received(t0, source, &gossip_frames(&[m, n], 2));
+    let interval = PlumtreeConfig::default().ihave_interval;
+    node.handle_timeout(t0 + interval);
+    let actions: Vec<Action> = node.drain_actions().collect();
+    let announced_back = wire::ihave(&[(m_id, 3), (n_id, 3)]).to_vec();
+    assert_eq!(sent_to(&actions, holder), (announced_back, 1));
+    assert_eq!(sent_to(&actions, other), (gossip_frames(&[m, n], 3), 1));
+
+    // It announced only one of the next two: it gets both.
+    let [o, p]: [&[u8]; 2] = [b"o", b"p"];
+    let o_id = wire::short_id(&MessageId::of(o));
+    node.handle_received(t0 + interval, holder, &wire::ihave(&[(o_id, 4)]));
+    node.handle_received(t0 + interval, source, &gossip_frames(&[o, p], 2));
+    let actions: Vec<Action> = node.drain_actions().collect();
+    assert_eq!(sent_to(&actions, holder), (gossip_frames(&[o, p], 3), 1));
+    assert_eq!(sent_to(&actions, other), (gossip_frames(&[o, p], 3), 1));
+}
+
 /// A plumtree node whose cache has room for two messages of 100 bytes.
 fn node_caching_two_messages_of_100_bytes() -> (Node, Instant) {
     let plumtree = PlumtreeConfig {

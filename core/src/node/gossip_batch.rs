@@ -155,6 +155,8 @@ impl Node {
             .messages()
             .map(|(id, range, round)| (id, range, round, lazy))
             .collect();
+        // How many of the messages each target announced (empty: none did).
+        let mut announced: Vec<usize> = Vec::new();
         for (id, range, _, promised) in &mut cached {
             if let (true, Some(from)) = (from_plumtree, from) {
                 let payload = framed.wire.slice(range.clone());
@@ -165,8 +167,13 @@ impl Node {
                 let arrival = plumtree
                     .missing
                     .received_from(&short_id(id), from, |holder| {
-                        let slot = targets.iter().find(|target| target.peer == holder);
-                        if let Some(slot) = slot.and_then(|target| target.slot) {
+                        let Some(at) = targets.iter().position(|target| target.peer == holder)
+                        else {
+                            return;
+                        };
+                        announced.resize(targets.len(), 0);
+                        announced[at] += 1;
+                        if let Some(slot) = targets[at].slot {
                             *promised = promised.without(slot);
                         }
                     });
@@ -192,11 +199,18 @@ impl Node {
                 |bytes, count| plain.frames(bytes, count),
             );
         }
+        // An eager peer that announced every one of them has them: it is not sent them
+        // again, only told this node has them too, as a lazy peer is (which lets it stop
+        // keeping them for this node; see `Promises`). A node back from a restart, say,
+        // is announced everything cached by each neighbour and grafts it from one: the
+        // others are not sent it back.
+        let has_all = |at: usize| announced.get(at) == Some(&cached.len());
+        let whole = |(at, target): (usize, &Target)| target.eager && !has_all(at);
         let mut took = 0;
         // The eager peers get one framed copy.
-        let shared = self.share_among(|_| targets.iter().filter(|target| target.eager).count());
-        for &Target { peer, eager, .. } in &targets {
-            if eager {
+        let shared = self.share_among(|_| targets.iter().enumerate().filter(|&t| whole(t)).count());
+        for (at, &Target { peer, .. }) in targets.iter().enumerate() {
+            if whole((at, &targets[at])) {
                 let (peers, mut queues) = self.queues();
                 if let Some(state) = peers.get_mut(peer) {
                     let lens = (&framed.frame_lens[..], shared);
