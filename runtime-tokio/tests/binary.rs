@@ -48,16 +48,21 @@ fn lines(stream: impl Read + Send + 'static) -> Receiver<String> {
 
 impl NodeProcess {
     fn start(args: &[&str]) -> Self {
-        Self::spawn(args, true)
+        Self::spawn("127.0.0.1:0", args, true)
+    }
+
+    /// A node that listens on `listen` (to start one again where it was).
+    fn start_at(listen: SocketAddr, args: &[&str]) -> Self {
+        Self::spawn(&listen.to_string(), args, true)
     }
 
     /// A node whose stdout is a pipe that nobody reads, like a paused `| less`.
     fn start_unread(args: &[&str]) -> Self {
-        Self::spawn(args, false)
+        Self::spawn("127.0.0.1:0", args, false)
     }
 
-    fn spawn(args: &[&str], read_stdout: bool) -> Self {
-        let mut child = gossip_node(&[&["127.0.0.1:0", "-v"], args].concat(), Stdio::piped());
+    fn spawn(listen: &str, args: &[&str], read_stdout: bool) -> Self {
+        let mut child = gossip_node(&[&[listen, "-v"], args].concat(), Stdio::piped());
         let stdin = child.stdin.take();
         let pipe = child.stdout.take().expect("piped");
         let (stdout, unread_stdout) = if read_stdout {
@@ -194,6 +199,78 @@ fn a_line_of_three_plumtree_processes_relays_both_ways() {
     assert_eq!(second.heard(), "hello through the tree");
     third.say("and back");
     assert_eq!(first.heard(), "and back");
+}
+
+/// #14's measurement, as users run it: in a line A <- B <- C, B is killed while A
+/// publishes 1,000 lines (one every 5 ms), and started again at its address 2 s later,
+/// while A still publishes.
+/// Returns the line numbers C has heard once B is back and both its links are up again,
+/// waiting at most `wait_for` for all of them.
+fn restart_the_middle_of_a_line(protocol: &str, wait_for: Duration) -> Vec<usize> {
+    const LINES: usize = 1_000;
+    let flags = ["--protocol", protocol];
+    let mut a = NodeProcess::start(&flags);
+    let a_addr = a.addr.to_string();
+    let b = NodeProcess::start(&[&flags[..], &[&a_addr]].concat());
+    let b_addr = b.addr;
+    let c = NodeProcess::start(&[&flags[..], &[&b_addr.to_string()]].concat());
+    for node in [&b, &b, &c] {
+        node.log_line(": connected");
+    }
+    let stdin = a.stdin.take().expect("stdin open");
+    let writer = std::thread::spawn(move || {
+        let mut stdin = stdin;
+        for n in 0..LINES {
+            writeln!(stdin, "{n:08}").expect("write stdin");
+            // The publisher's pace, not a wait for anything.
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        stdin
+    });
+    let mut heard = vec![false; LINES];
+    let number = |line: String| line[..8].parse::<usize>().expect("a numbered line");
+    for _ in 0..100 {
+        heard[number(c.heard())] = true;
+    }
+    drop(b);
+    // How long B stays down (the 2 s), not a wait for anything.
+    std::thread::sleep(Duration::from_secs(2));
+    let b = NodeProcess::start_at(b_addr, &[&flags[..], &[&a_addr]].concat());
+    b.log_line(": connected");
+    b.log_line(": connected");
+    let deadline = std::time::Instant::now() + wait_for;
+    while heard.contains(&false) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match c.stdout.recv_timeout(left) {
+            Ok(line) => heard[number(line)] = true,
+            Err(_) => break,
+        }
+    }
+    let _stdin = writer.join().expect("writer");
+    let heard: Vec<usize> = (0..LINES).filter(|&n| heard[n]).collect();
+    let back =
+        wait_for.saturating_sub(deadline.saturating_duration_since(std::time::Instant::now()));
+    eprintln!(
+        "{protocol}: C heard {} of {LINES}, the last {back:?} after B was back",
+        heard.len()
+    );
+    heard
+}
+
+/// Plumtree repairs what the far end missed: A's cache is announced to B when it comes
+/// back, and B's to C.
+#[test]
+fn a_restarted_middle_plumtree_process_lets_the_far_end_catch_up() {
+    let heard = restart_the_middle_of_a_line("plumtree", WAIT);
+    assert_eq!(heard.len(), 1_000, "missing at C: {}", 1_000 - heard.len());
+}
+
+/// Flood repairs nothing: what A published while B was down never reaches C (the
+/// scenario does test repair).
+#[test]
+fn a_restarted_middle_flood_process_leaves_the_far_end_short() {
+    let heard = restart_the_middle_of_a_line("flood", Duration::from_secs(2));
+    assert!(heard.len() < 1_000, "flood got everything across a restart");
 }
 
 #[test]
