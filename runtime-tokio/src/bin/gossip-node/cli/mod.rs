@@ -27,7 +27,8 @@ Three terminals make a line that relays end to end:
   gossip-node 127.0.0.1:7001 127.0.0.1:7000
   gossip-node 127.0.0.1:7002 127.0.0.1:7001";
 
-/// A gossip node: floods every message it receives to all its peers, once.
+/// A gossip node: what any node publishes reaches every node, once (by flooding, or with
+/// --protocol plumtree along a broadcast tree).
 ///
 /// Each line on stdin is published as a message; each message delivered from the network
 /// is written to stdout, one line each (--output sets the format). Logs go to stderr.
