@@ -155,7 +155,8 @@ impl Node {
             .messages()
             .map(|(id, range, round)| (id, range, round, lazy))
             .collect();
-        // How many of the messages each target announced (empty: none did).
+        // How many of the messages each target announced, by its place in `targets`
+        // (left empty while none did).
         let mut announced: Vec<usize> = Vec::new();
         for (id, range, _, promised) in &mut cached {
             if let (true, Some(from)) = (from_plumtree, from) {
@@ -205,12 +206,12 @@ impl Node {
         // is announced everything cached by each neighbour and grafts it from one: the
         // others are not sent it back.
         let has_all = |at: usize| announced.get(at) == Some(&cached.len());
-        let whole = |(at, target): (usize, &Target)| target.eager && !has_all(at);
+        let gets_whole = |at: usize| targets[at].eager && !has_all(at);
         let mut took = 0;
         // The eager peers get one framed copy.
-        let shared = self.share_among(|_| targets.iter().enumerate().filter(|&t| whole(t)).count());
+        let shared = self.share_among(|_| (0..targets.len()).filter(|&at| gets_whole(at)).count());
         for (at, &Target { peer, .. }) in targets.iter().enumerate() {
-            if whole((at, &targets[at])) {
+            if gets_whole(at) {
                 let (peers, mut queues) = self.queues();
                 if let Some(state) = peers.get_mut(peer) {
                     let lens = (&framed.frame_lens[..], shared);
