@@ -302,10 +302,8 @@ impl Simulation {
     pub fn restart_nodes(&mut self, fraction: f64, downtime: Duration) -> usize {
         let mut crashed = 0;
         for index in 0..self.nodes.len() {
-            if self.nodes[index].node.is_some()
-                && self.rng.chance(fraction)
-                && self.crash(index, downtime)
-            {
+            if self.nodes[index].node.is_some() && self.rng.chance(fraction) {
+                self.crash(index, downtime);
                 crashed += 1;
             }
         }
@@ -414,10 +412,10 @@ impl Simulation {
 
     /// Crashes node `index` now, if it is up: its links break (what was in flight on
     /// them is lost), what waited in its outbox is gone, and it restarts empty after
-    /// `downtime`. Returns whether it was up.
-    fn crash(&mut self, index: usize, downtime: Duration) -> bool {
+    /// `downtime`.
+    fn crash(&mut self, index: usize, downtime: Duration) {
         let Some(node) = self.nodes[index].node.take() else {
-            return false;
+            return;
         };
         let crashed = &mut self.nodes[index];
         crashed.frames_received_before += node.stats().frames_in;
@@ -432,7 +430,6 @@ impl Simulation {
         }
         let at = self.now.saturating_add(nanos(downtime));
         self.schedule.push(at, Event::Restart { node: index });
-        true
     }
 
     fn schedule_crash(&mut self, churn: Churn) {
