@@ -212,6 +212,13 @@ MUTANTS = {
         "let cached: Vec<(ShortId, u16)> = plumtree.cache.ids().skip(older).take(0).collect();",
         "nodes_that_restart_get_what_they_missed_by_repair",
     ),
+    # The same, against the property over generated networks.
+    "repair-announces-nothing-generated": (
+        "core/src/node/plumtree.rs",
+        "let cached: Vec<(ShortId, u16)> = plumtree.cache.ids().skip(older).collect();",
+        "let cached: Vec<(ShortId, u16)> = plumtree.cache.ids().skip(older).take(0).collect();",
+        "plumtree_repairs_what_restarted_nodes_missed",
+    ),
     # An eager peer that announced a read's messages is sent them whole all the same.
     "announcers-sent-whole": (
         "core/src/node/gossip_batch.rs",

@@ -1033,6 +1033,36 @@ proptest! {
         everyone_got_everything_once(&report, nodes)?;
     }
 
+    /// Nodes crash and come back empty while messages are published at the nodes that
+    /// are up: every message reaches every node (a restarted one gets again what it had,
+    /// and delivers it again: it remembers nothing), by repair once the links are back.
+    #[test]
+    fn plumtree_repairs_what_restarted_nodes_missed(
+        topology in topology(),
+        network in network(),
+        share in 0.0f64..0.5,
+        downtime_ms in 1u64..500,
+        publishers in prop::collection::vec(any::<prop::sample::Index>(), 1..6),
+    ) {
+        let nodes = topology.nodes();
+        let mut sim = Simulation::new(topology, plumtree(network));
+        sim.publish(0, &b"first"[..]).unwrap();
+        prop_assert!(sim.run_until_quiet());
+        sim.restart_nodes(share, Duration::from_millis(downtime_ms));
+        for (n, publisher) in publishers.iter().enumerate() {
+            let at = publisher.index(nodes);
+            let Some(up) = (at..at + nodes).map(|i| i % nodes).find(|&i| sim.node(i).is_some())
+            else {
+                continue;
+            };
+            sim.publish(up, format!("message {n}").into_bytes()).unwrap();
+        }
+        prop_assert!(sim.run_until_quiet());
+        for message in &sim.report().messages {
+            prop_assert_eq!(message.reached, nodes, "{:?}", message);
+        }
+    }
+
     /// The message cache never holds more than its budget, keeps the newest, and gives
     /// back each message it keeps as it was, whether it came alone or in a batch sharing
     /// one buffer with others.
