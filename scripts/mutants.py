@@ -161,6 +161,14 @@ MUTANTS = {
         "if false && last_asked == Some(peer) && pending.deadline > now {",
         "a_graft_whose_announcer_goes_is_sent_to_the_next_announcer_at_once",
     ),
+    # A duplicate never makes its sender lazy: the tree never forms, every message floods
+    # (rmr of the messages after the first, counted from frames received, stays high).
+    "never-lazy": (
+        "core/src/node/gossip_batch.rs",
+        "            set_eager(state, is_new);",
+        "            set_eager(state, true || is_new);",
+        "the_first_message_floods_and_the_rest_follow_a_tree",
+    ),
     # No duplicate is ever taken as a shortcut: the first message's tree stays as it is.
     "no-shortcuts": (
         "core/src/node/plumtree.rs",
