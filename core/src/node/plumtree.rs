@@ -356,12 +356,16 @@ impl Node {
             );
             never && state.promise_slot.is_some()
         });
-        let plumtree = self.plumtree.as_ref().filter(|_| candidate);
-        let window = plumtree.map_or(Duration::ZERO, |p| p.config.shortcut_window);
-        let Some(first) = plumtree
-            .filter(|_| !window.is_zero())
-            .and_then(|p| p.cache.received(id))
+        // A zero window turns shortcuts off before any cache lookup.
+        let Some(plumtree) = self
+            .plumtree
+            .as_ref()
+            .filter(|p| candidate && !p.config.shortcut_window.is_zero())
         else {
+            return false;
+        };
+        let window = plumtree.config.shortcut_window;
+        let Some(first) = plumtree.cache.received(id) else {
             return false;
         };
         let shorter = first.round.saturating_sub(round) >= SHORTCUT_ROUNDS;
