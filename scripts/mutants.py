@@ -228,6 +228,27 @@ MUTANTS = {
         "plumtree_repairs_what_restarted_nodes_missed",
     ),
     # An eager peer that announced a read's messages is sent them whole all the same.
+    # Messages kept in the read they came in charge only themselves, not the read.
+    "read-charge-forgotten": (
+        "core/src/plumtree/cache.rs",
+        "self.insert_in(now, read, messages, from, true);",
+        "self.insert_in(now, read, messages, from, false);",
+        "a_leaf_keeps_what_it_read_in_place_and_its_cache_pays_for_the_read",
+    ),
+    # ... or charge it after the read has gone.
+    "read-charge-kept-after": (
+        "core/src/plumtree/cache.rs",
+        "self.bytes -= charged;",
+        "self.bytes -= charged * 0;",
+        "messages_kept_in_their_read_charge_the_read_until_the_last_goes",
+    ),
+    # A leaf keeps a few new messages in place however large the read around them.
+    "leaf-pins-any-read": (
+        "core/src/node/gossip_batch.rs",
+        "if read.too_big_for(kept) || read.bytes().len() > cache_budget / 4 {",
+        "if read.bytes().len() > cache_budget / 4 {",
+        "a_leaf_keeps_what_it_read_in_place_and_its_cache_pays_for_the_read",
+    ),
     "announcers-sent-whole": (
         "core/src/node/gossip_batch.rs",
         "let has_all = |at: usize| announced.get(at) == Some(&cached.len());",

@@ -608,6 +608,51 @@ fn an_eager_peer_that_announced_the_messages_is_not_sent_them() {
     assert_eq!(sent_to(&actions, other), (gossip_frames(&[o, p], 3), 1));
 }
 
+/// A node that sends a read's new messages whole to no one (a leaf of the tree, more
+/// than half the nodes of a network) keeps and delivers them where they were read,
+/// with no copy, and its cache is charged for the whole read while it keeps them. A
+/// read that is mostly other bytes (duplicates here) is copied from instead, and the
+/// cache is charged for the new message alone.
+#[test]
+fn a_leaf_keeps_what_it_read_in_place_and_its_cache_pays_for_the_read() {
+    let t0 = Instant::now();
+    let mut node = plumtree_node();
+    let source = PeerId(1);
+    node.plumtree_peer_connected(t0, source, Direction::Inbound, 7);
+    node.drain_actions().for_each(drop);
+    let delivered = |node: &mut Node| -> Vec<Bytes> {
+        let actions = node.drain_actions();
+        let deliveries = actions.filter_map(|action| match action {
+            Action::Deliver(delivery) => Some(delivery.payload),
+            _ => None,
+        });
+        deliveries.collect()
+    };
+    let within = |payload: &Bytes, read: &Bytes| {
+        let (at, start) = (payload.as_ptr() as usize, read.as_ptr() as usize);
+        at >= start && at + payload.len() <= start + read.len()
+    };
+    let messages: [&[u8]; 2] = [&[1; 100], &[2; 100]];
+    let read = Bytes::from(gossip_frames(&messages, 0));
+    node.handle_received_bytes(t0, source, read.clone());
+    let payloads = delivered(&mut node);
+    assert_eq!(payloads, messages);
+    assert!(payloads.iter().all(|payload| within(payload, &read)));
+    let charged = read.len() + 2 * CACHED_MESSAGE_OVERHEAD;
+    assert_eq!(node.stats().plumtree_cache_bytes, charged);
+
+    // One new message of 100 bytes in a read of 642: under a quarter of it.
+    let new: &[u8] = &[3; 100];
+    let [a, b] = messages;
+    let read = Bytes::from(gossip_frames(&[a, b, a, b, a, new], 0));
+    node.handle_received_bytes(t0, source, read.clone());
+    let payloads = delivered(&mut node);
+    assert_eq!(payloads, [new]);
+    assert!(!within(&payloads[0], &read));
+    let charged = charged + new.len() + CACHED_MESSAGE_OVERHEAD;
+    assert_eq!(node.stats().plumtree_cache_bytes, charged);
+}
+
 /// A plumtree node whose cache has room for two messages of 100 bytes.
 fn node_caching_two_messages_of_100_bytes() -> (Node, Instant) {
     let plumtree = PlumtreeConfig {

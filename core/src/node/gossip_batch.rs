@@ -14,6 +14,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::peer::Wire;
 use super::plumtree::{set_eager, Target};
+use super::read_buffer::Read;
 use super::{Node, BATCH};
 use crate::frame::HEADER_LEN;
 use crate::plumtree::wire::{self, short_id, GOSSIP_OVERHEAD};
@@ -31,12 +32,18 @@ pub(super) struct Received {
 
 impl Node {
     /// Handles `batch` (at most [`BATCH`] Gossip frames from `peer`, in order, received
-    /// while the node could take new messages from it) and empties it. Outcomes are
+    /// while the node could take new messages from it, most in `read`) and empties it. Outcomes are
     /// those of one frame at a time: each new message is delivered, cached and sent on
     /// (whole to eager peers, announced to lazy ones, plain peers get a plain frame);
     /// the sender becomes eager on a new message, and lazy, told by a Prune, on a
     /// duplicate while eager.
-    pub(super) fn take_gossip(&mut self, now: Instant, peer: PeerId, batch: &mut Vec<Received>) {
+    pub(super) fn take_gossip(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        batch: &mut Vec<Received>,
+        read: &Read,
+    ) {
         let count = batch.len();
         if count == 0 {
             return;
@@ -70,7 +77,7 @@ impl Node {
         if fresh > 0 {
             let mut is_new = new.iter();
             batch.retain(|_| is_new.next().copied().unwrap_or(false));
-            self.take_framed(now, Some(peer), batch, true);
+            self.take_framed(now, Some(peer), batch, true, Some(read));
         }
         batch.clear();
     }
@@ -85,7 +92,7 @@ impl Node {
         batch: &mut Vec<Received>,
     ) {
         if !batch.is_empty() {
-            self.take_framed(now, Some(from), batch, false);
+            self.take_framed(now, Some(from), batch, false, None);
             batch.clear();
         }
     }
@@ -126,13 +133,17 @@ impl Node {
     /// The messages are copied once, framed for whoever gets them whole (the eager
     /// plumtree peers, or else the plain ones), and that copy is also what is cached and
     /// delivered. Only a node with both eager plumtree peers and plain peers frames them
-    /// a second time, for the plain ones.
+    /// a second time, for the plain ones. A node that sends them whole to no one (a
+    /// leaf of the tree: more than half the nodes) copies nothing when they lie in
+    /// `read` and are at least a `1 / MAX_PINNING` of it: it caches and delivers them
+    /// in place, and the cache is charged for the whole read.
     pub(super) fn take_framed(
         &mut self,
         now: Instant,
         from: Option<PeerId>,
         messages: &[Received],
         from_plumtree: bool,
+        read: Option<&Read>,
     ) -> usize {
         let targets = self.plumtree_targets(from);
         let eager = targets.iter().any(|target| target.eager);
@@ -148,7 +159,12 @@ impl Node {
             (false, true) => Framing::Plain,
             _ => Framing::Gossip,
         };
-        let framed = Framed::new(messages, framing);
+        let in_place = read.filter(|_| !eager && !plain_peers).and_then(|read| {
+            let budget = self.plumtree.as_ref().map_or(0, |p| p.cache.budget_bytes());
+            Framed::in_place(messages, read, budget)
+        });
+        let kept_in_read = in_place.is_some();
+        let framed = in_place.unwrap_or_else(|| Framed::new(messages, framing));
         // Where each message lies in the framed copy, which holds only messages cached
         // now: it keeps nothing else alive.
         let mut cached: Vec<(MessageId, Range<usize>, u16, Promises)> = framed
@@ -229,7 +245,12 @@ impl Node {
         self.charge_shared(shared, took, &framed.frame_lens);
         if let Some(plumtree) = self.plumtree.as_mut() {
             plumtree.targets = targets;
-            plumtree.cache.insert_many(now, &framed.wire, cached, from);
+            match kept_in_read {
+                true => plumtree
+                    .cache
+                    .insert_from_read(now, &framed.wire, cached, from),
+                false => plumtree.cache.insert_many(now, &framed.wire, cached, from),
+            }
             self.keep_promises(now);
         }
         took
@@ -255,13 +276,17 @@ impl Framing {
     }
 }
 
-/// New messages framed back to back in one buffer of their own.
+/// New messages framed back to back in one buffer of their own, or left where they
+/// were read ([`Framed::in_place`]).
 #[derive(Debug, Clone)]
 struct Framed {
     framing: Framing,
+    /// The frames; or the read the messages lie in, which nothing is sent from.
     wire: Bytes,
     /// Each message's id and received round.
     messages: Vec<(MessageId, u16)>,
+    /// Where each message starts in `wire`.
+    starts: Vec<usize>,
     /// Each frame's wire length.
     frame_lens: Vec<usize>,
 }
@@ -278,6 +303,7 @@ impl Framed {
             framing,
             wire: Bytes::new(),
             messages: Vec::with_capacity(messages.len()),
+            starts: Vec::with_capacity(messages.len()),
             frame_lens: Vec::with_capacity(messages.len()),
         };
         for Received { id, round, message } in messages {
@@ -293,6 +319,7 @@ impl Framed {
                 continue;
             };
             buffer.put_slice(&head[..head_len]);
+            framed.starts.push(buffer.len());
             buffer.put_slice(message);
             framed.messages.push((*id, *round));
             framed.frame_lens.push(head_len + message.len());
@@ -301,18 +328,41 @@ impl Framed {
         framed
     }
 
+    /// `messages` where they lie in `read`, not copied, if every one does and they
+    /// are enough of it to keep it alive (see `read_buffer`), and the read is at most
+    /// a quarter of the cache's `cache_budget` (it is charged for it whole). Nothing
+    /// can be sent from this.
+    fn in_place(messages: &[Received], read: &Read, cache_budget: usize) -> Option<Self> {
+        let kept: usize = messages.iter().map(|r| r.message.len()).sum();
+        if read.too_big_for(kept) || read.bytes().len() > cache_budget / 4 {
+            return None;
+        }
+        let starts = messages
+            .iter()
+            .map(|r| read.offset(&r.message))
+            .collect::<Option<Vec<usize>>>()?;
+        let head_len = Framing::Gossip.head_len();
+        Some(Framed {
+            framing: Framing::Gossip,
+            wire: read.bytes().clone(),
+            messages: messages.iter().map(|r| (r.id, r.round)).collect(),
+            starts,
+            frame_lens: messages
+                .iter()
+                .map(|r| head_len + r.message.len())
+                .collect(),
+        })
+    }
+
     /// Each message (id, where it lies in the buffer, received round), in order.
     fn messages(&self) -> impl Iterator<Item = (MessageId, Range<usize>, u16)> + '_ {
         let head_len = self.framing.head_len();
-        let mut at = 0;
+        let lens = self.frame_lens.iter().map(move |len| len - head_len);
         self.messages
             .iter()
-            .zip(&self.frame_lens)
-            .map(move |(&(id, round), &len)| {
-                let message = at + head_len..at + len;
-                at += len;
-                (id, message, round)
-            })
+            .zip(&self.starts)
+            .zip(lens)
+            .map(|((&(id, round), &start), len)| (id, start..start + len, round))
     }
 
     /// The `count` frames at `bytes` (offsets into the buffer), for a `Send`.

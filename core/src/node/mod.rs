@@ -452,7 +452,7 @@ impl Node {
             return;
         };
         if state.is_plumtree() {
-            self.decode_plumtree(now, peer);
+            self.decode_plumtree(now, peer, &read);
             return;
         };
         if !self.flow.takes_from(self.config.overload, state) {

@@ -7,6 +7,7 @@ use bytes::Bytes;
 
 use super::gossip_batch::Received;
 use super::peer::{Peer, Shortcut, Wire};
+use super::read_buffer::Read;
 use super::{Node, BATCH};
 use crate::plumtree::wire::{self, Frame, ShortId, WireError};
 use crate::plumtree::{
@@ -203,7 +204,7 @@ impl Node {
     /// from the peer, its duplicates and control frames are still handled and the first
     /// new message is held. Called from `decode_frames`, which has brought the node's
     /// fullness up to date.
-    pub(super) fn decode_plumtree(&mut self, now: Instant, peer: PeerId) {
+    pub(super) fn decode_plumtree(&mut self, now: Instant, peer: PeerId, read: &Read) {
         let overload = self.config.overload;
         if let Some(state) = self.peers.get(peer) {
             if self.flow.takes_from(overload, state) {
@@ -213,7 +214,7 @@ impl Node {
         let Some(mut batch) = self.plumtree.as_mut().map(Plumtree::take_batch) else {
             return;
         };
-        let ended = self.decode_plumtree_frames(now, peer, &mut batch);
+        let ended = self.decode_plumtree_frames(now, peer, read, &mut batch);
         if let Some(plumtree) = self.plumtree.as_mut() {
             plumtree.put_batch(batch);
         }
@@ -233,6 +234,7 @@ impl Node {
         &mut self,
         now: Instant,
         peer: PeerId,
+        read: &Read,
         batch: &mut Vec<Received>,
     ) -> Result<(), DisconnectReason> {
         let overload = self.config.overload;
@@ -264,19 +266,19 @@ impl Node {
                     let id = MessageId::of(&message);
                     batch.push(Received { id, round, message });
                     if batch.len() == BATCH {
-                        self.take_gossip(now, peer, batch);
+                        self.take_gossip(now, peer, batch, read);
                     }
                     Ok(())
                 }
                 Ok(Frame::Gossip { round, message }) => {
-                    self.take_gossip(now, peer, batch);
+                    self.take_gossip(now, peer, batch, read);
                     headroom = None;
                     self.on_gossip(now, peer, round, message)
                 }
                 Ok(control) => {
                     // It may make a peer eager or lazy: the room is looked at anew.
                     headroom = None;
-                    self.take_gossip(now, peer, batch);
+                    self.take_gossip(now, peer, batch, read);
                     self.stats.control_frames_in += 1;
                     self.on_control(now, peer, control);
                     Ok(())
@@ -288,7 +290,7 @@ impl Node {
             }
         };
         // What came before an error is handled as it would have been alone.
-        self.take_gossip(now, peer, batch);
+        self.take_gossip(now, peer, batch, read);
         result
     }
 
@@ -582,7 +584,7 @@ impl Node {
             return 0;
         }
         let message = message.clone();
-        self.take_framed(now, except, &[Received { id, round, message }], false)
+        self.take_framed(now, except, &[Received { id, round, message }], false, None)
     }
 
     /// The plumtree peers but `except` (in a buffer to hand back to

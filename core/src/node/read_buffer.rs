@@ -52,6 +52,20 @@ impl Read {
         Some(start..start + HEADER_LEN + payload.len())
     }
 
+    /// Where `payload` starts in this read, if it lies in it (and is not empty).
+    pub(crate) fn offset(&self, payload: &[u8]) -> Option<usize> {
+        if !self.holds(payload) {
+            return None;
+        }
+        let start = payload.as_ptr() as usize - self.start();
+        (start + payload.len() <= self.bytes.len()).then_some(start)
+    }
+
+    /// The whole read, shared.
+    pub(crate) fn bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+
     /// The bytes of `range` (within the read), shared.
     pub(crate) fn slice(&self, range: Range<usize>) -> Bytes {
         self.bytes.slice(range)

@@ -65,9 +65,10 @@ pub struct LetGo {
 
 /// Recent messages by id, oldest forgotten first: once older than the retention, or
 /// to make room within the byte budget. A message is kept as it is given, not copied:
-/// the caller hands over a buffer that holds little else (the node gives it a copy, or
-/// one buffer holding only the messages it caches at the same moment), so that the
-/// cache never keeps a large read buffer alive.
+/// the caller hands over a buffer that holds little else (the node gives it a copy
+/// holding only the messages it caches at the same moment), or the read they arrived
+/// in ([`insert_from_read`](Self::insert_from_read)), whose other bytes the cache is
+/// then charged for as long as it keeps the read alive.
 ///
 /// The messages lie in insertion order in a ring, as ranges of the buffers they came
 /// in: the messages of one batch share their buffer, held once, so forgetting them
@@ -83,9 +84,10 @@ pub struct MessageCache {
     /// Oldest first; `entries[i]` has sequence number `first + i`.
     entries: VecDeque<Cached>,
     first: u64,
-    /// The buffers the kept messages lie in, oldest first; `buffers[i]` has sequence
-    /// number `first_buffer + i`. A buffer goes when its last message does.
-    buffers: VecDeque<Bytes>,
+    /// The buffers the kept messages lie in, oldest first, each with what it is charged
+    /// beyond its kept messages; `buffers[i]` has sequence number `first_buffer + i`. A
+    /// buffer goes when its last message does, and its charge with it.
+    buffers: VecDeque<(Bytes, usize)>,
     first_buffer: u64,
     /// Keyed secretly (ids can be ground), and fast: every new message goes in.
     /// `index[newer]` has the ids kept since the last turn, the other those before;
@@ -168,7 +170,54 @@ impl MessageCache {
         messages: impl IntoIterator<Item = (MessageId, Range<usize>, u16, Promises)>,
         from: Option<PeerId>,
     ) {
+        self.insert_in(now, buffer, messages, from, false);
+    }
+
+    /// As [`insert_many`](Self::insert_many), for messages that lie in `read`, the
+    /// buffer they arrived in, which may hold other bytes (frame headers, duplicates):
+    /// they are kept in place, and while one of them is, the cache is charged for all
+    /// of `read`, so its budget bounds the memory it keeps alive. Worth it when the
+    /// messages are most of the read; a caller that copies them out instead
+    /// ([`insert_many`](Self::insert_many) with a buffer of their own) is charged for
+    /// the messages alone.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use bytes::Bytes;
+    /// use gossip_core::plumtree::{wire::short_id, MessageCache, Promises, CACHED_MESSAGE_OVERHEAD};
+    /// use gossip_core::MessageId;
+    ///
+    /// let now = Instant::now();
+    /// let mut cache = MessageCache::new(1 << 20, Duration::from_secs(30));
+    /// let read = Bytes::from_static(b"..hello..");
+    /// let id = MessageId::of(b"hello");
+    /// cache.insert_from_read(now, &read, [(id, 2..7, 1, Promises::NONE)], None);
+    /// assert_eq!(cache.get(&short_id(&id)), Some((read.slice(2..7), 1)));
+    /// assert_eq!(cache.bytes(), read.len() + CACHED_MESSAGE_OVERHEAD);
+    /// ```
+    pub fn insert_from_read(
+        &mut self,
+        now: Instant,
+        read: &Bytes,
+        messages: impl IntoIterator<Item = (MessageId, Range<usize>, u16, Promises)>,
+        from: Option<PeerId>,
+    ) {
+        self.insert_in(now, read, messages, from, true);
+    }
+
+    /// Keeps `messages`, lying in `buffer`; with `charge_rest`, the cache is also
+    /// charged for the buffer's bytes outside them while it keeps one of them.
+    fn insert_in(
+        &mut self,
+        now: Instant,
+        buffer: &Bytes,
+        messages: impl IntoIterator<Item = (MessageId, Range<usize>, u16, Promises)>,
+        from: Option<PeerId>,
+        charge_rest: bool,
+    ) {
         self.expire(now);
+        // Bytes of `buffer` kept as messages.
+        let mut kept_bytes = 0;
         // The sequence number `buffer` got, once a message of it is kept.
         let mut kept_in: Option<u64> = None;
         for (id, range, round, promised) in messages {
@@ -197,10 +246,12 @@ impl MessageCache {
             let buffer_seq = match kept_in {
                 Some(seq) if seq >= self.first_buffer => seq,
                 _ => {
-                    self.buffers.push_back(buffer.clone());
+                    self.buffers.push_back((buffer.clone(), 0));
+                    kept_bytes = 0;
                     self.first_buffer + self.buffers.len() as u64 - 1
                 }
             };
+            kept_bytes += range.len();
             kept_in = Some(buffer_seq);
             let id = short_id(&id);
             let seq = self.first + self.entries.len() as u64;
@@ -227,6 +278,17 @@ impl MessageCache {
                 promised,
             });
         }
+        let Some(at) = kept_in.and_then(|seq| seq.checked_sub(self.first_buffer)) else {
+            return;
+        };
+        if let Some((_, charged)) = self.buffers.get_mut(at as usize).filter(|_| charge_rest) {
+            let rest = buffer.len().saturating_sub(kept_bytes);
+            *charged = rest;
+            self.bytes += rest;
+            while self.bytes > self.budget_bytes && !self.entries.is_empty() {
+                self.forget_oldest();
+            }
+        }
     }
 
     /// The message of short id `id` and its round, if it is still kept.
@@ -251,7 +313,7 @@ impl MessageCache {
 
     fn message_of(&self, cached: &Cached) -> Option<(Bytes, u16)> {
         let at = cached.buffer.checked_sub(self.first_buffer)?;
-        let buffer = self.buffers.get(usize::try_from(at).ok()?)?;
+        let (buffer, _) = self.buffers.get(usize::try_from(at).ok()?)?;
         let start = cached.start as usize;
         let message = buffer.slice(start..start + cached.len as usize);
         Some((message, cached.round))
@@ -335,6 +397,11 @@ impl MessageCache {
         self.entries.iter().map(|cached| (cached.id, cached.round))
     }
 
+    /// The budget, in bytes.
+    pub fn budget_bytes(&self) -> usize {
+        self.budget_bytes
+    }
+
     /// Bytes charged now (at most the budget).
     pub fn bytes(&self) -> usize {
         self.bytes
@@ -384,7 +451,7 @@ impl MessageCache {
                 self.count_promises(cached.promised, -1);
                 let buffer = cached.buffer.checked_sub(self.first_buffer);
                 let buffer = buffer.and_then(|at| self.buffers.get(usize::try_from(at).ok()?));
-                if let Some(buffer) = buffer {
+                if let Some((buffer, _)) = buffer {
                     let start = cached.start as usize;
                     self.let_go.push(LetGo {
                         message: buffer.slice(start..start + cached.len as usize),
@@ -397,8 +464,11 @@ impl MessageCache {
             self.bytes -= cached.len as usize + CACHED_MESSAGE_OVERHEAD;
             // Buffers older than the oldest kept message's hold nothing kept.
             let oldest_used = self.entries.front().map_or(u64::MAX, |c| c.buffer);
-            while self.first_buffer < oldest_used && !self.buffers.is_empty() {
-                self.buffers.pop_front();
+            while self.first_buffer < oldest_used {
+                let Some((_, charged)) = self.buffers.pop_front() else {
+                    break;
+                };
+                self.bytes -= charged;
                 self.first_buffer += 1;
             }
         }
@@ -573,6 +643,40 @@ mod tests {
         assert!(first.is_unique(), "let go with its last message");
         assert_eq!(cache.buffers.len(), 2);
         assert!(cache.bytes() <= 4 * one);
+    }
+
+    /// Messages kept where they were read charge the whole read, once, until the last
+    /// of them goes; at the budget's edge the charge of the rest of the read is what
+    /// makes the cache forget an older message.
+    #[test]
+    fn messages_kept_in_their_read_charge_the_read_until_the_last_goes() {
+        let now = Instant::now();
+        let one = 100 + CACHED_MESSAGE_OVERHEAD;
+        // Room for three messages of 100 bytes and 99 bytes more.
+        let budget = 3 * one + 99;
+        let mut cache = MessageCache::new(budget, Duration::from_secs(30));
+        let (old, older) = batch(1, &[100]);
+        cache.insert_many(now, &old, older.clone(), None);
+        let (read, mut messages) = batch(2, &[100, 100, 100]);
+        messages.remove(1); // a duplicate, say: in the read, not kept
+        cache.insert_from_read(now, &read, messages.clone(), None);
+        // The two messages fit beside the old one; the read's other 100 bytes do not.
+        assert_eq!(cache.get(&short_id(&older[0].0)), None);
+        assert!(old.is_unique());
+        assert_eq!(cache.bytes(), read.len() + 2 * CACHED_MESSAGE_OVERHEAD);
+        // The next message makes the read's first go, but not the read's charge.
+        let (next, more) = batch(3, &[100]);
+        cache.insert_many(now, &next, more, None);
+        assert_eq!(cache.get(&short_id(&messages[0].0)), None);
+        assert!(cache.get(&short_id(&messages[1].0)).is_some());
+        assert_eq!(
+            cache.bytes(),
+            (read.len() - 100) + CACHED_MESSAGE_OVERHEAD + one
+        );
+        assert!(cache.bytes() <= budget);
+        cache.expire(now + Duration::from_secs(30));
+        assert_eq!((cache.bytes(), cache.buffers.len()), (0, 0));
+        assert!(read.is_unique(), "let go with its last message");
     }
 
     #[test]

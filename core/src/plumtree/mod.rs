@@ -85,7 +85,9 @@ pub struct PlumtreeConfig {
     /// IHave frame per peer (at most [`wire::MAX_IHAVE`] ids each). Default 5 ms.
     pub ihave_interval: Duration,
     /// Bytes of messages kept to answer grafts and repair links
-    /// (each charged its length plus [`CACHED_MESSAGE_OVERHEAD`]). Default 128 MiB.
+    /// (each charged its length plus [`CACHED_MESSAGE_OVERHEAD`]; messages kept in the
+    /// read they came in charge the whole read, see
+    /// [`MessageCache::insert_from_read`]). Default 128 MiB.
     ///
     /// Under load the cache must outlast what can stand in a queue before the
     /// slow-peer rule cuts it (`slow_peer_timeout`, 10 s, plus the redial), at the rate
