@@ -238,16 +238,30 @@ MUTANTS = {
     # ... or charge it after the read has gone.
     "read-charge-kept-after": (
         "core/src/plumtree/cache.rs",
-        "self.bytes -= charged;",
-        "self.bytes -= charged * 0;",
-        "messages_kept_in_their_read_charge_the_read_until_the_last_goes",
+        "self.bytes -= whole;",
+        "self.bytes -= whole * 0;",
+        "messages_kept_in_their_read_charge_the_read_once_until_the_last_goes",
     ),
     # A leaf keeps a few new messages in place however large the read around them.
     "leaf-pins-any-read": (
         "core/src/node/gossip_batch.rs",
-        "if read.too_big_for(kept) || read.bytes().len() > cache_budget / 4 {",
-        "if read.bytes().len() > cache_budget / 4 {",
+        "let worth_it = (kept > 0 && !read.too_big_for(kept)) || cache.keeps_read(read.bytes());",
+        "let worth_it = kept > 0 || cache.keeps_read(read.bytes());",
         "a_leaf_keeps_what_it_read_in_place_and_its_cache_pays_for_the_read",
+    ),
+    # A later batch of a read kept in place is copied if it is a small part of the read.
+    "read-batches-judged-alone": (
+        "core/src/node/gossip_batch.rs",
+        "let worth_it = (kept > 0 && !read.too_big_for(kept)) || cache.keeps_read(read.bytes());",
+        "let worth_it = kept > 0 && !read.too_big_for(kept);",
+        "the_batches_of_one_read_share_its_charge",
+    ),
+    # ... or charges the read again.
+    "read-charged-per-batch": (
+        "core/src/plumtree/cache.rs",
+        "let mut kept_in: Option<u64> = (whole_read && self.keeps_read(buffer))",
+        "let mut kept_in: Option<u64> = (whole_read && self.keeps_read(buffer) && false)",
+        "the_batches_of_one_read_share_its_charge",
     ),
     "announcers-sent-whole": (
         "core/src/node/gossip_batch.rs",
@@ -549,8 +563,8 @@ MUTANTS = {
     ),
     "plumtree-cache-over-budget": (
         "core/src/plumtree/cache.rs",
-        "while self.bytes + charge > self.budget_bytes {",
-        "while self.bytes > self.budget_bytes {",
+        "if self.bytes + coming + charge <= self.budget_bytes {",
+        "if self.bytes + coming <= self.budget_bytes {",
         "the_cache_never_passes_its_budget",
     ),
     "cache-index-never-emptied": (

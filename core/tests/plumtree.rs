@@ -612,7 +612,8 @@ fn an_eager_peer_that_announced_the_messages_is_not_sent_them() {
 /// than half the nodes of a network) keeps and delivers them where they were read,
 /// with no copy, and its cache is charged for the whole read while it keeps them. A
 /// read that is mostly other bytes (duplicates here) is copied from instead, and the
-/// cache is charged for the new message alone.
+/// cache is charged for the new message alone; so is a message assembled across two
+/// reads, which the decoder has copied already.
 #[test]
 fn a_leaf_keeps_what_it_read_in_place_and_its_cache_pays_for_the_read() {
     let t0 = Instant::now();
@@ -650,6 +651,54 @@ fn a_leaf_keeps_what_it_read_in_place_and_its_cache_pays_for_the_read() {
     assert_eq!(payloads, [new]);
     assert!(!within(&payloads[0], &read));
     let charged = charged + new.len() + CACHED_MESSAGE_OVERHEAD;
+    assert_eq!(node.stats().plumtree_cache_bytes, charged);
+
+    // A frame begun in one read and ended in the next is assembled in a buffer of its
+    // own, and kept as it is; the rest of the read is kept in place.
+    let more: [&[u8]; 3] = [&[4; 100], &[5; 100], &[6; 100]];
+    let frames = gossip_frames(&more, 0);
+    let (begun, rest) = frames.split_at(50);
+    node.handle_received_bytes(t0, source, Bytes::copy_from_slice(begun));
+    let read = Bytes::copy_from_slice(rest);
+    node.handle_received_bytes(t0, source, read.clone());
+    let payloads = delivered(&mut node);
+    assert_eq!(payloads, more);
+    let in_place: Vec<bool> = payloads.iter().map(|p| within(p, &read)).collect();
+    assert_eq!(in_place, [false, true, true]);
+    let charged = charged + 100 + read.len() + 3 * CACHED_MESSAGE_OVERHEAD;
+    assert_eq!(node.stats().plumtree_cache_bytes, charged);
+}
+
+/// A read of more messages than the node handles at once (64) is taken in several
+/// batches: all of them stay in place, the last batch too though it is a small part of
+/// the read (the read is kept already), and the cache is charged for the read once.
+#[test]
+fn the_batches_of_one_read_share_its_charge() {
+    let t0 = Instant::now();
+    let mut node = plumtree_node();
+    let source = PeerId(1);
+    node.plumtree_peer_connected(t0, source, Direction::Inbound, 7);
+    node.drain_actions().for_each(drop);
+    let messages: Vec<Vec<u8>> = (0..200u32)
+        .map(|i| [i.to_be_bytes(); 25].concat())
+        .collect();
+    let messages: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+    let read = Bytes::from(gossip_frames(&messages, 0));
+    node.handle_received_bytes(t0, source, read.clone());
+    let start = read.as_ptr() as usize;
+    let mut delivered = 0;
+    for action in node.drain_actions() {
+        if let Action::Deliver(delivery) = action {
+            let at = delivery.payload.as_ptr() as usize;
+            assert!(
+                at >= start && at < start + read.len(),
+                "message {delivered} copied"
+            );
+            delivered += 1;
+        }
+    }
+    assert_eq!(delivered, 200);
+    let charged = read.len() + 200 * CACHED_MESSAGE_OVERHEAD;
     assert_eq!(node.stats().plumtree_cache_bytes, charged);
 }
 

@@ -18,7 +18,7 @@ use super::read_buffer::Read;
 use super::{Node, BATCH};
 use crate::frame::HEADER_LEN;
 use crate::plumtree::wire::{self, short_id, GOSSIP_OVERHEAD};
-use crate::plumtree::Promises;
+use crate::plumtree::{MessageCache, Promises};
 use crate::seen::{Keying, SeenKey};
 use crate::{Delivery, Frames, MessageId, PeerId};
 
@@ -160,13 +160,12 @@ impl Node {
             _ => Framing::Gossip,
         };
         let in_place = read.filter(|_| !eager && !plain_peers).and_then(|read| {
-            let budget = self.plumtree.as_ref().map_or(0, |p| p.cache.budget_bytes());
-            Framed::in_place(messages, read, budget)
+            let cache = &self.plumtree.as_ref()?.cache;
+            Framed::in_place(messages, read, cache)
         });
-        let kept_in_read = in_place.is_some();
         let framed = in_place.unwrap_or_else(|| Framed::new(messages, framing));
         // Where each message lies in the framed copy, which holds only messages cached
-        // now: it keeps nothing else alive.
+        // now: it keeps nothing else alive (or in the read, see `Framed::in_place`).
         let mut cached: Vec<(MessageId, Range<usize>, u16, Promises)> = framed
             .messages()
             .map(|(id, range, round)| (id, range, round, lazy))
@@ -174,9 +173,9 @@ impl Node {
         // How many of the messages each target announced, by its place in `targets`
         // (left empty while none did).
         let mut announced: Vec<usize> = Vec::new();
-        for (id, range, _, promised) in &mut cached {
+        for ((id, _, _, promised), payload) in cached.iter_mut().zip(&framed.payloads) {
             if let (true, Some(from)) = (from_plumtree, from) {
-                let payload = framed.wire.slice(range.clone());
+                let payload = payload.clone();
                 self.deliver(Delivery::with_known_id(Some(*id), payload, from));
             }
             if let Some(plumtree) = self.plumtree.as_mut() {
@@ -245,12 +244,7 @@ impl Node {
         self.charge_shared(shared, took, &framed.frame_lens);
         if let Some(plumtree) = self.plumtree.as_mut() {
             plumtree.targets = targets;
-            match kept_in_read {
-                true => plumtree
-                    .cache
-                    .insert_from_read(now, &framed.wire, cached, from),
-                false => plumtree.cache.insert_many(now, &framed.wire, cached, from),
-            }
+            framed.cache_into(&mut plumtree.cache, now, cached, from);
             self.keep_promises(now);
         }
         took
@@ -283,10 +277,15 @@ struct Framed {
     framing: Framing,
     /// The frames; or the read the messages lie in, which nothing is sent from.
     wire: Bytes,
+    /// Whether `wire` is the read.
+    in_place: bool,
     /// Each message's id and received round.
     messages: Vec<(MessageId, u16)>,
-    /// Where each message starts in `wire`.
-    starts: Vec<usize>,
+    /// Each message: a slice of `wire`, or (in place) one assembled by the decoder
+    /// across reads, in a buffer of its own.
+    payloads: Vec<Bytes>,
+    /// Where each message starts in `wire`, if it lies there.
+    starts: Vec<Option<usize>>,
     /// Each frame's wire length.
     frame_lens: Vec<usize>,
 }
@@ -302,7 +301,9 @@ impl Framed {
         let mut framed = Framed {
             framing,
             wire: Bytes::new(),
+            in_place: false,
             messages: Vec::with_capacity(messages.len()),
+            payloads: Vec::with_capacity(messages.len()),
             starts: Vec::with_capacity(messages.len()),
             frame_lens: Vec::with_capacity(messages.len()),
         };
@@ -319,42 +320,52 @@ impl Framed {
                 continue;
             };
             buffer.put_slice(&head[..head_len]);
-            framed.starts.push(buffer.len());
+            framed.starts.push(Some(buffer.len()));
             buffer.put_slice(message);
             framed.messages.push((*id, *round));
             framed.frame_lens.push(head_len + message.len());
         }
         framed.wire = buffer.freeze();
+        let ranges = framed.messages().map(|(_, range, _)| range);
+        framed.payloads = ranges.map(|range| framed.wire.slice(range)).collect();
         framed
     }
 
-    /// `messages` where they lie in `read`, not copied, if every one does and they
-    /// are enough of it to keep it alive (see `read_buffer`), and the read is at most
-    /// a quarter of the cache's `cache_budget` (it is charged for it whole). Nothing
-    /// can be sent from this.
-    fn in_place(messages: &[Received], read: &Read, cache_budget: usize) -> Option<Self> {
-        let kept: usize = messages.iter().map(|r| r.message.len()).sum();
-        if read.too_big_for(kept) || read.bytes().len() > cache_budget / 4 {
+    /// `messages` where they lie in `read`, not copied, for a node that sends them whole
+    /// to no one. The cache is charged for the read whole (see
+    /// `MessageCache::insert_from_read`), so only if their frames are at least a
+    /// `1 / MAX_PINNING` of it (the pinning rule of `read_buffer`), or the cache keeps
+    /// the read already (for its batch before: these cost only their overhead), and it
+    /// is at most a quarter of the cache's budget. A message the decoder assembled
+    /// across reads (the first of a read, mostly) is in a buffer of its own and is
+    /// kept as it is. Nothing can be sent from this.
+    fn in_place(messages: &[Received], read: &Read, cache: &MessageCache) -> Option<Self> {
+        let head_len = Framing::Gossip.head_len();
+        let frame_lens: Vec<usize> = messages
+            .iter()
+            .map(|r| head_len + r.message.len())
+            .collect();
+        let starts: Vec<Option<usize>> = messages.iter().map(|r| read.offset(&r.message)).collect();
+        let kept: usize = (starts.iter().zip(&frame_lens))
+            .filter_map(|(start, len)| start.and(Some(len)))
+            .sum();
+        let worth_it = (kept > 0 && !read.too_big_for(kept)) || cache.keeps_read(read.bytes());
+        if !worth_it || read.bytes().len() > cache.budget_bytes() / 4 {
             return None;
         }
-        let starts = messages
-            .iter()
-            .map(|r| read.offset(&r.message))
-            .collect::<Option<Vec<usize>>>()?;
-        let head_len = Framing::Gossip.head_len();
         Some(Framed {
             framing: Framing::Gossip,
             wire: read.bytes().clone(),
+            in_place: true,
             messages: messages.iter().map(|r| (r.id, r.round)).collect(),
+            payloads: messages.iter().map(|r| r.message.clone()).collect(),
             starts,
-            frame_lens: messages
-                .iter()
-                .map(|r| head_len + r.message.len())
-                .collect(),
+            frame_lens,
         })
     }
 
-    /// Each message (id, where it lies in the buffer, received round), in order.
+    /// Each message (id, where it lies in the buffer, received round), in order; one
+    /// outside it, where it lies in its payload.
     fn messages(&self) -> impl Iterator<Item = (MessageId, Range<usize>, u16)> + '_ {
         let head_len = self.framing.head_len();
         let lens = self.frame_lens.iter().map(move |len| len - head_len);
@@ -362,7 +373,36 @@ impl Framed {
             .iter()
             .zip(&self.starts)
             .zip(lens)
-            .map(|((&(id, round), &start), len)| (id, start..start + len, round))
+            .map(|((&(id, round), &start), len)| {
+                let start = start.unwrap_or(0);
+                (id, start..start + len, round)
+            })
+    }
+
+    /// Keeps `cached` (the messages as [`messages`](Self::messages) gives them, with
+    /// their promises) in `cache`, in order: a framed copy as the one buffer it is;
+    /// in place, those in the read as slices of it, any other in its own buffer.
+    fn cache_into(
+        &self,
+        cache: &mut MessageCache,
+        now: Instant,
+        cached: Vec<(MessageId, Range<usize>, u16, Promises)>,
+        from: Option<PeerId>,
+    ) {
+        if !self.in_place {
+            cache.insert_many(now, &self.wire, cached, from);
+            return;
+        }
+        let mut in_read = Vec::with_capacity(cached.len());
+        for ((message, start), cached) in self.payloads.iter().zip(&self.starts).zip(cached) {
+            if start.is_some() {
+                in_read.push(cached);
+                continue;
+            }
+            cache.insert_from_read(now, &self.wire, in_read.drain(..), from);
+            cache.insert_many(now, message, [cached], from);
+        }
+        cache.insert_from_read(now, &self.wire, in_read, from);
     }
 
     /// The `count` frames at `bytes` (offsets into the buffer), for a `Send`.

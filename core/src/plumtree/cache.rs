@@ -84,9 +84,10 @@ pub struct MessageCache {
     /// Oldest first; `entries[i]` has sequence number `first + i`.
     entries: VecDeque<Cached>,
     first: u64,
-    /// The buffers the kept messages lie in, oldest first, each with what it is charged
-    /// beyond its kept messages; `buffers[i]` has sequence number `first_buffer + i`. A
-    /// buffer goes when its last message does, and its charge with it.
+    /// The buffers the kept messages lie in, oldest first, each with its own charge (a
+    /// read charged whole: its length; else 0, its messages are charged their bytes);
+    /// `buffers[i]` has sequence number `first_buffer + i`. A buffer goes when its last
+    /// message does, and its charge with it.
     buffers: VecDeque<(Bytes, usize)>,
     first_buffer: u64,
     /// Keyed secretly (ids can be ground), and fast: every new message goes in.
@@ -174,12 +175,14 @@ impl MessageCache {
     }
 
     /// As [`insert_many`](Self::insert_many), for messages that lie in `read`, the
-    /// buffer they arrived in, which may hold other bytes (frame headers, duplicates):
-    /// they are kept in place, and while one of them is, the cache is charged for all
-    /// of `read`, so its budget bounds the memory it keeps alive. Worth it when the
-    /// messages are most of the read; a caller that copies them out instead
-    /// ([`insert_many`](Self::insert_many) with a buffer of their own) is charged for
-    /// the messages alone.
+    /// buffer they arrived in, which may hold other bytes (frame headers, duplicates,
+    /// control frames): they are kept in place, and the cache is charged for the whole
+    /// read, once, as long as it keeps one of them alive (each message adds only
+    /// [`CACHED_MESSAGE_OVERHEAD`]), so its budget bounds the memory it holds. More
+    /// messages of the read that come next (the next batch of it) join it at no further
+    /// charge for their bytes. Worth it when the messages are most of the read; a caller
+    /// that copies them out instead ([`insert_many`](Self::insert_many) with a buffer of
+    /// their own) is charged for the messages alone.
     ///
     /// ```
     /// use std::time::{Duration, Instant};
@@ -189,11 +192,13 @@ impl MessageCache {
     ///
     /// let now = Instant::now();
     /// let mut cache = MessageCache::new(1 << 20, Duration::from_secs(30));
-    /// let read = Bytes::from_static(b"..hello..");
-    /// let id = MessageId::of(b"hello");
-    /// cache.insert_from_read(now, &read, [(id, 2..7, 1, Promises::NONE)], None);
-    /// assert_eq!(cache.get(&short_id(&id)), Some((read.slice(2..7), 1)));
+    /// let read = Bytes::from_static(b"..hello..world");
+    /// let [hello, world] = [b"hello", b"world"].map(|m| MessageId::of(m));
+    /// cache.insert_from_read(now, &read, [(hello, 2..7, 1, Promises::NONE)], None);
+    /// assert_eq!(cache.get(&short_id(&hello)), Some((read.slice(2..7), 1)));
     /// assert_eq!(cache.bytes(), read.len() + CACHED_MESSAGE_OVERHEAD);
+    /// cache.insert_from_read(now, &read, [(world, 9..14, 1, Promises::NONE)], None);
+    /// assert_eq!(cache.bytes(), read.len() + 2 * CACHED_MESSAGE_OVERHEAD);
     /// ```
     pub fn insert_from_read(
         &mut self,
@@ -205,31 +210,44 @@ impl MessageCache {
         self.insert_in(now, read, messages, from, true);
     }
 
-    /// Keeps `messages`, lying in `buffer`; with `charge_rest`, the cache is also
-    /// charged for the buffer's bytes outside them while it keeps one of them.
+    /// Whether the newest buffer kept is `read`, charged whole (see
+    /// [`insert_from_read`](Self::insert_from_read)): more of its messages then cost
+    /// the cache only their overhead.
+    pub fn keeps_read(&self, read: &Bytes) -> bool {
+        self.buffers.back().is_some_and(|(buffer, whole)| {
+            *whole > 0 && buffer.as_ptr() == read.as_ptr() && buffer.len() == read.len()
+        })
+    }
+
+    /// Keeps `messages`, lying in `buffer`; with `whole_read`, the cache is charged for
+    /// all of `buffer` while it keeps it, and each message adds only its overhead.
     fn insert_in(
         &mut self,
         now: Instant,
         buffer: &Bytes,
         messages: impl IntoIterator<Item = (MessageId, Range<usize>, u16, Promises)>,
         from: Option<PeerId>,
-        charge_rest: bool,
+        whole_read: bool,
     ) {
         self.expire(now);
-        // Bytes of `buffer` kept as messages.
-        let mut kept_bytes = 0;
-        // The sequence number `buffer` got, once a message of it is kept.
-        let mut kept_in: Option<u64> = None;
+        // The sequence number `buffer` has, once a message of it is kept (or already
+        // had: a read kept whole, whose next messages these are).
+        let mut kept_in: Option<u64> = (whole_read && self.keeps_read(buffer))
+            .then(|| self.first_buffer + self.buffers.len() as u64 - 1);
+        let buffer_charge = if whole_read { buffer.len() } else { 0 };
         for (id, range, round, promised) in messages {
             let (Ok(start), Ok(len)) = (u32::try_from(range.start), u32::try_from(range.len()))
             else {
                 continue;
             };
-            let charge = range.len() + CACHED_MESSAGE_OVERHEAD;
+            let charge = match whole_read {
+                true => CACHED_MESSAGE_OVERHEAD,
+                false => range.len() + CACHED_MESSAGE_OVERHEAD,
+            };
             let Some(message) = buffer.get(range.clone()) else {
                 continue;
             };
-            if charge > self.budget_bytes {
+            if charge + buffer_charge > self.budget_bytes {
                 if !promised.is_empty() {
                     self.let_go.push(LetGo {
                         message: buffer.slice_ref(message),
@@ -239,19 +257,24 @@ impl MessageCache {
                 }
                 continue;
             }
-            while self.bytes + charge > self.budget_bytes {
+            // Forgetting may let the buffer go, with the batch's earlier messages: then
+            // it is charged again as it comes back.
+            loop {
+                let held = matches!(kept_in, Some(seq) if seq >= self.first_buffer);
+                let coming = if held { 0 } else { buffer_charge };
+                if self.bytes + coming + charge <= self.budget_bytes {
+                    break;
+                }
                 self.forget_oldest();
             }
-            // Forgetting may have let the buffer go, with the batch's earlier messages.
             let buffer_seq = match kept_in {
                 Some(seq) if seq >= self.first_buffer => seq,
                 _ => {
-                    self.buffers.push_back((buffer.clone(), 0));
-                    kept_bytes = 0;
+                    self.buffers.push_back((buffer.clone(), buffer_charge));
+                    self.bytes += buffer_charge;
                     self.first_buffer + self.buffers.len() as u64 - 1
                 }
             };
-            kept_bytes += range.len();
             kept_in = Some(buffer_seq);
             let id = short_id(&id);
             let seq = self.first + self.entries.len() as u64;
@@ -277,17 +300,6 @@ impl MessageCache {
                 from,
                 promised,
             });
-        }
-        let Some(at) = kept_in.and_then(|seq| seq.checked_sub(self.first_buffer)) else {
-            return;
-        };
-        if let Some((_, charged)) = self.buffers.get_mut(at as usize).filter(|_| charge_rest) {
-            let rest = buffer.len().saturating_sub(kept_bytes);
-            *charged = rest;
-            self.bytes += rest;
-            while self.bytes > self.budget_bytes && !self.entries.is_empty() {
-                self.forget_oldest();
-            }
         }
     }
 
@@ -461,14 +473,23 @@ impl MessageCache {
                 }
             }
             self.first += 1;
-            self.bytes -= cached.len as usize + CACHED_MESSAGE_OVERHEAD;
+            let in_whole_read = cached
+                .buffer
+                .checked_sub(self.first_buffer)
+                .and_then(|at| self.buffers.get(usize::try_from(at).ok()?))
+                .is_some_and(|&(_, whole)| whole > 0);
+            // A message in a read charged whole paid only its overhead.
+            self.bytes -= match in_whole_read {
+                true => CACHED_MESSAGE_OVERHEAD,
+                false => cached.len as usize + CACHED_MESSAGE_OVERHEAD,
+            };
             // Buffers older than the oldest kept message's hold nothing kept.
             let oldest_used = self.entries.front().map_or(u64::MAX, |c| c.buffer);
             while self.first_buffer < oldest_used {
-                let Some((_, charged)) = self.buffers.pop_front() else {
+                let Some((_, whole)) = self.buffers.pop_front() else {
                     break;
                 };
-                self.bytes -= charged;
+                self.bytes -= whole;
                 self.first_buffer += 1;
             }
         }
@@ -645,38 +666,48 @@ mod tests {
         assert!(cache.bytes() <= 4 * one);
     }
 
-    /// Messages kept where they were read charge the whole read, once, until the last
-    /// of them goes; at the budget's edge the charge of the rest of the read is what
-    /// makes the cache forget an older message.
+    /// Messages kept where they were read charge the whole read, once (two batches of
+    /// one read included), each adding only its overhead, until the last of them goes;
+    /// at the budget's edge the read's charge is what makes the cache forget an older
+    /// message.
     #[test]
-    fn messages_kept_in_their_read_charge_the_read_until_the_last_goes() {
+    fn messages_kept_in_their_read_charge_the_read_once_until_the_last_goes() {
         let now = Instant::now();
         let one = 100 + CACHED_MESSAGE_OVERHEAD;
-        // Room for three messages of 100 bytes and 99 bytes more.
-        let budget = 3 * one + 99;
-        let mut cache = MessageCache::new(budget, Duration::from_secs(30));
         let (old, older) = batch(1, &[100]);
+        let (read, messages) = batch(2, &[100, 100, 100]);
+        // Room for the old message and the read's first two, with one byte short.
+        let read_charge = read.len() + 2 * CACHED_MESSAGE_OVERHEAD;
+        let budget = one + read_charge - 1;
+        let mut cache = MessageCache::new(budget, Duration::from_secs(30));
         cache.insert_many(now, &old, older.clone(), None);
-        let (read, mut messages) = batch(2, &[100, 100, 100]);
-        messages.remove(1); // a duplicate, say: in the read, not kept
-        cache.insert_from_read(now, &read, messages.clone(), None);
-        // The two messages fit beside the old one; the read's other 100 bytes do not.
-        assert_eq!(cache.get(&short_id(&older[0].0)), None);
-        assert!(old.is_unique());
-        assert_eq!(cache.bytes(), read.len() + 2 * CACHED_MESSAGE_OVERHEAD);
-        // The next message makes the read's first go, but not the read's charge.
-        let (next, more) = batch(3, &[100]);
-        cache.insert_many(now, &next, more, None);
-        assert_eq!(cache.get(&short_id(&messages[0].0)), None);
-        assert!(cache.get(&short_id(&messages[1].0)).is_some());
+        // The first, then (a duplicate between them, say, is not kept) the third, as
+        // the next batch of the same read.
+        cache.insert_from_read(now, &read, [messages[0].clone()], None);
+        assert!(cache.keeps_read(&read));
+        cache.insert_from_read(now, &read, [messages[2].clone()], None);
         assert_eq!(
-            cache.bytes(),
-            (read.len() - 100) + CACHED_MESSAGE_OVERHEAD + one
+            cache.get(&short_id(&older[0].0)),
+            None,
+            "made room, by a byte"
         );
+        assert!(old.is_unique());
+        assert_eq!(cache.bytes(), read_charge, "the read charged once");
+        assert_eq!(cache.buffers.len(), 1);
+        // A message of its own makes the read's first go, but not the read's charge.
+        let (next, more) = batch(3, &[100]);
+        cache.insert_many(now, &next, more.clone(), None);
+        assert_eq!(cache.get(&short_id(&messages[0].0)), None);
+        assert!(cache.get(&short_id(&messages[2].0)).is_some());
+        assert_eq!(cache.bytes(), read.len() + CACHED_MESSAGE_OVERHEAD + one);
         assert!(cache.bytes() <= budget);
+        // Its last message gone, the read goes with its charge.
+        cache.insert_many(now, &next, more, None);
+        assert_eq!(cache.get(&short_id(&messages[2].0)), None);
+        assert!(read.is_unique(), "let go with its last message");
+        assert_eq!(cache.bytes(), 2 * one);
         cache.expire(now + Duration::from_secs(30));
         assert_eq!((cache.bytes(), cache.buffers.len()), (0, 0));
-        assert!(read.is_unique(), "let go with its last message");
     }
 
     #[test]
