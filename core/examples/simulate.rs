@@ -133,10 +133,7 @@ fn main() {
     let restarted = sim.restart_nodes(args.restart_nodes / 100.0, Duration::from_millis(200));
     for n in 1..args.messages {
         // The first node up from a spread-out start (a crashed node publishes nothing).
-        let origin = (0..args.nodes)
-            .map(|k| (n * 7919 + k) % args.nodes)
-            .find(|&i| sim.node(i).is_some())
-            .expect("a node is up");
+        let origin = sim.first_up_from(n * 7919).expect("a node is up");
         sim.publish(origin, payload(n)).expect("payload fits");
         if args.interval_ms > 0 {
             sim.run_for(Duration::from_millis(args.interval_ms));

@@ -132,11 +132,9 @@ fn restart_five_percent(config: SimConfig, seed: u64) -> (usize, usize, u64) {
     assert!(sim.run_until_quiet());
     let restarted = sim.restart_nodes(0.05, Duration::from_millis(200));
     for n in 1..40usize {
-        let origin = (n * 7..)
-            .map(|i| i % nodes)
-            .find(|&i| sim.node(i).is_some());
+        let origin = sim.first_up_from(n * 7).expect("a node is up");
         let payload = format!("message {n}").into_bytes();
-        sim.publish(origin.unwrap(), payload).unwrap();
+        sim.publish(origin, payload).unwrap();
     }
     assert!(sim.run_until_quiet());
     let report = sim.report();
@@ -1145,9 +1143,7 @@ proptest! {
         prop_assert!(sim.run_until_quiet());
         sim.restart_nodes(share, Duration::from_millis(downtime_ms));
         for (n, publisher) in publishers.iter().enumerate() {
-            let at = publisher.index(nodes);
-            let Some(up) = (at..at + nodes).map(|i| i % nodes).find(|&i| sim.node(i).is_some())
-            else {
+            let Some(up) = sim.first_up_from(publisher.index(nodes)) else {
                 continue;
             };
             sim.publish(up, format!("message {n}").into_bytes()).unwrap();

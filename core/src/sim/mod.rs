@@ -163,6 +163,25 @@ impl Simulation {
         self.nodes.get(index)?.node.as_ref()
     }
 
+    /// The first node at `index` or after it (wrapping around) that is up, if any is:
+    /// somewhere to publish while some nodes are down.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use gossip_core::sim::{SimConfig, Simulation, Topology};
+    ///
+    /// let mut sim = Simulation::new(Topology::ring(4), SimConfig::default());
+    /// assert_eq!(sim.first_up_from(6), Some(2));
+    /// sim.restart_nodes(1.0, Duration::from_millis(100));
+    /// assert_eq!(sim.first_up_from(0), None);
+    /// ```
+    pub fn first_up_from(&self, index: usize) -> Option<usize> {
+        let nodes = self.nodes.len();
+        (0..nodes)
+            .map(|k| (index % nodes + k) % nodes)
+            .find(|&i| self.nodes[i].node.is_some())
+    }
+
     /// How many times the node at `index` has crashed (see [`SimConfig::churn`]): a
     /// node that never did still holds everything it ever received, so what it has,
     /// every node should get.
