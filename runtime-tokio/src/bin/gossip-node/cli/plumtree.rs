@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use clap::{ArgMatches, Args};
-use gossip_core::plumtree::PlumtreeConfig;
+use gossip_core::plumtree::{PlumtreeConfig, SHORTCUT_ROUNDS};
 use gossip_tokio::NetConfig;
 
 use super::connections::defaults as net_defaults;
@@ -59,10 +59,9 @@ pub struct PlumtreeFlags {
         default_value_t = optimization_flag(PlumtreeConfig::default().optimization_threshold))]
     pub optimization_threshold: OrOff<u16>,
 
-    /// Shortcuts while the tree forms: a copy of a message that comes this soon after
-    /// the first, at least 2 hops closer to its origin, makes its sender the node's
-    /// link towards the tree instead; `off` keeps the links of the first copies
+    // Its help is `shortcut_help()`: it names `SHORTCUT_ROUNDS`.
     #[arg(long, value_name = "DURATION", value_parser = or_off(positive_humantime),
+        help = shortcut_help(),
         default_value_t = shortcut_flag(PlumtreeConfig::default().shortcut_window))]
     pub shortcut_window: OrOff<humantime::Duration>,
 
@@ -80,6 +79,15 @@ fn optimization_flag(threshold: u16) -> OrOff<u16> {
 }
 
 /// `PlumtreeConfig::shortcut_window` is off at zero.
+fn shortcut_help() -> String {
+    format!(
+        "Shortcuts while the tree forms: a copy of a message that comes this soon after \
+         the first, at least {SHORTCUT_ROUNDS} hops closer to its origin, makes its sender \
+         the node's link towards the tree instead; `off` keeps the links of the first \
+         copies"
+    )
+}
+
 fn shortcut_flag(window: Duration) -> OrOff<humantime::Duration> {
     OrOff((!window.is_zero()).then_some(window.into()))
 }
