@@ -5,7 +5,9 @@
 //! deliveries, and the run of frames each of those peers is sent: one copy, one
 //! allocation and one `Send` per peer for the whole batch, where one message at a time
 //! took one of each per message. Messages from plain peers go to plumtree peers the
-//! same way.
+//! same way. A node that sends a batch whole to no one (a leaf of the tree) copies
+//! nothing: it caches and delivers the messages where they were read
+//! ([`Framed::in_place`]).
 
 use std::ops::Range;
 use std::time::Instant;
