@@ -111,7 +111,7 @@ pub(crate) enum Shortcut {
     Taken,
 }
 
-/// What a peer has sent, for its [`PeerStats`](crate::PeerStats).
+/// What a peer has sent, for its [`PeerStats`].
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Counters {
     pub(crate) bytes_in: u64,
