@@ -448,6 +448,23 @@ fn plumtree_node_with_two_peers() -> (Node, Instant, [PeerId; 2]) {
     (node, t0, peers)
 }
 
+/// A plumtree node with one plumtree peer, the source of what it reads (so it sends
+/// what it reads whole to no one: a leaf), what it said so far drained.
+fn plumtree_node_with_one_peer() -> (Node, Instant, PeerId) {
+    let t0 = Instant::now();
+    let mut node = plumtree_node();
+    let source = PeerId(1);
+    node.plumtree_peer_connected(t0, source, Direction::Inbound, 7);
+    node.drain_actions().for_each(drop);
+    (node, t0, source)
+}
+
+/// Whether `payload` lies in `read` (was not copied out of it).
+fn lies_in(payload: &[u8], read: &Bytes) -> bool {
+    let (at, start) = (payload.as_ptr() as usize, read.as_ptr() as usize);
+    at >= start && at + payload.len() <= start + read.len()
+}
+
 /// A read's Gossip frames, as a plumtree peer sends them at `round`.
 fn gossip_frames(messages: &[&[u8]], round: u16) -> Vec<u8> {
     let mut out = Vec::new();
@@ -614,11 +631,7 @@ fn an_eager_peer_that_announced_the_messages_is_not_sent_them() {
 /// reads, which the decoder has copied already.
 #[test]
 fn a_leaf_keeps_what_it_read_in_place_and_its_cache_pays_for_the_read() {
-    let t0 = Instant::now();
-    let mut node = plumtree_node();
-    let source = PeerId(1);
-    node.plumtree_peer_connected(t0, source, Direction::Inbound, 7);
-    node.drain_actions().for_each(drop);
+    let (mut node, t0, source) = plumtree_node_with_one_peer();
     let delivered = |node: &mut Node| -> Vec<Bytes> {
         let actions = node.drain_actions();
         let deliveries = actions.filter_map(|action| match action {
@@ -627,16 +640,12 @@ fn a_leaf_keeps_what_it_read_in_place_and_its_cache_pays_for_the_read() {
         });
         deliveries.collect()
     };
-    let within = |payload: &Bytes, read: &Bytes| {
-        let (at, start) = (payload.as_ptr() as usize, read.as_ptr() as usize);
-        at >= start && at + payload.len() <= start + read.len()
-    };
     let messages: [&[u8]; 2] = [&[1; 100], &[2; 100]];
     let read = Bytes::from(gossip_frames(&messages, 0));
     node.handle_received_bytes(t0, source, read.clone());
     let payloads = delivered(&mut node);
     assert_eq!(payloads, messages);
-    assert!(payloads.iter().all(|payload| within(payload, &read)));
+    assert!(payloads.iter().all(|payload| lies_in(payload, &read)));
     let charged = read.len() + 2 * CACHED_MESSAGE_OVERHEAD;
     assert_eq!(node.stats().plumtree_cache_bytes, charged);
 
@@ -647,7 +656,7 @@ fn a_leaf_keeps_what_it_read_in_place_and_its_cache_pays_for_the_read() {
     node.handle_received_bytes(t0, source, read.clone());
     let payloads = delivered(&mut node);
     assert_eq!(payloads, [new]);
-    assert!(!within(&payloads[0], &read));
+    assert!(!lies_in(&payloads[0], &read));
     let charged = charged + new.len() + CACHED_MESSAGE_OVERHEAD;
     assert_eq!(node.stats().plumtree_cache_bytes, charged);
 
@@ -661,7 +670,7 @@ fn a_leaf_keeps_what_it_read_in_place_and_its_cache_pays_for_the_read() {
     node.handle_received_bytes(t0, source, read.clone());
     let payloads = delivered(&mut node);
     assert_eq!(payloads, more);
-    let in_place: Vec<bool> = payloads.iter().map(|p| within(p, &read)).collect();
+    let in_place: Vec<bool> = payloads.iter().map(|p| lies_in(p, &read)).collect();
     assert_eq!(in_place, [false, true, true]);
     let charged = charged + 100 + read.len() + 3 * CACHED_MESSAGE_OVERHEAD;
     assert_eq!(node.stats().plumtree_cache_bytes, charged);
@@ -672,26 +681,18 @@ fn a_leaf_keeps_what_it_read_in_place_and_its_cache_pays_for_the_read() {
 /// the read (the read is kept already), and the cache is charged for the read once.
 #[test]
 fn the_batches_of_one_read_share_its_charge() {
-    let t0 = Instant::now();
-    let mut node = plumtree_node();
-    let source = PeerId(1);
-    node.plumtree_peer_connected(t0, source, Direction::Inbound, 7);
-    node.drain_actions().for_each(drop);
+    let (mut node, t0, source) = plumtree_node_with_one_peer();
     let messages: Vec<Vec<u8>> = (0..200u32)
         .map(|i| [i.to_be_bytes(); 25].concat())
         .collect();
     let messages: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
     let read = Bytes::from(gossip_frames(&messages, 0));
     node.handle_received_bytes(t0, source, read.clone());
-    let start = read.as_ptr() as usize;
     let mut delivered = 0;
     for action in node.drain_actions() {
         if let Action::Deliver(delivery) = action {
-            let at = delivery.payload.as_ptr() as usize;
-            assert!(
-                at >= start && at < start + read.len(),
-                "message {delivered} copied"
-            );
+            let in_place = lies_in(&delivery.payload, &read);
+            assert!(in_place, "message {delivered} copied");
             delivered += 1;
         }
     }
