@@ -175,9 +175,9 @@ impl Node {
         // How many of the messages each target announced, by its place in `targets`
         // (left empty while none did).
         let mut announced: Vec<usize> = Vec::new();
-        for ((id, _, _, promised), payload) in cached.iter_mut().zip(&framed.payloads) {
+        for (at, (id, range, _, promised)) in cached.iter_mut().enumerate() {
             if let (true, Some(from)) = (from_plumtree, from) {
-                let payload = payload.clone();
+                let payload = framed.payload(at, range.clone());
                 self.deliver(Delivery::with_known_id(Some(*id), payload, from));
             }
             if let Some(plumtree) = self.plumtree.as_mut() {
@@ -283,13 +283,20 @@ struct Framed {
     in_place: bool,
     /// Each message's id and received round.
     messages: Vec<(MessageId, u16)>,
-    /// Each message: a slice of `wire`, or (in place) one assembled by the decoder
-    /// across reads, in a buffer of its own.
-    payloads: Vec<Bytes>,
-    /// Where each message starts in `wire`, if it lies there.
-    starts: Vec<Option<usize>>,
+    /// Where each message lies.
+    places: Vec<Place>,
     /// Each frame's wire length.
     frame_lens: Vec<usize>,
+}
+
+/// Where a message of a [`Framed`] lies.
+#[derive(Debug, Clone)]
+enum Place {
+    /// In `wire`, from this offset.
+    Wire(usize),
+    /// In place, outside the read: assembled by the decoder across reads, in a buffer
+    /// of its own.
+    Own(Bytes),
 }
 
 impl Framed {
@@ -305,8 +312,7 @@ impl Framed {
             wire: Bytes::new(),
             in_place: false,
             messages: Vec::with_capacity(messages.len()),
-            payloads: Vec::with_capacity(messages.len()),
-            starts: Vec::with_capacity(messages.len()),
+            places: Vec::with_capacity(messages.len()),
             frame_lens: Vec::with_capacity(messages.len()),
         };
         for Received { id, round, message } in messages {
@@ -322,14 +328,12 @@ impl Framed {
                 continue;
             };
             buffer.put_slice(&head[..head_len]);
-            framed.starts.push(Some(buffer.len()));
+            framed.places.push(Place::Wire(buffer.len()));
             buffer.put_slice(message);
             framed.messages.push((*id, *round));
             framed.frame_lens.push(head_len + message.len());
         }
         framed.wire = buffer.freeze();
-        let ranges = framed.messages().map(|(_, range, _)| range);
-        framed.payloads = ranges.map(|range| framed.wire.slice(range)).collect();
         framed
     }
 
@@ -347,9 +351,16 @@ impl Framed {
             .iter()
             .map(|r| head_len + r.message.len())
             .collect();
-        let starts: Vec<Option<usize>> = messages.iter().map(|r| read.offset(&r.message)).collect();
-        let kept: usize = (starts.iter().zip(&frame_lens))
-            .filter_map(|(start, len)| start.and(Some(len)))
+        let places: Vec<Place> = messages
+            .iter()
+            .map(|r| match read.offset(&r.message) {
+                Some(start) => Place::Wire(start),
+                None => Place::Own(r.message.clone()),
+            })
+            .collect();
+        let kept: usize = (places.iter().zip(&frame_lens))
+            .filter(|(place, _)| matches!(place, Place::Wire(_)))
+            .map(|(_, len)| len)
             .sum();
         let worth_it = (kept > 0 && !read.too_big_for(kept)) || cache.keeps_read(read.bytes());
         if !worth_it || read.bytes().len() > cache.budget_bytes() / 4 {
@@ -360,8 +371,7 @@ impl Framed {
             wire: read.bytes().clone(),
             in_place: true,
             messages: messages.iter().map(|r| (r.id, r.round)).collect(),
-            payloads: messages.iter().map(|r| r.message.clone()).collect(),
-            starts,
+            places,
             frame_lens,
         })
     }
@@ -373,12 +383,23 @@ impl Framed {
         let lens = self.frame_lens.iter().map(move |len| len - head_len);
         self.messages
             .iter()
-            .zip(&self.starts)
+            .zip(&self.places)
             .zip(lens)
-            .map(|((&(id, round), &start), len)| {
-                let start = start.unwrap_or(0);
+            .map(|((&(id, round), place), len)| {
+                let start = match place {
+                    Place::Wire(start) => *start,
+                    Place::Own(_) => 0,
+                };
                 (id, start..start + len, round)
             })
+    }
+
+    /// Message `at`, lying at `range` (as [`messages`](Self::messages) gives it).
+    fn payload(&self, at: usize, range: Range<usize>) -> Bytes {
+        match &self.places[at] {
+            Place::Wire(_) => self.wire.slice(range),
+            Place::Own(message) => message.slice(range),
+        }
     }
 
     /// Keeps `cached` (the messages as [`messages`](Self::messages) gives them, with
@@ -396,11 +417,11 @@ impl Framed {
             return;
         }
         let mut in_read = Vec::with_capacity(cached.len());
-        for ((message, start), cached) in self.payloads.iter().zip(&self.starts).zip(cached) {
-            if start.is_some() {
+        for (place, cached) in self.places.iter().zip(cached) {
+            let Place::Own(message) = place else {
                 in_read.push(cached);
                 continue;
-            }
+            };
             cache.insert_from_read(now, &self.wire, in_read.drain(..), from);
             cache.insert_many(now, message, [cached], from);
         }
