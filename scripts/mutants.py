@@ -242,18 +242,25 @@ MUTANTS = {
         "self.bytes -= whole * 0;",
         "messages_kept_in_their_read_charge_the_read_once_until_the_last_goes",
     ),
-    # A leaf keeps a few new messages in place however large the read around them.
+    # A leaf keeps a few new messages in place however large the read around them ...
     "leaf-pins-any-read": (
         "core/src/node/gossip_batch.rs",
-        "let worth_it = (kept > 0 && !read.too_big_for(kept)) || cache.keeps_read(read.bytes());",
-        "let worth_it = kept > 0 || cache.keeps_read(read.bytes());",
+        "let dense = kept > 0 && kept.saturating_mul(of) >= read.bytes().len().saturating_mul(share);",
+        "let dense = kept > 0;",
+        "a_leaf_keeps_what_it_read_in_place_and_its_cache_pays_for_the_read",
+    ),
+    # ... or not at exactly seven eighths of it.
+    "dense-read-edge": (
+        "core/src/node/gossip_batch.rs",
+        "let dense = kept > 0 && kept.saturating_mul(of) >= read.bytes().len().saturating_mul(share);",
+        "let dense = kept > 0 && kept.saturating_mul(of) > read.bytes().len().saturating_mul(share);",
         "a_leaf_keeps_what_it_read_in_place_and_its_cache_pays_for_the_read",
     ),
     # A later batch of a read kept in place is copied if it is a small part of the read.
     "read-batches-judged-alone": (
         "core/src/node/gossip_batch.rs",
-        "let worth_it = (kept > 0 && !read.too_big_for(kept)) || cache.keeps_read(read.bytes());",
-        "let worth_it = kept > 0 && !read.too_big_for(kept);",
+        "let worth_it = dense || cache.keeps_read(read.bytes());",
+        "let worth_it = dense;",
         "the_batches_of_one_read_share_its_charge",
     ),
     # ... or charges the read again.

@@ -625,10 +625,11 @@ fn an_eager_peer_that_announced_the_messages_is_not_sent_them() {
 
 /// A node that sends a read's new messages whole to no one (a leaf of the tree, more
 /// than half the nodes of a network) keeps and delivers them where they were read,
-/// with no copy, and its cache is charged for the whole read while it keeps them. A
-/// read that is mostly other bytes (duplicates here) is copied from instead, and the
-/// cache is charged for the new message alone; so is a message assembled across two
-/// reads, which the decoder has copied already.
+/// with no copy, and its cache is charged for the whole read while it keeps them; so
+/// only when their frames are seven eighths of the read or more (at the edge: seven
+/// new frames and a duplicate). A read with more of other bytes (duplicates here) is
+/// copied from instead, and the cache is charged for the new messages alone; so is a
+/// message assembled across two reads, which the decoder has copied already.
 #[test]
 fn a_leaf_keeps_what_it_read_in_place_and_its_cache_pays_for_the_read() {
     let (mut node, t0, source) = plumtree_node_with_one_peer();
@@ -640,51 +641,60 @@ fn a_leaf_keeps_what_it_read_in_place_and_its_cache_pays_for_the_read() {
         });
         deliveries.collect()
     };
-    let messages: [&[u8]; 2] = [&[1; 100], &[2; 100]];
-    let read = Bytes::from(gossip_frames(&messages, 0));
+    let messages: Vec<[u8; 100]> = (0..20).map(|i| [i; 100]).collect();
+    let messages: Vec<&[u8]> = messages.iter().map(|m| &m[..]).collect();
+    let seen = messages[0];
+    let first = gossip_frames(&[seen], 0);
+    node.handle_received(t0, source, &first);
+    delivered(&mut node);
+    // The copy `handle_received` made is its read, kept in place.
+    let mut charged = first.len() + CACHED_MESSAGE_OVERHEAD;
+
+    // Seven new frames and a duplicate of the same size: seven eighths, kept in place.
+    let new = &messages[1..8];
+    let read = Bytes::from(gossip_frames(&[new, &[seen]].concat(), 0));
     node.handle_received_bytes(t0, source, read.clone());
     let payloads = delivered(&mut node);
-    assert_eq!(payloads, messages);
+    assert_eq!(payloads, new);
     assert!(payloads.iter().all(|payload| lies_in(payload, &read)));
-    let charged = read.len() + 2 * CACHED_MESSAGE_OVERHEAD;
+    charged += read.len() + new.len() * CACHED_MESSAGE_OVERHEAD;
     assert_eq!(node.stats().plumtree_cache_bytes, charged);
 
-    // One new message of 100 bytes in a read of 642: under a quarter of it.
-    let new: &[u8] = &[3; 100];
-    let [a, b] = messages;
-    let read = Bytes::from(gossip_frames(&[a, b, a, b, a, new], 0));
+    // Six and two duplicates: under seven eighths, copied.
+    let new = &messages[8..14];
+    let read = Bytes::from(gossip_frames(&[new, &[seen, seen]].concat(), 0));
     node.handle_received_bytes(t0, source, read.clone());
     let payloads = delivered(&mut node);
-    assert_eq!(payloads, [new]);
-    assert!(!lies_in(&payloads[0], &read));
-    let charged = charged + new.len() + CACHED_MESSAGE_OVERHEAD;
+    assert_eq!(payloads, new);
+    assert!(payloads.iter().all(|payload| !lies_in(payload, &read)));
+    charged += new.len() * (100 + CACHED_MESSAGE_OVERHEAD);
     assert_eq!(node.stats().plumtree_cache_bytes, charged);
 
     // A frame begun in one read and ended in the next is assembled in a buffer of its
-    // own, and kept as it is; the rest of the read is kept in place.
-    let more: [&[u8]; 3] = [&[4; 100], &[5; 100], &[6; 100]];
-    let frames = gossip_frames(&more, 0);
-    let (begun, rest) = frames.split_at(50);
+    // own, and kept as it is; the rest of the read (its first 7 bytes that frame's)
+    // is kept in place.
+    let more = &messages[14..20];
+    let frames = gossip_frames(more, 0);
+    let (begun, rest) = frames.split_at(100);
     node.handle_received_bytes(t0, source, Bytes::copy_from_slice(begun));
     let read = Bytes::copy_from_slice(rest);
     node.handle_received_bytes(t0, source, read.clone());
     let payloads = delivered(&mut node);
     assert_eq!(payloads, more);
     let in_place: Vec<bool> = payloads.iter().map(|p| lies_in(p, &read)).collect();
-    assert_eq!(in_place, [false, true, true]);
-    let charged = charged + 100 + read.len() + 3 * CACHED_MESSAGE_OVERHEAD;
+    assert_eq!(in_place, [false, true, true, true, true, true]);
+    charged += 100 + read.len() + more.len() * CACHED_MESSAGE_OVERHEAD;
     assert_eq!(node.stats().plumtree_cache_bytes, charged);
 }
 
 /// A read of more messages than the node handles at once (64) is taken in several
 /// batches: all of them stay in place, the last batch too though it is a small part of
-/// the read (the read is kept already), and the cache is charged for the read once.
+/// the read (the read is kept already: its first batch, 64 of 70 frames, was dense
+/// enough), and the cache is charged for the read once.
 #[test]
 fn the_batches_of_one_read_share_its_charge() {
     let (mut node, t0, source) = plumtree_node_with_one_peer();
-    let messages: Vec<Vec<u8>> = (0..200u32)
-        .map(|i| [i.to_be_bytes(); 25].concat())
-        .collect();
+    let messages: Vec<Vec<u8>> = (0..70u32).map(|i| [i.to_be_bytes(); 25].concat()).collect();
     let messages: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
     let read = Bytes::from(gossip_frames(&messages, 0));
     node.handle_received_bytes(t0, source, read.clone());
@@ -696,8 +706,8 @@ fn the_batches_of_one_read_share_its_charge() {
             delivered += 1;
         }
     }
-    assert_eq!(delivered, 200);
-    let charged = read.len() + 200 * CACHED_MESSAGE_OVERHEAD;
+    assert_eq!(delivered, 70);
+    let charged = read.len() + 70 * CACHED_MESSAGE_OVERHEAD;
     assert_eq!(node.stats().plumtree_cache_bytes, charged);
 }
 

@@ -137,8 +137,8 @@ impl Node {
     /// delivered. Only a node with both eager plumtree peers and plain peers frames them
     /// a second time, for the plain ones. A node that sends them whole to no one (a
     /// leaf of the tree: more than half the nodes) copies nothing when they lie in
-    /// `read` and are at least a `1 / MAX_PINNING` of it: it caches and delivers them
-    /// in place, and the cache is charged for the whole read.
+    /// `read` and are nearly all of it (see [`DENSE_READ`]): it caches and delivers
+    /// them in place, and the cache is charged for the whole read.
     pub(super) fn take_framed(
         &mut self,
         now: Instant,
@@ -253,6 +253,15 @@ impl Node {
     }
 }
 
+/// The share of a read (numerator, denominator) that a leaf's new frames must make up
+/// for it to keep them in the read rather than copy them: the cache is charged for the
+/// whole read, so what else the read holds (duplicates, control frames) takes room
+/// from messages, and the cache is sized to outlast the queues under load (see
+/// `PlumtreeConfig::cache_bytes`). At seven eighths that is at most a seventh of what
+/// the kept messages are charged; a read of new messages only, as a leaf gets them
+/// from its parent, passes whole.
+const DENSE_READ: (usize, usize) = (7, 8);
+
 /// How a batch's new messages are framed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Framing {
@@ -339,10 +348,9 @@ impl Framed {
 
     /// `messages` where they lie in `read`, not copied, for a node that sends them whole
     /// to no one. The cache is charged for the read whole (see
-    /// `MessageCache::insert_from_read`), so only if their frames are at least a
-    /// `1 / MAX_PINNING` of it (the pinning rule of `read_buffer`), or the cache keeps
-    /// the read already (for its batch before: these cost only their overhead), and it
-    /// is at most a quarter of the cache's budget. A message the decoder assembled
+    /// `MessageCache::insert_from_read`), so only if their frames are a [`DENSE_READ`]
+    /// share of it, or the cache keeps the read already (for its batch before: these
+    /// cost only their overhead), and it is at most a quarter of the cache's budget. A message the decoder assembled
     /// across reads (the first of a read, mostly) is in a buffer of its own and is
     /// kept as it is. Nothing can be sent from this.
     fn in_place(messages: &[Received], read: &Read, cache: &MessageCache) -> Option<Self> {
@@ -362,7 +370,9 @@ impl Framed {
             .filter(|(place, _)| matches!(place, Place::Wire(_)))
             .map(|(_, len)| len)
             .sum();
-        let worth_it = (kept > 0 && !read.too_big_for(kept)) || cache.keeps_read(read.bytes());
+        let (share, of) = DENSE_READ;
+        let dense = kept > 0 && kept.saturating_mul(of) >= read.bytes().len().saturating_mul(share);
+        let worth_it = dense || cache.keeps_read(read.bytes());
         if !worth_it || read.bytes().len() > cache.budget_bytes() / 4 {
             return None;
         }
