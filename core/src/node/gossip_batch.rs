@@ -34,11 +34,11 @@ pub(super) struct Received {
 
 impl Node {
     /// Handles `batch` (at most [`BATCH`] Gossip frames from `peer`, in order, received
-    /// while the node could take new messages from it, most in `read`) and empties it. Outcomes are
-    /// those of one frame at a time: each new message is delivered, cached and sent on
-    /// (whole to eager peers, announced to lazy ones, plain peers get a plain frame);
-    /// the sender becomes eager on a new message, and lazy, told by a Prune, on a
-    /// duplicate while eager.
+    /// while the node could take new messages from it, most in `read`) and empties it.
+    /// Outcomes are those of one frame at a time: each new message is delivered, cached
+    /// and sent on (whole to eager peers, announced to lazy ones, plain peers get a
+    /// plain frame); the sender becomes eager on a new message, and lazy, told by a
+    /// Prune, on a duplicate while eager.
     pub(super) fn take_gossip(
         &mut self,
         now: Instant,
@@ -350,25 +350,16 @@ impl Framed {
     /// to no one. The cache is charged for the read whole (see
     /// `MessageCache::insert_from_read`), so only if their frames are a [`DENSE_READ`]
     /// share of it, or the cache keeps the read already (for its batch before: these
-    /// cost only their overhead), and it is at most a quarter of the cache's budget. A message the decoder assembled
-    /// across reads (the first of a read, mostly) is in a buffer of its own and is
-    /// kept as it is. Nothing can be sent from this.
+    /// cost only their overhead), and it is at most a quarter of the cache's budget.
+    /// A message the decoder assembled across reads (the first of a read, mostly) is in
+    /// a buffer of its own and is kept as it is. Nothing can be sent from this.
     fn in_place(messages: &[Received], read: &Read, cache: &MessageCache) -> Option<Self> {
         let head_len = Framing::Gossip.head_len();
-        let frame_lens: Vec<usize> = messages
+        // Decided before anything is gathered: a leaf that copies allocates nothing here.
+        let kept: usize = messages
             .iter()
+            .filter(|r| read.offset(&r.message).is_some())
             .map(|r| head_len + r.message.len())
-            .collect();
-        let places: Vec<Place> = messages
-            .iter()
-            .map(|r| match read.offset(&r.message) {
-                Some(start) => Place::Wire(start),
-                None => Place::Own(r.message.clone()),
-            })
-            .collect();
-        let kept: usize = (places.iter().zip(&frame_lens))
-            .filter(|(place, _)| matches!(place, Place::Wire(_)))
-            .map(|(_, len)| len)
             .sum();
         let (share, of) = DENSE_READ;
         let dense = kept > 0 && kept.saturating_mul(of) >= read.bytes().len().saturating_mul(share);
@@ -376,13 +367,20 @@ impl Framed {
         if !worth_it || read.bytes().len() > cache.budget_bytes() / 4 {
             return None;
         }
+        let places = messages.iter().map(|r| match read.offset(&r.message) {
+            Some(start) => Place::Wire(start),
+            None => Place::Own(r.message.clone()),
+        });
         Some(Framed {
             framing: Framing::Gossip,
             wire: read.bytes().clone(),
             in_place: true,
             messages: messages.iter().map(|r| (r.id, r.round)).collect(),
-            places,
-            frame_lens,
+            places: places.collect(),
+            frame_lens: messages
+                .iter()
+                .map(|r| head_len + r.message.len())
+                .collect(),
         })
     }
 
