@@ -346,6 +346,19 @@ fn demo_runs_and_reports_exactly_once() {
         Some("every node got every message exactly once (duplicates were dropped, not delivered)."),
         "{printed}"
     );
+    // Its own lines only: the nodes' connection lines (which do not say which node
+    // they are about) come with -v.
+    assert!(!printed.contains(" INFO "), "{printed}");
+    let verbose = Command::new(env!("CARGO_BIN_EXE_gossip-node"))
+        .args(["demo", "--nodes", "3", "-v"])
+        .output()
+        .expect("demo runs");
+    assert!(verbose.status.success());
+    let logged = String::from_utf8_lossy(&verbose.stderr);
+    assert!(
+        logged.contains(" INFO ") && logged.contains("connected"),
+        "{logged}"
+    );
 }
 
 #[test]

@@ -14,7 +14,7 @@ use std::time::Duration;
 use gossip_tokio::{Deliveries, GossipNode};
 use tokio::io::BufReader;
 
-use cli::{Cli, Command};
+use cli::{Cli, Command, LogLevel};
 use input::Line;
 use output::Output;
 
@@ -32,12 +32,12 @@ fn main() -> ExitCode {
     };
     let (result, logger) = match (&cli.command, cli.listen) {
         (Some(Command::Demo { nodes, logging }), _) => {
-            let logger = logging.init();
+            let logger = logging.init(LogLevel::Warn);
             let summary = runtime.block_on(demo::run(usize::from(*nodes)));
             (summary.map(Some), logger)
         }
         (None, Some(listen)) => {
-            let logger = cli.logging.init();
+            let logger = cli.logging.init(LogLevel::Info);
             (
                 runtime.block_on(run_node(&cli, listen)).map(|()| None),
                 logger,

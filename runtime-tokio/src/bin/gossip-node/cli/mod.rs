@@ -123,11 +123,13 @@ pub enum Command {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Logging")]
 pub struct Logging {
-    /// More log output on stderr (-v per-message debug, -vv trace); RUST_LOG overrides
+    /// More log output on stderr (the node: -v per-message debug, -vv trace; the demo:
+    /// -v connections); RUST_LOG overrides
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
 
-    /// Only errors on stderr (the default is lifecycle events: listening, peers, redials, losses, counters at exit)
+    /// Only errors on stderr (the node's default is lifecycle events: listening, peers,
+    /// redials, losses, counters at exit; the demo's, warnings)
     #[arg(short, long, global = true)]
     pub quiet: bool,
 }
@@ -176,23 +178,59 @@ fn net_config_for(args: &[&str]) -> NetConfig {
 }
 
 impl Logging {
-    /// Installs the stderr logger at the level the flags ask for.
-    pub fn init(&self) -> Logger {
-        let level = match (self.quiet, self.verbose) {
-            (true, _) => "error",
-            // Lifecycle by default: listening, peers coming and going and why, redials,
-            // losses, the counters at exit. Nothing per message.
-            (false, 0) => "info",
-            (false, 1) => "debug",
-            (false, _) => "trace",
-        };
-        Logger::install(level)
+    /// Installs the stderr logger at the level the flags ask for, each `-v` a level
+    /// above `default`.
+    pub fn init(&self, default: LogLevel) -> Logger {
+        Logger::install(self.level(default))
     }
+
+    fn level(&self, default: LogLevel) -> &'static str {
+        const LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
+        if self.quiet {
+            return LEVELS[0];
+        }
+        let at = default as usize + usize::from(self.verbose);
+        LEVELS[at.min(LEVELS.len() - 1)]
+    }
+}
+
+/// Where `-v` counts from.
+#[derive(Debug, Clone, Copy)]
+pub enum LogLevel {
+    /// Warnings and losses only: the demo, whose own output is the point, and whose
+    /// nodes' connection lines would not say which node they are about.
+    Warn = 1,
+    /// Lifecycle: listening, peers coming and going and why, redials, losses, the
+    /// counters at exit. Nothing per message. The node's default.
+    Info = 2,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_v_is_a_level_above_the_default_and_quiet_is_errors() {
+        let level = |args: &[&str], default| {
+            let command_line = ["gossip-node"].iter().chain(args);
+            let cli = parse_args(command_line).expect("parses");
+            match &cli.command {
+                Some(Command::Demo { logging, .. }) => logging.level(default),
+                None => cli.logging.level(default),
+            }
+        };
+        let node = |args: &[&str]| {
+            let args: Vec<&str> = args.iter().copied().chain(["127.0.0.1:7000"]).collect();
+            level(&args, LogLevel::Info)
+        };
+        assert_eq!(node(&[]), "info");
+        assert_eq!(node(&["-v"]), "debug");
+        assert_eq!(node(&["-vvv"]), "trace");
+        assert_eq!(node(&["-q"]), "error");
+        assert_eq!(level(&["demo"], LogLevel::Warn), "warn");
+        assert_eq!(level(&["demo", "-v"], LogLevel::Warn), "info");
+        assert_eq!(level(&["demo", "-q"], LogLevel::Warn), "error");
+    }
 
     #[test]
     fn help_shows_the_three_terminal_example_one_command_a_line() {
