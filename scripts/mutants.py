@@ -35,14 +35,14 @@ MUTANTS = {
     # A peer the node holds messages from but does not wait on is never taken from
     # while the node stays full (it is cut as slow by the node behind it).
     "held-peers-never-overdue": (
-        "core/src/node/mod.rs",
+        "core/src/node/timers.rs",
         "Some((_, message)) if overdue(state) =>",
         "Some((_, message)) if overdue(state) && false =>",
         "a_plumtree_clique_with_a_client_at_every_node_cuts_no_one",
     ),
     # A copy kept back is never dropped, though the peer sent the message itself.
     "copies-never-dropped": (
-        "core/src/node/mod.rs",
+        "core/src/node/take.rs",
         "let Some(dropped) = state.backlog.drop_copy(key) else {",
         "let Some(dropped) = state.backlog.drop_copy(key).filter(|_| false) else {",
         "a_copy_kept_back_is_dropped_when_the_peer_sends_the_message",
@@ -77,7 +77,7 @@ MUTANTS = {
     ),
     # A dropped copy's charge stays in the total.
     "dropped-charge-kept": (
-        "core/src/node/mod.rs",
+        "core/src/node/take.rs",
         "self.queued_bytes -= match dropped.run {",
         "self.queued_bytes -= 0 * match dropped.run {",
         "node_invariants_hold_under_any_events",
@@ -91,7 +91,7 @@ MUTANTS = {
     ),
     # ... or only when the node stalls, not while its queues move slowly.
     "overdue-only-when-stalled": (
-        "core/src/node/mod.rs",
+        "core/src/node/timers.rs",
         "        (stalled, overdue)\n",
         "        (stalled, overdue.filter(|_| false))\n",
         "a_peer_held_for_a_quarter_of_the_slow_peer_timeout_gets_a_message_taken",
@@ -105,21 +105,21 @@ MUTANTS = {
     # Only the peers whose own wait ended are cut: peers that stopped reading together
     # are cut a slow-peer timeout after one another.
     "cut-only-the-waited-on": (
-        "core/src/node/mod.rs",
+        "core/src/node/timers.rs",
         "&& state.last_progress <= from",
         "&& state.last_progress < from - timeout",
         "peers_stuck_as_long_as_a_slow_one_are_cut_with_it",
     ),
     # A peer is cut with a slow one however little it has queued.
     "cut-along-at-any-fill": (
-        "core/src/node/mod.rs",
+        "core/src/node/timers.rs",
         "&& state.committed_bytes() > half",
         "&& state.committed_bytes() > half.min(1)",
         "peers_stuck_as_long_as_a_slow_one_are_cut_with_it",
     ),
     # A peer that took bytes during the wait is cut with a slow one.
     "cut-along-despite-progress": (
-        "core/src/node/mod.rs",
+        "core/src/node/timers.rs",
         "&& state.last_progress <= from",
         "&& state.last_progress <= now",
         "peers_stuck_as_long_as_a_slow_one_are_cut_with_it",
@@ -309,7 +309,7 @@ MUTANTS = {
         "a_gone_peers_promises_go_with_it_and_its_slot_waits_for_them",
     ),
     "owed-uncapped": (
-        "core/src/node/mod.rs",
+        "core/src/node/timers.rs",
         "            || self.owed_bytes >= owed_cap\n",
         "            || (self.owed_bytes >= owed_cap && owed_cap == 0)\n",
         "messages_owed_to_a_peer_that_does_not_read_stop_at_their_bound",
@@ -405,7 +405,7 @@ MUTANTS = {
         "insert_many_matches_one_at_a_time",
     ),
     "deliver-duplicates": (
-        "core/src/node/mod.rs",
+        "core/src/node/receive.rs",
         """                if !is_new {
                     self.stats.duplicates += 1;
                     if keeps_copies {""",
@@ -417,7 +417,7 @@ MUTANTS = {
         "every_message_reaches_every_node_exactly_once",
     ),
     "send-twice": (
-        "core/src/node/mod.rs",
+        "core/src/node/forward.rs",
         """                    self.stats.bytes_out += wire_len as u64;
                     self.actions.push_back(Action::Send { peer, frames });""",
         """                    self.stats.bytes_out += wire_len as u64;
@@ -443,19 +443,19 @@ MUTANTS = {
         "a_run_is_split_around_a_frame_shed_for_one_peer_only",
     ),
     "keep-garbage-peer": (
-        "core/src/node/mod.rs",
+        "core/src/node/receive.rs",
         "self.disconnect(now, peer, DisconnectReason::Protocol(error));\n                break;",
         "let _ = error;\n                break;",
         "garbage_peer_is_disconnected_and_the_rest_unaffected",
     ),
     "publish-while-full": (
-        "core/src/node/mod.rs",
+        "core/src/node/publish.rs",
         "self.config.overload == Overload::Shed || !self.flow.congested()",
         "true",
         "flow_control_loses_nothing_at_full_speed",
     ),
     "no-stall-escape": (
-        "core/src/node/mod.rs",
+        "core/src/node/timers.rs",
         "|| self.committed_bytes() >= self.config.total_queue_bytes",
         "|| true",
         "flow_control_loses_nothing_at_full_speed",
@@ -467,7 +467,7 @@ MUTANTS = {
         "a_peer_that_reads_slowly_is_never_cut",
     ),
     "total-holds-no-peer": (
-        "core/src/node/mod.rs",
+        "core/src/node/timers.rs",
         "let waited_since = state.full_since.or(self.flow.total_full_since);",
         "let waited_since = state.full_since;",
         "twenty_stuck_peers_are_cut_and_a_reading_one_gets_everything",
@@ -479,7 +479,7 @@ MUTANTS = {
         "the_one_full_peer_is_still_read_so_two_nodes_never_wait_on_each_other",
     ),
     "echo-to-sender": (
-        "core/src/node/mod.rs",
+        "core/src/node/forward.rs",
         "if Some(peer) == except || state.is_plumtree() {",
         "if (Some(peer) == except && false) || state.is_plumtree() {",
         "node_invariants_hold_under_any_events",
@@ -497,7 +497,7 @@ MUTANTS = {
         "node_invariants_hold_under_any_events",
     ),
     "partial-over-budget": (
-        "core/src/node/mod.rs",
+        "core/src/node/receive.rs",
         "while self.partial_bytes > self.config.partial_frame_budget_bytes {",
         "while self.partial_bytes > 2 * self.config.partial_frame_budget_bytes {",
         "partial_frames_stay_within_their_budget_and_the_oldest_goes",
@@ -509,7 +509,7 @@ MUTANTS = {
         "a_frame_must_complete_within_the_frame_timeout",
     ),
     "rate-ignored": (
-        "core/src/node/mod.rs",
+        "core/src/node/receive.rs",
         "state.rate_paused_until = until.max(state.rate_paused_until);",
         "state.rate_paused_until = None;",
         "a_peer_over_its_rate_is_read_more_slowly_not_cut",
@@ -593,19 +593,19 @@ MUTANTS = {
         "a_batch_larger_than_the_budget_keeps_its_newest_messages",
     ),
     "reads-pass-budget": (
-        "core/src/node/mod.rs",
+        "core/src/node/receive.rs",
         "Ok(Some(payload)) if headroom.take(payload.len()).is_err() => {",
         "Ok(Some(payload)) if false && headroom.take(payload.len()).is_err() => {",
         "flow_control_loses_nothing_at_full_speed",
     ),
     "held-taken-past-budget": (
-        "core/src/node/mod.rs",
+        "core/src/node/take.rs",
         "if !self.seen.contains_key(identified.key) {",
         "if false && !self.seen.contains_key(identified.key) {",
         "one_read_fills_queues_up_to_their_budget_and_not_a_byte_past_it",
     ),
     "publish-past-budget": (
-        "core/src/node/mod.rs",
+        "core/src/node/publish.rs",
         "true => match self.headroom(None).take(payload.len()) {",
         "true => match self.headroom(None).take(payload.len()).or_else(|_| Ok(())) {",
         "a_publish_that_would_pass_a_budget_is_refused_and_waits_for_the_drain",
@@ -653,7 +653,7 @@ MUTANTS = {
         "each_round_of_a_stall_escape_takes_at_least_one_message_from_each_peer",
     ),
     "escape-one-round-only": (
-        "core/src/node/mod.rs",
+        "core/src/node/timers.rs",
         "|| self.committed_bytes() >= self.config.total_queue_bytes",
         "|| self.flow.escaping",
         "each_round_of_a_stall_escape_takes_at_least_one_message_from_each_peer",
@@ -665,7 +665,7 @@ MUTANTS = {
         "a_round_of_a_stall_escape_is_half_a_budget_shared_among_the_peers",
     ),
     "escape-stops-at-total-mark": (
-        "core/src/node/mod.rs",
+        "core/src/node/timers.rs",
         "|| self.committed_bytes() >= self.config.total_queue_bytes",
         "|| self.flow.total_full_since.is_some()",
         "a_stall_escape_goes_on_while_the_total_is_marked_full_but_has_room",
