@@ -302,7 +302,23 @@ fn stats_every_logs_the_counters_while_the_node_runs() {
     assert_eq!(listener.heard(), "counted");
     let line = sender.log_line("published=1 ");
     assert!(line.contains("counters so far"), "{line}");
+    // A flood node's line leaves plumtree's counters out.
+    assert!(!line.contains("grafts="), "{line}");
     assert!(sender.child.try_wait().expect("status").is_none());
+}
+
+#[test]
+fn a_plumtree_node_counts_its_grafts_and_repairs_too() {
+    let node = NodeProcess::start(&["--protocol", "plumtree", "--stats-every", "50ms"]);
+    let line = node.log_line("counters so far");
+    for field in [
+        "delivered=0 ",
+        "grafts=0 ",
+        "repairs=0 ",
+        "graft_timeout_ms=",
+    ] {
+        assert!(line.contains(field), "{field} in {line}");
+    }
 }
 
 #[test]

@@ -14,7 +14,7 @@ use std::time::Duration;
 use gossip_tokio::{Deliveries, GossipNode};
 use tokio::io::BufReader;
 
-use cli::{Cli, Command, LogLevel};
+use cli::{Cli, Command, LogLevel, ProtocolFlag};
 use input::Line;
 use output::Output;
 
@@ -116,6 +116,7 @@ async fn run_node(cli: &Cli, listen: SocketAddr) -> std::io::Result<()> {
         std::thread::spawn(move || write_deliveries(deliveries, output));
     }
 
+    let plumtree = cli.protocol == ProtocolFlag::Plumtree;
     let stopping = shutdown.received();
     tokio::pin!(stopping);
     let mut stats_ticks = cli.stats_every.map(|every| {
@@ -126,11 +127,11 @@ async fn run_node(cli: &Cli, listen: SocketAddr) -> std::io::Result<()> {
     loop {
         tokio::select! {
             () = &mut stopping => break,
-            () = next_tick(&mut stats_ticks) => log_counters(&node, "counters so far").await,
+            () = next_tick(&mut stats_ticks) => log_counters(&node, plumtree, "counters so far").await,
         }
     }
     tracing::info!("shutting down");
-    log_counters(&node, "counters").await;
+    log_counters(&node, plumtree, "counters").await;
     node.shutdown(SHUTDOWN_FLUSH).await;
     Ok(())
 }
@@ -143,11 +144,13 @@ async fn next_tick(ticks: &mut Option<tokio::time::Interval>) {
     }
 }
 
-/// Logs the node's counters at `info`, as `message`.
-async fn log_counters(node: &GossipNode, message: &str) {
+/// Logs the node's counters at `info`, as `message`; plumtree's only if it speaks it (a
+/// field that is `None` is left out of the line).
+async fn log_counters(node: &GossipNode, plumtree: bool, message: &str) {
     let Ok(stats) = node.stats().await else {
         return;
     };
+    let tree = plumtree.then_some(&stats);
     tracing::info!(
         delivered = stats.messages_delivered,
         published = stats.messages_published,
@@ -159,16 +162,16 @@ async fn log_counters(node: &GossipNode, message: &str) {
         lost_with_disconnected_peers = stats.frames_lost_on_disconnect,
         dropped_for_output = stats.deliveries_dropped,
         evicted = stats.peers_evicted,
-        control_frames_out = stats.control_frames_out,
-        grafts = stats.grafts_sent,
-        prunes = stats.prunes_sent,
-        shortcuts = stats.shortcuts,
-        repairs = stats.repairs,
-        promises_kept = stats.promises_kept,
-        caught_up = stats.messages_caught_up,
-        grafts_given_up = stats.grafts_given_up,
-        missed = stats.messages_missed,
-        graft_timeout_ms = stats.graft_timeout.as_millis() as u64,
+        control_frames_out = tree.map(|s| s.control_frames_out),
+        grafts = tree.map(|s| s.grafts_sent),
+        prunes = tree.map(|s| s.prunes_sent),
+        shortcuts = tree.map(|s| s.shortcuts),
+        repairs = tree.map(|s| s.repairs),
+        promises_kept = tree.map(|s| s.promises_kept),
+        caught_up = tree.map(|s| s.messages_caught_up),
+        grafts_given_up = tree.map(|s| s.grafts_given_up),
+        missed = tree.map(|s| s.messages_missed),
+        graft_timeout_ms = tree.map(|s| s.graft_timeout.as_millis() as u64),
         stall_escapes = stats.stall_escapes,
         queued_bytes = stats.queued_bytes,
         congested = stats.congested,
