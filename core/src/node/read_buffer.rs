@@ -45,10 +45,7 @@ impl Read {
     /// decoder splits a payload off the read right after its header, so a payload in the
     /// read has its header just before it.
     pub(crate) fn frame_range(&self, payload: &[u8]) -> Option<Range<usize>> {
-        if !self.holds(payload) {
-            return None;
-        }
-        let start = (payload.as_ptr() as usize - self.start()).checked_sub(HEADER_LEN)?;
+        let start = self.offset(payload)?.checked_sub(HEADER_LEN)?;
         Some(start..start + HEADER_LEN + payload.len())
     }
 
