@@ -70,7 +70,7 @@ MUTANTS = {
     ),
     # A plumtree node hands its plain peers everything at once (nothing kept back).
     "plumtree-plain-peers-not-kept": (
-        "core/src/node/gossip_batch.rs",
+        "core/src/node/plumtree/gossip_batch.rs",
         "(&plain.frame_lens, Some(&keys))",
         "(&plain.frame_lens, None)",
         "a_plumtree_node_keeps_back_for_its_plain_peers_too",
@@ -126,7 +126,7 @@ MUTANTS = {
     ),
     # The graft timers stay at the floor however late the tree brings messages.
     "graft-timers-fixed": (
-        "core/src/node/plumtree.rs",
+        "core/src/node/plumtree/mod.rs",
         ".timeout(config.graft_timeout, config.graft_timeout_max);",
         ".timeout(config.graft_timeout, config.graft_timeout);",
         "graft_timers_stretch_with_how_late_the_tree_brings_announced_messages",
@@ -164,35 +164,35 @@ MUTANTS = {
     # A duplicate never makes its sender lazy: the tree never forms, every message floods
     # (rmr of the messages after the first, counted from frames received, stays high).
     "never-lazy": (
-        "core/src/node/gossip_batch.rs",
+        "core/src/node/plumtree/gossip_batch.rs",
         "            set_eager(state, is_new);",
         "            set_eager(state, true || is_new);",
         "the_first_message_floods_and_the_rest_follow_a_tree",
     ),
     # No duplicate is ever taken as a shortcut: the first message's tree stays as it is.
     "no-shortcuts": (
-        "core/src/node/plumtree.rs",
+        "core/src/node/plumtree/receive.rs",
         "let shorter = first.round.saturating_sub(round) >= SHORTCUT_ROUNDS;",
         "let shorter = first.round.saturating_sub(round) >= u16::MAX;",
         "shortcuts_shorten_the_trees_paths",
     ),
     # One round shorter is taken as a shortcut too.
     "shortcut-rounds-edge": (
-        "core/src/node/plumtree.rs",
+        "core/src/node/plumtree/receive.rs",
         "let shorter = first.round.saturating_sub(round) >= SHORTCUT_ROUNDS;",
         "let shorter = first.round.saturating_sub(round) >= SHORTCUT_ROUNDS - 1;",
         "a_duplicate_one_round_shorter_or_after_the_window_is_pruned",
     ),
     # A duplicate just after the window is taken as a shortcut.
     "shortcut-window-edge": (
-        "core/src/node/plumtree.rs",
+        "core/src/node/plumtree/receive.rs",
         "let soon = now.saturating_duration_since(first.at) <= window;",
         "let soon = now.saturating_duration_since(first.at) <= window * 2;",
         "a_duplicate_one_round_shorter_or_after_the_window_is_pruned",
     ),
     # The shortcut's peer's stale Prune is obeyed: the link goes lazy both ways.
     "shortcut-stale-prune-obeyed": (
-        "core/src/node/plumtree.rs",
+        "core/src/node/plumtree/receive.rs",
         "if *shortcut == Shortcut::StalePruneDue {",
         "if *shortcut == Shortcut::StalePruneDue && false {",
         "a_duplicate_two_rounds_shorter_soon_after_the_first_copy_is_taken_as_a_shortcut",
@@ -200,14 +200,14 @@ MUTANTS = {
     # A connection is taken as a shortcut again and again (an echoing peer prunes the
     # node's links at will).
     "shortcut-taken-again": (
-        "core/src/node/plumtree.rs",
+        "core/src/node/plumtree/receive.rs",
         "*shortcut = Shortcut::Taken;",
         "*shortcut = Shortcut::Never;",
         "a_duplicate_two_rounds_shorter_soon_after_the_first_copy_is_taken_as_a_shortcut",
     ),
     # A peer that connects is announced the whole cache, past its queue's budget.
     "repair-announces-whole-cache": (
-        "core/src/node/plumtree.rs",
+        "core/src/node/plumtree/mod.rs",
         "let older = plumtree.cache.len().saturating_sub(announced);",
         "let older = plumtree.cache.len().saturating_sub(announced) * 0;",
         "a_peer_that_connects_is_announced_the_newest_cached_ids_that_fit_half_its_queue",
@@ -215,14 +215,14 @@ MUTANTS = {
     # A peer that connects is announced nothing: a restarted node gets only what is
     # published after it is back.
     "repair-announces-nothing": (
-        "core/src/node/plumtree.rs",
+        "core/src/node/plumtree/mod.rs",
         "let cached: Vec<(ShortId, u16)> = plumtree.cache.ids().skip(older).collect();",
         "let cached: Vec<(ShortId, u16)> = plumtree.cache.ids().skip(older).take(0).collect();",
         "nodes_that_restart_get_what_they_missed_by_repair",
     ),
     # The same, against the property over generated networks.
     "repair-announces-nothing-generated": (
-        "core/src/node/plumtree.rs",
+        "core/src/node/plumtree/mod.rs",
         "let cached: Vec<(ShortId, u16)> = plumtree.cache.ids().skip(older).collect();",
         "let cached: Vec<(ShortId, u16)> = plumtree.cache.ids().skip(older).take(0).collect();",
         "plumtree_repairs_what_restarted_nodes_missed",
@@ -244,21 +244,21 @@ MUTANTS = {
     ),
     # A leaf keeps a few new messages in place however large the read around them ...
     "leaf-pins-any-read": (
-        "core/src/node/gossip_batch.rs",
+        "core/src/node/plumtree/gossip_batch.rs",
         "let dense = kept > 0 && kept.saturating_mul(of) >= read.bytes().len().saturating_mul(share);",
         "let dense = kept > 0;",
         "a_leaf_keeps_what_it_read_in_place_and_its_cache_pays_for_the_read",
     ),
     # ... or not at exactly seven eighths of it.
     "dense-read-edge": (
-        "core/src/node/gossip_batch.rs",
+        "core/src/node/plumtree/gossip_batch.rs",
         "let dense = kept > 0 && kept.saturating_mul(of) >= read.bytes().len().saturating_mul(share);",
         "let dense = kept > 0 && kept.saturating_mul(of) > read.bytes().len().saturating_mul(share);",
         "a_leaf_keeps_what_it_read_in_place_and_its_cache_pays_for_the_read",
     ),
     # A later batch of a read kept in place is copied if it is a small part of the read.
     "read-batches-judged-alone": (
-        "core/src/node/gossip_batch.rs",
+        "core/src/node/plumtree/gossip_batch.rs",
         "let worth_it = dense || cache.keeps_read(read.bytes());",
         "let worth_it = dense;",
         "the_batches_of_one_read_share_its_charge",
@@ -271,39 +271,39 @@ MUTANTS = {
         "the_batches_of_one_read_share_its_charge",
     ),
     "announcers-sent-whole": (
-        "core/src/node/gossip_batch.rs",
+        "core/src/node/plumtree/gossip_batch.rs",
         "let has_all = |at: usize| announced.get(at) == Some(&cached.len());",
         "let has_all = |at: usize| announced.get(at) == Some(&cached.len()) && false;",
         "an_eager_peer_that_announced_the_messages_is_not_sent_them",
     ),
     # Only one of a read's messages announced is enough to leave a peer out.
     "announcers-one-is-enough": (
-        "core/src/node/gossip_batch.rs",
+        "core/src/node/plumtree/gossip_batch.rs",
         "let has_all = |at: usize| announced.get(at) == Some(&cached.len());",
         "let has_all = |at: usize| announced.get(at).is_some_and(|&n| n > 0);",
         "an_eager_peer_that_announced_the_messages_is_not_sent_them",
     ),
     # Announcing promises nothing: a cache lets announced messages go unsent.
     "no-promises": (
-        "core/src/node/gossip_batch.rs",
+        "core/src/node/plumtree/gossip_batch.rs",
         ".fold(Promises::NONE, Promises::with);",
         ".fold(Promises::NONE, |none, _| none);",
         "plumtree_with_small_caches_loses_nothing_at_full_speed",
     ),
     "announced-back-still-owed": (
-        "core/src/node/plumtree.rs",
+        "core/src/node/plumtree/receive.rs",
         "promised.and_then(|slot| plumtree.cache.release_kept(&id, slot));",
         "promised.and_then(|_| plumtree.cache.get(&id).map(|_| false));",
         "a_message_announced_to_a_lazy_peer_is_sent_whole_when_the_cache_lets_it_go_unless_it_has_it",
     ),
     "sent-back-still-owed": (
-        "core/src/node/plumtree.rs",
+        "core/src/node/plumtree/receive.rs",
         "    ) -> bool {\n        self.release(peer, id);",
         "    ) -> bool {\n        let _ = id;",
         "a_message_announced_to_a_lazy_peer_is_sent_whole_when_the_cache_lets_it_go_unless_it_has_it",
     ),
     "gone-peers-slot-reused-at-once": (
-        "core/src/node/plumtree.rs",
+        "core/src/node/plumtree/mod.rs",
         "u8::try_from(slot).is_ok_and(|slot| cache.promised_to(slot) == 0)",
         "u8::try_from(slot).is_ok_and(|slot| cache.promised_to(slot) < usize::MAX)",
         "a_gone_peers_promises_go_with_it_and_its_slot_waits_for_them",
@@ -315,13 +315,13 @@ MUTANTS = {
         "messages_owed_to_a_peer_that_does_not_read_stop_at_their_bound",
     ),
     "announcers-promised": (
-        "core/src/node/gossip_batch.rs",
+        "core/src/node/plumtree/gossip_batch.rs",
         "*promised = promised.without(slot);",
         "let _ = slot;",
         "a_message_announced_to_a_lazy_peer_is_sent_whole_when_the_cache_lets_it_go_unless_it_has_it",
     ),
     "promise-pushed-past-budget": (
-        "core/src/node/promises.rs",
+        "core/src/node/plumtree/promises.rs",
         "let sent = u64::from(self.send_whole(now, peer, message, round));",
         "let head = crate::plumtree::wire::gossip_head(message.len(), round.saturating_add(1));\n"
         "        let sent = u64::from(head.is_some());\n"
@@ -331,7 +331,7 @@ MUTANTS = {
         "plumtree_with_small_caches_loses_nothing_at_full_speed",
     ),
     "owed-never-sent": (
-        "core/src/node/promises.rs",
+        "core/src/node/plumtree/promises.rs",
         "let Some((message, round)) = state.owed.front().cloned() else {",
         "let Some((message, round)) = None::<(Bytes, u16)> else {",
         "plumtree_with_small_caches_loses_nothing_at_full_speed",
@@ -339,7 +339,7 @@ MUTANTS = {
     # A node that publishes keys its own message otherwise than the copies it receives.
     # A plain peer settled late is sent nothing it missed, or more than it missed.
     "catch-up-skipped": (
-        "core/src/node/catch_up.rs",
+        "core/src/node/plumtree/catch_up.rs",
         "let missed: Vec<_> = plumtree.cache.since(opened).collect();",
         "let missed: Vec<(bytes::Bytes, u16)> = plumtree.cache.since(opened).take(0).collect();",
         "a_plain_peer_settled_late_is_sent_what_came_since_its_connection_opened",
@@ -352,7 +352,7 @@ MUTANTS = {
     ),
     # What a late plain peer missed goes past its queue's budget.
     "catch-up-past-budget": (
-        "core/src/node/catch_up.rs",
+        "core/src/node/plumtree/catch_up.rs",
         "        self.send_waiting(now, peer);\n",
         "        while let Some((message, _)) = self.peers.get_mut(peer).and_then(|s| s.owed.pop_front()) {\n"
         "            self.owed_bytes -= owed_charge_of(&message);\n"
@@ -521,13 +521,13 @@ MUTANTS = {
         "held_messages_are_taken_round_robin_when_room_frees_up",
     ),
     "plumtree-no-repair-on-connect": (
-        "core/src/node/plumtree.rs",
+        "core/src/node/plumtree/mod.rs",
         "for chunk in cached.chunks(wire::MAX_IHAVE) {",
         "for chunk in cached.chunks(wire::MAX_IHAVE).take(0) {",
         "plumtree_repairs_what_cut_links_lost",
     ),
     "plumtree-no-repair-through-churn": (
-        "core/src/node/plumtree.rs",
+        "core/src/node/plumtree/mod.rs",
         "for chunk in cached.chunks(wire::MAX_IHAVE) {",
         "for chunk in cached.chunks(wire::MAX_IHAVE).take(0) {",
         "every_node_gets_every_message_through_churn",
@@ -539,31 +539,31 @@ MUTANTS = {
         "grafts_from_a_peer_that_does_not_read_stop_at_its_budget_and_go_as_it_reads",
     ),
     "plumtree-deferred-grafts-dropped": (
-        "core/src/node/plumtree.rs",
+        "core/src/node/plumtree/send.rs",
         "let Some(id) = state.deferred_grafts.pop_front() else {",
         "let Some(id) = state.deferred_grafts.pop_front().filter(|_| false) else {",
         "plumtree_repairs_through_full_queues",
     ),
     "plumtree-deferred-grafts-unbounded": (
-        "core/src/node/plumtree.rs",
+        "core/src/node/plumtree/receive.rs",
         "if state.deferred_grafts.len() < MAX_DEFERRED_GRAFTS {",
         "if state.deferred_grafts.len() < usize::MAX {",
         "grafts_from_a_peer_that_does_not_read_stop_at_its_budget_and_go_as_it_reads",
     ),
     "plumtree-graft-sends-nothing": (
-        "core/src/node/plumtree.rs",
+        "core/src/node/plumtree/send.rs",
         "self.plumtree.as_ref().and_then(|p| p.cache.get(id)) else {",
         "self.plumtree.as_ref().and_then(|p| p.cache.get(id)).filter(|_| false) else {",
         "plumtree_repairs_what_cut_links_lost",
     ),
     "plumtree-never-prunes": (
-        "core/src/node/gossip_batch.rs",
+        "core/src/node/plumtree/gossip_batch.rs",
         "if !is_new && eager && state.promise_slot.is_some() {",
         "if false && !is_new && eager && state.promise_slot.is_some() {",
         "a_read_of_gossip_goes_on_as_one_run_and_a_duplicate_from_an_eager_peer_prunes_it",
     ),
     "plumtree-optimisation-never-off": (
-        "core/src/node/plumtree.rs",
+        "core/src/node/plumtree/receive.rs",
         "let optimising = threshold < u16::MAX;",
         "let optimising = true;",
         "with_the_default_threshold_the_tree_never_changes_on_announcements",
@@ -629,19 +629,19 @@ MUTANTS = {
         "plumtree_flow_control_loses_nothing_at_full_speed",
     ),
     "plumtree-no-repair-under-overload": (
-        "core/src/node/plumtree.rs",
+        "core/src/node/plumtree/mod.rs",
         "for chunk in cached.chunks(wire::MAX_IHAVE) {",
         "for chunk in cached.chunks(wire::MAX_IHAVE).take(0) {",
         "plumtree_repairs_through_churn_under_overload",
     ),
     "grafts-without-room-given-up": (
-        "core/src/node/plumtree.rs",
+        "core/src/node/plumtree/timers.rs",
         "plumtree.missing.postpone(graft);",
         "let _ = graft;",
         "plumtree_repairs_through_churn_under_overload",
     ),
     "graft-without-room-waits-for-ever": (
-        "core/src/node/plumtree.rs",
+        "core/src/node/plumtree/timers.rs",
         "// is judged by the slow-peer rule, not waited for with its ids held.\n                self.mark_full(now, binding);",
         "// is judged by the slow-peer rule, not waited for with its ids held.\n                let _ = binding;",
         "a_peer_that_announces_without_reading_gets_grafts_up_to_its_budget_then_is_cut",

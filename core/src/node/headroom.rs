@@ -253,7 +253,7 @@ impl Node {
             self.owed_bytes,
             self.peers
                 .iter()
-                .map(|(_, s)| super::promises::owed_charge(&s.owed))
+                .map(|(_, s)| super::plumtree::owed_charge(&s.owed))
                 .sum::<usize>()
         );
         self.queued_bytes + self.gathered_bytes

@@ -4,23 +4,19 @@
 //! `settle`, which takes held messages once queues drain. Its work is split by event:
 //! `receive` (bytes in from a peer), `take` (a peer's messages delivered, dropped or
 //! held), `forward` (queueing for the plain peers, and flushes), `publish`, `timers`
-//! (stall escapes, slow-peer cuts and other deadlines), and `plumtree`,
-//! `gossip_batch`, `promises` and `catch_up` for the plumtree protocol. The policies
-//! they apply have modules of their own (`flow`, `headroom`, `admission`, `backlog`,
-//! `eviction`, `pacer`).
+//! (stall escapes, slow-peer cuts and other deadlines), and `plumtree/` for the
+//! plumtree protocol, split the same way. The policies they apply have modules of their
+//! own (`flow`, `headroom`, `admission`, `backlog`, `eviction`, `pacer`).
 
 mod admission;
 mod backlog;
-mod catch_up;
 pub mod eviction;
 mod flow;
 mod forward;
-mod gossip_batch;
 mod headroom;
 mod pacer;
 mod peer;
 mod plumtree;
-mod promises;
 mod publish;
 mod read_buffer;
 mod receive;
@@ -43,7 +39,7 @@ use crate::{
 };
 use flow::{Application, Flow};
 use peer::{Peer, PeerTable, Wire};
-use promises::owed_charge;
+use plumtree::owed_charge;
 use read_buffer::Read;
 use run::Run;
 use shared_runs::SharedRuns;

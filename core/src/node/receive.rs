@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::gossip_batch::Received;
+use super::plumtree::Received;
 use super::read_buffer::{self, Read};
 use super::{Node, BATCH};
 use crate::{Action, Delivery, DisconnectReason, PeerId};

@@ -14,11 +14,11 @@ use std::time::Instant;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::peer::Wire;
-use super::plumtree::{set_eager, Target};
-use super::read_buffer::Read;
-use super::{Node, BATCH};
+use super::{set_eager, Target};
 use crate::frame::HEADER_LEN;
+use crate::node::peer::Wire;
+use crate::node::read_buffer::Read;
+use crate::node::{Node, BATCH};
 use crate::plumtree::wire::{self, short_id, GOSSIP_OVERHEAD};
 use crate::plumtree::{MessageCache, Promises};
 use crate::seen::{Keying, SeenKey};
@@ -26,10 +26,10 @@ use crate::{Delivery, Frames, MessageId, PeerId};
 
 /// A Gossip frame received and not handled yet.
 #[derive(Debug)]
-pub(super) struct Received {
-    pub(super) id: MessageId,
-    pub(super) round: u16,
-    pub(super) message: Bytes,
+pub(in crate::node) struct Received {
+    pub(in crate::node) id: MessageId,
+    pub(in crate::node) round: u16,
+    pub(in crate::node) message: Bytes,
 }
 
 impl Node {
@@ -39,7 +39,7 @@ impl Node {
     /// and sent on (whole to eager peers, announced to lazy ones, plain peers get a
     /// plain frame); the sender becomes eager on a new message, and lazy, told by a
     /// Prune, on a duplicate while eager.
-    pub(super) fn take_gossip(
+    pub(in crate::node) fn take_gossip(
         &mut self,
         now: Instant,
         peer: PeerId,
@@ -87,7 +87,7 @@ impl Node {
     /// Sends the new messages of `batch`, which plain peer `from` sent and the caller
     /// delivered and sends on to plain peers, to the plumtree peers (and caches them),
     /// and empties it.
-    pub(super) fn send_on_to_plumtree(
+    pub(in crate::node) fn send_on_to_plumtree(
         &mut self,
         now: Instant,
         from: PeerId,
@@ -102,7 +102,12 @@ impl Node {
     /// Moves plumtree peer `peer` through the tree as its Gossip frames `new` (whether
     /// each was new, in order) do: a new message puts it on the tree's path (eager), a
     /// duplicate while eager takes it off (lazy), and it is told so with a Prune.
-    pub(super) fn place_sender_in_tree(&mut self, now: Instant, peer: PeerId, new: &[bool]) {
+    pub(in crate::node) fn place_sender_in_tree(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        new: &[bool],
+    ) {
         let Some(state) = self.peers.get_mut(peer) else {
             return;
         };
@@ -139,7 +144,7 @@ impl Node {
     /// leaf of the tree: more than half the nodes) copies nothing when they lie in
     /// `read` and are nearly all of it (see [`DENSE_READ`]): it caches and delivers
     /// them in place, and the cache is charged for the whole read.
-    pub(super) fn take_framed(
+    pub(in crate::node) fn take_framed(
         &mut self,
         now: Instant,
         from: Option<PeerId>,

@@ -4,9 +4,9 @@
 
 use std::time::Instant;
 
-use super::peer::Wire;
 use super::promises::owed_charge_of;
-use super::Node;
+use crate::node::peer::Wire;
+use crate::node::Node;
 use crate::{Direction, PeerId};
 
 impl Node {

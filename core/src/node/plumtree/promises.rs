@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::Node;
+use crate::node::Node;
 use crate::plumtree::wire::ShortId;
 use crate::plumtree::{LetGo, CACHED_MESSAGE_OVERHEAD};
 use crate::PeerId;
@@ -16,7 +16,7 @@ use crate::PeerId;
 impl Node {
     /// `peer` has message `id` (it showed it, or was sent it): this node no longer owes
     /// it the message.
-    pub(super) fn release(&mut self, peer: PeerId, id: &ShortId) {
+    pub(in crate::node) fn release(&mut self, peer: PeerId, id: &ShortId) {
         let slot = self.peers.get(peer).and_then(|state| state.promise_slot);
         if let (Some(slot), Some(plumtree)) = (slot, self.plumtree.as_mut()) {
             plumtree.cache.release(id, slot);
@@ -30,7 +30,7 @@ impl Node {
     /// node takes new ones (which, but for stall escapes, it does not while such a
     /// peer is full) or as they expire; escapes stop while what is owed fills the
     /// cache's and the total's budgets together (`escape_deadline`).
-    pub(super) fn keep_promises(&mut self, now: Instant) {
+    pub(in crate::node) fn keep_promises(&mut self, now: Instant) {
         let Some(plumtree) = self.plumtree.as_mut() else {
             return;
         };
@@ -71,7 +71,7 @@ impl Node {
     /// the cache; or missed while its protocol was settled), then the grafts it sent
     /// while its queue was full. Called when its queue has drained, or something else
     /// has.
-    pub(super) fn send_waiting(&mut self, now: Instant, peer: PeerId) {
+    pub(in crate::node) fn send_waiting(&mut self, now: Instant, peer: PeerId) {
         loop {
             let Some(state) = self.peers.get_mut(peer) else {
                 return;
@@ -112,12 +112,12 @@ impl Node {
 }
 
 /// What a message owed to a peer is charged: as if it were still cached.
-pub(super) fn owed_charge_of(message: &Bytes) -> usize {
+pub(in crate::node) fn owed_charge_of(message: &Bytes) -> usize {
     message.len() + CACHED_MESSAGE_OVERHEAD
 }
 
 /// What messages owed to a peer are charged in all.
-pub(super) fn owed_charge(owed: &VecDeque<(Bytes, u16)>) -> usize {
+pub(in crate::node) fn owed_charge(owed: &VecDeque<(Bytes, u16)>) -> usize {
     owed.iter()
         .map(|(message, _)| owed_charge_of(message))
         .sum()
