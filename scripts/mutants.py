@@ -84,7 +84,7 @@ MUTANTS = {
     ),
     # The simulator ignores `redial_disconnects`: a link a node cut never comes back.
     "sim-never-redials-cuts": (
-        "core/src/sim/mod.rs",
+        "core/src/sim/events.rs",
         "self.break_link(link_of(peer).0, redial);",
         "self.break_link(link_of(peer).0, redial && false);",
         "a_cut_link_comes_back_only_with_redial_disconnects",
