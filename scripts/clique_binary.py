@@ -134,6 +134,7 @@ def main():
             print(f"  frames of client {o} not received, by node: {row}")
     for i, text in enumerate(stderr):
         if os.environ.get("LOG_DIR"):
+            os.makedirs(os.environ["LOG_DIR"], exist_ok=True)
             with open(os.path.join(os.environ["LOG_DIR"], f"node{i}.log"), "w") as log:
                 log.write(text)
         warnings = [line for line in text.splitlines() if "WARN" in line]
