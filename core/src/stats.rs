@@ -37,6 +37,11 @@ pub struct Stats {
     /// Times the node stayed full with no full queue moving for
     /// [`Config::stall_escape`](crate::Config::stall_escape) and read up to the hard caps.
     pub stall_escapes: u64,
+    /// Times a peer the node had held a message from for a quarter of
+    /// [`Config::slow_peer_timeout`](crate::Config::slow_peer_timeout) got that message
+    /// taken, stalled or not: like a stall escape, it may take the peer queues past
+    /// their budgets (by a message), within the total.
+    pub held_peer_escapes: u64,
     /// New messages not delivered to the application because it had stalled (or, with
     /// [`Overload::Shed`](crate::Overload::Shed), because its queue was full).
     pub deliveries_dropped: u64,

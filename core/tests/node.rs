@@ -1278,11 +1278,14 @@ fn a_peer_held_for_a_quarter_of_the_slow_peer_timeout_gets_a_message_taken() {
         assert!(deliveries(&actions(&mut node)).is_empty());
     }
     assert_eq!(node.stats().stall_escapes, 0, "the queues moved");
+    assert_eq!(node.stats().held_peer_escapes, 0);
     assert_eq!(node.poll_timeout(), Some(t0 + limit));
     node.handle_timeout(t0 + limit);
     let out = actions(&mut node);
     let taken: Vec<PeerId> = deliveries(&out).into_iter().map(|(_, from)| from).collect();
     assert_eq!(taken, [A, B, C], "one message from each");
+    // Counted, as they may take the peer queues past their budgets.
+    assert_eq!(node.stats().held_peer_escapes, 3);
     assert!(node.is_reading(A), "A sent nothing more");
     // B's next message is held again, and its clock starts afresh.
     node.handle_received(t0 + limit, B, &encode(&[12; 10]));

@@ -82,15 +82,20 @@ impl Node {
                 .held_overdue_at(hold_limit)
                 .is_some_and(|at| at <= now)
         };
+        let mut held_too_long = 0;
         for (_, state) in self.peers.iter_mut() {
             state.escape_room = match &state.held {
                 _ if takes(state) => room,
-                Some((_, message)) if overdue(state) => headroom::plain_charge(message.len()),
+                Some((_, message)) if overdue(state) => {
+                    held_too_long += 1;
+                    headroom::plain_charge(message.len())
+                }
                 _ => 0,
             };
         }
         self.flow.dirty = true;
         self.stats.stall_escapes += u64::from(stalled);
+        self.stats.held_peer_escapes += held_too_long;
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) next has work, if ever. Only peers

@@ -173,6 +173,7 @@ async fn log_counters(node: &GossipNode, plumtree: bool, message: &str) {
         missed = tree.map(|s| s.messages_missed),
         graft_timeout_ms = tree.map(|s| s.graft_timeout.as_millis() as u64),
         stall_escapes = stats.stall_escapes,
+        held_peer_escapes = stats.held_peer_escapes,
         queued_bytes = stats.queued_bytes,
         congested = stats.congested,
         "{message}"
