@@ -49,6 +49,14 @@ MUTANTS = {
         "self.stats.held_peer_escapes += 0 * held_too_long;",
         "a_peer_held_for_a_quarter_of_the_slow_peer_timeout_gets_a_message_taken",
     ),
+    # A peer held too long gets its held message taken but nothing read after it: its
+    # socket is not read again, and the node behind it sees no progress.
+    "held-peer-read-after-left": (
+        "core/src/node/timers.rs",
+        "headroom::plain_charge(message.len()) + read_after",
+        "headroom::plain_charge(message.len()) + 0 * read_after",
+        "a_peer_held_too_long_gets_what_was_read_from_it_taken_too",
+    ),
     # A copy kept back is never dropped, though the peer sent the message itself.
     "copies-never-dropped": (
         "core/src/node/take.rs",

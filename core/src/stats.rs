@@ -39,8 +39,8 @@ pub struct Stats {
     pub stall_escapes: u64,
     /// Times a peer the node had held a message from for a quarter of
     /// [`Config::slow_peer_timeout`](crate::Config::slow_peer_timeout) got that message
-    /// taken, stalled or not: like a stall escape, it may take the peer queues past
-    /// their budgets (by a message), within the total.
+    /// taken (and the frames read from it after that message), stalled or not: like a
+    /// stall escape, it may take the peer queues past their budgets, within the total.
     pub held_peer_escapes: u64,
     /// New messages not delivered to the application because it had stalled (or, with
     /// [`Overload::Shed`](crate::Overload::Shed), because its queue was full).

@@ -1294,6 +1294,41 @@ fn a_peer_held_for_a_quarter_of_the_slow_peer_timeout_gets_a_message_taken() {
 }
 
 #[test]
+fn a_peer_held_too_long_gets_what_was_read_from_it_taken_too() {
+    // As above, but A's held message came in one read with two more. The node takes
+    // all three, so its runtime reads A's socket again and A sees its bytes taken: one
+    // message at a time, out of the reads a runtime takes in ahead (two of 64 KiB),
+    // would not have moved A's socket for tens of seconds, and a node behind A would
+    // have cut it as slow all the same.
+    let (mut node, t0) = node_with(escaping(100 * FRAME_CHARGE), &[A, B, C]);
+    node.handle_received(t0, A, &encode(&[1; 10]));
+    node.handle_received(t0, A, &encode(&[2; 10]));
+    let read: Vec<u8> = (3..=5).flat_map(|n| encode(&[n; 10])).collect();
+    node.handle_received(t0, A, &read);
+    node.handle_received(t0, B, &encode(&[11; 10]));
+    assert_eq!(deliveries(&actions(&mut node)).len(), 2);
+    assert!(!node.is_reading(A));
+    let limit = Duration::from_millis(1250);
+    let mut t = t0;
+    while t + Duration::from_millis(100) < t0 + limit {
+        t += Duration::from_millis(100);
+        node.handle_flushed(t, B, 1);
+        node.handle_flushed(t, C, 1);
+        node.handle_timeout(t);
+    }
+    assert_eq!(node.stats().held_peer_escapes, 0);
+    node.handle_timeout(t0 + limit);
+    let out = actions(&mut node);
+    let taken: Vec<PeerId> = deliveries(&out).into_iter().map(|(_, from)| from).collect();
+    assert_eq!(
+        taken,
+        [A, A, A, B],
+        "A's held message and the two read with it"
+    );
+    assert!(node.is_reading(A), "A's socket is read again");
+}
+
+#[test]
 fn a_full_application_queue_holds_new_messages_until_it_takes_them() {
     // Room for two deliveries of 10 bytes.
     let config = Config {

@@ -67,6 +67,28 @@ impl FrameDecoder {
         self.partial.len() + self.unparsed.len()
     }
 
+    /// The whole frames buffered and not returned yet: how many, and their wire bytes.
+    /// Counted up to the first frame that is incomplete or too long; none while a frame
+    /// is being assembled across chunks.
+    pub(crate) fn complete_frames(&self) -> (usize, usize) {
+        let (mut count, mut bytes) = (0, 0);
+        if !self.partial.is_empty() {
+            return (count, bytes);
+        }
+        let mut rest: &[u8] = &self.unparsed;
+        while let Some(header) = rest.first_chunk::<HEADER_LEN>() {
+            let len = u32::from_be_bytes(*header) as usize;
+            let frame = HEADER_LEN.saturating_add(len);
+            if len > self.max_frame_len || rest.len() < frame {
+                break;
+            }
+            count += 1;
+            bytes += frame;
+            rest = &rest[frame..];
+        }
+        (count, bytes)
+    }
+
     /// Bytes the decoder holds: the partial frame's allocation plus undecoded input.
     pub fn capacity(&self) -> usize {
         self.partial.capacity() + self.unparsed.len()
@@ -151,6 +173,24 @@ impl FrameDecoder {
 mod tests {
     use super::*;
     use crate::frame::encode;
+
+    #[test]
+    fn complete_frames_counts_the_whole_frames_buffered() {
+        let mut decoder = FrameDecoder::new(16);
+        let mut input = [encode(b"ab"), encode(b""), encode(b"cde")].concat();
+        input.extend_from_slice(&encode(b"fgh")[..5]); // one byte of its payload
+        decoder.extend(&input);
+        assert_eq!(decoder.complete_frames(), (3, 6 + 4 + 7));
+        assert_eq!(decoder.next_frame().unwrap().unwrap(), &b"ab"[..]);
+        assert_eq!(decoder.complete_frames(), (2, 4 + 7));
+        decoder.next_frame().unwrap();
+        decoder.next_frame().unwrap();
+        assert_eq!(decoder.next_frame(), Ok(None));
+        assert_eq!(decoder.complete_frames(), (0, 0), "one being assembled");
+        let mut too_long = FrameDecoder::new(2);
+        too_long.extend(&[encode(b"ab"), encode(b"abc"), encode(b"a")].concat());
+        assert_eq!(too_long.complete_frames(), (1, 6), "up to the one too long");
+    }
 
     #[test]
     fn zero_length_frame_is_an_empty_payload() {

@@ -56,9 +56,12 @@
 //! rounds, so while the node stays full it is never taken from. A client can wait so;
 //! a node cannot: if it waits on this one, it sees its queue stand still and cuts this
 //! node as slow after `slow_peer_timeout`, though both keep reading. So a peer held a
-//! quarter of that timeout ([`hold_limit`]) gets one held message taken, stalled or
-//! not (see `Node::escape_deadlines`): enough to show progress, too little to fill the
-//! queues around a cycle (full rounds for such peers cut more links over TCP).
+//! quarter of that timeout ([`hold_limit`]) gets its held message taken, stalled or
+//! not (see `Node::escape_deadlines`), and the whole frames read from it after that
+//! message: a runtime reads a socket ahead of the node, so a message taken out of
+//! those reads does not move the socket, and the peer would not see it. That is
+//! enough to show progress, and too little to fill the queues around a cycle (full
+//! rounds for such peers cut more links over TCP).
 //!
 //! Why measured and not proved: the classic proof that a store-and-forward network
 //! cannot deadlock gives each hop count its own buffers (Merlin and Schweitzer, 1980),
@@ -176,9 +179,9 @@ pub(crate) fn escapes_from(waits_on_a_held_peer: bool, waits_on_this_one: bool) 
 /// stall escape takes one, whatever else the round takes and even if the node is not
 /// stalled: a quarter of `slow_peer_timeout`. A node whose queue towards this one does
 /// not move would otherwise cut it as slow (this node cannot tell it from a client:
-/// its queue to it moves, so the node does not wait on it). One message per peer and
-/// quarter timeout is what shows that node progress, and adds next to nothing to the
-/// queues around a cycle.
+/// its queue to it moves, so the node does not wait on it). The held message and what
+/// was read after it, per peer and quarter timeout, is what shows that node progress
+/// (its socket is read again), and adds little to the queues around a cycle.
 pub(crate) fn hold_limit(slow_peer_timeout: Duration) -> Duration {
     slow_peer_timeout / 4
 }

@@ -7,7 +7,7 @@ use super::flow;
 use super::headroom;
 use super::peer::Peer;
 use super::Node;
-use crate::{DisconnectReason, Overload, PeerId};
+use crate::{DisconnectReason, Overload, PeerId, QUEUED_FRAME_OVERHEAD};
 
 impl Node {
     /// Runs what was due by `now`: disconnects peers that took none of their queued bytes
@@ -60,7 +60,8 @@ impl Node {
     /// Starts a round of a stall escape at `now`: what the node may take from each peer
     /// past its budgets, within the total. A round of a stall (`stalled`) takes half a
     /// peer budget, shared among the peers `flow::escapes_from` names; in any round, a
-    /// peer held too long (`flow::hold_limit`) gets its held message taken.
+    /// peer held too long (`flow::hold_limit`) gets its held message taken, and the
+    /// frames read from it after that message.
     pub(super) fn escape_round(&mut self, now: Instant, stalled: bool) {
         self.flow.escaping = true;
         self.flow.escaped_at = Some(now);
@@ -88,7 +89,11 @@ impl Node {
                 _ if takes(state) => room,
                 Some((_, message)) if overdue(state) => {
                     held_too_long += 1;
-                    headroom::plain_charge(message.len())
+                    // And what was read from it after that message, so that its
+                    // socket is read again and it sees its bytes taken.
+                    let (frames, bytes) = state.decoder.complete_frames();
+                    let read_after = bytes + frames * QUEUED_FRAME_OVERHEAD;
+                    headroom::plain_charge(message.len()) + read_after
                 }
                 _ => 0,
             };
