@@ -382,16 +382,13 @@ proptest! {
             }
             let before: std::collections::HashMap<PeerId, PeerStats> = peers_before.drain(..).collect();
             let actions: Vec<Action> = node.drain_actions().collect();
-            // Whom each message delivered in this step came from. Not always the peer
-            // whose bytes are handled: a held message of another peer may be taken and
-            // sent on, to that peer too.
-            let sender: std::collections::HashMap<Bytes, PeerId> = actions
-                .iter()
-                .filter_map(|action| match action {
-                    Action::Deliver(delivery) => Some((delivery.payload.clone(), delivery.from)),
-                    _ => None,
-                })
-                .collect();
+            // Whom each message delivered so far in this step came from. Not always the
+            // peer whose bytes are handled: a held message of another peer may be taken
+            // and sent on, to that peer too. A delivery comes before the sends that
+            // forward it; a send before it is not an echo (a copy of a message the node
+            // published, kept back for a peer that sent it in the same step after the
+            // seen set forgot it).
+            let mut sender: std::collections::HashMap<Bytes, PeerId> = std::collections::HashMap::new();
             for action in actions {
                 match action {
                     Action::Send { peer, frames } => {
@@ -407,6 +404,7 @@ proptest! {
                         unsent += unknown.count();
                     }
                     Action::Deliver(delivery) => {
+                        sender.insert(delivery.payload.clone(), delivery.from);
                         untaken.push_back(delivery.payload.len());
                         sendable.insert(delivery.payload);
                     }

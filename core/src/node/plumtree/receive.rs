@@ -151,7 +151,7 @@ impl Node {
     /// which keeps the sender on the tree; otherwise the caller makes it lazy (a Prune),
     /// as usual. A shortcut is a duplicate from an eager peer that came
     /// [`SHORTCUT_ROUNDS`] or more rounds closer to the origin than the copy the node
-    /// took, within `shortcut_window` of it (see [`PlumtreeConfig::shortcut_window`]):
+    /// took, within `shortcut_window` of it (see [`PlumtreeConfig::shortcut_window`](crate::plumtree::PlumtreeConfig::shortcut_window)):
     /// the sender becomes the node's way to the tree and is sent an empty Graft, as it
     /// prunes this node on the copy this node sent it (that Prune, already on its way,
     /// is ignored), and the peer the first copy came from goes lazy, told by a Prune.
