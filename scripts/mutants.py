@@ -57,6 +57,22 @@ MUTANTS = {
         "headroom::plain_charge(message.len()) + 0 * read_after",
         "a_peer_held_too_long_gets_what_was_read_from_it_taken_too",
     ),
+    # A stalled plumtree node whose total has no room never takes a round lazily: the
+    # totals of a clique fill and its nodes cut each other as slow.
+    "lazy-rounds-never": (
+        "core/src/node/flow.rs",
+        "speaks_plumtree && committed.saturating_add(largest_charge) > total",
+        "speaks_plumtree && committed.saturating_add(largest_charge) > total && false",
+        "a_plumtree_clique_of_twelve_whose_totals_fill_cuts_no_one",
+    ),
+    # A lazy round sends its messages whole to the eager peers all the same, past the
+    # room its headroom counted (announcements only).
+    "lazy-rounds-send-whole": (
+        "core/src/node/plumtree/gossip_batch.rs",
+        "let whole = |target: &Target| target.eager && !announce_only;",
+        "let whole = |target: &Target| target.eager || announce_only && false;",
+        "a_plumtree_clique_of_twelve_whose_totals_fill_cuts_no_one",
+    ),
     # A copy kept back is never dropped, though the peer sent the message itself.
     "copies-never-dropped": (
         "core/src/node/take.rs",

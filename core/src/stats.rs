@@ -42,6 +42,10 @@ pub struct Stats {
     /// taken (and the frames read from it after that message), stalled or not: like a
     /// stall escape, it may take the peer queues past their budgets, within the total.
     pub held_peer_escapes: u64,
+    /// Rounds of a stall escape that were lazy (plumtree, the total out of room): what
+    /// they took was announced to the plumtree peers, not sent whole, and may take the
+    /// total past its budget by one peer budget.
+    pub lazy_escapes: u64,
     /// New messages not delivered to the application because it had stalled (or, with
     /// [`Overload::Shed`](crate::Overload::Shed), because its queue was full).
     pub deliveries_dropped: u64,

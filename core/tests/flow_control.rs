@@ -103,8 +103,13 @@ fn run_within_budgets(sim: &mut Simulation) -> Result<(), TestCaseError> {
         for i in 0..sim.len() {
             let node = sim.node(i).unwrap();
             let (config, stats) = (node.config(), node.stats());
+            // A lazy round of an escape may pass the total by a peer budget.
+            let allowance = match stats.lazy_escapes {
+                0 => 0,
+                _ => config.peer_queue_bytes,
+            };
             prop_assert!(
-                stats.queued_bytes <= config.total_queue_bytes,
+                stats.queued_bytes <= config.total_queue_bytes + allowance,
                 "node {} queued {}",
                 i,
                 stats.queued_bytes
@@ -349,6 +354,8 @@ struct ClientsRun {
     nodes_short: usize,
     /// Plumtree: grafts and prunes sent, summed over the nodes.
     grafts_and_prunes: (u64, u64),
+    /// Plumtree: lazy rounds of stall escapes, summed over the nodes.
+    lazy_escapes: u64,
 }
 
 impl ClientsRun {
@@ -384,6 +391,9 @@ fn run_clients_in(mut sim: Simulation, at: &[usize], messages: usize) -> Clients
         grafts_and_prunes: (0..sim.len())
             .map(|i| sim.node(i).unwrap().stats())
             .fold((0, 0), |(g, p), s| (g + s.grafts_sent, p + s.prunes_sent)),
+        lazy_escapes: (0..sim.len())
+            .map(|i| sim.node(i).unwrap().stats().lazy_escapes)
+            .sum(),
     }
 }
 
@@ -398,6 +408,27 @@ fn a_plumtree_clique_with_a_client_at_every_node_cuts_no_one() {
         let sim = Simulation::new(Topology::clique(8), config);
         let run = run_clients_in(sim, &(0..8).collect::<Vec<_>>(), 600);
         assert!(run.lost_nothing(), "seed {seed}: {run:?}");
+    }
+}
+
+/// The same in a clique of twelve, where the totals fill: every node's total held its
+/// budget, all its sockets were paused, and escape rounds, with no room, took nothing
+/// until the slow-peer rule cut links. Without lazy rounds (`flow::lazy_round`) these
+/// seeds cut 6 and 8 links (and, before a peer held too long got what was read after
+/// its held message taken, seed 33 left every node short of a client's messages); with
+/// lazy rounds that sent their messages whole to eager peers, announcing them to none,
+/// the clique still cut links. About 2 s a seed.
+#[test]
+fn a_plumtree_clique_of_twelve_whose_totals_fill_cuts_no_one() {
+    for seed in [23, 31] {
+        let config = overloaded_plumtree(seed, 1 + (seed as usize * 7919) % 600);
+        let sim = Simulation::new(Topology::clique(12), config);
+        let run = run_clients_in(sim, &(0..12).collect::<Vec<_>>(), 600);
+        assert!(run.lost_nothing(), "seed {seed}: {run:?}");
+        assert!(
+            run.lazy_escapes > 0,
+            "seed {seed}: the totals filled: {run:?}"
+        );
     }
 }
 
@@ -739,7 +770,12 @@ proptest! {
 /// (`clique_binary.py 12 5000`, plumtree, alternated) it cut 61, 49 and 83 links where
 /// the build before cut 7, 3 and 4 (a likely reason, not measured: over TCP grafts
 /// route messages round congested tree links, which the simulator's small, slow links
-/// do not show). Not kept.
+/// do not show). Not kept. Session 27, plumtree at 12, 40 seeds: 20 runs, 241 links,
+/// one run short at b2799d2 (the shortcuts and announcing back to eager announcers
+/// had added to session 20's); 16 runs and 129 links once a peer held too long got
+/// what was read after its held message taken; 3 runs and 10 links with lazy rounds
+/// (`flow::lazy_round`). Flood at 12, 20 seeds: 931 links and 7 runs short, then 813
+/// and none short.
 #[test]
 #[ignore = "a measurement, not a test"]
 fn count_clique_failures() {

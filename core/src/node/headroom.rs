@@ -23,6 +23,7 @@
 
 use std::time::Instant;
 
+use super::flow;
 use super::peer::{Peer, Wire};
 use super::Node;
 use crate::frame::HEADER_LEN;
@@ -111,12 +112,14 @@ impl Headroom {
     /// the total committed (queued, and announcements gathered) and the application's
     /// queued deliveries (`None`: it gets none,
     /// because it published the message or stalled). `peer_budgets`: whether each
-    /// peer's own budget counts (not while escaping a stall).
+    /// peer's own budget counts (not while escaping a stall); `announce_only`: whether
+    /// eager plumtree peers are only announced the message, as lazy ones are (in a
+    /// lazy round of an escape, see `flow::lazy_round`).
     pub(crate) fn new<'a>(
         budgets: Budgets,
         peers: impl Iterator<Item = (PeerId, &'a Peer)>,
         except: Option<PeerId>,
-        peer_budgets: bool,
+        (peer_budgets, announce_only): (bool, bool),
         (total_committed, application_queued): (usize, Option<usize>),
     ) -> Self {
         let mut headroom = Headroom {
@@ -141,12 +144,12 @@ impl Headroom {
                     plain_largest,
                     &mut headroom.plain_peers,
                 ),
-                Wire::Plumtree { eager: true, .. } => (
+                Wire::Plumtree { eager: true, .. } if !announce_only => (
                     &mut headroom.eager,
                     eager_largest,
                     &mut headroom.eager_peers,
                 ),
-                Wire::Plumtree { eager: false, .. } => {
+                Wire::Plumtree { .. } => {
                     (&mut headroom.lazy, ANNOUNCEMENT, &mut headroom.lazy_peers)
                 }
             };
@@ -220,9 +223,14 @@ impl Node {
             return Headroom::UNLIMITED;
         }
         let config = &self.config;
+        let lazy = self.flow.escaping && self.flow.lazy_round;
+        let allowance = match lazy {
+            true => flow::lazy_allowance(config.peer_queue_bytes),
+            false => 0,
+        };
         let budgets = Budgets {
             peer: config.peer_queue_bytes,
-            total: config.total_queue_bytes,
+            total: config.total_queue_bytes.saturating_add(allowance),
             application: config.delivery_queue_bytes,
             max_payload: config.max_frame_len,
         };
@@ -230,7 +238,8 @@ impl Node {
         let committed = self.committed_bytes();
         let queued = (committed, delivered.then_some(self.application.queued));
         let peer_budgets = !self.flow.escaping;
-        let mut headroom = Headroom::new(budgets, self.peers.iter(), from, peer_budgets, queued);
+        let peers = self.peers.iter();
+        let mut headroom = Headroom::new(budgets, peers, from, (peer_budgets, lazy), queued);
         if self.flow.escaping {
             let sender = from.and_then(|peer| self.peers.get(peer));
             headroom.source = sender.map_or(usize::MAX, |state| state.escape_room);
@@ -376,12 +385,38 @@ mod tests {
         let iter = peers.iter().map(|(id, peer)| (*id, peer));
         let empty = HEADER_LEN + QUEUED_FRAME_OVERHEAD;
         let budget = 3 * CHARGE + empty;
-        let mut headroom = Headroom::new(budgets(budget), iter, None, true, (0, None));
+        let mut headroom = Headroom::new(budgets(budget), iter, None, (true, false), (0, None));
         for _ in 0..3 {
             assert_eq!(headroom.take(100), Ok(()));
         }
         assert_eq!(headroom.take(100), Err(Binding::Peer(PeerId(1))));
         assert_eq!(headroom.take(0), Ok(()), "a smaller one still fits");
+    }
+
+    #[test]
+    fn a_lazy_round_charges_an_eager_peer_an_announcement() {
+        let eager = Wire::Plumtree {
+            node_id: 7,
+            eager: true,
+            shortcut: crate::node::peer::Shortcut::Never,
+        };
+        let peers = [(
+            PeerId(1),
+            Peer::new(Instant::now(), Direction::Inbound, eager, 100),
+        )];
+        let message = 100 + HEADER_LEN + GOSSIP_OVERHEAD + QUEUED_FRAME_OVERHEAD;
+        for (announce_only, charge) in [(false, message), (true, ANNOUNCEMENT)] {
+            let budgets = Budgets {
+                total: 2 * charge,
+                ..budgets(usize::MAX)
+            };
+            let iter = peers.iter().map(|(id, peer)| (*id, peer));
+            let mut headroom =
+                Headroom::new(budgets, iter, None, (false, announce_only), (0, None));
+            assert_eq!(headroom.take(100), Ok(()));
+            assert_eq!(headroom.take(100), Ok(()));
+            assert_eq!(headroom.take(100), Err(Binding::Total), "{announce_only}");
+        }
     }
 
     #[test]
@@ -392,13 +427,13 @@ mod tests {
         ];
         let headroom = |except| {
             let iter = peers.iter().map(|(id, peer)| (*id, peer));
-            Headroom::new(budgets(3 * CHARGE), iter, except, true, (0, None))
+            Headroom::new(budgets(3 * CHARGE), iter, except, (true, false), (0, None))
         };
         assert_eq!(headroom(None).take(100), Err(Binding::Peer(PeerId(1))));
         assert_eq!(headroom(Some(PeerId(1))).take(100), Ok(()));
         let mut escaping = {
             let iter = peers.iter().map(|(id, peer)| (*id, peer));
-            Headroom::new(budgets(3 * CHARGE), iter, None, false, (0, None))
+            Headroom::new(budgets(3 * CHARGE), iter, None, (false, false), (0, None))
         };
         assert_eq!(escaping.take(100), Ok(()), "only the total counts");
     }
@@ -414,7 +449,7 @@ mod tests {
                 ..budgets(usize::MAX)
             };
             let iter = peers.iter().map(|(id, peer)| (*id, peer));
-            let mut headroom = Headroom::new(budgets, iter, None, true, (0, None));
+            let mut headroom = Headroom::new(budgets, iter, None, (true, false), (0, None));
             for _ in 0..taken {
                 assert_eq!(headroom.take(100), Ok(()));
             }
@@ -430,7 +465,7 @@ mod tests {
             total: usize::MAX,
             ..budgets
         };
-        let mut headroom = Headroom::new(budgets, iter, None, true, (0, Some(0)));
+        let mut headroom = Headroom::new(budgets, iter, None, (true, false), (0, Some(0)));
         assert_eq!(headroom.take(100), Ok(()));
         assert_eq!(headroom.take(100), Ok(()));
         assert_eq!(headroom.take(100), Err(Binding::Application));

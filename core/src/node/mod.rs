@@ -423,6 +423,7 @@ impl Node {
                 (false, Some(_)) => {
                     self.flow.congested_since = None;
                     self.flow.escaping = false;
+                    self.flow.lazy_round = false;
                     self.flow.escaped_at = None;
                 }
                 _ => {}

@@ -65,6 +65,11 @@ impl Node {
     pub(super) fn escape_round(&mut self, now: Instant, stalled: bool) {
         self.flow.escaping = true;
         self.flow.escaped_at = Some(now);
+        let total = self.config.total_queue_bytes;
+        let largest = headroom::plain_charge(self.config.max_frame_len);
+        let speaks_plumtree = self.plumtree.is_some();
+        self.flow.lazy_round =
+            stalled && flow::lazy_round(speaks_plumtree, self.committed_bytes(), total, largest);
         let waits_on_a_held_peer = self
             .peers
             .iter()
@@ -100,6 +105,7 @@ impl Node {
         }
         self.flow.dirty = true;
         self.stats.stall_escapes += u64::from(stalled);
+        self.stats.lazy_escapes += u64::from(self.flow.lazy_round);
         self.stats.held_peer_escapes += held_too_long;
     }
 
@@ -159,8 +165,13 @@ impl Node {
     pub(super) fn escape_deadlines(&self) -> (Option<Instant>, Option<Instant>) {
         let owed_cap = self.config.plumtree.as_ref().map_or(0, |p| p.cache_bytes)
             + self.config.total_queue_bytes;
+        // A plumtree node's lazy rounds go on past the total, up to their allowance.
+        let ceiling = match self.plumtree {
+            Some(_) => flow::lazy_allowance(self.config.peer_queue_bytes),
+            None => 0,
+        };
         if self.config.overload == Overload::Shed
-            || self.committed_bytes() >= self.config.total_queue_bytes
+            || self.committed_bytes() >= self.config.total_queue_bytes.saturating_add(ceiling)
             || self.owed_bytes >= owed_cap
         {
             return (None, None);

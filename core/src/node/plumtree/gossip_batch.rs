@@ -153,11 +153,15 @@ impl Node {
         read: Option<&Read>,
     ) -> usize {
         let targets = self.plumtree_targets(from);
-        let eager = targets.iter().any(|target| target.eager);
+        // A lazy round of a stall escape announces to the eager peers too (see
+        // `flow::lazy_round`).
+        let announce_only = self.flow.escaping && self.flow.lazy_round;
+        let whole = |target: &Target| target.eager && !announce_only;
+        let eager = targets.iter().any(whole);
         // Announcing a message to a lazy peer promises it (see `Promises`).
         let lazy = targets
             .iter()
-            .filter(|target| !target.eager)
+            .filter(|target| !whole(target))
             .filter_map(|target| target.slot)
             .fold(Promises::NONE, Promises::with);
         let plain_peers =
@@ -228,7 +232,7 @@ impl Node {
         // is announced everything cached by each neighbour and grafts it from one: the
         // others are not sent it back.
         let has_all = |at: usize| announced.get(at) == Some(&cached.len());
-        let gets_whole = |at: usize| targets[at].eager && !has_all(at);
+        let gets_whole = |at: usize| whole(&targets[at]) && !has_all(at);
         let mut took = 0;
         // The eager peers get one framed copy.
         let shared = self.share_among(|_| (0..targets.len()).filter(|&at| gets_whole(at)).count());

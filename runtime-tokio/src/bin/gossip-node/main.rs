@@ -174,6 +174,7 @@ async fn log_counters(node: &GossipNode, plumtree: bool, message: &str) {
         graft_timeout_ms = tree.map(|s| s.graft_timeout.as_millis() as u64),
         stall_escapes = stats.stall_escapes,
         held_peer_escapes = stats.held_peer_escapes,
+        lazy_escapes = tree.map(|s| s.lazy_escapes),
         queued_bytes = stats.queued_bytes,
         congested = stats.congested,
         "{message}"
