@@ -1252,6 +1252,29 @@ fn a_stall_escape_goes_on_while_the_total_is_marked_full_but_has_room() {
     assert_eq!(node.stats().queued_bytes, 4 * TO_TWO);
 }
 
+/// A quarter of the slow-peer timeout of `escaping` (5 s).
+const HOLD_LIMIT: Duration = Duration::from_millis(1250);
+
+/// B and C take a byte every 100 ms from `t0` until [`HOLD_LIMIT`] later: the node
+/// waits on them, never stalls, and takes nothing meanwhile. Returns whose messages it
+/// takes then, in order.
+fn trickle_to_hold_limit(node: &mut Node, t0: Instant) -> Vec<PeerId> {
+    let mut t = t0;
+    while t + Duration::from_millis(100) < t0 + HOLD_LIMIT {
+        t += Duration::from_millis(100);
+        node.handle_flushed(t, B, 1);
+        node.handle_flushed(t, C, 1);
+        node.handle_timeout(t);
+        assert!(deliveries(&actions(node)).is_empty());
+    }
+    assert_eq!(node.stats().stall_escapes, 0, "the queues moved");
+    assert_eq!(node.stats().held_peer_escapes, 0);
+    assert_eq!(node.poll_timeout(), Some(t0 + HOLD_LIMIT));
+    node.handle_timeout(t0 + HOLD_LIMIT);
+    let out = actions(node);
+    deliveries(&out).into_iter().map(|(_, from)| from).collect()
+}
+
 #[test]
 fn a_peer_held_for_a_quarter_of_the_slow_peer_timeout_gets_a_message_taken() {
     // B and C take nothing but a byte now and then: the node waits on them, never
@@ -1268,27 +1291,13 @@ fn a_peer_held_for_a_quarter_of_the_slow_peer_timeout_gets_a_message_taken() {
     node.handle_received(t0, C, &encode(&[21; 10]));
     assert_eq!(deliveries(&actions(&mut node)).len(), 2);
     assert!(!node.is_reading(A) && !node.is_reading(B) && !node.is_reading(C));
-    let limit = Duration::from_millis(1250);
-    let mut t = t0;
-    while t + Duration::from_millis(100) < t0 + limit {
-        t += Duration::from_millis(100);
-        node.handle_flushed(t, B, 1);
-        node.handle_flushed(t, C, 1);
-        node.handle_timeout(t);
-        assert!(deliveries(&actions(&mut node)).is_empty());
-    }
-    assert_eq!(node.stats().stall_escapes, 0, "the queues moved");
-    assert_eq!(node.stats().held_peer_escapes, 0);
-    assert_eq!(node.poll_timeout(), Some(t0 + limit));
-    node.handle_timeout(t0 + limit);
-    let out = actions(&mut node);
-    let taken: Vec<PeerId> = deliveries(&out).into_iter().map(|(_, from)| from).collect();
+    let taken = trickle_to_hold_limit(&mut node, t0);
     assert_eq!(taken, [A, B, C], "one message from each");
     // Counted, as they may take the peer queues past their budgets.
     assert_eq!(node.stats().held_peer_escapes, 3);
     assert!(node.is_reading(A), "A sent nothing more");
     // B's next message is held again, and its clock starts afresh.
-    node.handle_received(t0 + limit, B, &encode(&[12; 10]));
+    node.handle_received(t0 + HOLD_LIMIT, B, &encode(&[12; 10]));
     assert!(deliveries(&actions(&mut node)).is_empty());
     assert!(!node.is_reading(B));
 }
@@ -1308,18 +1317,7 @@ fn a_peer_held_too_long_gets_what_was_read_from_it_taken_too() {
     node.handle_received(t0, B, &encode(&[11; 10]));
     assert_eq!(deliveries(&actions(&mut node)).len(), 2);
     assert!(!node.is_reading(A));
-    let limit = Duration::from_millis(1250);
-    let mut t = t0;
-    while t + Duration::from_millis(100) < t0 + limit {
-        t += Duration::from_millis(100);
-        node.handle_flushed(t, B, 1);
-        node.handle_flushed(t, C, 1);
-        node.handle_timeout(t);
-    }
-    assert_eq!(node.stats().held_peer_escapes, 0);
-    node.handle_timeout(t0 + limit);
-    let out = actions(&mut node);
-    let taken: Vec<PeerId> = deliveries(&out).into_iter().map(|(_, from)| from).collect();
+    let taken = trickle_to_hold_limit(&mut node, t0);
     assert_eq!(
         taken,
         [A, A, A, B],
