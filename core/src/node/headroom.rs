@@ -9,7 +9,8 @@
 //! *full* (see `flow`), so reading pauses until that queue has drained to half its
 //! budget. Plumtree's Graft frames wait for room the same way, and a Prune is not sent
 //! without it. Queues therefore never pass their budgets, but for peer queues while
-//! the node escapes a stall (only the total counts then, see `flow`). The announcement
+//! the node escapes a stall (only the total counts then, see `flow`), and the total
+//! itself in a plumtree node's lazy round (by `flow::lazy_allowance`). The announcement
 //! of the cache to a plumtree peer that connects is queued at once, but holds only the
 //! newest ids that fit half the empty queue's budget.
 //!

@@ -58,10 +58,11 @@ impl Node {
     }
 
     /// Starts a round of a stall escape at `now`: what the node may take from each peer
-    /// past its budgets, within the total. A round of a stall (`stalled`) takes half a
-    /// peer budget, shared among the peers `flow::escapes_from` names; in any round, a
-    /// peer held too long (`flow::hold_limit`) gets its held message taken, and the
-    /// frames read from it after that message.
+    /// past its budgets, within the total (a lazy round, `flow::lazy_round`, up to its
+    /// allowance past it). A round of a stall (`stalled`) takes half a peer budget,
+    /// shared among the peers `flow::escapes_from` names; in any round, a peer held too
+    /// long (`flow::hold_limit`) gets its held message taken, and the frames read from
+    /// it after that message.
     pub(super) fn escape_round(&mut self, now: Instant, stalled: bool) {
         self.flow.escaping = true;
         self.flow.escaped_at = Some(now);
