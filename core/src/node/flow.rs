@@ -114,7 +114,7 @@ pub(crate) struct Flow {
     pub(crate) escaped_at: Option<Instant>,
     /// Whether this round of the escape is *lazy* ([`lazy_round`]): what it takes goes
     /// to no plumtree peer whole, only announced, and the total may pass its budget by
-    /// [`lazy_allowance`].
+    /// [`lazy_allowance`]. Set only with `escaping`, and cleared with it.
     pub(crate) lazy_round: bool,
     /// Whether the application's delivery queue is full (it gets every new message, so
     /// nothing new is taken from anyone).

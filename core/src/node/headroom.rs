@@ -224,7 +224,7 @@ impl Node {
             return Headroom::UNLIMITED;
         }
         let config = &self.config;
-        let lazy = self.flow.escaping && self.flow.lazy_round;
+        let lazy = self.flow.lazy_round;
         let allowance = match lazy {
             true => flow::lazy_allowance(config.peer_queue_bytes),
             false => 0,

@@ -155,7 +155,7 @@ impl Node {
         let targets = self.plumtree_targets(from);
         // A lazy round of a stall escape announces to the eager peers too (see
         // `flow::lazy_round`).
-        let announce_only = self.flow.escaping && self.flow.lazy_round;
+        let announce_only = self.flow.lazy_round;
         let whole = |target: &Target| target.eager && !announce_only;
         let eager = targets.iter().any(whole);
         // Announcing a message to a lazy peer promises it (see `Promises`).
