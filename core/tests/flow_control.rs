@@ -404,11 +404,17 @@ fn run_clients_in(mut sim: Simulation, at: &[usize], messages: usize) -> Clients
 #[test]
 fn a_plumtree_clique_with_a_client_at_every_node_cuts_no_one() {
     for seed in [0, 10] {
-        let config = overloaded_plumtree(seed, 1 + (seed as usize * 7919) % 600);
-        let sim = Simulation::new(Topology::clique(8), config);
-        let run = run_clients_in(sim, &(0..8).collect::<Vec<_>>(), 600);
+        let run = plumtree_clique_with_clients(8, seed);
         assert!(run.lost_nothing(), "seed {seed}: {run:?}");
     }
+}
+
+/// A clique of `nodes` plumtree nodes (`overloaded_plumtree`, reads of a size set by
+/// `seed`) with a client writing 600 frames at full speed into every node.
+fn plumtree_clique_with_clients(nodes: usize, seed: u64) -> ClientsRun {
+    let config = overloaded_plumtree(seed, 1 + (seed as usize * 7919) % 600);
+    let sim = Simulation::new(Topology::clique(nodes), config);
+    run_clients_in(sim, &(0..nodes).collect::<Vec<_>>(), 600)
 }
 
 /// The same in a clique of twelve, where the totals fill: every node's total held its
@@ -421,9 +427,7 @@ fn a_plumtree_clique_with_a_client_at_every_node_cuts_no_one() {
 #[test]
 fn a_plumtree_clique_of_twelve_whose_totals_fill_cuts_no_one() {
     for seed in [23, 31] {
-        let config = overloaded_plumtree(seed, 1 + (seed as usize * 7919) % 600);
-        let sim = Simulation::new(Topology::clique(12), config);
-        let run = run_clients_in(sim, &(0..12).collect::<Vec<_>>(), 600);
+        let run = plumtree_clique_with_clients(12, seed);
         assert!(run.lost_nothing(), "seed {seed}: {run:?}");
         assert!(
             run.lazy_escapes > 0,
