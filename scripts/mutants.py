@@ -57,6 +57,20 @@ MUTANTS = {
         "headroom::plain_charge(message.len()) + 0 * read_after",
         "a_peer_held_too_long_gets_what_was_read_from_it_taken_too",
     ),
+    # A copy kept back for a peer goes out although the peer sent the message, when the
+    # seen set had forgotten it (an echo of an old message).
+    "kept-copy-for-forgotten-batch": (
+        "core/src/node/receive.rs",
+        "                if keeps_copies {\n                    self.drop_kept_copy",
+        "                if keeps_copies && !is_new {\n                    self.drop_kept_copy",
+        "a_copy_kept_back_is_dropped_when_the_peer_sends_a_message_the_node_forgot",
+    ),
+    "kept-copy-for-forgotten-held": (
+        "core/src/node/take.rs",
+        "        self.drop_kept_copy(now, peer, identified.key);\n        if new {",
+        "        if !new {\n            self.drop_kept_copy(now, peer, identified.key);\n        }\n        if new {",
+        "a_copy_kept_back_is_dropped_when_a_forgotten_message_from_the_peer_is_taken_after_a_hold",
+    ),
     # A stalled plumtree node whose total has no room never takes a round lazily: the
     # totals of a clique fill and its nodes cut each other as slow.
     "lazy-rounds-never": (
@@ -441,12 +455,12 @@ MUTANTS = {
         "core/src/node/receive.rs",
         """                if !is_new {
                     self.stats.duplicates += 1;
-                    if keeps_copies {""",
+                    continue;""",
         """                if !is_new {
                     self.stats.duplicates += 1;
                     let from = peer;
                     self.actions.push_back(Action::Deliver(Delivery::new(payload, from)));
-                    if keeps_copies {""",
+                    continue;""",
         "every_message_reaches_every_node_exactly_once",
     ),
     "send-twice": (

@@ -151,8 +151,9 @@ pub struct Config {
     /// Bytes of a plain peer's queue handed to the caller (in [`Action::Send`](crate::Action::Send)s)
     /// and not yet reported written, at most: what the node queues beyond it, it keeps
     /// back and hands over as the caller writes. A copy kept back of a message the
-    /// peer then sends the node itself is dropped unsent (the peer has it), its
-    /// charge given back to the budgets at once, and counted in
+    /// peer then sends the node itself is dropped unsent (the peer has it, whether or
+    /// not the node still remembers the message), its charge given back to the budgets
+    /// at once, and counted in
     /// [`Stats::copies_not_sent`](crate::Stats::copies_not_sent). Under load, when
     /// queues are long, most queued copies in a mesh are such (every node floods
     /// what it takes to every peer, and its peers take the same messages from

@@ -1,7 +1,7 @@
 //! What a node keeps back from the caller beyond `Config::send_ahead_bytes` of a peer's
 //! queue, and the copies it drops unsent because the peer sent the message itself.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use gossip_core::frame::encode;
@@ -18,11 +18,16 @@ const CHARGE: usize = WIRE + QUEUED_FRAME_OVERHEAD;
 
 /// A node with `peers`, handing at most `send_ahead` unwritten bytes of a queue over.
 fn node_with(send_ahead: usize, peers: &[PeerId]) -> (Node, Instant) {
-    let now = Instant::now();
     let config = Config {
         send_ahead_bytes: send_ahead,
         ..Config::default()
     };
+    node_with_config(config, peers)
+}
+
+/// A node of `config` with `peers`.
+fn node_with_config(config: Config, peers: &[PeerId]) -> (Node, Instant) {
+    let now = Instant::now();
     let mut node = Node::new(config).unwrap();
     for &peer in peers {
         node.peer_connected(now, peer, Direction::Inbound);
@@ -74,6 +79,66 @@ fn a_copy_kept_back_is_dropped_when_the_peer_sends_the_message() {
     // With nothing unwritten, the next goes at once.
     node.handle_received(now, A, &encode(&message(3)));
     assert_eq!(sent(&mut node), [(B, vec![Bytes::from(message(3))])]);
+}
+
+#[test]
+fn a_copy_kept_back_is_dropped_when_the_peer_sends_a_message_the_node_forgot() {
+    let retention = Duration::from_secs(1);
+    let config = Config {
+        send_ahead_bytes: 1,
+        seen_retention: retention,
+        ..Config::default()
+    };
+    let (mut node, t0) = node_with_config(config, &[A, B]);
+    node.handle_received(t0, A, &encode(&message(1)));
+    node.handle_received(t0, A, &encode(&message(2)));
+    assert_eq!(sent(&mut node), [(B, vec![Bytes::from(message(1))])]);
+    // Past the retention the node has forgotten message 2 and takes B's copy for new
+    // (see `Config::seen_retention`); B has it all the same, so its kept copy goes.
+    let later = t0 + 2 * retention;
+    node.handle_received(later, B, &encode(&message(2)));
+    assert_eq!(node.stats().messages_delivered, 3, "delivered again");
+    assert_eq!(node.stats().copies_not_sent, 1);
+    assert_eq!(queued(&node, B), CHARGE);
+    node.drain_actions().for_each(drop);
+    node.handle_flushed(later, B, WIRE);
+    assert_eq!(sent(&mut node), [], "nothing echoed to B");
+}
+
+#[test]
+fn a_copy_kept_back_is_dropped_when_a_forgotten_message_from_the_peer_is_taken_after_a_hold() {
+    let retention = Duration::from_millis(500);
+    let config = Config {
+        send_ahead_bytes: 1,
+        seen_retention: retention,
+        // Two frames fill a queue, and no stall escape takes a message meanwhile.
+        max_frame_len: WIRE - 4,
+        peer_queue_bytes: 2 * CHARGE,
+        stall_escape: Duration::from_secs(5),
+        ..Config::default()
+    };
+    let (mut node, t0) = node_with_config(config, &[A, B, C]);
+    node.handle_received(t0, A, &encode(&message(1)));
+    node.handle_received(t0, A, &encode(&message(2)));
+    assert_eq!(
+        sent(&mut node).len(),
+        2,
+        "message 1 to B and C, 2 kept back"
+    );
+    // B sends message 2, forgotten (its timer ran): it would go to C, whose queue is
+    // full, so it is held.
+    let later = t0 + 2 * retention;
+    node.handle_timeout(later);
+    node.handle_received(later, B, &encode(&message(2)));
+    assert!(!node.is_reading(B), "held");
+    // C writes its queue: the held message is taken, and B's kept copy goes.
+    node.handle_flushed(later, C, WIRE);
+    node.handle_flushed(later, C, WIRE);
+    assert_eq!(node.stats().messages_delivered, 3, "delivered again");
+    assert_eq!(node.stats().copies_not_sent, 1);
+    node.drain_actions().for_each(drop);
+    node.handle_flushed(later, B, WIRE);
+    assert_eq!(sent(&mut node), [], "nothing echoed to B");
 }
 
 #[test]

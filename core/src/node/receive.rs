@@ -204,11 +204,13 @@ impl Node {
             // others), so this holds for the whole batch.
             let keeps_copies = !state.backlog.is_empty();
             for (is_new, (identified, payload)) in new.into_iter().zip(batch.drain(..)) {
+                // `peer` has it, new or not: a new one is a message the seen set
+                // forgot (see `Config::seen_retention`), possibly still kept for it.
+                if keeps_copies {
+                    self.drop_kept_copy(now, peer, identified.key);
+                }
                 if !is_new {
                     self.stats.duplicates += 1;
-                    if keeps_copies {
-                        self.drop_kept_copy(now, peer, identified.key);
-                    }
                     continue;
                 }
                 let frame = read.frame_range(&payload);

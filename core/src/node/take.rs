@@ -1,6 +1,6 @@
-//! Taking a peer's messages: a new one delivered and forwarded, a duplicate dropped (and
-//! the copy kept back for that peer with it), and the first that does not fit the queues
-//! held, with reading paused, until it does.
+//! Taking a peer's messages: a new one delivered and forwarded, a duplicate dropped, a
+//! copy kept back for that peer dropped either way (it has the message), and the first
+//! that does not fit the queues held, with reading paused, until it does.
 
 use std::time::Instant;
 
@@ -129,11 +129,13 @@ impl Node {
         if let Some(state) = self.peers.get_mut(peer) {
             state.counters.record(now, u64::from(new), u64::from(!new));
         }
+        // `peer` has it, new or not (a new one the seen set may have forgotten while a
+        // copy of it was still kept for `peer`).
+        self.drop_kept_copy(now, peer, identified.key);
         if new {
             self.deliver_and_forward(now, peer, (identified, payload), round);
         } else {
             self.stats.duplicates += 1;
-            self.drop_kept_copy(now, peer, identified.key);
         }
         new
     }
