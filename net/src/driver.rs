@@ -17,7 +17,7 @@ use crate::dialler;
 use crate::dialler::Dialled;
 use crate::engine::{Closed, Engine, Origin, SocketEvent};
 use crate::handle::{PeerCount, PeerInfo};
-use crate::log_limit::{LogLimit, LINES_PER_SECOND};
+use crate::log_limit::{LogLimit, Severity, Suppressed, LINES_PER_SECOND};
 use crate::peer_address::PeerAddress;
 use crate::runtime::Runtime;
 use crate::NetConfig;
@@ -283,7 +283,7 @@ impl<R: Runtime> Driver<R> {
             Ok(socket) => socket,
             Err(error) => {
                 // Dropping `on_close` tells a dialler to try again.
-                if self.admit_line() {
+                if self.admit_line(Severity::Warn) {
                     tracing::warn!(%addr, %error, "cannot set up connection");
                 }
                 return;
@@ -300,7 +300,7 @@ impl<R: Runtime> Driver<R> {
         let peer = self.engine.next_peer();
         let read_chunk = self.config.read_chunk;
         let link = Link::start(peer, socket, read_chunk, &self.events_tx, on_close);
-        if self.admit_line() {
+        if self.admit_line(Severity::Info) {
             tracing::info!(%peer, %addr, %direction, "connected");
         }
         let origin = Origin {
@@ -349,14 +349,18 @@ impl<R: Runtime> Driver<R> {
         }
         let settled: Vec<_> = self.engine.drain_settled().collect();
         for (peer, addr, plumtree) in settled {
-            if self.admit_line() {
+            if self.admit_line(Severity::Info) {
                 let protocol = if plumtree { "plumtree" } else { "flood" };
                 tracing::info!(%peer, %addr, protocol, "protocol settled");
             }
         }
         let closed: Vec<Closed> = self.engine.drain_closed().collect();
         for Closed { peer, addr, reason } in closed {
-            if !self.admit_line() {
+            let severity = match reason {
+                Some(_) => Severity::Warn,
+                None => Severity::Info,
+            };
+            if !self.admit_line(severity) {
                 continue;
             }
             match reason {
@@ -386,10 +390,10 @@ impl<R: Runtime> Driver<R> {
         self.peer_count.set(self.engine.connection_count());
     }
 
-    /// Whether a line about one connection may be logged now (see [`LogLimit`]); logs
-    /// the summary of the last second's suppressed lines first.
-    fn admit_line(&mut self) -> bool {
-        let (admitted, suppressed) = self.log_limit.admit(Instant::now());
+    /// Whether a line about one connection, of `severity`, may be logged now (see
+    /// [`LogLimit`]); logs the summary of the last second's suppressed lines first.
+    fn admit_line(&mut self, severity: Severity) -> bool {
+        let (admitted, suppressed) = self.log_limit.admit(Instant::now(), severity);
         if let Some(suppressed) = suppressed {
             log_suppressed(suppressed);
         }
@@ -419,10 +423,19 @@ impl<R: Runtime> Driver<R> {
     }
 }
 
-fn log_suppressed(lines: u64) {
-    tracing::warn!(
-        suppressed = lines,
-        limit_per_second = LINES_PER_SECOND,
-        "connection log lines suppressed in the last second"
-    );
+/// One line for the lines `suppressed` stands for, as severe as the most severe of them.
+fn log_suppressed(suppressed: Suppressed) {
+    let (lines, limit) = (suppressed.lines, LINES_PER_SECOND);
+    match suppressed.severity {
+        Severity::Warn => tracing::warn!(
+            suppressed = lines,
+            limit_per_second = limit,
+            "connection log lines suppressed in the last second"
+        ),
+        Severity::Info => tracing::info!(
+            suppressed = lines,
+            limit_per_second = limit,
+            "connection log lines suppressed in the last second"
+        ),
+    }
 }

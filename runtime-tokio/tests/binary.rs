@@ -796,3 +796,52 @@ fn a_node_listed_as_its_own_peer_does_not_dial_itself() {
     assert!(until("counters").contains("peers=0"));
     assert!(node.wait().expect("exit status").success());
 }
+
+/// Thirty peers connecting in the same second pass the cap on connection log lines
+/// (20 a second), as a node starting among a few dozen peers does: the summary of the
+/// suppressed lines, all informational, is informational too, not a warning.
+#[test]
+fn many_peers_connecting_at_once_are_summarised_without_a_warning() {
+    let (mut node, stderr) = start_with_default_flags(&["127.0.0.1:0"]);
+    let first = stderr.recv_timeout(WAIT).expect("a first log line");
+    let addr = first
+        .split("addr=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("listening line names the address")
+        .to_string();
+    let peers: Vec<TcpStream> = (0..30)
+        .map(|_| TcpStream::connect(&addr).expect("connect"))
+        .collect();
+    let mut connected = 0;
+    while connected < 20 {
+        let line = stderr.recv_timeout(WAIT).expect("a log line");
+        assert!(!line.contains("WARN"), "{line}");
+        connected += usize::from(line.contains(": connected"));
+    }
+    // A frame now and then, each an event, until one comes in the next second.
+    let started = std::time::Instant::now();
+    let summary = 'found: loop {
+        assert!(
+            started.elapsed() < WAIT,
+            "no summary of the suppressed lines"
+        );
+        let frame = [
+            &[0, 0, 0, 8][..],
+            &started.elapsed().as_nanos().to_be_bytes()[8..],
+        ];
+        (&peers[0]).write_all(&frame.concat()).expect("write");
+        while let Ok(line) = stderr.recv_timeout(Duration::from_millis(100)) {
+            assert!(!line.contains("WARN"), "{line}");
+            if line.contains("suppressed") {
+                break 'found line;
+            }
+        }
+    };
+    assert!(
+        summary.contains("INFO") && summary.contains("suppressed=10"),
+        "{summary}"
+    );
+    send_signal(node.id(), "-TERM");
+    assert!(node.wait().expect("exit status").success());
+}
