@@ -80,13 +80,7 @@ impl NodeProcess {
             addr: "0.0.0.0:0".parse().expect("valid"),
             raw_stdout: unread_stdout,
         };
-        let line = node.log_line("listening");
-        let addr = line
-            .split("addr=")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .expect("listening line names the address");
-        node.addr = addr.parse().expect("an address");
+        node.addr = listening_address(&node.log_line("listening"));
         node
     }
 
@@ -128,6 +122,16 @@ impl NodeProcess {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .expect("VmRSS")
     }
+}
+
+/// The address a "listening" log line names.
+fn listening_address(line: &str) -> SocketAddr {
+    let addr = line
+        .split("addr=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("a listening line names the address: {line}"));
+    addr.parse().expect("an address")
 }
 
 impl Drop for NodeProcess {
@@ -803,15 +807,9 @@ fn a_node_listed_as_its_own_peer_does_not_dial_itself() {
 #[test]
 fn many_peers_connecting_at_once_are_summarised_without_a_warning() {
     let (mut node, stderr) = start_with_default_flags(&["127.0.0.1:0"]);
-    let first = stderr.recv_timeout(WAIT).expect("a first log line");
-    let addr = first
-        .split("addr=")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("listening line names the address")
-        .to_string();
+    let addr = listening_address(&stderr.recv_timeout(WAIT).expect("a first log line"));
     let peers: Vec<TcpStream> = (0..30)
-        .map(|_| TcpStream::connect(&addr).expect("connect"))
+        .map(|_| TcpStream::connect(addr).expect("connect"))
         .collect();
     let mut connected = 0;
     while connected < 20 {
